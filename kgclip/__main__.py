@@ -1,0 +1,5 @@
+import sys
+
+from kgclip.cli.main import main
+
+sys.exit(main())

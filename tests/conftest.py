@@ -1,0 +1,49 @@
+"""Shared test setup: strict markers, skips for ``slow`` / ``gpu`` / ``data``, and session fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kgclip.config import shared_data_dir
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - torch missing or broken means no GPU
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_slow = config.getoption("--runslow")
+    have_data = shared_data_dir() is not None
+    have_gpu = _cuda_available()
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))
+        if "data" in item.keywords and not have_data:
+            item.add_marker(pytest.mark.skip(reason="needs ../shared/data (or KGCLIP_SHARED_DATA)"))
+        if "gpu" in item.keywords and not have_gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests using it must be marked ``data`` (they are skipped when it is absent)."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("needs ../shared/data (or KGCLIP_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
