@@ -31,6 +31,7 @@ __all__ = [
     "Relation",
     "ConceptGraph",
     "ValidationReport",
+    "GraphColumns",
     "IS_A",
     "PART_OF",
     "HAS_PART",
@@ -217,6 +218,32 @@ class ValidationReport:
             raise GraphValidationError(self.summary())
 
 
+@dataclasses.dataclass(frozen=True)
+class GraphColumns:
+    """The columnar core of a :class:`ConceptGraph` (see :meth:`ConceptGraph.columns` / ``from_columns``).
+
+    Concept columns have one entry per concept; edge arrays are ``int32`` of shape ``[num_relations]``, indexing
+    ``ids``, ``relation_types`` and ``origins``.
+    """
+
+    ids: Sequence[str]
+    names: Sequence[str]
+    synonyms: Sequence[Sequence[str]]
+    semantic_types: Sequence[Sequence[str]]
+    definitions: Sequence[str]
+    sources: Sequence[str]
+    deprecated: bytes
+    xrefs: Sequence[Sequence[str]]
+    edge_source: np.ndarray
+    edge_type: np.ndarray
+    edge_target: np.ndarray
+    edge_origin: np.ndarray
+    relation_types: list[str]
+    origins: list[str]
+    dangling: list[Relation]
+    duplicate_ids: list[str]
+
+
 Direction = Literal["out", "in", "both"]
 
 
@@ -321,6 +348,62 @@ class ConceptGraph:
         other._deprecated = bytearray(self._deprecated)
         return other
 
+    # ------------------------------------------------------------------ columnar import / export
+    def columns(self) -> "GraphColumns":
+        """The columnar core as plain lists and arrays (for fast stores and caches; do not mutate them)."""
+        src, rel, dst = self.edge_arrays()
+        org = np.frombuffer(self._org, dtype=np.int32) if len(self._org) else np.zeros(0, np.int32)
+        return GraphColumns(
+            ids=self._ids, names=self._names, synonyms=self._synonyms, semantic_types=self._types,
+            definitions=self._definitions, sources=self._sources, deprecated=bytes(self._deprecated),
+            xrefs=self._xrefs, edge_source=src, edge_type=rel, edge_target=dst, edge_origin=org,
+            relation_types=list(self._rel_types), origins=list(self._origins), dangling=list(self._dangling),
+            duplicate_ids=list(self._duplicates),
+        )
+
+    @classmethod
+    def from_columns(cls, columns: "GraphColumns", *, name: str = "graph") -> "ConceptGraph":
+        """Rebuild a graph from :meth:`columns` output without per-record work (the inverse of ``columns``).
+
+        Raises ``ValueError`` when the columns disagree in length or edges point outside the node range.
+        """
+        n = len(columns.ids)
+        lengths = {len(columns.names), len(columns.synonyms), len(columns.semantic_types), len(columns.definitions),
+                   len(columns.sources), len(columns.deprecated), len(columns.xrefs)}
+        if lengths != {n}:
+            raise ValueError(f"concept columns have different lengths {sorted(lengths)} (expected {n})")
+        e = len(columns.edge_source)
+        if {len(columns.edge_type), len(columns.edge_target), len(columns.edge_origin)} != {e}:
+            raise ValueError("edge columns have different lengths")
+        for arr, bound, what in ((columns.edge_source, n, "source"), (columns.edge_target, n, "target"),
+                                 (columns.edge_type, len(columns.relation_types), "type"),
+                                 (columns.edge_origin, len(columns.origins), "origin")):
+            if e and (int(np.min(arr)) < 0 or int(np.max(arr)) >= bound):
+                raise ValueError(f"edge {what} index out of range")
+        graph = cls(name=name)
+        graph._ids = list(columns.ids)
+        graph._index = {cid: i for i, cid in enumerate(graph._ids)}
+        if len(graph._index) != n:
+            raise ValueError("concept ids are not unique")
+        graph._names = list(columns.names)
+        graph._synonyms = [tuple(x) for x in columns.synonyms]
+        graph._types = [tuple(x) for x in columns.semantic_types]
+        graph._definitions = list(columns.definitions)
+        graph._sources = list(columns.sources)
+        graph._deprecated = bytearray(columns.deprecated)
+        graph._xrefs = [tuple(x) for x in columns.xrefs]
+        graph._src = array("i", np.asarray(columns.edge_source, dtype=np.int32).tobytes())
+        graph._rel = array("i", np.asarray(columns.edge_type, dtype=np.int32).tobytes())
+        graph._dst = array("i", np.asarray(columns.edge_target, dtype=np.int32).tobytes())
+        graph._org = array("i", np.asarray(columns.edge_origin, dtype=np.int32).tobytes())
+        graph._rel_types = list(columns.relation_types)
+        graph._rel_index = {t: i for i, t in enumerate(graph._rel_types)}
+        graph._origins = list(columns.origins) or [""]
+        graph._origin_index = {o: i for i, o in enumerate(graph._origins)}
+        graph._dangling = list(columns.dangling)
+        graph._duplicates = dict.fromkeys(columns.duplicate_ids)
+        return graph
+
     # ------------------------------------------------------------------ concepts
     def __len__(self) -> int:
         return len(self._ids)
@@ -424,6 +507,32 @@ class ConceptGraph:
         self._deprecated[i] = 1 if c.deprecated else 0
         self._xrefs[i] = tuple(c.xrefs)
         self._touch()
+
+    def remove_concept(self, concept_id: str) -> list[Relation]:
+        """Delete a concept and every relation touching it; returns the removed relations.
+
+        Curators normally *deprecate* concepts; deletion exists to undo an ``add``. Node indices after the removed
+        concept shift down by one (O(N) work).
+        """
+        i = self.index_of(concept_id)
+        removed = self.relations(concept_id, direction="both")
+        src, _, dst = self.edge_arrays()
+        if len(src):
+            self._keep_edges((src != i) & (dst != i))
+            src = np.frombuffer(self._src, dtype=np.int32).copy() if len(self._src) else np.zeros(0, np.int32)
+            dst = np.frombuffer(self._dst, dtype=np.int32).copy() if len(self._dst) else np.zeros(0, np.int32)
+            src[src > i] -= 1
+            dst[dst > i] -= 1
+            self._src, self._dst = array("i", src.tobytes()), array("i", dst.tobytes())
+        for column in (self._ids, self._names, self._synonyms, self._types, self._definitions, self._sources,
+                       self._xrefs):
+            del column[i]
+        del self._deprecated[i]
+        del self._index[concept_id]
+        for k in range(i, len(self._ids)):
+            self._index[self._ids[k]] = k
+        self._touch()
+        return removed
 
     def _pop_last_concept(self, concept_id: str) -> None:
         """Remove the most recently added concept (undo of an add); it must have no relations left."""
