@@ -1,1 +1,43 @@
-"""text."""
+"""Text side: concept linking with negation, text towers, and KG-enriched text embeddings.
+
+Submodules import lazily-heavy dependencies themselves (torch for the towers and the fusion); importing this package
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "ConceptLinker",
+    "LinkerConfig",
+    "Mention",
+    "ContextAnnotator",
+    "NegationConfig",
+    "TextEncoder",
+    "load_text_encoder",
+    "EnrichedText",
+    "ConceptFusion",
+    "TextEnricher",
+]
+
+_WHERE = {
+    "ConceptLinker": "linker", "LinkerConfig": "linker", "Mention": "linker",
+    "ContextAnnotator": "negation", "NegationConfig": "negation",
+    "TextEncoder": "encoders", "load_text_encoder": "encoders",
+    "EnrichedText": "enrich", "ConceptFusion": "enrich", "TextEnricher": "enrich",
+}
+
+if TYPE_CHECKING:
+    from kgclip.text.encoders import TextEncoder, load_text_encoder
+    from kgclip.text.enrich import ConceptFusion, EnrichedText, TextEnricher
+    from kgclip.text.linker import ConceptLinker, LinkerConfig, Mention
+    from kgclip.text.negation import ContextAnnotator, NegationConfig
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"kgclip.text.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'kgclip.text' has no attribute {name!r}")

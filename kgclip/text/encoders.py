@@ -33,6 +33,7 @@ __all__ = [
     "HFTextEncoder",
     "load_text_encoder",
     "default_text_model_dir",
+    "DiskCachedEncoder",
 ]
 
 
@@ -269,3 +270,70 @@ def load_text_encoder(name_or_path: str = "minilm", device: str = "auto") -> Tex
         )
     _LOADED[cache_key] = encoder
     return encoder
+
+
+class DiskCachedEncoder:
+    """Wraps any :class:`TextEncoder` with an on-disk cache keyed by (encoder fingerprint, text content hash).
+
+    Vectors live in one SQLite file per encoder fingerprint under ``directory`` (default
+    ``kgclip_home()/cache/text``), as raw float32 bytes: re-encoding a corpus after a restart only computes the texts
+    not seen before, and a different model (another fingerprint) never reads stale vectors.
+
+    Example:
+        >>> enc = DiskCachedEncoder(load_text_encoder("hashing-32"))  # doctest: +SKIP
+        >>> enc.encode(["no pleural effusion"]).shape  # doctest: +SKIP
+        torch.Size([1, 32])
+    """
+
+    def __init__(self, encoder: TextEncoder, directory: str | Path | None = None) -> None:
+        import sqlite3
+
+        from kgclip.config import kgclip_home
+
+        self.encoder = encoder
+        self.name, self.dim = encoder.name, encoder.dim
+        root = Path(directory) if directory is not None else kgclip_home() / "cache" / "text"
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / f"{encoder.fingerprint}.sqlite"
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        self._db.commit()
+
+    @property
+    def fingerprint(self) -> str:
+        return self.encoder.fingerprint
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
+        """Shapes: ``texts`` of length N -> ``[N, dim]`` float32, unit L2 norm."""
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        keys = [self._key(t) for t in texts]
+        found: dict[str, torch.Tensor] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+            chunk = unique[start:start + 500]
+            rows = self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall()
+            for key, blob in rows:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape == (self.dim,):  # a damaged row is recomputed, never trusted
+                    found[key] = torch.from_numpy(vector.copy())
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+        if missing:
+            vectors = self.encoder.encode(missing, batch_size=batch_size, show_progress=show_progress)
+            rows = []
+            for text, vector in zip(missing, vectors):
+                key = self._key(text)
+                found[key] = vector.float()
+                rows.append((key, vector.float().numpy().tobytes()))
+            with self._db:  # one transaction: all or nothing
+                self._db.executemany("INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)", rows)
+        if not texts:
+            return torch.zeros(0, self.dim)
+        return torch.stack([found[k] for k in keys])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import kgclip.text.linker as linker_module
+from kgclip.config import kgclip_home
+from kgclip.errors import ConfigError
+from kgclip.ontology.model import Concept, ConceptGraph, Relation
+from kgclip.testing import tiny_graph
+from kgclip.text.lexicon import normalize_token
+from kgclip.text.linker import ConceptLinker, LinkerConfig, Mention
+
+
+@pytest.fixture(scope="module")
+def linker() -> ConceptLinker:
+    return ConceptLinker.from_graph(tiny_graph(), LinkerConfig(disk_cache=False))
+
+
+def ids(mentions: list[Mention]) -> list[str]:
+    return [m.concept_id for m in mentions]
+
+
+def test_exact_longest_match_and_spans(linker: ConceptLinker) -> None:
+    text = "Lung adenocarcinoma with a small pleural effusion."
+    mentions = linker.link(text)
+    assert ids(mentions) == ["DOID:3910", "RADLEX:RID4872"]  # not "lung" + nothing: the longest term wins
+    for m in mentions:
+        assert text[m.start:m.end] == m.text
+        assert m.score == 1.0 and m.kind == "exact"
+
+
+def test_case_punctuation_and_plurals(linker: ConceptLinker) -> None:
+    assert ids(linker.link("PLEURAL EFFUSIONS")) == ["RADLEX:RID4872"]
+    assert ids(linker.link("pleural-effusion")) == ["RADLEX:RID4872"]
+    assert ids(linker.link("both lungs")) == ["RADLEX:RID1301"]
+    assert normalize_token("Opacities") == "opacity" and normalize_token("vertebrae") == "vertebra"
+    assert normalize_token("atelectasis") == "atelectasis" and normalize_token("masses") == "mass"
+
+
+def test_a_term_never_spans_a_sentence_break_or_comma(linker: ConceptLinker) -> None:
+    assert "RADLEX:RID4872" not in ids(linker.link("Thickened pleural. Effusion noted."))
+    assert "DOID:1324" not in ids(linker.link("The lung, cancer screening"))
+
+
+def test_synonyms_and_abbreviations_case_sensitive(linker: ConceptLinker) -> None:
+    assert ids(linker.link("Hydrothorax on the left")) == ["RADLEX:RID4872"]
+    (m,) = linker.link("Small PTX")
+    assert m.concept_id == "RADLEX:RID5352" and m.kind == "abbreviation"
+    assert linker.link("small ptx") == []  # abbreviations only in capitals
+
+
+def test_word_order_variants(linker: ConceptLinker) -> None:
+    (m,) = linker.link("carcinoma of the lung")
+    assert m.concept_id == "DOID:1324" and m.kind == "word_order" and m.score < 1.0
+    (m,) = linker.link("effusion pleural")
+    assert m.concept_id == "RADLEX:RID4872"
+
+
+def test_spelling_variants_through_ngrams(linker: ConceptLinker) -> None:
+    (m,) = linker.link("pnuemothorax")
+    assert m.concept_id == "RADLEX:RID5352" and m.kind == "fuzzy" and 0.6 <= m.score < 1.0
+    (m,) = linker.link("Cardiomegally")
+    assert m.concept_id == "RADLEX:RID1392"
+    assert linker.link("pneumatic") == []  # far from every name: no match
+    strict = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(fuzzy_threshold=0.95, disk_cache=False))
+    assert strict.link("pnuemothorax") == []
+    exact_only = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(fuzzy=False, disk_cache=False))
+    assert exact_only.link("pnuemothorax") == []
+
+
+def test_morphology(linker: ConceptLinker) -> None:
+    (m,) = linker.link("atelectatic changes")
+    assert m.concept_id == "RADLEX:RID1385" and m.kind == "morphology"
+
+
+def test_cue_words_are_not_corrected_into_concepts() -> None:
+    graph = ConceptGraph.from_records([Concept("X:1", "possibly"), Concept("X:2", "pneumonia")])
+    linker = ConceptLinker.from_graph(graph, LinkerConfig(disk_cache=False))
+    assert ids(linker.link("possible pneumonia")) == ["X:2"]
+
+
+def test_negation_flags_on_mentions(linker: ConceptLinker) -> None:
+    mentions = linker.link("No pleural effusion or pneumothorax. Possible pneumonia. History of lung cancer.")
+    flags = {m.concept_id: (m.negated, m.uncertain, m.historical) for m in mentions}
+    assert flags == {"RADLEX:RID4872": (True, False, False), "RADLEX:RID5352": (True, False, False),
+                     "DOID:552": (False, True, False), "DOID:1324": (False, False, True)}
+    assert linker.concepts("No effusion. Cardiomegaly.") == ["RADLEX:RID1392"]
+    off = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(negation=False, disk_cache=False))
+    assert not any(m.negated for m in off.link("No pleural effusion."))
+
+
+def test_shared_surface_form_prefers_current_then_preferred_then_id() -> None:
+    graph = ConceptGraph.from_records([
+        Concept("B:2", "effusion", deprecated=True),
+        Concept("A:9", "fluid collection", synonyms=("effusion",)),
+        Concept("C:1", "effusion"),
+        Concept("A:1", "effusion"),
+    ])
+    linker = ConceptLinker.from_graph(graph, LinkerConfig(disk_cache=False))
+    (m,) = linker.link("effusion")
+    assert m.concept_id == "A:1" and m.alternatives == ("C:1", "A:9", "B:2")
+    ranked = ConceptLinker.from_graph(graph, LinkerConfig(source_priority=("x",), disk_cache=False))
+    assert ranked.link("effusion")[0].concept_id == "A:1"
+    only_old = ConceptGraph.from_records([Concept("B:2", "effusion", deprecated=True)])
+    assert ids(ConceptLinker.from_graph(only_old, LinkerConfig(disk_cache=False)).link("effusion")) == ["B:2"]
+    cfg = LinkerConfig(link_deprecated=False, disk_cache=False)
+    assert ConceptLinker.from_graph(only_old, cfg).link("effusion") == []
+
+
+def test_link_batch_and_determinism(linker: ConceptLinker) -> None:
+    texts = ["No PTX.", "", "Cardiomegaly and lung cancer."]
+    out = linker.link_batch(texts)
+    assert [ids(o) for o in out] == [["RADLEX:RID5352"], [], ["RADLEX:RID1392", "DOID:1324"]]
+    again = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(disk_cache=False)).link_batch(texts)
+    assert out == again
+
+
+def test_lexicon_cached_in_process_and_on_disk() -> None:
+    linker_module._LEXICONS.clear()  # earlier tests filled the in-process cache
+    graph = tiny_graph()
+    first = ConceptLinker.from_graph(graph)
+    files = list((kgclip_home() / "cache" / "linker").glob("lexicon-*.json"))
+    assert len(files) == 1
+    payload = json.loads(files[0].read_text())
+    assert payload["meta"]["graph_fingerprint"] == graph.fingerprint()
+    assert ConceptLinker.from_graph(graph).lexicon is first.lexicon  # same process: shared
+    linker_module._LEXICONS.clear()
+    from_disk = ConceptLinker.from_graph(tiny_graph())
+    assert from_disk.lexicon is not first.lexicon
+    assert from_disk.lexicon.entries == first.lexicon.entries
+    # an edited graph gets a new lexicon
+    graph.add_concept(Concept("RADLEX:RID99", "bulla"))
+    assert ids(ConceptLinker.from_graph(graph).link("bullae")) == ["RADLEX:RID99"]
+    # a damaged cache file is rebuilt, not trusted
+    linker_module._LEXICONS.clear()
+    files[0].write_text("{not json")
+    assert ids(ConceptLinker.from_graph(tiny_graph()).link("pneumothorax")) == ["RADLEX:RID5352"]
+
+
+def test_config_validation_and_roundtrip(tmp_path) -> None:
+    with pytest.raises(ConfigError):
+        LinkerConfig(fuzzy_threshold=0)
+    with pytest.raises(ConfigError):
+        LinkerConfig(fuzzy_min_chars=2)
+    cfg = LinkerConfig(fuzzy_threshold=0.7, source_priority=("radlex", "doid"))
+    cfg.save(tmp_path / "linker.json")
+    assert LinkerConfig.load(tmp_path / "linker.json") == cfg
+
+
+def test_mention_serialises(linker: ConceptLinker) -> None:
+    (m,) = linker.link("No PTX")
+    d = m.to_dict()
+    assert d["concept_id"] == "RADLEX:RID5352" and d["negated"] is True
+    assert json.loads(json.dumps(d)) == d
+    assert "pneumothorax" in m._repr_html_()
+
+
+# ------------------------------------------------------------------ bad input
+def test_empty_and_whitespace(linker: ConceptLinker) -> None:
+    assert linker.link("") == [] and linker.link("   \n\t ") == [] and linker.link_batch([]) == []
+    assert linker.link(None) == []  # type: ignore[arg-type]
+
+
+def test_very_long_text_is_bounded(linker: ConceptLinker) -> None:
+    text = ("No pleural effusion. Cardiomegaly with pnuemothorax and xyzzyq. " * 1600)[:100_000]
+    t0 = time.process_time()
+    mentions = linker.link(text)
+    elapsed = time.process_time() - t0
+    assert len(mentions) > 4000 and all(text[m.start:m.end] == m.text for m in mentions)
+    assert elapsed < 60  # generous: guards against quadratic blow-up, not a speed test
+    capped = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(max_text_chars=1000, disk_cache=False))
+    assert all(m.end <= 1000 for m in capped.link(text))
+
+
+def test_non_english_and_binary_looking_text(linker: ConceptLinker) -> None:
+    assert linker.link("Épanchement pleural bilatéral, 无 气胸, Пневмоторакс нет") == []
+    noise = bytes(range(256)).decode("latin-1") * 40
+    assert linker.link(noise) == [] or all(isinstance(m, Mention) for m in linker.link(noise))
+    assert linker.link("\x00\x01\ufffd\ufffd PTX \x00") [0].concept_id == "RADLEX:RID5352"
+
+
+def test_graph_without_synonyms_or_concepts() -> None:
+    graph = ConceptGraph.from_records([Concept("X:1", "pleural effusion"), Concept("X:2", "lung"),
+                                       Relation("X:1", "located_in", "X:2")])
+    linker = ConceptLinker.from_graph(graph, LinkerConfig(disk_cache=False))
+    assert ids(linker.link("Left pleural effusions.")) == ["X:1"]
+    empty = ConceptLinker.from_graph(ConceptGraph(), LinkerConfig(disk_cache=False))
+    assert empty.link("No pleural effusion.") == []
+    nameless = ConceptGraph.from_records([Concept("X:1", ""), Concept("X:2", "no"), Concept("X:3", "a")])
+    assert ConceptLinker.from_graph(nameless, LinkerConfig(disk_cache=False)).link("no a effusion") == []
