@@ -701,12 +701,19 @@ class ConceptGraph:
 
     def link_xrefs(self) -> int:
         """Add ``same_as`` relations for every xref whose target concept is in this graph. Returns how many."""
+        existing: set[tuple[int, int]] = set()
+        r = self._rel_index.get(SAME_AS)
+        if r is not None:  # one pass over the edges, not one scan per xref
+            src, rel, dst = self.edge_arrays()
+            mask = rel == r
+            existing = set(zip(src[mask].tolist(), dst[mask].tolist()))
         added = 0
         for i, xrefs in enumerate(self._xrefs):
             for xref in xrefs:
                 j = self._index.get(xref)
-                if j is not None and j != i and not self.has_relation(self._ids[i], SAME_AS, xref):
+                if j is not None and j != i and (i, j) not in existing:
                     self._append_edge(Relation(self._ids[i], SAME_AS, xref, "xref"))
+                    existing.add((i, j))
                     added += 1
         return added
 
@@ -823,16 +830,27 @@ class ConceptGraph:
                                 duplicate_ids=list(self._duplicates))
 
     def fingerprint(self) -> str:
-        """Content hash of concepts and relations, independent of insertion order."""
+        """Content hash of concepts and relations, independent of insertion order.
+
+        Relations are hashed as integer triples over the *sorted* id and type orders, so the cost is a numeric
+        sort (about a second for millions of relations), not a sort of strings.
+        """
         h = Hasher()
-        for i in sorted(range(len(self._ids)), key=self._ids.__getitem__):
+        order = sorted(range(len(self._ids)), key=self._ids.__getitem__)
+        for i in order:
             h.update_json([self._ids[i], self._names[i], self._synonyms[i], self._types[i], self._definitions[i],
                            self._sources[i], self._deprecated[i], self._xrefs[i]])
+        type_order = sorted(range(len(self._rel_types)), key=self._rel_types.__getitem__)
+        h.update_json([self._rel_types[t] for t in type_order])
         src, rel, dst = self.edge_arrays()
-        triples = sorted(zip((self._ids[s] for s in src.tolist()), (self._rel_types[r] for r in rel.tolist()),
-                             (self._ids[d] for d in dst.tolist())))
-        for triple in triples:
-            h.update_str("\t".join(triple))
+        if len(src):
+            node_rank = np.empty(len(self._ids), dtype=np.int64)
+            node_rank[np.asarray(order, dtype=np.int64)] = np.arange(len(self._ids), dtype=np.int64)
+            type_rank = np.empty(len(self._rel_types), dtype=np.int64)
+            type_rank[np.asarray(type_order, dtype=np.int64)] = np.arange(len(self._rel_types), dtype=np.int64)
+            triples = np.stack([node_rank[src], type_rank[rel], node_rank[dst]], axis=1)
+            triples = triples[np.lexsort((triples[:, 2], triples[:, 1], triples[:, 0]))]
+            h.update_array(triples)
         return h.hexdigest()
 
     def _touch(self) -> None:
