@@ -24,7 +24,8 @@ from kgclip.config import shared_data_dir
 from kgclip.errors import CurationError
 from kgclip.ontology.curation import Curator
 from kgclip.ontology.model import ConceptGraph
-from kgclip.ontology.store import load_cache, load_graph_dir, save_cache, save_graph
+from kgclip.ontology.cache import load_cache, save_cache
+from kgclip.ontology.store import load_graph_dir, save_graph
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kgclip.config import shared_data_dir
 from kgclip.fingerprint import fingerprint_file
-from kgclip.ontology.curation import Changelog
+from kgclip.ontology.changelog import Changelog
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation
 from kgclip.ontology.sources import read_records
 from kgclip.ontology.store import save_graph

@@ -2,7 +2,12 @@
 
 Each command is a thin call into :mod:`kgclip.ontology.store`, :mod:`~kgclip.ontology.curation` and
 :mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a refused edit or a failed import
-leaves the directory untouched.
+leaves the directory untouched. Commands that write a directory hold its writers' lock from reading it to writing it
+(:func:`kgclip.ontology.locking.graph_dir_lock`), so two simultaneous edits run one after the other; a writer that
+waits longer than ``--wait`` seconds fails with a clear error instead.
+
+Heavy libraries (numpy, rdflib, safetensors) are imported inside the handlers, never at registration, so that
+``kgclip --help`` and every other command group stay fast.
 """
 
 from __future__ import annotations
@@ -35,9 +40,14 @@ def register(subparsers: Any) -> None:
         p.add_argument("dir", help="graph directory (e.g. ontologies/radlex)")
         return p
 
+    def wait(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                       help="how long to wait for another writer of the directory (default 10)")
+
     def who(p: argparse.ArgumentParser) -> None:
         p.add_argument("--author", help="recorded in the changelog")
         p.add_argument("--reason", help="why; recorded in the changelog")
+        wait(p)
 
     p = add("import", _import, "read a source file into a graph directory (merging with what is there)")
     p.add_argument("format", help="radlex-csv, radlex-owl, owl, obo, doid-tsv, umls-rrf, slake-kg, or auto")
@@ -50,6 +60,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="reader option, e.g. --option sab=MSH,RADLEX (repeatable)")
     p.add_argument("--author", help="recorded in the changelog")
+    wait(p)
 
     p = edit("info", _info, "counts, relation types, sources, fingerprint and validity of a graph")
     p.add_argument("--json", action="store_true", help="print meta.json-style JSON")
@@ -116,13 +127,15 @@ def register(subparsers: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------- handlers
 def _curator(args: argparse.Namespace) -> Any:
+    """A context manager: the directory's curator, holding its writers' lock until the edit is saved."""
     from kgclip.ontology.curation import Curator
 
-    return Curator.open(args.dir, author=getattr(args, "author", None))
+    return Curator.locked(args.dir, author=getattr(args, "author", None), timeout=args.wait)
 
 
 def _load(path: str) -> Any:
-    from kgclip.ontology.store import load_cache, load_graph_dir
+    from kgclip.ontology.cache import load_cache
+    from kgclip.ontology.store import load_graph_dir
 
     return load_cache(path) if str(path).endswith(".safetensors") else load_graph_dir(path)
 
@@ -168,11 +181,10 @@ def _parse_options(fmt: str, items: list[str]) -> dict[str, Any]:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from kgclip.ontology.curation import _IMPORT_ID_LIMIT, Changelog
-    from kgclip.ontology.diff import diff_graphs
+    from kgclip.ontology.locking import graph_dir_lock
     from kgclip.ontology.model import ConceptGraph
     from kgclip.ontology.sources import detect_format, read_records
-    from kgclip.ontology.store import CHANGELOG_FILE, is_graph_dir, load_graph_dir, read_meta, save_graph
+    from kgclip.ontology.store import is_graph_dir, read_meta
 
     path, into = Path(args.path), Path(args.into)
     fmt = detect_format(path) if args.format == "auto" else args.format
@@ -180,27 +192,40 @@ def _import(args: argparse.Namespace) -> int:
     # Everything is read and merged in memory first: a bad source raises before the directory is touched.
     new = ConceptGraph.from_records(read_records(fmt, path, on_error=args.on_error, **_parse_options(fmt, args.option)),
                                     name=name)
+    # The lock covers reading what is there, merging and writing, so a concurrent edit is not overwritten.
+    with graph_dir_lock(into, args.wait):
+        graph, changes = _merge_into(args, new, into, fmt, path, name)
+    print(f"imported {fmt} {path} into {into}: {changes.summary()}")
+    print(f"{graph!r}; {graph.validate().summary()}")
+    return 0
+
+
+def _merge_into(args: argparse.Namespace, new: Any, into: Path, fmt: str, path: Path, name: str) -> tuple[Any, Any]:
+    """Merge ``new`` into the graph in ``into`` (or replace it), log the import and save; the caller holds the lock."""
+    from kgclip.ontology.changelog import CHANGELOG_FILE, IMPORT_ID_LIMIT, Changelog
+    from kgclip.ontology.diff import diff_graphs
+    from kgclip.ontology.model import ConceptGraph
+    from kgclip.ontology.store import is_graph_dir, load_graph_dir, read_meta, save_graph
+
     existing = load_graph_dir(into) if is_graph_dir(into) else ConceptGraph(name=name)
     graph = new if args.replace or not len(existing) else ConceptGraph.union([existing, new], name=name)
     changes = diff_graphs(existing, graph)
     changelog = Changelog.load(into / CHANGELOG_FILE)
     source = {"format": fmt, "path": path.name, "fingerprint": _source_fingerprint(path), "on_error": args.on_error}
     ids = sorted(changes.changed_ids)
-    full = len(ids) > _IMPORT_ID_LIMIT
+    full = len(ids) > IMPORT_ID_LIMIT
     changelog.append("import", {**source, "replace": bool(args.replace), "full_refresh": full,
                                 "added": len(changes.added_concepts), "changed": len(changes.changed_concepts),
                                 "removed": len(changes.removed_concepts)},
                      [] if full else ids, author=args.author)
     old_sources = [] if args.replace else [s for s in read_meta(into).get("sources", []) if s != source]
     save_graph(graph, into, changelog=changelog, sources=[*old_sources, source])
-    print(f"imported {fmt} {path} into {into}: {changes.summary()}")
-    print(f"{graph!r}; {graph.validate().summary()}")
-    return 0
+    return graph, changes
 
 
 def _info(args: argparse.Namespace) -> int:
-    from kgclip.ontology.curation import Changelog
-    from kgclip.ontology.store import CHANGELOG_FILE, load_graph_dir, read_meta
+    from kgclip.ontology.changelog import CHANGELOG_FILE, Changelog
+    from kgclip.ontology.store import load_graph_dir, read_meta
 
     graph = load_graph_dir(args.dir)
     meta = read_meta(args.dir)
@@ -222,15 +247,13 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from kgclip.errors import UnknownConceptError
+    from kgclip.ontology.model import normalize_curie
     from kgclip.ontology.store import load_graph_dir
 
     graph = load_graph_dir(args.dir)
     if args.id not in graph:
-        from kgclip.ontology.model import normalize_curie
-
         if normalize_curie(args.id) not in graph:
-            raise UnknownConceptError(graph._unknown_message(args.id))  # noqa: SLF001
+            graph.index_of(args.id)  # raises UnknownConceptError with a hint on namespacing and search
         args.id = normalize_curie(args.id)
     c = graph.concept(args.id)
     print(f"{c.id}  {c.name}{'  [deprecated]' if c.deprecated else ''}")
@@ -247,7 +270,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from kgclip.ontology.curation import find_concepts
+    from kgclip.ontology.query import find_concepts
     from kgclip.ontology.store import load_graph_dir
 
     hits = find_concepts(load_graph_dir(args.dir), args.text, limit=args.limit, include_deprecated=args.all)
@@ -264,43 +287,48 @@ def _done(entry: Any) -> int:
 
 
 def _add_concept(args: argparse.Namespace) -> int:
-    return _done(_curator(args).add_concept(
-        args.id, args.name, synonyms=args.synonym, semantic_types=args.types, definition=args.definition,
-        source=args.source, xrefs=args.xref, parents=args.parent, reason=args.reason))
+    with _curator(args) as curator:
+        return _done(curator.add_concept(
+            args.id, args.name, synonyms=args.synonym, semantic_types=args.types, definition=args.definition,
+            source=args.source, xrefs=args.xref, parents=args.parent, reason=args.reason))
 
 
 def _update_concept(args: argparse.Namespace) -> int:
-    return _done(_curator(args).update_concept(
-        args.id, name=args.name, definition=args.definition, add_synonyms=args.add_synonym,
-        remove_synonyms=args.remove_synonym, add_xrefs=args.add_xref, reason=args.reason))
+    with _curator(args) as curator:
+        return _done(curator.update_concept(
+            args.id, name=args.name, definition=args.definition, add_synonyms=args.add_synonym,
+            remove_synonyms=args.remove_synonym, add_xrefs=args.add_xref, reason=args.reason))
 
 
 def _add_relation(args: argparse.Namespace) -> int:
-    return _done(_curator(args).add_relation(args.source, args.type, args.target, reason=args.reason))
+    with _curator(args) as curator:
+        return _done(curator.add_relation(args.source, args.type, args.target, reason=args.reason))
 
 
 def _remove_relation(args: argparse.Namespace) -> int:
-    return _done(_curator(args).remove_relation(args.source, args.type, args.target, reason=args.reason))
+    with _curator(args) as curator:
+        return _done(curator.remove_relation(args.source, args.type, args.target, reason=args.reason))
 
 
 def _deprecate(args: argparse.Namespace) -> int:
-    return _done(_curator(args).deprecate(args.id, replaced_by=args.replaced_by, reason=args.reason))
+    with _curator(args) as curator:
+        return _done(curator.deprecate(args.id, replaced_by=args.replaced_by, reason=args.reason))
 
 
 def _merge(args: argparse.Namespace) -> int:
-    return _done(_curator(args).merge(args.keep, args.other, reason=args.reason))
+    with _curator(args) as curator:
+        return _done(curator.merge(args.keep, args.other, reason=args.reason))
 
 
 def _undo(args: argparse.Namespace) -> int:
-    curator = _curator(args)
-    for entry in curator.undo(args.n, reason=args.reason):
-        print(f"undone: {entry.describe()}")
+    with _curator(args) as curator:
+        for entry in curator.undo(args.n, reason=args.reason):
+            print(f"undone: {entry.describe()}")
     return 0
 
 
 def _log(args: argparse.Namespace) -> int:
-    from kgclip.ontology.curation import Changelog
-    from kgclip.ontology.store import CHANGELOG_FILE
+    from kgclip.ontology.changelog import CHANGELOG_FILE, Changelog
 
     log = Changelog.load(Path(args.dir) / CHANGELOG_FILE)
     if args.changed_ids:
@@ -336,7 +364,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from kgclip.ontology.store import export_rdf, load_graph_dir
+    from kgclip.ontology.rdf import export_rdf
+    from kgclip.ontology.store import load_graph_dir
 
     graph = load_graph_dir(args.dir)
     out = export_rdf(graph, args.out, args.format)
@@ -345,7 +374,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from kgclip.ontology.store import load_graph_dir, save_cache
+    from kgclip.ontology.cache import save_cache
+    from kgclip.ontology.store import load_graph_dir
 
     graph = load_graph_dir(args.dir)
     print(f"wrote {save_cache(graph, args.out)} ({len(graph)} concepts)")

@@ -3,13 +3,15 @@
 A :class:`Curator` wraps a :class:`~kgclip.ontology.model.ConceptGraph` (and, optionally, the directory it is stored
 in). Every edit is checked *before* anything changes (unknown ids, duplicates, an ``is_a`` edge that would close a
 cycle), so a refused edit (:class:`~kgclip.errors.CurationError`) leaves the graph and its files exactly as they were.
-Every accepted edit becomes one :class:`ChangeEntry` in the :class:`Changelog` (``changelog.jsonl`` beside the graph),
-carrying what is needed to revert it, so :meth:`Curator.undo` restores the graph exactly (same fingerprint), even in
-a later process.
+Every accepted edit becomes one :class:`ChangeEntry` in the :class:`Changelog` (:mod:`kgclip.ontology.changelog`,
+``changelog.jsonl`` beside the graph), carrying what is needed to revert it, so :meth:`Curator.undo` restores the
+graph exactly (same fingerprint), even in a later process. Each entry lists the ``concept_ids`` it touched, for
+incremental refresh (``Changelog.changed_ids(since=seq)``).
 
-Incremental refresh: each entry lists the ``concept_ids`` it touched. ``Changelog.changed_ids(since=seq)`` returns
-every id touched by entries after sequence number ``seq`` (``Changelog.last_seq`` is the number to remember), and
-``Changelog.full_refresh_needed(since=seq)`` says whether an import since then was too large to list its ids.
+Concurrent writers: :meth:`Curator.locked` holds the directory's writers' lock from load to the last save (what the
+CLI does), so simultaneous edits run one after the other. A curator from :meth:`Curator.open` takes the lock only
+while saving. Either way a save first checks that nobody else saved the directory since this curator loaded it, and
+otherwise refuses (:class:`~kgclip.errors.CurationError`, the edit rolled back) instead of overwriting that edit.
 
 Example:
     >>> from kgclip.testing import tiny_graph
@@ -27,198 +29,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kgclip.errors import CurationError
+from kgclip.ontology.changelog import (CHANGELOG_FILE, IMPORT_ID_LIMIT, ChangeEntry, Changelog, apply_revert,
+                                      concept_from_json, concept_to_json, relation_to_json)
+from kgclip.ontology.locking import LOCK_TIMEOUT, graph_dir_lock, meta_stamp
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation, ValidationReport, normalize_relation_type
+from kgclip.ontology.query import IsAParents, find_concepts
 
 __all__ = ["Curator", "Changelog", "ChangeEntry", "find_concepts", "REPLACED_BY"]
 
 REPLACED_BY = "replaced_by"  # relation from a deprecated / merged-away concept to the one that replaces it
 _ID_RE = re.compile(r"^[^\s:]+:\S(?:.*\S)?$")
-_IMPORT_ID_LIMIT = 10_000  # an import touching more ids than this records "full refresh" instead of the list
-
-
-def _now() -> str:
-    # SOURCE_DATE_EPOCH (the reproducible-builds convention) pins timestamps so rebuilt files are byte-identical.
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    seconds = float(epoch) if epoch else time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def _concept_to_json(c: Concept) -> dict[str, Any]:
-    return {f.name: list(v) if isinstance(v := getattr(c, f.name), tuple) else v for f in dataclasses.fields(c)}
-
-
-def _concept_from_json(d: dict[str, Any]) -> Concept:
-    return Concept(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-@dataclasses.dataclass(frozen=True)
-class ChangeEntry:
-    """One changelog line.
-
-    Attributes:
-        seq: 1-based sequence number, increasing through the log.
-        op: ``add_concept``, ``update_concept``, ``deprecate``, ``merge``, ``add_relation``, ``remove_relation``,
-            ``import`` or ``undo``.
-        args: the edit's arguments, as given.
-        concept_ids: ids whose concept or relations changed (what an incremental refresh must re-encode).
-        timestamp: UTC, ISO 8601.
-        author: who made the edit, if known.
-        reason: why, if given.
-        revert: the data that undoes the edit (``None``: cannot be undone, e.g. an import).
-    """
-
-    seq: int
-    op: str
-    args: dict[str, Any]
-    concept_ids: tuple[str, ...]
-    timestamp: str
-    author: str | None = None
-    reason: str | None = None
-    revert: dict[str, Any] | None = None
-
-    def to_json(self) -> str:
-        d = dataclasses.asdict(self)
-        d["concept_ids"] = list(self.concept_ids)
-        return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, line: str) -> "ChangeEntry":
-        d = json.loads(line)
-        d["concept_ids"] = tuple(d.get("concept_ids", ()))
-        return cls(**d)
-
-    def describe(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items() if v not in (None, (), [], ""))
-        who = f" by {self.author}" if self.author else ""
-        why = f" ({self.reason})" if self.reason else ""
-        return f"#{self.seq} {self.timestamp}{who}: {self.op}({args}){why}"
-
-
-class Changelog:
-    """The ordered list of edits made to a graph; stored as ``changelog.jsonl`` (one JSON entry per line)."""
-
-    def __init__(self, entries: Iterable[ChangeEntry] = ()) -> None:
-        self.entries: list[ChangeEntry] = list(entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[ChangeEntry]:
-        return iter(self.entries)
-
-    @property
-    def last_seq(self) -> int:
-        """Sequence number of the newest entry (0 for an empty log): remember it, pass it to :meth:`changed_ids`."""
-        return self.entries[-1].seq if self.entries else 0
-
-    def append(self, op: str, args: dict[str, Any], concept_ids: Iterable[str], *, author: str | None = None,
-               reason: str | None = None, revert: dict[str, Any] | None = None) -> ChangeEntry:
-        entry = ChangeEntry(self.last_seq + 1, op, args, tuple(dict.fromkeys(concept_ids)), _now(), author, reason,
-                            revert)
-        self.entries.append(entry)
-        return entry
-
-    def since(self, since: int = 0) -> list[ChangeEntry]:
-        """Entries with ``seq > since``."""
-        return [e for e in self.entries if e.seq > since]
-
-    def changed_ids(self, since: int = 0) -> set[str]:
-        """Ids touched by every entry after ``since`` (undos included: an undone edit changed its ids back).
-
-        Check :meth:`full_refresh_needed` too: a large import records no id list.
-        """
-        return {cid for e in self.since(since) for cid in e.concept_ids}
-
-    def full_refresh_needed(self, since: int = 0) -> bool:
-        """True when an entry after ``since`` changed too much to list (a large import): rebuild everything."""
-        return any(e.args.get("full_refresh") for e in self.since(since))
-
-    def undoable(self) -> list[ChangeEntry]:
-        """Edits not yet undone, oldest first, up to the last entry that cannot be undone (an import)."""
-        undone = {s for e in self.entries if e.op == "undo" for s in e.args.get("undone", ())}
-        out: list[ChangeEntry] = []
-        for e in self.entries:
-            if e.op == "undo" or e.seq in undone:
-                continue
-            if e.revert is None:
-                out = []  # cannot undo past this entry
-            else:
-                out.append(e)
-        return out
-
-    def to_jsonl(self) -> str:
-        return "".join(e.to_json() + "\n" for e in self.entries)
-
-    @classmethod
-    def from_jsonl(cls, text: str, *, path: str = "<changelog>") -> "Changelog":
-        from kgclip.errors import InputFormatError
-
-        entries = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(ChangeEntry.from_json(line))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise InputFormatError(f"not a changelog entry ({exc}); restore the file from git", path=path,
-                                       line=number) from exc
-        return cls(entries)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Changelog":
-        from kgclip.errors import InputFormatError
-
-        path = Path(path)
-        if not path.exists():
-            return cls()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputFormatError(f"byte {exc.start} is not UTF-8; restore the changelog from git",
-                                   path=str(path)) from exc
-        return cls.from_jsonl(text, path=str(path))
-
-    def _repr_html_(self) -> str:
-        import html
-
-        rows = "".join(f"<tr><td>{e.seq}</td><td>{e.timestamp}</td><td>{html.escape(e.op)}</td>"
-                       f"<td>{html.escape(', '.join(e.concept_ids[:5]))}</td><td>{html.escape(e.author or '')}</td>"
-                       f"<td>{html.escape(e.reason or '')}</td></tr>" for e in self.entries[-50:])
-        return ("<table><tr><th>#</th><th>when</th><th>op</th><th>ids</th><th>author</th><th>reason</th></tr>"
-                f"{rows}</table>")
-
-
-def find_concepts(graph: ConceptGraph, text: str, limit: int = 20, include_deprecated: bool = False) -> list[Concept]:
-    """Concepts whose id, name or a synonym matches ``text`` (case-insensitive): exact first, then prefix, then
-    substring; shorter names first within a rank."""
-    query = text.strip().casefold()
-    ranked: list[tuple[int, int, str, Concept]] = []
-    for c in graph.concepts(include_deprecated=include_deprecated):
-        best = 0 if c.id.casefold() == query else 9
-        for name in c.all_names:
-            low = name.casefold()
-            rank = 0 if low == query else 1 if low.startswith(query) else 2 if query in low else 9
-            best = min(best, rank)
-        if best < 9:
-            ranked.append((best, len(c.name), c.id, c))
-    ranked.sort(key=lambda t: t[:3])
-    return [t[3] for t in ranked[:limit]]
-
-
-
-def _rel_json(r: Relation) -> list[str]:
-    return [r.source, r.type, r.target, r.origin]
+_IMPORT_ID_LIMIT = IMPORT_ID_LIMIT  # the old private name, still imported by callers
+_UNSEEN = object()  # a curator built from a graph has not seen its directory: its first save does not check
 
 
 class Curator:
@@ -231,42 +60,92 @@ class Curator:
         changelog: the graph's history (default: empty, or the directory's ``changelog.jsonl`` via :meth:`open`).
         author: recorded on every entry unless an edit names another.
         autosave: write the directory after every edit (use :meth:`batch` to write once for many edits).
+        lock_timeout: seconds to wait for another writer's lock on the directory before
+            :class:`~kgclip.errors.LockedError`.
 
     Every edit method returns the :class:`ChangeEntry` it appended and raises :class:`CurationError` (changing
     nothing) when the edit is invalid.
     """
 
     def __init__(self, graph: ConceptGraph, directory: str | os.PathLike[str] | None = None, *,
-                 changelog: Changelog | None = None, author: str | None = None, autosave: bool = True) -> None:
+                 changelog: Changelog | None = None, author: str | None = None, autosave: bool = True,
+                 lock_timeout: float | None = None) -> None:
         self.graph = graph
         self.directory = Path(directory) if directory is not None else None
         self.changelog = changelog if changelog is not None else Changelog()
         self.author = author
         self.autosave = autosave
+        self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         self._deferred = 0
+        self._lock_held = False  # inside Curator.locked: saves need no lock of their own
+        self._seen: bytes | None | object = _UNSEEN  # meta.json as last loaded or saved, to detect other writers
         # is_a parents for cycle checks without O(E) scans: a CSR table built once (numpy) plus per-id overrides
         # for what our own edits changed since; valid while the graph's version is the one recorded.
-        self._parents: _ParentTable | None = None
+        self._parents: IsAParents | None = None
         self._parents_version = -1
 
     @classmethod
-    def open(cls, directory: str | os.PathLike[str], *, author: str | None = None, autosave: bool = True) -> "Curator":
-        """A curator over the graph stored in ``directory`` (and its changelog)."""
-        from kgclip.ontology.store import CHANGELOG_FILE, load_graph_dir
+    def open(cls, directory: str | os.PathLike[str], *, author: str | None = None, autosave: bool = True,
+             lock_timeout: float | None = None) -> "Curator":
+        """A curator over the graph stored in ``directory`` (and its changelog); see also :meth:`locked`."""
+        from kgclip.ontology.store import load_graph_dir
 
+        seen = meta_stamp(Path(directory))  # read before the graph: a save in between shows up as a conflict
         graph = load_graph_dir(directory)
-        return cls(graph, directory, changelog=Changelog.load(Path(directory) / CHANGELOG_FILE), author=author,
-                   autosave=autosave)
+        curator = cls(graph, directory, changelog=Changelog.load(Path(directory) / CHANGELOG_FILE), author=author,
+                      autosave=autosave, lock_timeout=lock_timeout)
+        curator._seen = seen
+        return curator
+
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, directory: str | os.PathLike[str], *, author: str | None = None,
+               timeout: float | None = None) -> Iterator["Curator"]:
+        """Open ``directory`` while holding its writers' lock until the block ends (load, edits, saves).
+
+        A second writer waits up to ``timeout`` seconds (default :data:`~kgclip.ontology.locking.LOCK_TIMEOUT`) and
+        then raises :class:`~kgclip.errors.LockedError`, so two simultaneous edits never lose one.
+
+        Example:
+            >>> with Curator.locked("ontologies/radlex", author="ann") as cur:   # doctest: +SKIP
+            ...     cur.add_relation("RADLEX:RID1301", "part_of", "RADLEX:RID1243")
+        """
+        from kgclip.ontology import store
+
+        if not store.is_graph_dir(directory):
+            store.load_graph_dir(directory)  # raises the "create it with import" error, creating nothing
+        timeout = LOCK_TIMEOUT if timeout is None else timeout
+        with graph_dir_lock(directory, timeout):
+            curator = cls.open(directory, author=author, lock_timeout=timeout)
+            curator._lock_held = True
+            try:
+                yield curator
+            finally:
+                curator._lock_held = False
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike[str] | None = None) -> None:
-        """Write graph and changelog to ``directory`` (default: the curator's own)."""
-        from kgclip.ontology.store import save_graph
+        """Write graph and changelog to ``directory`` (default: the curator's own), under the writers' lock.
+
+        Raises:
+            CurationError: someone else saved the curator's directory since this curator loaded or saved it (a
+                curator from :meth:`open` that another writer overtook, or a writer that ignores the lock).
+            LockedError: another writer held the lock for longer than ``lock_timeout``.
+        """
+        from kgclip.ontology import store
 
         target = Path(directory) if directory is not None else self.directory
         if target is None:
             raise CurationError("this curator has no directory; pass one to save()")
-        save_graph(self.graph, target, changelog=self.changelog)
+        own = self.directory is not None and target.resolve() == self.directory.resolve()
+        with contextlib.nullcontext() if own and self._lock_held else graph_dir_lock(target, self.lock_timeout):
+            if own and self._seen is not _UNSEEN and meta_stamp(target) != self._seen:
+                raise CurationError(f"{target} was changed by another writer since this curator loaded it; nothing "
+                                    "was written (an autosaved edit is rolled back). Reopen it (Curator.open) and "
+                                    "redo the edit, or hold Curator.locked(directory) for the whole edit")
+            store.save_graph(self.graph, target, changelog=self.changelog)
+            if own:
+                self._seen = meta_stamp(target)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator["Curator"]:
@@ -291,30 +170,13 @@ class Curator:
             if live and self.graph.concept(cid).deprecated:
                 raise self._fail(op, f"concept {cid!r} is deprecated; edit its replacement instead")
 
-    def _is_a_parents(self) -> "_ParentTable":
+    def _is_a_parents(self) -> IsAParents:
         if self._parents is None or self._parents_version != self.graph.version:
-            self._parents, self._parents_version = _ParentTable(self.graph), self.graph.version
+            self._parents, self._parents_version = IsAParents(self.graph), self.graph.version
         return self._parents
 
     def _is_a_path(self, starts: Iterable[str], goals: set[str]) -> list[str] | None:
-        """An is_a path from one of ``starts`` up to one of ``goals`` (breadth-first), or ``None``."""
-        parents = self._is_a_parents()
-        back: dict[str, str | None] = {s: None for s in starts}
-        frontier = list(back)
-        while frontier:
-            nxt = []
-            for node in frontier:
-                if node in goals:
-                    path = [node]
-                    while back[path[-1]] is not None:
-                        path.append(back[path[-1]])  # type: ignore[arg-type]
-                    return path[::-1]
-                for p in parents.of(node):
-                    if p not in back:
-                        back[p] = node
-                        nxt.append(p)
-            frontier = nxt
-        return None
+        return self._is_a_parents().path(starts, goals)
 
     def _check_id(self, op: str, concept_id: str) -> None:
         if not isinstance(concept_id, str) or not _ID_RE.match(concept_id) or "\t" in concept_id:
@@ -345,20 +207,10 @@ class Curator:
         return entry
 
     def _revert(self, patch: dict[str, Any]) -> None:
-        g = self.graph
-        touching = [g.index_of(c) for c in patch.get("remove_touching", ()) if c in g]
-        if touching:
-            src, _, dst = g.edge_arrays()
-            g._keep_edges(~(np.isin(src, touching) | np.isin(dst, touching)))  # noqa: SLF001
-        for s, t, d in patch.get("remove_relations", ()):
-            g.remove_relation(s, t, d)
-        for c in patch.get("restore_concepts", ()):
-            g.replace_concept(_concept_from_json(c))
-        for cid in patch.get("remove_concepts", ()):
-            _remove_concept(g, cid)
-        for s, t, d, o in patch.get("add_relations", ()):
-            g.add_relation(Relation(s, t, d, o))
-        self._parents = None  # rebuilt on the next cycle check
+        try:
+            apply_revert(self.graph, patch)
+        finally:
+            self._parents = None  # rebuilt on the next cycle check
 
     # ------------------------------------------------------------------ edits
     def add_concept(self, concept_id: str | Concept, name: str = "", *, synonyms: Sequence[str] = (),
@@ -385,7 +237,7 @@ class Curator:
                 self.graph.add_relation(r)
 
         return self._commit(
-            op, {"concept": _concept_to_json(concept), "parents": parents}, [concept.id, *parents],
+            op, {"concept": concept_to_json(concept), "parents": parents}, [concept.id, *parents],
             {"remove_relations": [[r.source, r.type, r.target] for r in relations], "remove_concepts": [concept.id]},
             reason, author, apply, lambda: {concept.id: set(parents)})
 
@@ -417,7 +269,7 @@ class Curator:
                                       definition=definition, source=source, xrefs=xrefs, add_xrefs=add_xrefs).items()
                 if v not in (None, ())}
         args = {"id": concept_id, **{k: list(v) if isinstance(v, (tuple, list)) else v for k, v in args.items()}}
-        return self._commit(op, args, [concept_id], {"restore_concepts": [_concept_to_json(old)]}, reason, author,
+        return self._commit(op, args, [concept_id], {"restore_concepts": [concept_to_json(old)]}, reason, author,
                             lambda: self.graph.replace_concept(new))
 
     def deprecate(self, concept_id: str, *, replaced_by: str | None = None, reason: str | None = None,
@@ -443,7 +295,7 @@ class Curator:
         return self._commit(
             op, {"id": concept_id, "replaced_by": replaced_by}, [concept_id, *([replaced_by] if replaced_by else [])],
             {"remove_relations": [[r.source, r.type, r.target] for r in relations],
-             "restore_concepts": [_concept_to_json(old)]}, reason, author, apply)
+             "restore_concepts": [concept_to_json(old)]}, reason, author, apply)
 
     def merge(self, keep: str, other: str, *, reason: str | None = None, author: str | None = None) -> ChangeEntry:
         """Unify ``other`` into ``keep``: its relations move to ``keep``, its names, synonyms, xrefs and types are
@@ -461,7 +313,8 @@ class Curator:
                                  "of those is_a relations first")
         g = self.graph
         a, b = g.concept(keep), g.concept(other)
-        snapshot = {(r.source, r.type, r.target): r for cid in (keep, other) for r in g.relations(cid, direction="both")}
+        snapshot = {(r.source, r.type, r.target): r
+                    for cid in (keep, other) for r in g.relations(cid, direction="both")}
         names = tuple(dict.fromkeys(n for n in (*a.synonyms, *b.all_names) if n != a.name))
         union = dataclasses.replace(
             a, synonyms=names, xrefs=tuple(dict.fromkeys((*a.xrefs, *b.xrefs))),
@@ -483,8 +336,8 @@ class Curator:
         neighbours = {x for r in snapshot.values() for x in (r.source, r.target)}
         return self._commit(
             op, {"keep": keep, "other": other}, [keep, other, *sorted(neighbours - {keep, other})],
-            {"remove_touching": [keep, other], "restore_concepts": [_concept_to_json(a), _concept_to_json(b)],
-             "add_relations": [_rel_json(r) for r in snapshot.values()]}, reason, author, apply, parent_updates)
+            {"remove_touching": [keep, other], "restore_concepts": [concept_to_json(a), concept_to_json(b)],
+             "add_relations": [relation_to_json(r) for r in snapshot.values()]}, reason, author, apply, parent_updates)
 
     def add_relation(self, source: str, relation_type: str, target: str, *, origin: str = "curator",
                      reason: str | None = None, author: str | None = None) -> ChangeEntry:
@@ -520,7 +373,7 @@ class Curator:
                                  f"{source}`)")
         updates = (lambda: {source: self._is_a_parents_now(source) - {target}}) if rtype == IS_A else dict
         return self._commit(op, {"source": source, "type": rtype, "target": target}, [source, target],
-                            {"add_relations": [_rel_json(found[0])]}, reason, author,
+                            {"add_relations": [relation_to_json(found[0])]}, reason, author,
                             lambda: self.graph.remove_relation(source, rtype, target), updates)
 
     def _is_a_parents_now(self, concept_id: str) -> set[str]:
@@ -561,7 +414,7 @@ class Curator:
         method = getattr(self, entry.op)
         args = dict(entry.args)
         if entry.op == "add_concept":
-            args["concept_id"] = _concept_from_json(args.pop("concept"))
+            args["concept_id"] = concept_from_json(args.pop("concept"))
         elif entry.op in ("update_concept", "deprecate"):
             args["concept_id"] = args.pop("id")
         elif entry.op in ("add_relation", "remove_relation"):
@@ -576,58 +429,3 @@ class Curator:
     def validate(self) -> ValidationReport:
         """Dangling ids, is_a cycles and duplicate ids of the current graph."""
         return self.graph.validate()
-
-
-class _ParentTable:
-    """is_a parents of every concept: CSR arrays from one numpy pass, plus overrides for ids edited since."""
-
-    def __init__(self, graph: ConceptGraph) -> None:
-        self.ids = graph.ids
-        self.index = graph._index  # noqa: SLF001 - read-only use; concept removal (undo) drops this table
-        self.overrides: dict[str, set[str]] = {}
-        n = len(graph)
-        if IS_A in graph.relation_types:
-            src, rel, dst = graph.edge_arrays()
-            mask = rel == graph.relation_type_id(IS_A)
-            s, d = src[mask], dst[mask]
-            order = np.argsort(s, kind="stable")
-            self.nbr = d[order]
-            self.indptr = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(s, minlength=n), out=self.indptr[1:])
-        else:
-            self.nbr, self.indptr = np.zeros(0, np.int32), np.zeros(n + 1, np.int64)
-
-    def of(self, concept_id: str) -> Iterable[str]:
-        over = self.overrides.get(concept_id)
-        if over is not None:
-            return over
-        i = self.index.get(concept_id)
-        if i is None or i + 1 >= len(self.indptr):
-            return ()
-        return [self.ids[j] for j in self.nbr[self.indptr[i]:self.indptr[i + 1]].tolist()]
-
-
-def _remove_concept(graph: ConceptGraph, concept_id: str) -> None:
-    """Remove a concept that has no relations (undo of an add), wherever it sits in the columns."""
-    i = graph.index_of(concept_id)
-    src, _, dst = graph.edge_arrays()
-    if np.any(src == i) or np.any(dst == i):
-        raise CurationError(f"{concept_id!r} still has relations; remove them first")
-    if i == len(graph) - 1:
-        graph._pop_last_concept(concept_id)  # noqa: SLF001
-        return
-    # ConceptGraph has no public removal (concepts are normally deprecated, not deleted): shift the columns.
-    g = graph
-    for column in (g._ids, g._names, g._synonyms, g._types, g._definitions, g._sources, g._xrefs):  # noqa: SLF001
-        del column[i]
-    del g._deprecated[i]  # noqa: SLF001
-    del g._index[concept_id]  # noqa: SLF001
-    for k in range(i, len(g._ids)):  # noqa: SLF001
-        g._index[g._ids[k]] = k  # noqa: SLF001
-    from array import array
-
-    for name, arr in (("_src", src), ("_dst", dst)):
-        shifted = arr.astype(np.int32, copy=True)
-        shifted[shifted > i] -= 1
-        setattr(g, name, array("i", shifted.tobytes()))
-    g._touch()  # noqa: SLF001

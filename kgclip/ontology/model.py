@@ -840,14 +840,16 @@ class ConceptGraph:
         for i in order:
             h.update_json([self._ids[i], self._names[i], self._synonyms[i], self._types[i], self._definitions[i],
                            self._sources[i], self._deprecated[i], self._xrefs[i]])
-        type_order = sorted(range(len(self._rel_types)), key=self._rel_types.__getitem__)
-        h.update_json([self._rel_types[t] for t in type_order])
         src, rel, dst = self.edge_arrays()
+        # Only types that have relations count: an undone edit may leave an unused type name behind.
+        used_types = np.unique(rel).tolist()
+        type_order = sorted(used_types, key=self._rel_types.__getitem__)
+        h.update_json([self._rel_types[t] for t in type_order])
         if len(src):
             node_rank = np.empty(len(self._ids), dtype=np.int64)
             node_rank[np.asarray(order, dtype=np.int64)] = np.arange(len(self._ids), dtype=np.int64)
-            type_rank = np.empty(len(self._rel_types), dtype=np.int64)
-            type_rank[np.asarray(type_order, dtype=np.int64)] = np.arange(len(self._rel_types), dtype=np.int64)
+            type_rank = np.zeros(len(self._rel_types), dtype=np.int64)
+            type_rank[np.asarray(type_order, dtype=np.int64)] = np.arange(len(type_order), dtype=np.int64)
             triples = np.stack([node_rank[src], type_rank[rel], node_rank[dst]], axis=1)
             triples = triples[np.lexsort((triples[:, 2], triples[:, 1], triples[:, 0]))]
             h.update_array(triples)

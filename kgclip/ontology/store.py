@@ -1,24 +1,22 @@
-"""On-disk forms of a :class:`ConceptGraph`: reviewable text for curated graphs, a binary cache for large sources.
+"""On-disk forms of a :class:`ConceptGraph`: reviewable text for curated graphs (here), plus re-exports of the
+binary cache (:mod:`kgclip.ontology.cache`) and the RDF export (:mod:`kgclip.ontology.rdf`).
 
 **Text directory** (:func:`save_graph` / :func:`load_graph_dir`), e.g. ``ontologies/radlex/``::
 
     concepts.tsv     one concept per line, sorted by id: id, name, deprecated, source, semantic_types,
                      synonyms, xrefs, definition (lists joined by ``|``; ``\\``, tab, newline, ``|`` escaped)
     relations.tsv    one relation per line, sorted: source, type, target, origin (dangling ones included)
-    changelog.jsonl  one curation edit per line (see :mod:`kgclip.ontology.curation`)
+    changelog.jsonl  one curation edit per line (see :mod:`kgclip.ontology.changelog`)
     meta.json        name, sources with fingerprints, graph fingerprint, counts, file fingerprints, kgclip version
+    .lock            the writers' lock (:func:`graph_dir_lock`); empty or a pid, never committed
 
 so that a curator's edit reads as a one-line git diff. Each file is written to a temporary file first; all are
 renamed into place only after every one was written, ``meta.json`` last, so a failed save changes nothing and a
 crash leaves whole files whose mismatch with ``meta.json`` is reported on load.
 
-**Binary cache** (:func:`save_cache` / :func:`load_cache`): one safetensors file holding every string column as one
-UTF-8 blob (NUL-separated) and the edges as ``int32`` arrays, with JSON metadata; no pickle. It loads a UMLS-scale
-graph tens of times faster than re-parsing its source.
-
-**RDF** (:func:`export_rdf`): Turtle or RDF/XML through rdflib, in the OWL vocabulary kgclip's ``owl`` reader
-reads back (labels, oboInOwl synonyms and xrefs, IAO definitions, ``owl:deprecated``, ``rdfs:subClassOf`` for
-``is_a`` and ``owl:Restriction`` / ``someValuesFrom`` for every other relation type).
+Writers that read, modify and write a directory (:class:`~kgclip.ontology.curation.Curator`, ``kgclip ontology
+import``) hold :func:`~kgclip.ontology.locking.graph_dir_lock` across the whole cycle, so two simultaneous edits
+never lose one.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import json
 import os
 import re
 import warnings
-from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,11 @@ import numpy as np
 from kgclip.atomic import atomic_path
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.fingerprint import fingerprint_bytes, fingerprint_file
-from kgclip.ontology.model import Concept, ConceptGraph, Relation
+from kgclip.ontology.cache import load_cache, read_cache_meta, save_cache
+from kgclip.ontology.changelog import CHANGELOG_FILE
+from kgclip.ontology.locking import LOCK_FILE, LOCK_TIMEOUT, graph_dir_lock
+from kgclip.ontology.model import Concept, ConceptGraph, GraphColumns, Relation
+from kgclip.ontology.rdf import KGCLIP_NS, concept_iri, export_rdf
 
 __all__ = [
     "save_graph",
@@ -52,14 +53,18 @@ __all__ = [
     "export_rdf",
     "concept_iri",
     "is_graph_dir",
+    "graph_dir_lock",
     "kgclip_version",
     "CONCEPT_COLUMNS",
+    "CHANGELOG_FILE",
+    "KGCLIP_NS",
+    "LOCK_FILE",
+    "LOCK_TIMEOUT",
 ]
 
 FORMAT_VERSION = 1
 CONCEPTS_FILE = "concepts.tsv"
 RELATIONS_FILE = "relations.tsv"
-CHANGELOG_FILE = "changelog.jsonl"
 META_FILE = "meta.json"
 CONCEPT_COLUMNS = ("id", "name", "deprecated", "source", "semantic_types", "synonyms", "xrefs", "definition")
 RELATION_COLUMNS = ("source", "type", "target", "origin")
@@ -155,7 +160,8 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactCorruptError(f"{path} is not valid JSON ({exc}); restore it from git or re-save the graph") from exc
+        raise ArtifactCorruptError(f"{path} is not valid JSON ({exc}); restore it from git or re-save the "
+                                   "graph") from exc
 
 
 def save_graph(
@@ -193,7 +199,7 @@ def save_graph(
         payloads[CHANGELOG_FILE] = (directory / CHANGELOG_FILE).read_bytes()
     else:
         payloads[CHANGELOG_FILE] = b""
-    deprecated = graph._deprecated.count(1)  # noqa: SLF001
+    columns = graph.columns()
     meta = {
         "format": "kgclip-ontology",
         "format_version": FORMAT_VERSION,
@@ -202,13 +208,13 @@ def save_graph(
         "graph_fingerprint": graph.fingerprint(),
         "counts": {
             "concepts": len(graph),
-            "deprecated": deprecated,
+            "deprecated": columns.deprecated.count(1),
             "relations": graph.num_relations,
             "dangling": len(graph.dangling),
             "relation_types": _relation_type_counts(graph),
         },
         "sources": list(sources) if sources is not None else old_meta.get("sources", []),
-        "duplicate_ids": sorted(graph._duplicates),  # noqa: SLF001 - the store round-trips the graph's state
+        "duplicate_ids": sorted(columns.duplicate_ids),
         "files": {name: fingerprint_bytes(data) for name, data in sorted(payloads.items())},
     }
     payloads[META_FILE] = (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
@@ -271,189 +277,78 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
             if strict:
                 raise ArtifactCorruptError(message)
             warnings.warn(message, stacklevel=2)
-    # Columns are filled directly (not concept by concept through add_concept): about 3x faster on RadLex.
-    g = ConceptGraph(name=meta.get("name") or directory.name)
+    # Columns are filled directly and handed to from_columns (not concept by concept through add_concept): about
+    # 3x faster on RadLex.
+    ids: list[str] = []
+    index: dict[str, int] = {}
+    names: list[str] = []
+    deprecated = bytearray()
+    sources: list[str] = []
+    types: list[tuple[str, ...]] = []
+    synonyms: list[tuple[str, ...]] = []
+    xrefs: list[tuple[str, ...]] = []
+    definitions: list[str] = []
     for number, f in _read_tsv(concepts_path, CONCEPT_COLUMNS):
         cid = _unesc(f[0])
-        if cid in g._index:  # noqa: SLF001
+        if cid in index:
             raise InputFormatError(f"concept {cid!r} appears twice; merge the two lines", path=str(concepts_path),
                                    line=number)
         if not cid or cid != cid.strip():
             raise InputFormatError(f"invalid concept id {cid!r}", path=str(concepts_path), line=number)
-        g._index[cid] = len(g._ids)  # noqa: SLF001
-        g._ids.append(cid)  # noqa: SLF001
-        g._names.append(_unesc(f[1]))  # noqa: SLF001
-        g._deprecated.append(f[2] == "1")  # noqa: SLF001
-        g._sources.append(_unesc(f[3]))  # noqa: SLF001
-        g._types.append(_unesc_list(f[4]))  # noqa: SLF001
-        g._synonyms.append(_unesc_list(f[5]))  # noqa: SLF001
-        g._xrefs.append(_unesc_list(f[6]))  # noqa: SLF001
-        g._definitions.append(_unesc(f[7]))  # noqa: SLF001
+        index[cid] = len(ids)
+        ids.append(cid)
+        names.append(_unesc(f[1]))
+        deprecated.append(f[2] == "1")
+        sources.append(_unesc(f[3]))
+        types.append(_unesc_list(f[4]))
+        synonyms.append(_unesc_list(f[5]))
+        xrefs.append(_unesc_list(f[6]))
+        definitions.append(_unesc(f[7]))
+    # Relation types and origins are interned in order of first appearance, as ConceptGraph does when it builds.
+    src, rel, dst, org = [], [], [], []
+    rel_types: dict[str, int] = {}
+    origins: dict[str, int] = {"": 0}
+    dangling: list[Relation] = []
     relations_path = directory / RELATIONS_FILE
     if relations_path.exists():
-        index = g._index  # noqa: SLF001
         for _, f in _read_tsv(relations_path, RELATION_COLUMNS):
             s, t, d = _unesc(f[0]), _unesc(f[1]), _unesc(f[2])
             i, j = index.get(s), index.get(d)
             if i is None or j is None:
-                g._dangling.append(Relation(s, t, d, _unesc(f[3])))  # noqa: SLF001
+                dangling.append(Relation(s, t, d, _unesc(f[3])))
                 continue
-            g._src.append(i)  # noqa: SLF001
-            g._rel.append(g.relation_type_id(t, create=True))  # noqa: SLF001
-            g._dst.append(j)  # noqa: SLF001
-            g._org.append(g._origin_id(_unesc(f[3])))  # noqa: SLF001
-    g._dedupe_edges()  # noqa: SLF001
-    g._duplicates = dict.fromkeys(meta.get("duplicate_ids", []))  # noqa: SLF001
-    g._touch()  # noqa: SLF001
-    return g
+            src.append(i)
+            rel.append(rel_types.setdefault(t, len(rel_types)))
+            dst.append(j)
+            org.append(origins.setdefault(_unesc(f[3]), len(origins)))
+    edges = [np.asarray(x, dtype=np.int32) for x in (src, rel, dst, org)]
+    keep = _first_occurrences(*edges[:3], len(rel_types), len(ids))  # a hand-merged file may repeat a line
+    if keep is not None:
+        edges = [e[keep] for e in edges]
+    columns = GraphColumns(
+        ids=ids, names=names, synonyms=synonyms, semantic_types=types, definitions=definitions, sources=sources,
+        deprecated=bytes(deprecated), xrefs=xrefs, edge_source=edges[0], edge_type=edges[1], edge_target=edges[2],
+        edge_origin=edges[3], relation_types=list(rel_types), origins=list(origins), dangling=dangling,
+        duplicate_ids=list(meta.get("duplicate_ids", [])))
+    return ConceptGraph.from_columns(columns, name=meta.get("name") or directory.name)
 
 
-# ---------------------------------------------------------------------------------------------- binary cache
-_SEP, _ITEM_SEP = "\x00", "\x01"
+def _first_occurrences(src: np.ndarray, rel: np.ndarray, dst: np.ndarray, num_types: int,
+                       num_nodes: int) -> np.ndarray | None:
+    """Mask keeping the first of each repeated ``(source, type, target)`` edge, in order; ``None`` when none repeat.
 
-
-def _pack_strings(values: Sequence[str], label: str) -> np.ndarray:
-    blob = _SEP.join(values)
-    if blob.count(_SEP) != max(len(values) - 1, 0):
-        raise ValueError(f"a {label} value contains a NUL character; it cannot be cached")
-    return np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)
-
-
-def _unpack_strings(data: np.ndarray, count: int) -> list[str]:
-    if count == 0:
-        return []
-    return data.tobytes().decode("utf-8").split(_SEP)
-
-
-def _pack_lists(values: Sequence[tuple[str, ...]], label: str) -> np.ndarray:
-    # Each non-empty tuple is written as "\x01item\x01item..." so that () and ("",) stay distinct.
-    joined = [_ITEM_SEP + _ITEM_SEP.join(items) if items else "" for items in values]
-    if sum(x.count(_ITEM_SEP) for x in joined) != sum(len(items) for items in values):
-        raise ValueError(f"a {label} holds a \\x01 control character; it cannot be cached")
-    return _pack_strings(joined, label)
-
-
-def _unpack_lists(data: np.ndarray, count: int) -> list[tuple[str, ...]]:
-    empty: tuple[str, ...] = ()
-    return [tuple(x[1:].split(_ITEM_SEP)) if x else empty for x in _unpack_strings(data, count)]
-
-
-def save_cache(graph: ConceptGraph, path: str | os.PathLike[str], *, fingerprint: str | bool = True,
-               sources: Sequence[dict[str, Any]] = ()) -> Path:
-    """Write ``graph`` as one safetensors file (atomically) that :func:`load_cache` reads back fast.
-
-    Args:
-        fingerprint: the graph fingerprint to record: ``True`` computes it (:meth:`ConceptGraph.fingerprint`, which
-            costs tens of seconds on a UMLS-scale graph), a string records one already known (e.g. from
-            ``meta.json``), ``False`` records none (then ``load_cache(verify=True)`` cannot check it).
-        sources: provenance of the graph (``{"format", "path", "fingerprint"}`` per source file), recorded so a
-            consumer can tell the cache is stale when a source changes.
-
-    Tensors: ``ids``, ``names``, ``definitions``, ``sources``, ``synonyms``, ``types``, ``xrefs`` (``uint8``
-    UTF-8 blobs), ``deprecated`` (``uint8 [N]``), ``src`` / ``rel`` / ``dst`` / ``org`` (``int32 [E]``).
-    Metadata: name, relation types, origins, dangling relations, duplicate ids, graph fingerprint, kgclip version.
+    Shapes:
+        src, rel, dst: ``int32 [E]``; the mask is ``bool [E]``.
     """
-    from safetensors.numpy import save_file
-
-    g = graph
-    n = len(g)
-    tensors = {
-        "ids": _pack_strings(g._ids, "id"),  # noqa: SLF001 - the cache mirrors the columnar core
-        "names": _pack_strings(g._names, "name"),  # noqa: SLF001
-        "definitions": _pack_strings(g._definitions, "definition"),  # noqa: SLF001
-        "sources": _pack_strings(g._sources, "source"),  # noqa: SLF001
-        "synonyms": _pack_lists(g._synonyms, "synonym"),  # noqa: SLF001
-        "types": _pack_lists(g._types, "semantic type"),  # noqa: SLF001
-        "xrefs": _pack_lists(g._xrefs, "xref"),  # noqa: SLF001
-        "deprecated": np.frombuffer(bytes(g._deprecated), dtype=np.uint8),  # noqa: SLF001
-    }
-    for key in ("src", "rel", "dst", "org"):
-        buf = getattr(g, f"_{key}")
-        tensors[key] = np.frombuffer(buf, dtype=np.int32) if len(buf) else np.zeros(0, np.int32)
-    # safetensors needs every tensor non-empty-shaped consistently; zero-length arrays are allowed.
-    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    metadata = {
-        "format": "kgclip-ontology-cache",
-        "format_version": str(FORMAT_VERSION),
-        "name": g.name,
-        "concepts": str(n),
-        "relations": str(g.num_relations),
-        "relation_types": json.dumps(g._rel_types),  # noqa: SLF001
-        "origins": json.dumps(g._origins),  # noqa: SLF001
-        "dangling": json.dumps([[r.source, r.type, r.target, r.origin] for r in g.dangling]),
-        "duplicate_ids": json.dumps(list(g._duplicates)),  # noqa: SLF001
-        "graph_fingerprint": g.fingerprint() if fingerprint is True else (fingerprint or ""),
-        "sources": json.dumps(list(sources)),
-        "kgclip_version": kgclip_version(),
-    }
-    path = Path(path)
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
-
-
-def read_cache_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON metadata of a cache (name, counts, graph fingerprint, sources, kgclip version) without loading it."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = dict(handle.metadata() or {})
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a truncated or foreign file
-        raise ArtifactCorruptError(f"cannot read ontology cache {path}: {exc}. Delete it and rebuild it") from exc
-    for key in ("relation_types", "origins", "dangling", "duplicate_ids", "sources"):
-        if key in meta:
-            meta[key] = json.loads(meta[key])
-    return meta
-
-
-def load_cache(path: str | os.PathLike[str], *, verify: bool = False) -> ConceptGraph:
-    """Read a graph written by :func:`save_cache`, rebuilding the columnar core directly (no per-record parsing).
-
-    Args:
-        verify: recompute the graph fingerprint and compare it with the stored one (slower; catches corruption
-            that the safetensors header check does not).
-    """
-    from safetensors import safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = handle.metadata() or {}
-            t = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as exc:  # safetensors raises several types for a truncated or foreign file
-        raise ArtifactCorruptError(f"cannot read ontology cache {path}: {exc}. Delete it and rebuild it with "
-                                   "save_cache (or re-import the source)") from exc
-    if meta.get("format") != "kgclip-ontology-cache":
-        raise ArtifactCorruptError(f"{path} is not a kgclip ontology cache (format {meta.get('format')!r})")
-    n = int(meta["concepts"])
-    g = ConceptGraph(name=meta.get("name", "graph"))
-    g._ids = _unpack_strings(t["ids"], n)  # noqa: SLF001 - rebuilding the columnar core directly is the point
-    g._index = dict(zip(g._ids, range(n)))  # noqa: SLF001
-    g._names = _unpack_strings(t["names"], n)  # noqa: SLF001
-    g._definitions = _unpack_strings(t["definitions"], n)  # noqa: SLF001
-    g._sources = _unpack_strings(t["sources"], n)  # noqa: SLF001
-    g._synonyms = _unpack_lists(t["synonyms"], n)  # noqa: SLF001
-    g._types = _unpack_lists(t["types"], n)  # noqa: SLF001
-    g._xrefs = _unpack_lists(t["xrefs"], n)  # noqa: SLF001
-    g._deprecated = bytearray(t["deprecated"].tobytes())  # noqa: SLF001
-    for key in ("src", "rel", "dst", "org"):
-        setattr(g, f"_{key}", array("i", t[key].astype(np.int32, copy=False).tobytes()))
-    g._rel_types = json.loads(meta["relation_types"])  # noqa: SLF001
-    g._rel_index = {r: i for i, r in enumerate(g._rel_types)}  # noqa: SLF001
-    g._origins = json.loads(meta["origins"])  # noqa: SLF001
-    g._origin_index = {o: i for i, o in enumerate(g._origins)}  # noqa: SLF001
-    g._dangling = [Relation(*r) for r in json.loads(meta["dangling"])]  # noqa: SLF001
-    g._duplicates = dict.fromkeys(json.loads(meta["duplicate_ids"]))  # noqa: SLF001
-    columns = (g._ids, g._names, g._definitions, g._sources, g._synonyms, g._types, g._xrefs, g._deprecated)  # noqa: SLF001
-    if any(len(c) != n for c in columns) or len(g._index) != n or len(g._src) != int(meta["relations"]):  # noqa: SLF001
-        raise ArtifactCorruptError(f"ontology cache {path} is inconsistent (column lengths differ); delete and rebuild it")
-    g._touch()  # noqa: SLF001
-    if verify and not meta.get("graph_fingerprint"):
-        raise ArtifactCorruptError(f"ontology cache {path} was saved without a fingerprint; it cannot be verified")
-    if verify and g.fingerprint() != meta.get("graph_fingerprint"):
-        raise ArtifactCorruptError(f"ontology cache {path} does not match its stored fingerprint; delete and rebuild it")
-    return g
+    if not len(src):
+        return None
+    key = (src.astype(np.int64) * (num_types + 1) + rel) * (num_nodes + 1) + dst
+    _, first = np.unique(key, return_index=True)
+    if len(first) == len(key):
+        return None
+    keep = np.zeros(len(key), dtype=bool)
+    keep[first] = True
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------- several graphs
@@ -471,100 +366,3 @@ def load_ontologies(dirs: Iterable[str | os.PathLike[str]] | None = None, *, nam
                                "`python ontologies/build.py`")
     graphs = [load_graph_dir(p) for p in paths]
     return graphs[0] if len(graphs) == 1 else ConceptGraph.union(graphs, name=name)
-
-
-# ---------------------------------------------------------------------------------------------- RDF export
-KGCLIP_NS = "https://kgclip.dev/schema#"  # kgclip's own annotations (exact id, semantic types, source)
-_IRI_BASES = {"RADLEX": "http://www.radlex.org/RID/", "UMLS": "http://purl.bioontology.org/ontology/UMLS/"}
-_PROPERTY_IRIS = {"part_of": "http://purl.obolibrary.org/obo/BFO_0000050",
-                  "has_part": "http://purl.obolibrary.org/obo/BFO_0000051",
-                  "has_symptom": "http://purl.obolibrary.org/obo/RO_0002452",
-                  "located_in": "http://purl.obolibrary.org/obo/RO_0001025"}
-
-
-def concept_iri(concept_id: str) -> str:
-    """The IRI a concept is exported under: RadLex and UMLS IRIs as their publishers write them, OBO PURLs for
-    ``PREFIX:digits`` ids, and ``https://kgclip.dev/id/<id>`` (percent-encoded) otherwise."""
-    from urllib.parse import quote
-
-    prefix, _, local = concept_id.partition(":")
-    if (prefix == "RADLEX" and re.fullmatch(r"RID\d+", local)) or (prefix == "UMLS" and re.fullmatch(r"C\d{7}", local)):
-        return _IRI_BASES[prefix] + local
-    if prefix.isalpha() and local[:1].isdigit() and quote(local, safe="") == local:
-        return f"http://purl.obolibrary.org/obo/{prefix}_{local}"
-    return "https://kgclip.dev/id/" + quote(concept_id, safe=":")
-
-
-def export_rdf(graph: ConceptGraph, path: str | os.PathLike[str], fmt: str = "turtle") -> Path:
-    """Write ``graph`` as an OWL ontology (``fmt``: ``"turtle"`` or ``"xml"``), atomically.
-
-    Every concept is an ``owl:Class`` carrying its exact kgclip id (``kgclip:conceptId``), label, synonyms
-    (``oboInOwl:hasExactSynonym``), definition (``IAO:0000115``), xrefs (``oboInOwl:hasDbXref``), semantic types and
-    source (``kgclip:semanticType`` / ``kgclip:source``) and ``owl:deprecated``. Each relation type is an
-    ``owl:ObjectProperty`` labelled with its kgclip name, so re-importing with the ``owl`` reader gives the same ids,
-    names, synonyms, definitions, xrefs and relations.
-    """
-    from rdflib import BNode, Graph, Literal, Namespace, URIRef
-    from rdflib.namespace import OWL, RDF, RDFS, XSD
-
-    formats = {"turtle": "turtle", "ttl": "turtle", "xml": "pretty-xml", "rdfxml": "pretty-xml", "owl": "pretty-xml"}
-    if fmt not in formats:
-        raise ValueError(f"unknown RDF format {fmt!r}; choose one of {sorted(formats)}")
-    oio = Namespace("http://www.geneontology.org/formats/oboInOwl#")
-    kg = Namespace(KGCLIP_NS)
-    definition = URIRef("http://purl.obolibrary.org/obo/IAO_0000115")
-    rdf = Graph()
-    for prefix, ns in (("owl", OWL), ("oboInOwl", oio), ("kgclip", kg), ("obo", "http://purl.obolibrary.org/obo/")):
-        rdf.bind(prefix, ns)
-    rdf.add((URIRef(f"https://kgclip.dev/ontology/{graph.name}"), RDF.type, OWL.Ontology))
-    iris: dict[str, URIRef] = {}
-
-    def iri(cid: str) -> URIRef:
-        out = iris.get(cid)
-        if out is None:
-            out = iris[cid] = URIRef(concept_iri(cid))
-        return out
-
-    from tqdm.auto import tqdm
-
-    for c in tqdm(graph.concepts(), total=len(graph), desc="export concepts", unit="concept",
-                  disable=len(graph) < 20_000):
-        node = iri(c.id)
-        rdf.add((node, RDF.type, OWL.Class))
-        rdf.add((node, kg.conceptId, Literal(c.id)))
-        if c.name:
-            rdf.add((node, RDFS.label, Literal(c.name)))
-        for syn in c.synonyms:
-            rdf.add((node, oio.hasExactSynonym, Literal(syn)))
-        if c.definition:
-            rdf.add((node, definition, Literal(c.definition)))
-        for xref in c.xrefs:
-            rdf.add((node, oio.hasDbXref, Literal(xref)))
-        for stype in c.semantic_types:
-            rdf.add((node, kg.semanticType, Literal(stype)))
-        if c.source:
-            rdf.add((node, kg.source, Literal(c.source)))
-        if c.deprecated:
-            rdf.add((node, OWL.deprecated, Literal(True, datatype=XSD.boolean)))
-    properties: dict[str, URIRef] = {}
-    for r in [*graph.relations(), *graph.dangling]:
-        if r.type == "is_a":
-            rdf.add((iri(r.source), RDFS.subClassOf, iri(r.target)))
-            continue
-        prop = properties.get(r.type)
-        if prop is None:
-            from urllib.parse import quote
-
-            prop = properties[r.type] = URIRef(_PROPERTY_IRIS.get(r.type) or "https://kgclip.dev/relation/"
-                                               + quote(r.type, safe=""))
-            rdf.add((prop, RDF.type, OWL.ObjectProperty))
-            rdf.add((prop, RDFS.label, Literal(r.type)))
-        restriction = BNode()
-        rdf.add((restriction, RDF.type, OWL.Restriction))
-        rdf.add((restriction, OWL.onProperty, prop))
-        rdf.add((restriction, OWL.someValuesFrom, iri(r.target)))
-        rdf.add((iri(r.source), RDFS.subClassOf, restriction))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        rdf.serialize(destination=str(tmp), format=formats[fmt], encoding="utf-8")
-    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,62 @@ def test_import_real_radlex_csv(shared_data: Path, tmp_path: Path, capsys: pytes
     assert entry["args"]["full_refresh"] is True and entry["concept_ids"] == []
     code, out, _ = run(capsys, "search", tmp_path / "radlex", "pneumothorax", "--limit", "3")
     assert code == 0 and "pneumothorax" in out.splitlines()[0]
+
+
+# ---------------------------------------------------------------------------------------------- concurrent writers
+def _hold_lock_then_edit(directory: str, loaded: Any, release: Any, hold: float, concept_id: str) -> None:
+    """Child process: open the graph under its writers' lock, signal, hold it (up to ``hold`` s), then edit."""
+    from kgclip.ontology.curation import Curator
+
+    with Curator.locked(directory, author="first") as curator:
+        loaded.set()
+        release.wait(hold)
+        curator.add_concept(concept_id, "added while holding the lock")
+
+
+def _spawn_holder(directory: Path, concept_id: str, hold: float) -> tuple[Any, Any]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads (torch, tqdm)
+    loaded, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_lock_then_edit, args=(str(directory), loaded, release, hold, concept_id))
+    child.start()
+    assert loaded.wait(60), "the child process never opened the graph"
+    return child, release
+
+
+def test_simultaneous_cli_edits_are_serialised(gdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The child has loaded the graph and edits it a moment later. Without the lock this process would load the
+    # graph before the child's edit and save over it; with the lock it waits and starts from the child's result.
+    child, _ = _spawn_holder(gdir, "X:1", hold=1.0)
+    try:
+        code, out, err = run(capsys, "add-concept", gdir, "X:2", "--name", "second writer", "--wait", "60")
+    finally:
+        child.join(60)
+    assert child.exitcode == 0 and code == 0, err
+    graph = load_graph_dir(gdir)
+    assert "X:1" in graph and "X:2" in graph
+    log = [json.loads(line) for line in (gdir / "changelog.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["op"], e["concept_ids"][0]) for e in log] == [("add_concept", "X:1"), ("add_concept", "X:2")]
+
+
+def test_second_writer_gives_up_with_locked_error(gdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    child, release = _spawn_holder(gdir, "X:1", hold=60.0)
+    try:
+        before = files(gdir)
+        code, _, err = run(capsys, "add-concept", gdir, "X:2", "--name", "too late", "--wait", "0.3")
+        assert code == 1 and "another process" in err and f"pid {child.pid}" in err and "Retry" in err
+        assert files(gdir) == before  # nothing written by the refused writer
+        # imports take the same lock
+        src = gdir.parent / "t.obo"
+        src.write_text(OBO, encoding="utf-8")
+        code, _, err = run(capsys, "import", "obo", src, "--into", gdir, "--wait", "0.3")
+        assert code == 1 and "another process" in err
+        assert files(gdir) == before
+    finally:
+        release.set()
+        child.join(60)
+    assert child.exitcode == 0
+    graph = load_graph_dir(gdir)
+    assert "X:1" in graph and "X:2" not in graph
+    assert run(capsys, "add-concept", gdir, "X:2", "--name", "now it works")[0] == 0

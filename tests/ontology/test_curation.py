@@ -226,3 +226,36 @@ def test_corrupt_changelog_is_a_clear_error(stored: Path) -> None:
     log.write_bytes(b"\xff\xfe")
     with pytest.raises(InputFormatError, match="UTF-8"):
         Changelog.load(log)
+
+
+def test_stale_curator_refuses_to_overwrite_another_writer(stored: Path) -> None:
+    first, second = Curator.open(stored), Curator.open(stored)
+    first.add_concept("X:1", "first writer")
+    with pytest.raises(CurationError, match="changed by another writer"):
+        second.add_concept("X:2", "second writer")
+    assert "X:2" not in second.graph and len(second.changelog) == 0  # the refused edit was rolled back
+    on_disk = load_graph_dir(stored)
+    assert "X:1" in on_disk and "X:2" not in on_disk
+    first.add_concept("X:3", "first again")  # the first curator's view is still current
+    third = Curator.open(stored)
+    third.add_concept("X:2", "second writer, reopened")
+    assert {"X:1", "X:2", "X:3"} <= set(load_graph_dir(stored).ids)
+
+
+def test_locked_curator_holds_the_lock_and_needs_a_graph(stored: Path, tmp_path: Path) -> None:
+    from kgclip.errors import InputFormatError, LockedError
+    from kgclip.ontology.locking import graph_dir_lock
+
+    with Curator.locked(stored, author="ann") as cur:
+        with pytest.raises(LockedError, match="another process"), graph_dir_lock(stored, timeout=0):
+            pass  # a second lock (even from this process) is refused while the curator holds it
+        with cur.batch():
+            cur.add_concept("X:1", "a")
+            cur.add_concept("X:2", "b", parents=["X:1"])
+    with graph_dir_lock(stored, timeout=0):  # released at the end of the block
+        pass
+    assert load_graph_dir(stored).parents("X:2") == ["X:1"]
+    with pytest.raises(InputFormatError, match="import"):
+        with Curator.locked(tmp_path / "missing"):
+            pass
+    assert not (tmp_path / "missing").exists()

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from kgclip.ontology.curation import Curator
 from kgclip.ontology.diff import diff_graphs
-from kgclip.ontology.model import Relation
+from kgclip.ontology.model import ConceptGraph, Relation
 from kgclip.testing import tiny_graph
+
+
+def with_dangling(graph: ConceptGraph, *relations: Relation) -> ConceptGraph:
+    """``graph`` plus relations to ids it lacks (kept aside as dangling), through the public columnar API."""
+    import dataclasses
+
+    columns = graph.columns()
+    return ConceptGraph.from_columns(dataclasses.replace(columns, dangling=[*columns.dangling, *relations]),
+                                     name=graph.name)
 
 
 def test_identical_graphs_have_an_empty_diff() -> None:
@@ -20,8 +29,7 @@ def test_diff_reports_every_kind_of_change() -> None:
     cur.update_concept("DOID:552", name="pneumonia (disease)", add_synonyms=["lung infection"])
     cur.deprecate("RADLEX:RID1392")
     cur.remove_relation("DOID:3910", "is_a", "DOID:1324")
-    new = cur.graph
-    new._dangling.append(Relation("DOID:4", "is_a", "DOID:424242"))  # noqa: SLF001
+    new = with_dangling(cur.graph, Relation("DOID:4", "is_a", "DOID:424242"))
     d = diff_graphs(old, new)
     assert [c.id for c in d.added_concepts] == ["RADLEX:RID99999"]
     assert d.removed_concepts == []
