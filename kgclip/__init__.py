@@ -32,6 +32,8 @@ _EXPORTS = {
     "load_index": "kgclip.index.base",
     "Engine": "kgclip.engine",
     "EngineConfig": "kgclip.engine",
+    "Answer": "kgclip.rag.vqa",
+    "DraftReport": "kgclip.rag.report",
     "KgclipError": "kgclip.errors",
 }
 

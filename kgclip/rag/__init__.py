@@ -1,1 +1,31 @@
-"""rag."""
+"""Retrieval-augmented answering and drafting: evidence, VQA, report drafting, the optional LLM step.
+
+Most users go through :class:`kgclip.engine.Engine`; these are the building blocks and result types. Names load
+lazily (PEP 562) so that importing one ``kgclip.rag`` module does not import torch through the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CaseHit": "kgclip.rag.evidence",
+    "Evidence": "kgclip.rag.evidence",
+    "KGFact": "kgclip.rag.evidence",
+    "QANeighbor": "kgclip.rag.evidence",
+    "DraftReport": "kgclip.rag.report",
+    "ReportSentence": "kgclip.rag.report",
+    "Answer": "kgclip.rag.vqa",
+    "AnswererConfig": "kgclip.rag.vqa",
+    "VQAAnswerer": "kgclip.rag.vqa",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kgclip.rag' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,31 @@
+"""``kgclip demo``: build a workspace from the shipped data, answer questions, draft a report, write HTML."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="build a demo workspace from the shipped data and write an HTML page",
+                              description="Builds a workspace from the shipped ontologies and the CC0 VQA-RAD "
+                                          "sample, answers held-out questions, drafts a report and writes "
+                                          "OUT/demo.html.")
+    p.add_argument("--out", default="indexes/demo", help="workspace directory (default: indexes/demo)")
+    p.add_argument("--data", default=None, help="a VQA-RAD folder to use instead of the shipped sample")
+    p.add_argument("--questions", type=int, default=6, help="how many questions to ask (default 6)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kgclip.rag.answerer import normalize_answer
+    from kgclip.rag.demo import run_demo
+
+    result = run_demo(args.out, args.data, n_questions=args.questions, show_progress=not args.quiet)
+    for ans, gold in zip(result.answers, result.gold):
+        mark = "ok " if normalize_answer(ans.text) == normalize_answer(gold) else "   "
+        print(f"{mark}Q: {ans.question}\n    A: {ans.text} ({ans.kind}, {ans.confidence:.2f}); gold: {gold}")
+    print("\nDraft report for", result.report_image)
+    print(result.report.text())
+    print(f"\nwrote {result.page} ({result.seconds:.0f} s); open it in a browser. Workspace: {result.workspace}")
+    return 0

@@ -1,0 +1,319 @@
+"""Visual question answering with evidence: :class:`VQAAnswerer` (train, answer, save, load) and :class:`Answer`.
+
+The numerical core lives in :mod:`kgclip.rag.answerer`; this module adds question encoding, concept linking,
+image features, validation-based model selection and persistence (safetensors + JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kgclip.atomic import atomic_directory, atomic_write_json
+from kgclip.errors import ArtifactCorruptError, ConfigError, StaleArtifactError
+from kgclip.ontology.model import ConceptGraph
+from kgclip.rag.answerer import (AnswererConfig, AnswererCore, QAExample, kg_bag, normalize_answer,
+                                 question_kind)
+from kgclip.rag.concepts import ConceptTagger, LinkedConcept, expand_concepts
+
+__all__ = ["Answer", "VQAAnswerer", "QAExample", "AnswererConfig", "Prediction", "normalize_answer",
+           "question_kind"]
+
+
+@dataclass
+class Answer:
+    """An answer with the evidence behind it.
+
+    Attributes:
+        text: the answer ("yes", "no", "MRI", "right lower lobe"...).
+        confidence: probability of ``text`` among the allowed candidates, in ``[0, 1]``.
+        kind: ``"closed"`` (yes/no or one of the options the question names) or ``"open"``.
+        evidence: similar cases, similar questions with their answers, linked concepts and KG facts.
+        question: the question asked.
+        candidates: the best few ``(answer, probability)`` pairs.
+        flags: how the answer was produced, e.g. ``{"llm": "rewritten"}`` or ``{"llm_fallback": "timeout"}``.
+    """
+
+    text: str
+    confidence: float
+    kind: str
+    evidence: Any = None
+    question: str = ""
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    flags: dict[str, str] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        from kgclip.display import answer_html
+
+        return answer_html(self)
+
+    def __str__(self) -> str:
+        return f"{self.text} ({self.kind}, confidence {self.confidence:.2f})"
+
+
+@dataclass
+class Prediction:
+    """What the answerer returns before evidence is attached (used by evaluation)."""
+
+    text: str
+    normalized: str
+    confidence: float
+    kind: str
+    candidates: list[tuple[str, float]]
+    neighbors: list[tuple[QAExample, float]]
+    concepts: list[LinkedConcept]
+
+
+class VQAAnswerer:
+    """Closed and open VQA over a training set of (image, question, answer) triples.
+
+    Build one with :meth:`fit`; answer with :meth:`predict`; persist with :meth:`save` / :meth:`load`.
+    """
+
+    def __init__(self, core: AnswererCore, examples: list[QAExample], display: dict[str, str],
+                 text_encoder: Any, tagger: ConceptTagger | None, meta: dict[str, Any]) -> None:
+        self.core = core
+        self.examples = examples
+        self.display = display  # normalised answer -> how it was written most often
+        self.text_encoder = text_encoder
+        self.tagger = tagger
+        self.meta = meta
+
+    @property
+    def config(self) -> AnswererConfig:
+        return self.core.config
+
+    # ------------------------------------------------------------------ features
+    def _question_features(self, questions: Sequence[str], show_progress: bool = False
+                           ) -> tuple[np.ndarray, list[list[LinkedConcept]], list[set[str]], np.ndarray]:
+        q = self.text_encoder.encode(list(questions), show_progress=show_progress).numpy().astype(np.float32)
+        linked: list[list[LinkedConcept]] = []
+        sets: list[set[str]] = []
+        for text in questions:
+            mentions = self.tagger.link(text) if (self.tagger is not None and self.config.use_kg) else []
+            linked.append(mentions)
+            ids = [m.concept_id for m in mentions]
+            sets.append(expand_concepts(self.tagger.graph, ids) if ids else set())
+        kg = np.stack([kg_bag(s, self.config.kg_buckets) for s in sets]) if sets else np.zeros(
+            (0, self.config.kg_buckets), np.float32)
+        return q, linked, sets, kg
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def fit(cls, examples: Sequence[QAExample], image_vectors: Mapping[str, np.ndarray], *,
+            graph: ConceptGraph | None, text_encoder: Any, config: AnswererConfig = AnswererConfig(),
+            image_featurizer: str = "", show_progress: bool = True) -> tuple["VQAAnswerer", dict[str, float]]:
+        """Train on ``examples``; select the blend on a validation split carved from them.
+
+        Args:
+            examples: training questions; their ``image_key`` must be in ``image_vectors``.
+            image_vectors: image key -> ``[Di]`` unit vector.
+            graph: the concept graph (``None`` or ``config.use_kg=False``: no KG).
+
+        Returns:
+            The fitted answerer and the validation figures (``val_acc``, ``val_acc_closed``, ``val_acc_open``).
+        """
+        examples = [e for e in examples if normalize_answer(e.answer)]
+        if len(examples) < 10:
+            raise ConfigError(f"need at least 10 training questions with answers, got {len(examples)}")
+        missing = sorted({e.image_key for e in examples} - set(image_vectors))
+        if missing:
+            raise ConfigError(f"{len(missing)} training image(s) have no features (e.g. {missing[:3]})")
+        display: dict[str, dict[str, int]] = {}
+        for e in examples:
+            display.setdefault(normalize_answer(e.answer), {}).setdefault(str(e.answer).strip(), 0)
+            display[normalize_answer(e.answer)][str(e.answer).strip()] += 1
+        answers = sorted(display)
+        shown = {a: max(v.items(), key=lambda kv: (kv[1], kv[0].islower()))[0] for a, v in display.items()}
+        if not config.use_kg:
+            graph = None
+        tagger = ConceptTagger(graph) if graph is not None else None
+        meta = {"text_encoder": getattr(text_encoder, "name", "?"),
+                "text_encoder_fingerprint": getattr(text_encoder, "fingerprint", ""),
+                "graph_fingerprint": graph.fingerprint() if graph is not None else "",
+                "image_featurizer": image_featurizer}
+        model = cls(AnswererCore(config, answers), list(examples), shown, text_encoder, tagger, meta)
+        q, _, sets, kg = model._question_features([e.question for e in examples], show_progress)
+        img = np.stack([image_vectors[e.image_key] for e in examples]).astype(np.float32)
+        labels = np.array([model.core.answer_index[normalize_answer(e.answer)] for e in examples])
+
+        # Model selection by k-fold cross-validation over whole paraphrase groups (a paraphrase of a held-out
+        # question never sits in the fold's training part); one fold alone is too noisy to choose the blend.
+        groups = [e.group or f"#{i}" for i, e in enumerate(examples)]
+        keys = [e.image_key for e in examples]
+        unique = sorted(set(groups))
+        random.Random(config.seed).shuffle(unique)
+        n_folds = max(2, round(1.0 / config.val_fraction))
+        fold_of = {g: i % n_folds for i, g in enumerate(unique)}
+        fold = np.array([fold_of[g] for g in groups])
+        core = model.core
+        tallies: dict[tuple, list[np.ndarray]] = {}
+        kinds_all: list[np.ndarray] = []
+        closed_all: list[np.ndarray] = []
+        for f in range(n_folds):
+            tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            core.set_memory(q[tr], img[tr], kg[tr], [sets[i] for i in tr], labels[tr], [keys[i] for i in tr],
+                            [groups[i] for i in tr])
+            ctx_tr = core.context_features(q[tr], img[tr], [sets[i] for i in tr], [keys[i] for i in tr],
+                                           [groups[i] for i in tr])
+            core.train_head(q[tr], img[tr], kg[tr], ctx_tr, labels[tr], show_progress)
+            ctx_va = core.context_features(q[va], img[va], [sets[i] for i in va])
+            is_open, closed = model._grid(q[va], img[va], kg[va], ctx_va, [sets[i] for i in va],
+                                          [examples[i] for i in va], tallies)
+            kinds_all.append(is_open)
+            closed_all.append(closed)
+        best = model._choose(tallies, np.concatenate(kinds_all), np.concatenate(closed_all))
+        core.with_params(**{k: v for k, v in best.items() if not k.startswith("val_")})
+        # Final model on all of train with the selected blend.
+        core.set_memory(q, img, kg, sets, labels, keys, groups)
+        core.train_head(q, img, kg, core.context_features(q, img, sets, keys, groups), labels, show_progress)
+        return model, {k: v for k, v in best.items() if k.startswith("val_")} | {
+            "selected": {k: v for k, v in best.items() if not k.startswith("val_")}}
+
+    _PARAMS = ("knn_k", "w_img", "w_kg", "temperature", "mix", "head_temperature")
+
+    def _grid(self, q: np.ndarray, img: np.ndarray, kg: np.ndarray, ctx: np.ndarray, sets: list[set[str]],
+              val: list[QAExample], tallies: dict[tuple, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Score every blend on one held-out fold; appends each blend's hit vector to ``tallies``."""
+        core = self.core
+        gold = np.array([core.answer_index.get(normalize_answer(e.answer), -1) for e in val])
+        kinds, mask = core.masks([e.question for e in val])
+        p_heads = {t: core.head_probs(q, img, kg, ctx, t) for t in (0.03, 0.1, 0.3)}
+        base_q = q @ core.train_q.T
+        base_i = img @ core.train_img.T
+        jac = core.similarities(q, img, sets, 0.0, 1.0) - base_q if self.config.use_kg else np.zeros_like(base_q)
+        w_kgs = (0.0, 0.25, 0.5, 1.0) if self.config.use_kg else (0.0,)
+        for w_img in (0.0, 0.5, 1.0, 2.0):
+            for w_kg in w_kgs:
+                sim = base_q + w_img * base_i + w_kg * jac
+                for k in (3, 10, 30):
+                    for temp in (0.05, 0.2):
+                        votes, _ = core.knn_votes(sim, k, temp)
+                        for mix, t_head in [(0.0, 0.1)] + [(m, t) for m in (0.25, 0.5, 0.75, 1.0)
+                                                           for t in p_heads]:
+                            pred = core.combine_argmax(p_heads[t_head], votes, mask, mix)
+                            tallies.setdefault((k, w_img, w_kg, temp, mix, t_head), []).append(pred == gold)
+        return np.array([k == "open" for k in kinds]), np.array([e.closed for e in val])
+
+    def _choose(self, tallies: dict[tuple, list[np.ndarray]], is_open: np.ndarray,
+                closed: np.ndarray) -> dict[str, Any]:
+        """The best blend for closed and for open questions over all folds, and the cross-validated accuracy."""
+        best = {"closed": (-1.0, (), None), "open": (-1.0, (), None)}
+        for combo, parts in tallies.items():
+            hits = np.concatenate(parts)
+            for kind, sel in (("closed", ~is_open), ("open", is_open)):
+                acc = float(hits[sel].mean()) if sel.any() else 0.0
+                if acc > best[kind][0] + 1e-9:
+                    best[kind] = (acc, combo, hits)
+        hits = np.where(is_open, best["open"][2], best["closed"][2])
+        out: dict[str, Any] = {"val_acc": float(hits.mean()),
+                               "val_acc_closed": float(hits[closed].mean()) if closed.any() else 0.0,
+                               "val_acc_open": float(hits[~closed].mean()) if (~closed).any() else 0.0}
+        out.update(dict(zip(self._PARAMS, best["closed"][1])))
+        out.update({f"{k}_open": v for k, v in zip(self._PARAMS, best["open"][1])})
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def predict_batch(self, questions: Sequence[str], image_vectors: np.ndarray, top: int = 5,
+                      neighbors: int = 5) -> list[Prediction]:
+        """Answer many questions. Shapes: ``image_vectors`` ``[M, Di]``."""
+        core, cfg = self.core, self.config
+        q, linked, sets, kg = self._question_features(questions)
+        img = np.asarray(image_vectors, dtype=np.float32).reshape(len(questions), -1)
+        ctx = core.context_features(q, img, sets)
+        out, sims = [], []
+        for suffix in ("", "_open"):  # the closed-question blend, then the open-question blend
+            p = {name: getattr(cfg, name + suffix) for name in ("knn_k", "w_img", "w_kg", "temperature", "mix",
+                                                                "head_temperature")}
+            sim = core.similarities(q, img, sets, p["w_img"], p["w_kg"])
+            votes, _ = core.knn_votes(sim, p["knn_k"], p["temperature"])
+            probs = core.head_probs(q, img, kg, ctx, p["head_temperature"])
+            out.append(core.combine(probs, votes, questions, p["mix"]))
+            sims.append(sim)
+        is_open = [kind == "open" for kind, _ in out[0]]
+        sim = np.where(np.array(is_open)[:, None], sims[1], sims[0])
+        out = [o if not op else c for o, c, op in zip(out[0], out[1], is_open)]
+        preds = []
+        for i, (kind, p) in enumerate(out):
+            order = np.argsort(-p)[:top]
+            best = core.answers[int(order[0])]
+            nn = np.argsort(-sim[i])[:neighbors]
+            preds.append(Prediction(
+                text=self.display.get(best, best), normalized=best, confidence=float(p[order[0]]),
+                kind="open" if kind == "open" else "closed",
+                candidates=[(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order],
+                neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i]))
+        return preds
+
+    def predict(self, question: str, image_vector: np.ndarray) -> Prediction:
+        return self.predict_batch([question], np.asarray(image_vector)[None, :])[0]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        """Write ``config.json``, ``answerer.json`` and ``answerer.safetensors`` atomically into ``directory``."""
+        from safetensors.torch import save_file
+
+        core = self.core
+        with atomic_directory(directory) as tmp:
+            self.config.save(tmp / "config.json")
+            tensors = {"head": torch.from_numpy(core.head)}
+            tensors.update({"train_q": torch.from_numpy(core.train_q), "train_img": torch.from_numpy(core.train_img),
+                            "train_kg": torch.from_numpy(core.train_kg),
+                            "train_labels": torch.from_numpy(core.train_labels.astype(np.int64))})
+            save_file(tensors, str(tmp / "answerer.safetensors"))
+            atomic_write_json(tmp / "answerer.json", {
+                "answers": core.answers, "display": self.display, "meta": self.meta,
+                "examples": [[e.image_key, e.question, e.answer, e.closed, e.group] for e in self.examples],
+                "concepts": [sorted(s) for s in core.train_concepts]})
+
+    @classmethod
+    def load(cls, directory: str | Path, *, graph: ConceptGraph | None, text_encoder: Any,
+             tagger: ConceptTagger | None = None) -> "VQAAnswerer":
+        """Load a saved answerer; refuses one trained with another text encoder or concept graph."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        try:
+            config = AnswererConfig.load(directory / "config.json")
+            info = json.loads((directory / "answerer.json").read_text(encoding="utf-8"))
+            tensors = load_file(str(directory / "answerer.safetensors"))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactCorruptError(f"VQA answerer in {directory} is missing or corrupt ({exc}); rebuild the "
+                                       "workspace with `kgclip demo` or Engine.build") from exc
+        meta = info["meta"]
+        fp = getattr(text_encoder, "fingerprint", "")
+        if meta.get("text_encoder_fingerprint") and fp != meta["text_encoder_fingerprint"]:
+            raise StaleArtifactError(f"the VQA answerer in {directory} was trained with text encoder "
+                                     f"{meta.get('text_encoder')!r}, not {getattr(text_encoder, 'name', '?')!r}; "
+                                     "load it with the same encoder or retrain it")
+        if config.use_kg and graph is not None and meta.get("graph_fingerprint") not in ("", graph.fingerprint()):
+            raise StaleArtifactError(f"the VQA answerer in {directory} was trained on another version of the "
+                                     "concept graph; rebuild (Engine.build / refresh) after editing the ontology")
+        core = AnswererCore(config, info["answers"])
+        core.head = tensors["head"].numpy()
+        core.set_memory(tensors["train_q"].numpy(), tensors["train_img"].numpy(), tensors["train_kg"].numpy(),
+                        [set(c) for c in info["concepts"]], tensors["train_labels"].numpy(),
+                        [row[0] for row in info["examples"]],
+                        [row[4] or f"#{i}" for i, row in enumerate(info["examples"])])
+        examples = [QAExample(*row) for row in info["examples"]]
+        if config.use_kg and graph is not None and tagger is None:
+            tagger = ConceptTagger(graph)
+        return cls(core, examples, info["display"], text_encoder, tagger if config.use_kg else None, meta)
+
+
+def examples_from_vqa_rad(rows: Sequence[Mapping[str, Any]]) -> list[QAExample]:
+    """VQA-RAD JSON rows -> :class:`QAExample` (paraphrases grouped by ``qid_linked_id``)."""
+    return [QAExample(image_key=str(r["image_name"]), question=str(r["question"]), answer=str(r["answer"]),
+                      closed=str(r.get("answer_type", "")).strip().upper() == "CLOSED",
+                      group=str(r.get("qid_linked_id") or "")) for r in rows]
+
+
+__all__.append("examples_from_vqa_rad")
+

@@ -1,0 +1,89 @@
+"""The VQA answerer on a synthetic folder: closed and open answers, validation selection, save/load, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kgclip.errors import ConfigError, StaleArtifactError
+from kgclip.eval.vqa import load_vqa_rad_rows, score_predictions
+from kgclip.rag.answerer import AnswererConfig, normalize_answer, question_kind
+from kgclip.rag.inputs import ThumbnailFeaturizer
+from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
+from kgclip.testing import tiny_graph
+from kgclip.text.encoders import load_text_encoder
+
+FAST = AnswererConfig()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = make_vqa_folder(tmp_path_factory.mktemp("vqa"), n_images=16)
+    rows, images = load_vqa_rad_rows(root)
+    train = examples_from_vqa_rad([r for r in rows if not r["phrase_type"].startswith("test")])
+    test = examples_from_vqa_rad([r for r in rows if r["phrase_type"].startswith("test")])
+    keys = sorted({e.image_key for e in train + test})
+    vecs = dict(zip(keys, ThumbnailFeaturizer().embed([images / k for k in keys])))
+    return train, test, vecs
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    train, _, vecs = data
+    return VQAAnswerer.fit(train, vecs, graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"),
+                           config=FAST, show_progress=False)
+
+
+def test_question_kind_and_normalisation():
+    assert question_kind("Is there a pleural effusion?") == "yes/no"
+    assert question_kind("Is this a CT or an MRI?") == "choice"
+    assert question_kind("What organ is shown?") == "open"
+    assert question_kind("In this image, is the heart enlarged?") == "yes/no"
+    assert normalize_answer(" The Right  Lung. ") == "right lung"
+
+
+def test_fit_answers_held_out_questions(fitted, data):
+    model, val = fitted
+    _, test, vecs = data
+    assert 0.0 <= val["val_acc"] <= 1.0 and "mix" in val["selected"]
+    preds = model.predict_batch([e.question for e in test], np.stack([vecs[e.image_key] for e in test]))
+    scores = score_predictions([p.normalized for p in preds], test)
+    # Closed questions: effusion follows the image kind, the choice question names its options.
+    assert scores["acc_closed"] >= 0.75
+    by_q = {(e.image_key, e.question): p for e, p in zip(test, preds)}
+    choice = [p for (k, q), p in by_q.items() if "CT or" in q]
+    assert all(p.text in ("CT", "MRI") and p.kind == "closed" for p in choice)
+    opened = [p for (k, q), p in by_q.items() if q == "What organ is shown?"]
+    assert all(p.kind == "open" and p.normalized not in ("yes", "no") for p in opened)
+    assert all(0.0 <= p.confidence <= 1.0 for p in preds)
+    assert all(p.neighbors for p in preds)  # evidence: similar questions with answers
+
+
+def test_save_load_roundtrip_and_refusals(fitted, data, tmp_path):
+    model, _ = fitted
+    _, test, vecs = data
+    model.save(tmp_path / "ans")
+    enc = load_text_encoder("hashing-64")
+    loaded = VQAAnswerer.load(tmp_path / "ans", graph=tiny_graph(), text_encoder=enc)
+    e = test[0]
+    a, b = model.predict(e.question, vecs[e.image_key]), loaded.predict(e.question, vecs[e.image_key])
+    assert a.text == b.text and a.confidence == pytest.approx(b.confidence, abs=1e-6)
+    with pytest.raises(StaleArtifactError, match="text encoder"):
+        VQAAnswerer.load(tmp_path / "ans", graph=tiny_graph(), text_encoder=load_text_encoder("hashing-32"))
+    edited = tiny_graph()
+    edited.remove_relation("RADLEX:RID4872", "located_in", "RADLEX:RID1362")
+    with pytest.raises(StaleArtifactError, match="concept graph"):
+        VQAAnswerer.load(tmp_path / "ans", graph=edited, text_encoder=enc)
+
+
+def test_fit_refuses_bad_input(data):
+    train, _, vecs = data
+    with pytest.raises(ConfigError, match="at least 10"):
+        VQAAnswerer.fit(train[:3], vecs, graph=None, text_encoder=load_text_encoder("hashing-64"), config=FAST,
+                        show_progress=False)
+    with pytest.raises(ConfigError, match="no features"):
+        VQAAnswerer.fit(train, {}, graph=None, text_encoder=load_text_encoder("hashing-64"), config=FAST,
+                        show_progress=False)
+    with pytest.raises(ConfigError):
+        AnswererConfig(val_fraction=0.9)

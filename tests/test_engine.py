@@ -1,0 +1,118 @@
+"""Engine: build a workspace, ask, search, draft, explain, add cases, reload; refusals on bad input and stale or
+mismatched artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kgclip.engine import Engine, EngineConfig
+from kgclip.errors import (ArtifactCorruptError, ConfigError, EncoderMismatchError, ImageReadError,
+                           InputFormatError, StaleArtifactError, UnknownConceptError)
+from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.testing import tiny_graph
+
+CONFIG = EngineConfig(text_encoder="hashing-64")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    data = make_vqa_folder(tmp_path_factory.mktemp("data"), n_images=12)
+    ws = tmp_path_factory.mktemp("ws") / "workspace"
+    engine = Engine.build(CONFIG, ws, vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    return engine, data, ws
+
+
+def test_ask_returns_answer_with_evidence(built):
+    engine, data, _ = built
+    ans = engine.ask(data / "images" / "synth010.png", "Is there a pleural effusion?")
+    assert ans.text.lower() == "yes" and ans.kind == "closed" and 0.5 < ans.confidence <= 1.0
+    ev = ans.evidence
+    assert [c.concept_id for c in ev.concepts] == ["RADLEX:RID4872"]
+    assert any(f.relation == "located_in" and f.target_name == "pleura" for f in ev.kg_facts)
+    assert ev.similar_questions and ev.similar_cases
+    assert ev.similar_cases[0].case_id.startswith("synth")
+    html = ans._repr_html_()
+    assert "pleural effusion" in html and "data:image/png;base64," in html
+    choice = engine.ask(data / "images" / "synth011.png", "Is this a CT or an MRI?")
+    assert choice.text == "MRI" and choice.kind == "closed"
+
+
+def test_search_draft_explain(built):
+    engine, data, _ = built
+    hits = engine.search(text="pleural effusion", k=3)
+    assert len(hits) == 3 and all("effusion" in h.text.lower() for h in hits)
+    assert "<img" in hits._repr_html_()
+    by_image = engine.search(image=data / "images" / "synth010.png", k=2, filters={"body_part": "CHEST"})
+    assert by_image[0].case_id == "synth010" and all(h.metadata["body_part"] == "CHEST" for h in by_image)
+    report = engine.draft_report(data / "images" / "synth010.png")
+    assert report.findings and all(s.case_id != "synth010" for s in report.findings)  # not its own case
+    assert all(s.case_id.startswith("synth") for s in report.findings + report.impression)
+    sub = engine.explain("pleural effusion")
+    assert sub.concept_id == "RADLEX:RID4872" and "pleura" in {d["name"] for _, d in sub.graph.nodes(data=True)}
+    assert "<svg" in sub._repr_html_()
+    with pytest.raises(UnknownConceptError):
+        engine.explain("no such thing at all")
+    with pytest.raises(InputFormatError):
+        engine.search()
+
+
+def test_bad_input_is_refused_clearly(built, tmp_path):
+    engine, data, _ = built
+    with pytest.raises(InputFormatError, match="empty"):
+        engine.ask(data / "images" / "synth010.png", "   ")
+    with pytest.raises(ImageReadError, match="does not exist"):
+        engine.ask(tmp_path / "missing.dcm", "Is there a pleural effusion?")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ImageReadError):
+        engine.ask(bad, "Is there a pleural effusion?")
+    with pytest.raises(ConfigError):
+        EngineConfig(k_cases=0)
+
+
+def test_reload_add_cases_and_staleness(built, tmp_path):
+    engine, data, ws = built
+    loaded = Engine.load(ws)
+    q = "What organ is shown?"
+    a, b = engine.ask(data / "images" / "synth011.png", q), loaded.ask(data / "images" / "synth011.png", q)
+    assert a.text == b.text and a.confidence == pytest.approx(b.confidence, abs=1e-6)
+    # A case added later is searchable at once and survives a reload.
+    n = loaded.add_cases([{"case_id": "new-1", "image": str(data / "images" / "synth000.png"),
+                           "text": "Large right pneumothorax.", "body_part": "CHEST"}])
+    assert n == 1 and loaded.search(text="pneumothorax", k=1)[0].case_id == "new-1"
+    assert Engine.load(ws).search(text="pneumothorax", k=1)[0].case_id == "new-1"
+    with pytest.raises(ImageReadError):
+        loaded.add_cases([{"case_id": "x", "image": str(tmp_path / "nope.png"), "text": "x"}])
+    # Another text encoder than the one the workspace was built with is refused.
+    with pytest.raises(EncoderMismatchError, match="hashing-64"):
+        Engine.load(ws, text_encoder="hashing-32")
+    # The workspace graph (tiny) differs from its ontology sources (the shipped ones): refused, with the remedy.
+    from kgclip.ontology.store import shipped_ontology_dirs
+
+    if shipped_ontology_dirs():
+        with pytest.raises(StaleArtifactError, match="refresh"):
+            Engine.load(ws, check_ontology_sources=True)
+    # A tampered artifact is detected through the manifest.
+    cases = json.loads((ws / "cases.json").read_text())
+    cases[0]["text"] = "tampered"
+    (ws / "cases.json").write_text(json.dumps(cases))
+    with pytest.raises(StaleArtifactError, match="cases.json"):
+        Engine.load(ws)
+    with pytest.raises(ArtifactCorruptError, match="not a kgclip workspace"):
+        Engine.load(tmp_path)
+
+
+def test_llm_fallback_through_engine(built):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    engine, data, _ = built
+    engine.use_llm(FakeListChatModel(responses=["Yes, clearly."]))  # no citation: must not be used
+    try:
+        ans = engine.ask(data / "images" / "synth010.png", "Is there a pleural effusion?")
+        assert ans.text.lower() == "yes" and ans.flags["llm_fallback"] == "citations dropped"
+    finally:
+        engine.use_llm(None)
+    assert np.isfinite(ans.confidence)

@@ -1,0 +1,28 @@
+"""The analyst notebook executes end to end (nbclient) against the demo workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+
+def test_analyst_notebook_runs(tmp_path_factory, repo_root, monkeypatch):
+    from tests.test_demo import demo_workspace
+
+    workspace = demo_workspace(tmp_path_factory)
+    monkeypatch.setenv("KGCLIP_WORKSPACE", str(workspace))
+    path = Path(repo_root) / "notebooks" / "analyst.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("<b>A:" in h for h in html)  # an Answer rendered
+    assert any("<svg" in h for h in html)  # a subgraph rendered
+    assert any("FINDINGS" in h for h in html)  # a draft rendered
