@@ -1,0 +1,195 @@
+"""``kgclip index build|add|remove|search|info``: thin calls into :mod:`kgclip.index`.
+
+Build from a JSONL / CSV of texts (encoded with a kgclip text encoder) or from a safetensors vectors file; search
+by text with the encoder the index was built with (a different encoder is refused). ``add`` and ``remove`` hold
+the index's writer lock for their whole load-modify-save, so concurrent writers queue instead of losing updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("index", help="build, update and search vector indexes", description=__doc__)
+    sub = parser.add_subparsers(dest="index_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
+
+    def items_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--input", help="JSONL or CSV rows: id (optional), text, metadata fields")
+        p.add_argument("--vectors", help="safetensors file with 'vectors' [N, dim] (and optionally 'ids')")
+        p.add_argument("--text-field", default="text")
+        p.add_argument("--id-field", default="id")
+        p.add_argument("--batch-size", type=int, default=64)
+
+    p = sub.add_parser("build", help="build a new index directory (replaces an existing one)")
+    p.add_argument("dir")
+    items_args(p)
+    p.add_argument("--encoder", default="minilm", help="text encoder: minilm, hashing-<dim> or a model directory")
+    p.add_argument("--factory", default="Flat", help="FAISS factory string: Flat, IVF1024,Flat, HNSW32...")
+    p.add_argument("--encoder-fingerprint", help="with --vectors: fingerprint of the encoder that made them")
+    p.add_argument("--device", default="cpu", choices=("cpu", "auto", "cuda"))
+    p.set_defaults(handler=_build)
+
+    p = sub.add_parser("add", help="add (or replace) items in an existing index")
+    p.add_argument("dir")
+    items_args(p)
+    p.add_argument("--encoder", help="text encoder (default: the one the index was built with)")
+    p.add_argument("--lock-timeout", type=float, default=60.0)
+    p.set_defaults(handler=_add)
+
+    p = sub.add_parser("remove", help="remove items by id")
+    p.add_argument("dir")
+    p.add_argument("ids", nargs="+", type=int)
+    p.add_argument("--lock-timeout", type=float, default=60.0)
+    p.set_defaults(handler=_remove)
+
+    p = sub.add_parser("search", help="search an index by text")
+    p.add_argument("dir")
+    p.add_argument("query", nargs="+", help="one or more query texts")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="e.g. --filter modality=CT --filter concept=RADLEX:RID4872 (repeat a key for OR)")
+    p.add_argument("--encoder", help="text encoder (default: the one the index was built with)")
+    p.add_argument("--nprobe", type=int)
+    p.add_argument("--ef-search", type=int)
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.set_defaults(handler=_search)
+
+    p = sub.add_parser("info", help="manifest and counts of an index")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_info)
+
+
+def _encoder(name: str | None, fallback: str | None) -> Any:
+    from kgclip.text.encoders import load_text_encoder
+
+    return load_text_encoder(name or fallback or "minilm")
+
+
+def _load_items(args: argparse.Namespace, encoder: Any, next_id: int) -> tuple[Any, Any, list[dict[str, Any]] | None]:
+    import numpy as np
+
+    from kgclip.errors import InputFormatError
+    from kgclip.index.io import read_items, read_vectors
+
+    if not args.input and not args.vectors:
+        raise InputFormatError("give --input (texts) or --vectors (a vectors file)")
+    rows = read_items(args.input, args.text_field, args.id_field) if args.input else None
+    if args.vectors:
+        ids, vectors = read_vectors(args.vectors)
+        if rows is not None and len(rows) != len(vectors):
+            raise InputFormatError(f"{len(rows)} rows but {len(vectors)} vectors", path=args.vectors)
+    else:
+        assert rows is not None
+        texts = [str(r.get("text", "")) for r in rows]
+        vectors = encoder.encode(texts, batch_size=args.batch_size, show_progress=True).numpy()
+        ids = None
+    if ids is None:
+        given = [r.get("id") for r in rows] if rows is not None else [None] * len(vectors)
+        start = max([next_id] + [g + 1 for g in given if g is not None])  # never reuse an id given in the file
+        counter = iter(range(start, start + len(given)))
+        ids = np.array([g if g is not None else next(counter) for g in given], dtype=np.int64)
+    metadata = None
+    if rows is not None:
+        metadata = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+    return ids, vectors, metadata
+
+
+def _build(args: argparse.Namespace) -> int:
+    from kgclip.index.faiss_index import FaissIndex, IndexConfig
+
+    encoder = _encoder(args.encoder, None) if not args.vectors else None
+    ids, vectors, metadata = _load_items(args, encoder, 0)
+    fingerprint = encoder.fingerprint if encoder is not None else args.encoder_fingerprint
+    name = encoder.name if encoder is not None else (args.encoder if args.encoder_fingerprint else None)
+    config = IndexConfig(dim=int(vectors.shape[1]), factory=args.factory, device=args.device)
+    index = FaissIndex(config, encoder_fingerprint=fingerprint, encoder_name=name)
+    index.add(ids, vectors, metadata)
+    index.save(args.dir)
+    print(f"built {index!r} at {args.dir}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from kgclip.index.base import read_manifest
+    from kgclip.index.faiss_index import FaissIndex
+
+    manifest = read_manifest(args.dir)
+    encoder = None if args.vectors else _encoder(args.encoder, manifest.get("encoder_name"))
+    fingerprint = encoder.fingerprint if encoder is not None else None
+    with FaissIndex.updating(args.dir, fingerprint, lock_timeout=args.lock_timeout) as index:
+        existing = index.ids()
+        next_id = int(existing.max()) + 1 if len(existing) else 0
+        ids, vectors, metadata = _load_items(args, encoder, next_id)
+        index.add(ids, vectors, metadata)
+        count = len(index)
+    print(f"added {len(ids)} items; {count} in {args.dir}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from kgclip.index.faiss_index import FaissIndex
+
+    with FaissIndex.updating(args.dir, lock_timeout=args.lock_timeout) as index:
+        removed = index.remove(args.ids)
+        count = len(index)
+    print(f"removed {removed} items; {count} in {args.dir}")
+    return 0
+
+
+def _parse_filters(pairs: list[str]) -> dict[str, Any] | None:
+    from kgclip.errors import InputFormatError
+
+    filters: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputFormatError(f"--filter expects KEY=VALUE, got {pair!r}")
+        filters.setdefault(key.strip(), []).append(value.strip())
+    return {k: v if len(v) > 1 else v[0] for k, v in filters.items()} or None
+
+
+def _search(args: argparse.Namespace) -> int:
+    from kgclip.index.base import read_manifest
+    from kgclip.index.faiss_index import FaissIndex
+
+    manifest = read_manifest(args.dir)
+    encoder = _encoder(args.encoder, manifest.get("encoder_name"))
+    index = FaissIndex.load(args.dir, encoder_fingerprint=encoder.fingerprint)
+    index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
+    queries = encoder.encode(args.query).numpy()
+    results = index.search(queries, k=args.k, filters=_parse_filters(args.filter))
+    for query, hits in zip(args.query, results):
+        if args.json:
+            print(json.dumps({"query": query, "hits": [{"id": h.id, "score": round(h.score, 6),
+                                                        "metadata": h.metadata} for h in hits]}, ensure_ascii=False))
+            continue
+        print(f"query: {query}")
+        for rank, hit in enumerate(hits, 1):
+            text = str(hit.metadata.get("text", ""))[:100]
+            print(f"  {rank:>2}. id={hit.id} score={hit.score:.4f} {text}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from kgclip.index.base import read_manifest
+    from kgclip.index.faiss_index import FaissIndex
+
+    manifest = read_manifest(args.dir)
+    index = FaissIndex.load(args.dir)
+    info = {k: manifest.get(k) for k in ("backend", "factory", "dimension", "metric", "encoder_name",
+                                         "encoder_fingerprint", "counts", "generation", "versions", "saved_at")}
+    info["metadata"] = index.metadata.stats()
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0

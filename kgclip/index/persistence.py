@@ -1,0 +1,230 @@
+"""On-disk layout shared by index backends: manifest, checksummed files, consistent reads, and the writer lock.
+
+A saved index is a directory::
+
+    index.faiss          the FAISS index (faiss.write_index format; never pickle)
+    metadata.sqlite      the SQLite metadata store
+    positions.safetensors  (only for indexes that keep tombstones) position -> id map and live mask
+    manifest.json        dimension, metric, factory, encoder fingerprint, counts, versions, file checksums
+
+The directory is written into a sibling temporary directory and swapped in (:func:`kgclip.atomic.atomic_directory`),
+so a crash mid-save leaves the previous index. Readers read every file through one directory handle and check
+each file's checksum, so a reader racing a writer's swap sees either the old or the new index, never a mix; a
+truncated or corrupted file raises :class:`~kgclip.errors.ArtifactCorruptError`. Writers take an exclusive
+``fcntl`` lock on a lock file beside the directory (``.<name>.lock``), so concurrent writers are serialised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kgclip.errors import ArtifactCorruptError, IndexError_, LockedError
+from kgclip.fingerprint import fingerprint_bytes
+
+__all__ = ["DirectoryLock", "read_snapshot", "file_entry", "library_versions", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "kgclip-index"
+FORMAT_VERSION = 1
+
+
+def lock_path(directory: str | os.PathLike[str]) -> Path:
+    """The lock file of an index directory (beside it, since the directory itself is swapped on save)."""
+    target = Path(directory)
+    return target.parent / f".{target.name}.lock"
+
+
+class DirectoryLock:
+    """Exclusive inter-process writer lock for an index directory (``fcntl.flock``).
+
+    Args:
+        directory: the index directory to protect.
+        timeout: seconds to wait for another writer; ``0`` refuses at once. Raises ``LockedError`` on expiry.
+
+    The lock is released when the process dies, so a killed writer never leaves a stale lock.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], timeout: float = 60.0) -> None:
+        self.path = lock_path(directory)
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "DirectoryLock":
+        import fcntl
+
+        if self._fd is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    raise LockedError(
+                        f"another process{holder} is writing the index at {self.path.parent / self.path.name[1:-5]} "
+                        f"(lock {self.path}); waited {self.timeout:g} s. Retry when it finishes, or pass a longer "
+                        "lock timeout."
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def __enter__(self) -> "DirectoryLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        text = os.pread(fd, 64, 0).decode().strip()
+        if text:
+            return f" (pid {int(text)})"
+    return ""
+
+
+def file_entry(data: bytes) -> dict[str, Any]:
+    """Manifest entry of one file: size and blake2b checksum."""
+    return {"bytes": len(data), "blake2b": fingerprint_bytes(data)}
+
+
+def library_versions() -> dict[str, str]:
+    import faiss
+    import numpy
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        kgclip_version = version("kgclip")
+    except PackageNotFoundError:
+        kgclip_version = "unknown"
+    return {
+        "kgclip": kgclip_version,
+        "faiss": getattr(faiss, "__version__", "unknown"),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _read_all(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    # One directory handle for every file: if a writer swaps the directory meanwhile, we keep reading the one we
+    # opened (or get FileNotFoundError when the old one was already deleted, and the caller retries).
+    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        def read(name: str) -> bytes:
+            fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+            with os.fdopen(fd, "rb") as handle:
+                return handle.read()
+
+        try:
+            manifest = json.loads(read("manifest.json").decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactCorruptError(
+                f"{directory}/manifest.json is unreadable ({exc}); rebuild the index or restore a backup"
+            ) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise ArtifactCorruptError(f"{directory}/manifest.json is not a {FORMAT_NAME} manifest")
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            raise ArtifactCorruptError(f"{directory}/manifest.json lists no files; rebuild the index")
+        blobs: dict[str, bytes] = {}
+        for name, entry in files.items():
+            try:
+                data = read(name)
+            except FileNotFoundError:
+                if not (directory / "manifest.json").exists():
+                    raise  # the directory was swapped away under us: retry
+                raise ArtifactCorruptError(
+                    f"{directory}/{name} is missing; rebuild the index or restore a backup"
+                ) from None
+            if len(data) != entry.get("bytes") or fingerprint_bytes(data) != entry.get("blake2b"):
+                raise ArtifactCorruptError(
+                    f"{directory}/{name} is corrupted or truncated ({len(data)} bytes, manifest says "
+                    f"{entry.get('bytes')}; checksum mismatch). Rebuild the index or restore a backup."
+                )
+            blobs[name] = data
+        return manifest, blobs
+    finally:
+        os.close(dir_fd)
+
+
+def read_snapshot(directory: str | os.PathLike[str], attempts: int = 40) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Read the manifest and every file it lists, checksum-verified, from one consistent directory version.
+
+    Retries briefly when a concurrent writer swaps the directory during the read, and restores the previous
+    version when a writer died between the two renames of its swap (no writer holds the lock any more).
+    """
+    target = Path(directory)
+    for attempt in range(attempts):
+        try:
+            return _read_all(target)
+        except FileNotFoundError:
+            if target.exists() and not (target / "manifest.json").exists():
+                raise ArtifactCorruptError(
+                    f"{target} is not a kgclip index (no manifest.json); rebuild it or restore a backup"
+                ) from None
+            if not target.exists():
+                leftovers = sorted(target.parent.glob(f".{target.name}.old-*"))
+                if not leftovers and not any(target.parent.glob(f".{target.name}.new-*")):
+                    raise IndexError_(
+                        f"no index at {target}; build one with `kgclip index build` or FaissIndex.save()"
+                    ) from None
+                if leftovers and _restore_if_abandoned(target):
+                    continue
+            time.sleep(min(0.5, 0.02 * (attempt + 1)))
+    raise IndexError_(f"{target} kept changing while being read; retry when the writer has finished")
+
+
+def _restore_if_abandoned(target: Path) -> bool:
+    """Put back the previous version left aside by a writer that died mid-swap; False if a writer is active."""
+    try:
+        with DirectoryLock(target, timeout=0):
+            leftovers = sorted(target.parent.glob(f".{target.name}.old-*"))
+            if not target.exists() and leftovers:
+                os.replace(leftovers[-1], target)
+            return True
+    except LockedError:
+        return False
+
+
+@contextlib.contextmanager
+def maybe_locked(directory: Path, lock: DirectoryLock | None, timeout: float) -> Iterator[None]:
+    """Hold the writer lock for ``directory`` unless the caller already holds ``lock`` on it."""
+    if lock is not None and lock.held and lock.path == lock_path(directory):
+        yield
+        return
+    with DirectoryLock(directory, timeout=timeout):
+        yield
