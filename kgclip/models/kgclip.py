@@ -1,0 +1,458 @@
+"""The KG-enriched dual encoder: image tower + frozen text tower + concept fusion + projection heads.
+
+Text side: ``caption -> text tower (frozen) -> [Dt]``; its linked, non-negated concepts look up rows of a fixed
+concept table (GNN embeddings from ``kgclip kg train``, or the text-only features the GNN starts from) and a fusion
+module (:class:`kgclip.text.enrich.ConceptFusion`) mixes them into the text vector; a projection head maps it into
+the joint space. Image side: ``pixels -> image tower -> linear projection``. Both sides are L2-normalised and
+compared with a learnable temperature (CLIP).
+
+The text tower stays frozen so that its caption vectors can be computed once per dataset: that is what makes
+training on a 2-core CPU feasible. The concept table is a buffer (saved with the model, never trained).
+
+A checkpoint directory holds ``kgclip_model.json`` (config, library versions, fingerprints of the concept table
+and text tower), ``model.safetensors`` and ``concepts.json`` (the table's concept ids); it is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kgclip.atomic import atomic_directory, atomic_write_json
+from kgclip.config import Config
+from kgclip.errors import ArtifactCorruptError, ConfigError, EncoderMismatchError, ModelNotFoundError
+
+__all__ = ["KGClipConfig", "KGClipModel", "KGClipOutput", "ENRICHMENTS", "CHECKPOINT_FILE", "library_versions",
+           "link_texts"]
+
+ENRICHMENTS = ("none", "gnn", "text")
+CHECKPOINT_FILE = "kgclip_model.json"
+_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class KGClipConfig(Config):
+    """Architecture of :class:`KGClipModel` (everything needed to rebuild it before loading weights)."""
+
+    # Image tower name or directory (see kgclip.models.backbones.load_image_tower).
+    image_tower: str = "builtin-cnn"
+    # Input side for the built-in tower; pretrained towers use their own size.
+    image_size: int = 112
+    # Channel widths of the built-in tower's four stages.
+    image_widths: tuple[int, ...] = (16, 32, 64, 128)
+    # Text tower name or directory (kgclip.text.encoders.load_text_encoder); frozen.
+    text_tower: str = "minilm"
+    # KG enrichment: "none", "gnn" (GNN concept embeddings) or "text" (the GNN's text-only input features).
+    enrichment: str = "none"
+    # Width of the concept table rows (0 when enrichment is "none"); set from the table when the model is built.
+    concept_dim: int = 0
+    # At most this many linked concepts per text are fused (first mentions first).
+    max_concepts: int = 12
+    # Joint embedding size.
+    embed_dim: int = 256
+    # Hidden width of the text projection MLP (0: a single linear layer).
+    text_hidden: int = 512
+    # Initial temperature of the contrastive logits (CLIP: 0.07).
+    init_temperature: float = 0.07
+    # Upper bound of 1/temperature (CLIP clamps at 100).
+    max_logit_scale: float = 100.0
+    # Add a concept projection head for KAD-style image-to-concept alignment.
+    concept_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.enrichment not in ENRICHMENTS:
+            raise ConfigError(f"enrichment must be one of {ENRICHMENTS}, got {self.enrichment!r}")
+        if self.enrichment == "none" and self.concept_dim:
+            raise ConfigError("concept_dim must be 0 when enrichment is 'none'")
+        if self.enrichment != "none" and self.concept_dim < 1:
+            raise ConfigError(f"enrichment {self.enrichment!r} needs concept_dim >= 1 (the width of the table)")
+        if self.concept_head and self.enrichment == "none":
+            raise ConfigError("concept_head needs a concept table: set enrichment to 'gnn' or 'text'")
+        if self.embed_dim < 1 or self.text_hidden < 0 or self.max_concepts < 1:
+            raise ConfigError("embed_dim and max_concepts must be >= 1 and text_hidden >= 0")
+        if not 0.0 < self.init_temperature < 1.0 or self.max_logit_scale <= 1.0:
+            raise ConfigError("init_temperature must be in (0, 1) and max_logit_scale > 1")
+        if self.image_size < 32:
+            raise ConfigError(f"image_size must be >= 32, got {self.image_size}")
+
+
+@dataclasses.dataclass
+class KGClipOutput:
+    """What :meth:`KGClipModel.forward` returns.
+
+    Attributes:
+        image_embeds: unit image embeddings ``[B, E]``.
+        text_embeds: unit text embeddings ``[B, E]``.
+        logit_scale: ``1 / temperature`` (scalar tensor, clamped).
+    """
+
+    image_embeds: torch.Tensor
+    text_embeds: torch.Tensor
+    logit_scale: torch.Tensor
+
+
+class ConceptSource(Protocol):
+    """What the model needs from a linker (a ConceptLinker; ``link_batch`` is used when present)."""
+
+    def concepts(self, text: str) -> list[str]: ...
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a checkpoint depends on."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("kgclip", "torch", "transformers", "safetensors", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _build_fusion(text_dim: int, concept_dim: int) -> nn.Module:
+    from kgclip.text.enrich import ConceptFusion
+
+    return ConceptFusion(text_dim=text_dim, concept_dim=concept_dim)
+
+
+class _TextHead(nn.Module):
+    """Linear map plus (optionally) a residual MLP: the frozen tower's geometry survives at initialisation."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out, bias=False)
+        self.mlp = None
+        if hidden:
+            self.mlp = nn.Sequential(nn.LayerNorm(d_in), nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) if self.mlp is None else self.linear(x) + self.mlp(x)
+
+
+class KGClipModel(nn.Module):
+    """The dual encoder.
+
+    Args:
+        config: the architecture.
+        concept_ids: ids of the concept table rows (required unless ``enrichment == "none"``).
+        concept_vectors: the concept table ``[N, concept_dim]`` (zeros when loading a checkpoint, which fills it).
+        concept_fingerprint: fingerprint of the embeddings the table came from (recorded in checkpoints).
+        text_encoder: the frozen text tower (default: ``load_text_encoder(config.text_tower)``).
+        linker: what links texts to concepts (default, on first use: a :class:`kgclip.text.linker.ConceptLinker`
+            over the shipped ontologies).
+    """
+
+    def __init__(self, config: KGClipConfig, *, concept_ids: Sequence[str] | None = None,
+                 concept_vectors: torch.Tensor | None = None, concept_fingerprint: str = "",
+                 text_encoder: Any = None, linker: ConceptSource | None = None) -> None:
+        super().__init__()
+        from kgclip.models.backbones import load_image_tower
+        from kgclip.text.encoders import load_text_encoder
+
+        self.config = config
+        if config.image_tower.replace("_", "-").lower() in {"builtin-cnn", "builtin", "default", "cnn"}:
+            self.image_tower = load_image_tower(config.image_tower, image_size=config.image_size,
+                                                widths=config.image_widths)
+        else:
+            self.image_tower = load_image_tower(config.image_tower)
+        # A plain attribute, not a submodule: the frozen tower is neither trained nor saved with the model.
+        self.__dict__["text_encoder"] = text_encoder or load_text_encoder(config.text_tower)
+        text_dim = int(self.text_encoder.dim)
+        self.image_proj = nn.Linear(self.image_tower.dim, config.embed_dim, bias=False)
+        self.text_proj = _TextHead(text_dim, config.embed_dim, config.text_hidden)
+        self.logit_scale = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(1.0 / config.init_temperature)))))
+        self.concept_ids: list[str] = []
+        self._concept_index: dict[str, int] = {}
+        self.concept_fingerprint = concept_fingerprint
+        self.fusion: nn.Module | None = None
+        self.concept_proj: nn.Module | None = None
+        self.concept_bias: nn.Parameter | None = None
+        if config.enrichment != "none":
+            if concept_ids is None:
+                raise ConfigError(f"enrichment {config.enrichment!r} needs concept_ids and concept_vectors")
+            vectors = (torch.zeros(len(concept_ids), config.concept_dim) if concept_vectors is None
+                       else concept_vectors.detach().float().cpu())
+            if vectors.shape != (len(concept_ids), config.concept_dim):
+                raise ConfigError(f"concept table must be [{len(concept_ids)}, {config.concept_dim}], got "
+                                  f"{tuple(vectors.shape)}")
+            self.concept_ids = list(concept_ids)
+            self._concept_index = {cid: i for i, cid in enumerate(self.concept_ids)}
+            self.register_buffer("concept_vectors", vectors.contiguous())
+            self.fusion = _build_fusion(text_dim, config.concept_dim)
+            if config.concept_head:
+                self.concept_proj = nn.Linear(config.concept_dim, config.embed_dim, bias=False)
+                self.concept_bias = nn.Parameter(torch.tensor(-4.0))  # sigmoid starts near a low positive rate
+        self.__dict__["linker"] = linker
+
+    # ------------------------------------------------------------------------------------------------ images
+
+    def prepare_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw pixels -> what :meth:`encode_image` takes: resized to the tower's size, 3 channels, normalised.
+
+        Shapes: ``[B, C, H, W]`` with ``C`` 1 or 3, uint8 (0..255) or float in [0, 1] -> ``[B, 3, S, S]``.
+        """
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ConfigError(f"images must be [B, 1|3, H, W], got {tuple(images.shape)}")
+        size = self.image_tower.image_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        mean = torch.tensor(self.image_tower.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.image_tower.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised pixels (see :meth:`prepare_pixels`) -> unit image embeddings (differentiable).
+
+        Shapes: ``[B, 3, S, S]`` -> ``[B, embed_dim]``.
+        """
+        return F.normalize(self.image_proj(self.image_tower(pixels)), dim=-1)
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Raw pixels -> unit embeddings, in eval mode and chunks (inference).
+
+        Shapes: ``[N, C, H, W]`` uint8 or float in [0, 1] -> ``[N, embed_dim]`` float32 on the CPU.
+        """
+        was = self.training
+        self.eval()
+        device = self.logit_scale.device
+        out = [self.encode_image(self.prepare_pixels(images[i:i + batch_size].to(device))).float().cpu()
+               for i in range(0, len(images), batch_size)]
+        self.train(was)
+        return torch.cat(out) if out else torch.zeros(0, self.config.embed_dim)
+
+    # -------------------------------------------------------------------------------------------------- text
+
+    @property
+    def text_fingerprint(self) -> str:
+        return str(self.text_encoder.fingerprint)
+
+    def set_linker(self, linker: ConceptSource | None) -> None:
+        """Use ``linker`` (anything with ``concepts(text) -> list[str]``) to link texts to concepts."""
+        self.__dict__["linker"] = linker
+
+    def _default_linker(self) -> ConceptSource:
+        if self.linker is None:
+            from kgclip.models.train_data import load_concept_graph
+            from kgclip.text.linker import ConceptLinker
+
+            self.__dict__["linker"] = ConceptLinker.from_graph(load_concept_graph())
+        return self.linker
+
+    def concept_indices(self, links: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[torch.Tensor, ...]:
+        """``(affirmed ids, negated ids)`` per text -> padded table rows (unknown ids dropped, duplicates removed).
+
+        Shapes: ``B`` pairs -> ``(idx, mask, neg_idx, neg_mask)``, each ``[B, K]`` (long / bool) with
+        ``K = config.max_concepts``; padding has index 0 and mask False.
+        """
+        k = self.config.max_concepts
+        out = []
+        for part in (0, 1):
+            idx = torch.zeros(len(links), k, dtype=torch.long)
+            mask = torch.zeros(len(links), k, dtype=torch.bool)
+            for row, pair in enumerate(links):
+                rows = [self._concept_index[c] for c in dict.fromkeys(pair[part]) if c in self._concept_index][:k]
+                if rows:
+                    idx[row, :len(rows)] = torch.tensor(rows)
+                    mask[row, :len(rows)] = True
+            out += [idx, mask]
+        return tuple(out)
+
+    def link(self, texts: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+        """``(affirmed, negated)`` concept ids of each text; uncertain mentions count as affirmed (as in
+        :class:`kgclip.text.enrich.TextEnricher`). Empty when the model has no enrichment."""
+        if self.config.enrichment == "none":
+            return [([], []) for _ in texts]
+        return link_texts(self._default_linker(), texts)
+
+    def encode_text_features(self, text_emb: torch.Tensor, concept_idx: torch.Tensor | None = None,
+                             concept_mask: torch.Tensor | None = None, negated_idx: torch.Tensor | None = None,
+                             negated_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Frozen text-tower vectors (+ linked concepts) -> unit joint-space embeddings (differentiable).
+
+        Shapes: ``text_emb`` ``[B, Dt]``, concept / negated indices and masks ``[B, K]`` -> ``[B, embed_dim]``.
+        """
+        x = text_emb.float()
+        if self.fusion is not None and concept_idx is not None and concept_mask is not None:
+            neg = self.concept_vectors[negated_idx] if negated_idx is not None else None
+            x = self.fusion(x, self.concept_vectors[concept_idx], concept_mask.bool(), neg,
+                            negated_mask.bool() if negated_mask is not None else None)
+        return F.normalize(self.text_proj(x), dim=-1)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256,
+                    links: Sequence[tuple[Sequence[str], Sequence[str]]] | None = None) -> torch.Tensor:
+        """Texts -> unit joint-space embeddings (inference).
+
+        Args:
+            texts: the texts.
+            batch_size: texts per forward pass.
+            links: already-linked ``(affirmed, negated)`` concept ids per text (default: the model's linker).
+
+        Shapes: ``N`` texts -> ``[N, embed_dim]`` float32 on the CPU.
+        """
+        texts = list(texts)
+        if not texts:
+            return torch.zeros(0, self.config.embed_dim)
+        was = self.training
+        self.eval()
+        device = self.logit_scale.device
+        base = self.text_encoder.encode(texts, batch_size=batch_size).float()
+        tensors = self.concept_indices(list(links) if links is not None else self.link(texts))
+        out = [self.encode_text_features(base[i:i + batch_size].to(device),
+                                         *(t[i:i + batch_size].to(device) for t in tensors)).cpu()
+               for i in range(0, len(texts), batch_size)]
+        self.train(was)
+        return torch.cat(out)
+
+    def encode_concepts(self, concept_idx: torch.Tensor) -> torch.Tensor:
+        """Concept table rows -> unit joint-space embeddings (for the alignment loss).
+
+        Shapes: ``[C]`` long -> ``[C, embed_dim]``.
+        """
+        if self.concept_proj is None:
+            raise ConfigError("this model has no concept head; build it with concept_head=True")
+        return F.normalize(self.concept_proj(self.concept_vectors[concept_idx]), dim=-1)
+
+    # ----------------------------------------------------------------------------------------------- forward
+
+    def scale(self) -> torch.Tensor:
+        """``1 / temperature``, clamped to ``config.max_logit_scale``."""
+        return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
+
+    def forward(self, pixels: torch.Tensor, text_emb: torch.Tensor, *concepts: torch.Tensor) -> KGClipOutput:
+        """Shapes: ``pixels`` ``[B, 3, S, S]``, ``text_emb`` ``[B, Dt]``, ``concepts`` the (up to four) ``[B, K]``
+        tensors of :meth:`concept_indices` -> embeddings ``[B, E]``."""
+        return KGClipOutput(self.encode_image(pixels), self.encode_text_features(text_emb, *concepts), self.scale())
+
+    # ------------------------------------------------------------------------------------------- persistence
+
+    def fingerprints(self) -> dict[str, str]:
+        """Fingerprints of the inputs the model depends on (concept table, text tower)."""
+        return {"concept_embeddings": self.concept_fingerprint, "text_tower": self.text_fingerprint}
+
+    def save_pretrained(self, directory: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+        """Write the model to ``directory`` atomically (replacing an older one only once the new one is complete).
+
+        Args:
+            directory: target directory.
+            extra: JSON-serialisable facts to keep beside the config (training summary...).
+        """
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        with atomic_directory(directory) as tmp:
+            save_file(state, str(tmp / "model.safetensors"))
+            atomic_write_json(tmp / "concepts.json", self.concept_ids)
+            atomic_write_json(tmp / CHECKPOINT_FILE, {
+                "format": _FORMAT, "type": "KGClipConfig", "config": self.config.to_dict(),
+                "fusion": type(self.fusion).__qualname__ if self.fusion is not None else None,
+                "fingerprints": self.fingerprints(), "versions": library_versions(), "extra": extra or {},
+            })
+        return Path(directory)
+
+    @staticmethod
+    def read_checkpoint_info(directory: str | os.PathLike[str]) -> dict[str, Any]:
+        """The JSON header of a saved model (config, fingerprints, versions, extra)."""
+        path = Path(directory) / CHECKPOINT_FILE
+        if not path.is_file():
+            raise ModelNotFoundError(f"{directory} is not a kgclip model directory (no {CHECKPOINT_FILE}); train one "
+                                     "with `kgclip train --data medpix PATH` or pass the directory it wrote")
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ArtifactCorruptError(f"{path} is unreadable ({exc}); re-train or restore the model") from exc
+        if info.get("format") != _FORMAT or info.get("type") != "KGClipConfig":
+            raise ArtifactCorruptError(f"{path} is not a kgclip model header of format {_FORMAT}")
+        return info
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], *, expected_config: KGClipConfig | None = None,
+                        text_encoder: Any = None, linker: ConceptSource | None = None,
+                        check_text_tower: bool = True) -> "KGClipModel":
+        """Load a model written by :meth:`save_pretrained`.
+
+        Args:
+            directory: the model directory.
+            expected_config: refuse (``ConfigError``) a checkpoint whose config differs from this one.
+            text_encoder: the text tower to use (default: load ``config.text_tower``).
+            linker: the concept linker to use (default: the shipped ontologies, built on first use).
+            check_text_tower: refuse a text tower whose fingerprint differs from the one trained with.
+
+        Raises:
+            ModelNotFoundError, ArtifactCorruptError, ConfigError (another configuration),
+            EncoderMismatchError (another text tower).
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        info = cls.read_checkpoint_info(directory)
+        config = KGClipConfig.from_dict(info["config"])
+        if expected_config is not None and expected_config != config:
+            diff = {k: (v, getattr(expected_config, k)) for k, v in config.to_dict().items()
+                    if expected_config.to_dict()[k] != v}
+            raise ConfigError(f"{directory} holds a model of another configuration (field: saved vs expected "
+                              f"{diff}); train a new model or load it without expected_config")
+        try:
+            concept_ids = json.loads((Path(directory) / "concepts.json").read_text(encoding="utf-8"))
+            state = load_file(str(Path(directory) / "model.safetensors"))
+        except (OSError, json.JSONDecodeError, SafetensorError) as exc:
+            raise ArtifactCorruptError(f"{directory}: model files unreadable ({exc}); re-train or restore it") from exc
+        model = cls(config, concept_ids=concept_ids if config.enrichment != "none" else None,
+                    concept_fingerprint=info["fingerprints"].get("concept_embeddings", ""),
+                    text_encoder=text_encoder, linker=linker)
+        model.load_weights(state, source=str(directory))
+        saved_text = info["fingerprints"].get("text_tower")
+        if check_text_tower and saved_text and saved_text != model.text_fingerprint:
+            raise EncoderMismatchError(
+                f"{directory} was trained on text tower {config.text_tower!r} with fingerprint {saved_text}, but the "
+                f"loaded tower has {model.text_fingerprint}; install the same text model or re-train")
+        return model.eval()
+
+    def load_weights(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
+        """Load a state dict, refusing one of another architecture with a clear error."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or shapes:
+            raise ConfigError(
+                f"{source} was saved from a model of another configuration: missing {missing[:5]}, unexpected "
+                f"{unexpected[:5]}, shape mismatch {shapes[:5]}; load it with its own config (from_pretrained) "
+                "or start training afresh")
+        self.load_state_dict(state)
+
+    def describe(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "fingerprints": self.fingerprints(),
+                "concepts": len(self.concept_ids),
+                "trainable_parameters": sum(p.numel() for p in self.parameters() if p.requires_grad)}
+
+
+def link_texts(linker: Any, texts: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+    """``(affirmed, negated)`` concept ids per text with a :class:`kgclip.text.linker.ConceptLinker`-like linker.
+
+    A linker with ``link_batch`` (mentions with ``negated`` flags) gives both lists; one with only
+    ``concepts(text)`` gives affirmed concepts and no negated ones.
+    """
+    if hasattr(linker, "link_batch"):
+        out = []
+        for mentions in linker.link_batch(list(texts)):
+            pos = list(dict.fromkeys(m.concept_id for m in mentions if not m.negated))
+            neg = [c for c in dict.fromkeys(m.concept_id for m in mentions if m.negated) if c not in pos]
+            out.append((pos, neg))
+        return out
+    return [(list(dict.fromkeys(linker.concepts(t))), []) for t in texts]
