@@ -53,10 +53,22 @@ class EngineConfig(Config):
     answerer: AnswererConfig = field(default_factory=AnswererConfig)
     k_cases: int = 5  # similar cases shown as evidence and used for drafting
     max_findings: int = 6  # sentences in a drafted findings section
+    # Vector tables: "faiss" (in-process, saved in the workspace) or "milvus" (a Milvus collection per table).
+    index_backend: str = "faiss"
+    # milvus only: a Milvus Lite file ("x.db") or a server ("http://host:19530"), shared by both tables (each in a
+    # new unique collection). None: a Milvus Lite file inside each table's directory (<workspace>/index_*/milvus.db),
+    # so the workspace stays self-contained and movable.
+    index_uri: str | None = None
 
     def __post_init__(self) -> None:
         if self.k_cases < 1 or self.max_findings < 1:
             raise ConfigError("k_cases and max_findings must be >= 1")
+        if self.index_backend not in ("faiss", "milvus"):
+            raise ConfigError(f"index_backend must be 'faiss' or 'milvus', got {self.index_backend!r}")
+        if self.index_uri is not None and self.index_backend != "milvus":
+            raise ConfigError("index_uri applies to index_backend='milvus' only; remove it or set the backend")
+        if self.index_uri is not None and (not isinstance(self.index_uri, str) or not self.index_uri.strip()):
+            raise ConfigError("index_uri must be a Milvus Lite file (x.db) or http://host:19530, or None")
         if not self.text_encoder:
             raise ConfigError("text_encoder must name a text tower, e.g. 'minilm' or a local directory")
 
@@ -143,8 +155,8 @@ class Engine:
                                         image_featurizer=featurizer.name, show_progress=show_progress)
         answerer.tagger = tagger
         steps.update()
-        image_table = VectorTable(featurizer.dim, featurizer.fingerprint)
-        text_table = VectorTable(encoder.dim, encoder.fingerprint)
+        image_table = cls._new_table(config, workspace, "image", featurizer.dim, featurizer.fingerprint)
+        text_table = cls._new_table(config, workspace, "text", encoder.dim, encoder.fingerprint)
         meta = [cls._case_meta(c) for c in cases]
         image_table.add(list(range(len(cases))), img, meta)
         text_table.add(list(range(len(cases))), txt, meta)
@@ -160,6 +172,25 @@ class Engine:
         steps.update()
         steps.close()
         return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest)
+
+    @staticmethod
+    def _new_table(config: EngineConfig, workspace: Path, name: str, dim: int, fingerprint: str) -> VectorTable:
+        """An empty vector table ``index_<name>`` with the configured backend (FAISS: unchanged default)."""
+        if config.index_backend == "faiss":
+            return VectorTable(dim, fingerprint)
+        if config.index_uri is None:  # own Lite file in the table directory, fixed collection: rebuilds replace it
+            uri, collection = str(workspace / f"index_{name}" / "milvus.db"), f"kgclip_{name}"
+            if Path(uri).exists():  # the workspace's own earlier collection, perhaps of another encoder / dim
+                from kgclip.index.milvus_support import _connect
+
+                client = _connect(uri, None, 10.0)
+                try:
+                    if client.has_collection(collection):
+                        client.drop_collection(collection)
+                finally:
+                    client.close()
+            return VectorTable(dim, fingerprint, backend="milvus", uri=uri, collection=collection)
+        return VectorTable(dim, fingerprint, backend="milvus", uri=config.index_uri)
 
     @staticmethod
     def _case_meta(case: Case) -> dict[str, Any]:

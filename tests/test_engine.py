@@ -116,3 +116,62 @@ def test_llm_fallback_through_engine(built):
     finally:
         engine.use_llm(None)
     assert np.isfinite(ans.confidence)
+
+
+def test_index_backend_config_is_validated():
+    with pytest.raises(ConfigError, match="index_backend"):
+        EngineConfig(index_backend="annoy")
+    with pytest.raises(ConfigError, match="index_uri"):
+        EngineConfig(index_uri="ix.db")  # a uri without the milvus backend is a mistake, not ignored
+    assert EngineConfig().index_backend == "faiss"
+    cfg = EngineConfig(text_encoder="hashing-64", index_backend="milvus", index_uri="http://host:19530")
+    assert EngineConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_milvus_workspace_agrees_with_faiss(built, tmp_path):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from kgclip.index.base import read_manifest as read_index_manifest
+
+    engine, data, _ = built
+    ws = tmp_path / "ws-milvus"
+    config = EngineConfig(text_encoder="hashing-64", index_backend="milvus")
+    mv = Engine.build(config, ws, vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    assert mv.image_table.backend == "milvus" and "index=milvus" in repr(mv)
+    manifest = read_index_manifest(ws / "index_text")
+    assert manifest["backend"] == "milvus" and manifest["uri"] == "milvus.db"  # inside the workspace
+    image = data / "images" / "synth010.png"
+    for query in ({"text": "pleural effusion"}, {"text": "fracture"}, {"text": "normal brain"},
+                  {"image": image, "filters": {"body_part": "CHEST"}}):
+        _assert_same_topk(mv.search(k=4, **query), engine.search(k=4, **query))
+    loaded = Engine.load(ws)
+    assert loaded.image_table.backend == "milvus"
+    loaded.add_cases([{"case_id": "new-1", "image": str(data / "images" / "synth000.png"),
+                       "text": "Large right pneumothorax.", "body_part": "CHEST"}])
+    assert Engine.load(ws).search(text="pneumothorax", k=1)[0].case_id == "new-1"
+    # Rebuilding the workspace replaces its collections instead of appending to them.
+    again = Engine.build(config, ws, vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    assert len(again.text_table) == len(mv.text_table)
+    other = Engine.build(EngineConfig(text_encoder="hashing-32", index_backend="milvus"), ws, vqa_rad=data,
+                         graph=tiny_graph(), show_progress=False)  # another encoder (and dim) rebuilds too
+    assert other.text_table.dim == 32 and Engine.load(ws).text_table.dim == 32
+
+
+def test_milvus_backend_failure_is_raised_not_hidden(tmp_path):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from kgclip.errors import IndexError_
+
+    data = make_vqa_folder(tmp_path / "data", n_images=4)
+    config = EngineConfig(text_encoder="hashing-64", index_backend="milvus", index_uri="http://127.0.0.1:1")
+    with pytest.raises(IndexError_, match="http://127.0.0.1:1"):
+        Engine.build(config, tmp_path / "ws", vqa_rad=data, graph=tiny_graph(), show_progress=False)
+
+
+def _assert_same_topk(got, want):
+    """Same scores in the same order, and the same cases above the k-th score (synthetic cases share texts, so
+    cases tied at the k-th score may legitimately differ between backends)."""
+    assert [round(h.score, 4) for h in got] == pytest.approx([round(h.score, 4) for h in want], abs=2e-4)
+    cut = round(want[-1].score, 4)
+    assert ({h.case_id for h in got if round(h.score, 4) > cut + 2e-4}
+            == {h.case_id for h in want if round(h.score, 4) > cut + 2e-4})

@@ -3,6 +3,10 @@
 Build from a JSONL / CSV of texts (encoded with a kgclip text encoder) or from a safetensors vectors file; search
 by text with the encoder the index was built with (a different encoder is refused). ``add`` and ``remove`` hold
 the index's writer lock for their whole load-modify-save, so concurrent writers queue instead of losing updates.
+
+``--backend faiss`` (default) or ``--backend milvus [--uri URI] [--collection NAME]``: Milvus keeps the vectors in a
+Milvus Lite file (default ``DIR/milvus.db``) or on a server (``http://host:19530``); the directory then holds the
+manifest naming the uri and collection. ``add`` / ``remove`` / ``search`` / ``info`` use the backend the manifest names.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("dir")
     items_args(p)
     p.add_argument("--encoder", default="minilm", help="text encoder: minilm, hashing-<dim> or a model directory")
+    p.add_argument("--backend", default="faiss", choices=("faiss", "milvus"), help="index backend")
     p.add_argument("--factory", default="Flat", help="FAISS factory string: Flat, IVF1024,Flat, HNSW32...")
+    p.add_argument("--uri", help="milvus: a Milvus Lite file (x.db) or http://host:19530 (default: DIR/milvus.db)")
+    p.add_argument("--collection", help="milvus: collection name (default: a new unique one)")
     p.add_argument("--encoder-fingerprint", help="with --vectors: fingerprint of the encoder that made them")
     p.add_argument("--device", default="cpu", choices=("cpu", "auto", "cuda"))
     p.set_defaults(handler=_build)
@@ -103,28 +110,80 @@ def _load_items(args: argparse.Namespace, encoder: Any, next_id: int) -> tuple[A
 
 
 def _build(args: argparse.Namespace) -> int:
-    from kgclip.index.faiss_index import FaissIndex, IndexConfig
-
     encoder = _encoder(args.encoder, None) if not args.vectors else None
     ids, vectors, metadata = _load_items(args, encoder, 0)
     fingerprint = encoder.fingerprint if encoder is not None else args.encoder_fingerprint
     name = encoder.name if encoder is not None else (args.encoder if args.encoder_fingerprint else None)
-    config = IndexConfig(dim=int(vectors.shape[1]), factory=args.factory, device=args.device)
-    index = FaissIndex(config, encoder_fingerprint=fingerprint, encoder_name=name)
+    if args.backend == "milvus":
+        index = _new_milvus(args, int(vectors.shape[1]), fingerprint, name)
+    else:
+        from kgclip.index.faiss_index import FaissIndex, IndexConfig
+
+        config = IndexConfig(dim=int(vectors.shape[1]), factory=args.factory, device=args.device)
+        index = FaissIndex(config, encoder_fingerprint=fingerprint, encoder_name=name)
     index.add(ids, vectors, metadata)
     index.save(args.dir)
     print(f"built {index!r} at {args.dir}")
     return 0
 
 
+def _new_milvus(args: argparse.Namespace, dim: int, fingerprint: str | None, name: str | None) -> Any:
+    from kgclip.index.milvus_index import MilvusIndex
+
+    uri = args.uri or str(Path(args.dir) / "milvus.db")
+    collection = args.collection or _previous_collection(Path(args.dir), uri)
+    if collection and not args.collection:  # this directory's own earlier collection (any encoder): replace it
+        from kgclip.index.milvus_support import _connect
+
+        client = _connect(uri, None, 10.0)
+        try:
+            if client.has_collection(collection):
+                client.drop_collection(collection)
+        finally:
+            client.close()
+    kwargs = {"dim": dim, "uri": uri, "collection": collection, "encoder_fingerprint": fingerprint,
+              "encoder_name": name}
+    index = MilvusIndex(**kwargs)
+    if collection and len(index):  # build replaces: a named collection that already holds items starts over
+        index.drop()
+        index.close()
+        index = MilvusIndex(**kwargs)
+    return index
+
+
+def _previous_collection(directory: Path, uri: str) -> str | None:
+    """The collection an earlier Milvus build of ``directory`` at the same ``uri`` used (rebuilt in place, not
+    left behind), else ``None``."""
+    from kgclip.index.base import MANIFEST_NAME
+
+    try:
+        manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("backend") != "milvus":
+        return None
+    saved = str(manifest.get("uri") or "")
+    if saved and "://" not in saved and not Path(saved).is_absolute():
+        saved = str(directory / saved)
+    same = saved == uri or ("://" not in uri and Path(saved).resolve() == Path(uri).resolve())
+    return manifest.get("collection") if same else None
+
+
+def _backend_class(directory: str) -> Any:
+    """The index class the manifest in ``directory`` names (``FaissIndex``, ``MilvusIndex``)."""
+    from kgclip.index.base import INDEX_BACKENDS, _ensure_builtin_backends, read_manifest
+
+    _ensure_builtin_backends()
+    return INDEX_BACKENDS.resolve(read_manifest(directory)["backend"])
+
+
 def _add(args: argparse.Namespace) -> int:
     from kgclip.index.base import read_manifest
-    from kgclip.index.faiss_index import FaissIndex
 
     manifest = read_manifest(args.dir)
     encoder = None if args.vectors else _encoder(args.encoder, manifest.get("encoder_name"))
     fingerprint = encoder.fingerprint if encoder is not None else None
-    with FaissIndex.updating(args.dir, fingerprint, lock_timeout=args.lock_timeout) as index:
+    with _backend_class(args.dir).updating(args.dir, fingerprint, lock_timeout=args.lock_timeout) as index:
         existing = index.ids()
         next_id = int(existing.max()) + 1 if len(existing) else 0
         ids, vectors, metadata = _load_items(args, encoder, next_id)
@@ -135,9 +194,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from kgclip.index.faiss_index import FaissIndex
-
-    with FaissIndex.updating(args.dir, lock_timeout=args.lock_timeout) as index:
+    with _backend_class(args.dir).updating(args.dir, lock_timeout=args.lock_timeout) as index:
         removed = index.remove(args.ids)
         count = len(index)
     print(f"removed {removed} items; {count} in {args.dir}")
@@ -157,12 +214,11 @@ def _parse_filters(pairs: list[str]) -> dict[str, Any] | None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from kgclip.index.base import read_manifest
-    from kgclip.index.faiss_index import FaissIndex
+    from kgclip.index.base import load_index, read_manifest
 
     manifest = read_manifest(args.dir)
     encoder = _encoder(args.encoder, manifest.get("encoder_name"))
-    index = FaissIndex.load(args.dir, encoder_fingerprint=encoder.fingerprint)
+    index = load_index(args.dir, encoder_fingerprint=encoder.fingerprint)
     index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
     queries = encoder.encode(args.query).numpy()
     results = index.search(queries, k=args.k, filters=_parse_filters(args.filter))
@@ -179,14 +235,17 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from kgclip.index.base import read_manifest
-    from kgclip.index.faiss_index import FaissIndex
+    from kgclip.index.base import load_index, read_manifest
 
     manifest = read_manifest(args.dir)
-    index = FaissIndex.load(args.dir)
-    info = {k: manifest.get(k) for k in ("backend", "factory", "dimension", "metric", "encoder_name",
-                                         "encoder_fingerprint", "counts", "generation", "versions", "saved_at")}
-    info["metadata"] = index.metadata.stats()
+    index = load_index(args.dir)
+    info = {k: manifest.get(k) for k in ("backend", "factory", "uri", "collection", "dimension", "metric",
+                                         "encoder_name", "encoder_fingerprint", "counts", "generation", "versions",
+                                         "saved_at")}
+    info = {k: v for k, v in info.items() if v is not None or k not in ("uri", "collection")}
+    info["counts"] = {**(info.get("counts") or {}), "items": len(index)}  # live count (Milvus may have changed)
+    stats = getattr(getattr(index, "metadata", None), "stats", None)
+    info["metadata"] = stats() if callable(stats) else {"items": len(index)}
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False))
     else:

@@ -1,8 +1,9 @@
 """The workspace's case collection and its vector tables.
 
 A case is one image with its text (findings, caption, or statements derived from its question/answer pairs). Each
-vector table (image vectors, text vectors) is a :class:`kgclip.index` FAISS index when that backend is installed and
-a small exact in-memory table otherwise; both are saved with the encoder fingerprint and refuse another encoder.
+vector table (image vectors, text vectors) is a :class:`kgclip.index` index of the backend the engine names
+(``"faiss"`` or ``"milvus"``; a chosen backend that fails raises), or by default FAISS when installed and a small
+exact in-memory table otherwise; all are saved with the encoder fingerprint and refuse another encoder.
 """
 
 from __future__ import annotations
@@ -62,24 +63,34 @@ class VectorTable:
         ``add(ids [N], vectors [N, dim])``; ``search(query [dim], k)`` -> hits ``(id, score, metadata)``.
     """
 
-    def __init__(self, dim: int, encoder_fingerprint: str, *, prefer_faiss: bool = True) -> None:
+    def __init__(self, dim: int, encoder_fingerprint: str, *, prefer_faiss: bool = True,
+                 backend: str | None = None, **index_kwargs: Any) -> None:
+        """``backend``: an index backend by name (``"faiss"``, ``"milvus"``) with its ``index_kwargs`` (e.g.
+        ``uri=``, ``collection=``); it must work, there is no fallback. ``None``: FAISS when installed, else the
+        exact in-memory table."""
         self.dim = dim
         self.encoder_fingerprint = encoder_fingerprint
         self._index = None
+        self._backend = "exact"
+        self._ids = np.zeros(0, np.int64)
+        self._vectors = np.zeros((0, dim), np.float32)
+        self._meta: dict[int, dict[str, Any]] = {}
+        if backend is not None:
+            self._index = _create_explicit(backend, dim, encoder_fingerprint, index_kwargs)
+            self._backend = backend
+            return
         if prefer_faiss and _faiss_backend():
             try:
                 from kgclip.index.base import create_index
 
                 self._index = create_index("faiss", dim=dim, encoder_fingerprint=encoder_fingerprint)
+                self._backend = "faiss"
             except Exception:  # noqa: BLE001 - a constructor we do not know yet: fall back, stay correct
                 self._index = None
-        self._ids = np.zeros(0, np.int64)
-        self._vectors = np.zeros((0, dim), np.float32)
-        self._meta: dict[int, dict[str, Any]] = {}
 
     @property
     def backend(self) -> str:
-        return "faiss" if self._index is not None else "exact"
+        return self._backend
 
     def __len__(self) -> int:
         return len(self._index) if self._index is not None else len(self._ids)
@@ -160,13 +171,33 @@ class VectorTable:
             table._ids, table._vectors = arrays["ids"].astype(np.int64), arrays["vectors"].astype(np.float32)
             table._meta = {int(k): v for k, v in info["meta"].items()}
             return table
-        from kgclip.index.base import load_index
+        from kgclip.index.base import load_index, read_manifest
 
         index = load_index(directory, encoder_fingerprint=encoder_fingerprint)
         table = cls.__new__(cls)
         table.dim, table.encoder_fingerprint, table._index = index.dim, encoder_fingerprint, index
+        table._backend = str(read_manifest(directory)["backend"])
         table._ids, table._vectors, table._meta = np.zeros(0, np.int64), np.zeros((0, index.dim), np.float32), {}
         return table
+
+
+def _create_explicit(backend: str, dim: int, encoder_fingerprint: str, kwargs: dict[str, Any]) -> Any:
+    """An empty index of the chosen backend; a failure is raised (naming the backend), never hidden by a fallback."""
+    from kgclip.errors import IndexError_, KgclipError
+    from kgclip.index.base import create_index
+
+    try:
+        index = create_index(backend, dim=dim, encoder_fingerprint=encoder_fingerprint, **kwargs)
+        if len(index) and hasattr(index, "drop"):  # a named collection left by an earlier build: start over
+            index.drop()
+            index.close()
+            index = create_index(backend, dim=dim, encoder_fingerprint=encoder_fingerprint, **kwargs)
+    except KgclipError:
+        raise  # already says what failed and what to do (e.g. Milvus unreachable, naming the uri)
+    except Exception as exc:  # noqa: BLE001 - e.g. a missing optional dependency
+        raise IndexError_(f"cannot create the {backend!r} vector index ({type(exc).__name__}: {exc}); install "
+                          f"the backend (pip install 'kgclip[{backend}]') or choose index_backend='faiss'") from exc
+    return index
 
 
 def _matches(meta: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
