@@ -191,6 +191,13 @@ class HFTextEncoder(_CachedEncoder):
 
     @property
     def fingerprint(self) -> str:
+        # Hashing the weights reads ~90 MB for MiniLM: do it once per encoder.
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            cached = self._fingerprint = self._compute_fingerprint()
+        return cached
+
+    def _compute_fingerprint(self) -> str:
         h = Hasher().update_str(f"hf-text-v1:{self.pooling}:{self.max_length}")
         for weights in sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin")):
             h.update_str(weights.name).update_str(fingerprint_file(weights))
