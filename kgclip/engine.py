@@ -181,14 +181,9 @@ class Engine:
         if config.index_uri is None:  # own Lite file in the table directory, fixed collection: rebuilds replace it
             uri, collection = str(workspace / f"index_{name}" / "milvus.db"), f"kgclip_{name}"
             if Path(uri).exists():  # the workspace's own earlier collection, perhaps of another encoder / dim
-                from kgclip.index.milvus_support import _connect
+                from kgclip.index.milvus_support import drop_collection
 
-                client = _connect(uri, None, 10.0)
-                try:
-                    if client.has_collection(collection):
-                        client.drop_collection(collection)
-                finally:
-                    client.close()
+                drop_collection(uri, collection)
             return VectorTable(dim, fingerprint, backend="milvus", uri=uri, collection=collection)
         return VectorTable(dim, fingerprint, backend="milvus", uri=config.index_uri)
 

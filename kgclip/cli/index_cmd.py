@@ -133,14 +133,9 @@ def _new_milvus(args: argparse.Namespace, dim: int, fingerprint: str | None, nam
     uri = args.uri or str(Path(args.dir) / "milvus.db")
     collection = args.collection or _previous_collection(Path(args.dir), uri)
     if collection and not args.collection:  # this directory's own earlier collection (any encoder): replace it
-        from kgclip.index.milvus_support import _connect
+        from kgclip.index.milvus_support import drop_collection
 
-        client = _connect(uri, None, 10.0)
-        try:
-            if client.has_collection(collection):
-                client.drop_collection(collection)
-        finally:
-            client.close()
+        drop_collection(uri, collection)
     kwargs = {"dim": dim, "uri": uri, "collection": collection, "encoder_fingerprint": fingerprint,
               "encoder_name": name}
     index = MilvusIndex(**kwargs)

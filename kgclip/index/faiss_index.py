@@ -31,6 +31,7 @@ import numpy as np
 
 from kgclip.config import Config
 from kgclip.errors import ConfigError, EncoderMismatchError, IndexError_
+from kgclip.index.vectors import as_ids, checked_batch, normalised
 from kgclip.index.base import INDEX_BACKENDS, SearchHit, SearchResults
 from kgclip.index.faiss_store import FaissPersistenceMixin
 from kgclip.index.metadata import MetadataStore, normalise_filters
@@ -69,32 +70,6 @@ class IndexConfig(Config):
             raise ConfigError("nprobe, ef_search and ef_construction must be >= 1")
         if self.exact_filter_max < 0 or not 0.0 <= self.compact_min_dead_fraction <= 1.0:
             raise ConfigError("exact_filter_max must be >= 0 and compact_min_dead_fraction within [0, 1]")
-
-
-def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise IndexError_(f"ids must be a 1-D sequence of integers, got shape {arr.shape} dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and arr.min() < 0:
-        raise IndexError_("ids must be >= 0 (FAISS uses -1 for 'no result')")
-    return arr
-
-
-def _normalised(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise IndexError_(f"{what} must have shape [N, {dim}], got {tuple(np.shape(vectors))}")
-    if not np.isfinite(arr).all():
-        raise IndexError_(f"{what} contain NaN or infinite values")
-    arr = np.array(arr, dtype=np.float32, order="C", copy=True)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise IndexError_(f"{what} contain an all-zero vector, which has no direction to compare")
-    arr /= norms
-    return arr
 
 
 class FaissIndex(FaissPersistenceMixin):
@@ -246,7 +221,7 @@ class FaissIndex(FaissPersistenceMixin):
 
         Shapes: ``vectors`` ``[N, dim]``; N must be at least :meth:`min_training_vectors`.
         """
-        x = _normalised(vectors, self.dim)
+        x = normalised(vectors, self.dim)
         with self._lock:
             need = self.min_training_vectors()
             if len(x) < need:
@@ -269,12 +244,7 @@ class FaissIndex(FaissPersistenceMixin):
 
         Shapes: ``ids`` ``[N]``, ``vectors`` ``[N, dim]`` (normalised here), ``metadata`` length N or ``None``.
         """
-        ids = _as_ids(ids)
-        x = _normalised(vectors, self.dim)
-        if len(ids) != len(x):
-            raise IndexError_(f"got {len(ids)} ids for {len(x)} vectors; give one id per vector")
-        if len(np.unique(ids)) != len(ids):
-            raise IndexError_("ids repeat within one add() call; give each item once")
+        ids, x = checked_batch(ids, vectors, self.dim)
         if len(ids) == 0:
             return
         with self._lock:
@@ -303,7 +273,7 @@ class FaissIndex(FaissPersistenceMixin):
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove items by id (unknown ids are ignored); returns how many were removed."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         with self._lock:
             present = self._store.delete(ids)
             if len(present):
@@ -339,13 +309,13 @@ class FaissIndex(FaissPersistenceMixin):
             if len(ids):
                 if not self._index.is_trained:
                     self.train(vectors)
-                self._add_vectors(ids, _normalised(vectors, self.dim))
+                self._add_vectors(ids, normalised(vectors, self.dim))
             return dead
 
     # ------------------------------------------------------------------ reads
     def get(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
         """Stored metadata per id (``None`` for unknown ids), in the order given."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         found = self._store.get_many(ids.tolist())
         return [found.get(i) for i in ids.tolist()]
 
@@ -355,7 +325,7 @@ class FaissIndex(FaissPersistenceMixin):
 
     def reconstruct(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Stored (normalised; approximate for PQ/SQ) vectors of ``ids``. Shapes: ``[N]`` -> ``[N, dim]``."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         with self._lock:
             missing = ids[~self._store.contains(ids)]
             if len(missing):
@@ -391,7 +361,7 @@ class FaissIndex(FaissPersistenceMixin):
         """
         if k < 1:
             raise IndexError_(f"k must be >= 1, got {k}")
-        q = _normalised(query, self.dim, "query")
+        q = normalised(query, self.dim, "query")
         with self._lock:
             if self._index.ntotal == 0:  # also covers an IVF index that has not been trained yet
                 return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import os
 import re
 import secrets
@@ -35,15 +34,13 @@ import numpy as np
 from kgclip.atomic import atomic_directory, atomic_write_json
 from kgclip.config import Config
 from kgclip.errors import ArtifactCorruptError, ConfigError, EncoderMismatchError, IndexError_
+from kgclip.index.vectors import as_ids, checked_batch, normalised
 from kgclip.index.base import INDEX_BACKENDS, MANIFEST_NAME, SearchHit, SearchResults, read_manifest
 from kgclip.index.milvus_support import (
     FILTER_COLUMNS,
-    _as_ids,
-    _column,
     _connect,
     _ephemeral_uri,
     _is_remote,
-    _normalised,
     _release_lite,
     _versions,
     milvus_filter,
@@ -212,12 +209,7 @@ class MilvusIndex:
 
         Shapes: ``ids`` ``[N]``, ``vectors`` ``[N, dim]`` (normalised here), ``metadata`` length N or ``None``.
         """
-        ids = _as_ids(ids)
-        x = _normalised(vectors, self.dim)
-        if len(ids) != len(x):
-            raise IndexError_(f"got {len(ids)} ids for {len(x)} vectors; give one id per vector")
-        if len(np.unique(ids)) != len(ids):
-            raise IndexError_("ids repeat within one add() call; give each item once")
+        ids, x = checked_batch(ids, vectors, self.dim)
         rows = milvus_rows(ids, x, metadata, self.config.max_field_length, self.config.max_text_length)
         with self._lock:
             for start in range(0, len(rows), self.config.batch_size):
@@ -226,7 +218,7 @@ class MilvusIndex:
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove items by id (unknown ids are ignored); returns how many were removed."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         with self._lock:
             present = self._present(ids)
             for start in range(0, len(present), _MAX_TOPK):
@@ -246,7 +238,7 @@ class MilvusIndex:
     # ------------------------------------------------------------------ reads
     def get(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
         """Stored metadata per id (``None`` for unknown ids), in the order given."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         unique = list(dict.fromkeys(ids.tolist()))
         found: dict[int, dict[str, Any]] = {}
         with self._lock:
@@ -275,7 +267,7 @@ class MilvusIndex:
             raise IndexError_(f"k must be >= 1, got {k}")
         if k > _MAX_TOPK:
             raise IndexError_(f"Milvus returns at most {_MAX_TOPK} hits per query, got k={k}")
-        q = _normalised(query, self.dim, "query")
+        q = normalised(query, self.dim, "query")
         expr = milvus_filter(filters)  # validates the filter keys
         cfg = self.config
         params: dict[str, Any] = {"metric_type": "IP", "params": {}}

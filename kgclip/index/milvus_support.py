@@ -18,7 +18,7 @@ import numpy as np
 from kgclip.errors import ConfigError, IndexError_, KgclipError
 from kgclip.index.metadata import COLUMNS, normalise_filters
 
-__all__ = ["milvus_filter", "milvus_rows"]
+__all__ = ["milvus_filter", "milvus_rows", "drop_collection"]
 
 FILTER_COLUMNS = tuple(c for c in COLUMNS if c != "text")
 _KINDS = {"image", "text", "case"}
@@ -75,33 +75,21 @@ def milvus_filter(filters: Mapping[str, Any] | None) -> str:
     return " and ".join(parts)
 
 
-def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise IndexError_(f"ids must be a 1-D sequence of integers, got shape {arr.shape} dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and arr.min() < 0:
-        raise IndexError_("ids must be >= 0 (the same rule as the FAISS backend)")
-    return arr
-
-
-def _normalised(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise IndexError_(f"{what} must have shape [N, {dim}], got {tuple(np.shape(vectors))}")
-    if not np.isfinite(arr).all():
-        raise IndexError_(f"{what} contain NaN or infinite values")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise IndexError_(f"{what} contain an all-zero vector, which has no direction to compare")
-    return np.ascontiguousarray(arr / norms, dtype=np.float32)
-
-
 def _column(value: Any) -> str | None:
     # Same rule as the SQLite store: scalars are filterable (compared as text), anything else lives only in JSON.
     return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+
+def drop_collection(uri: str, collection: str, *, token: str | None = None, timeout: float = 10.0) -> bool:
+    """Drop ``collection`` at ``uri`` if it exists (a rebuild that replaces an earlier index). Returns whether it did."""
+    client = _connect(uri, token, timeout)
+    try:
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+            return True
+        return False
+    finally:
+        client.close()
 
 
 def _connect(uri: str, token: str | None, timeout: float) -> Any:
