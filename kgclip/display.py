@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["thumbnail_data_uri", "answer_html", "evidence_html", "report_html", "search_results_html",
-           "subgraph_html", "SearchResult", "SearchResults", "Subgraph"]
+           "subgraph_html", "SearchResults", "Subgraph"]
 
 _CSS = ("<style>.kgc{font-family:sans-serif;font-size:13px}.kgc table{border-collapse:collapse}"
         ".kgc td,.kgc th{border:1px solid #ddd;padding:3px 6px;vertical-align:top}.kgc .cite{color:#777;"
@@ -112,7 +112,7 @@ def report_html(report: Any, resolve_image: Any = None) -> str:
 
 
 def search_results_html(hits: Sequence[Any], resolve_image: Any = None, with_css: bool = True) -> str:
-    """A table of hits (``CaseHit`` or ``SearchResult``) with thumbnails."""
+    """A table of hits (:class:`kgclip.rag.evidence.CaseHit`) with thumbnails."""
     resolve = resolve_image or (lambda p: p)
     rows = []
     for rank, hit in enumerate(hits, 1):
@@ -125,18 +125,6 @@ def search_results_html(hits: Sequence[Any], resolve_image: Any = None, with_css
                     f"<br/><span class='cite'>{_e(info)}</span></td><td>{_e(text)}</td></tr>")
     table = ("<table><tr><th>#</th><th>image</th><th>case</th><th>text</th></tr>" + "".join(rows) + "</table>")
     return (_CSS + f'<div class="kgc">{table}</div>') if with_css else table
-
-
-@dataclass
-class SearchResult:
-    """One hit of :meth:`kgclip.engine.Engine.search` (a case with its score and image)."""
-
-    case_id: str
-    score: float
-    text: str = ""
-    image: str = ""
-    via: str = "image"
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class SearchResults(list):

@@ -322,7 +322,7 @@ class Engine:
             filters: metadata filters, e.g. ``{"body_part": "CHEST"}``, ``{"modality": "CT"}``,
                 ``{"concept": "RADLEX:RID4872"}``.
         """
-        from kgclip.display import SearchResult, SearchResults
+        from kgclip.display import SearchResults
 
         if (text is None) == (image is None):
             raise InputFormatError("pass exactly one of text= or image= to search")
@@ -333,9 +333,8 @@ class Engine:
             rows, via = self.text_table.search(vec, k, filters), "text"
         else:
             rows, via = self.image_table.search(self._image_vector(image), k, filters), "image"
-        out = SearchResults(SearchResult(h.case_id, h.score, h.text, h.image, h.via, h.metadata)
-                            for h in (self._hit(r, via) for r in rows))
-        return out
+        # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
+        return SearchResults(self._hit(r, via) for r in rows)
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
                      exclude_identical: bool = True) -> DraftReport:
