@@ -17,7 +17,6 @@ truncated or corrupted file raises :class:`~kgclip.errors.ArtifactCorruptError`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ from typing import Any
 
 from kgclip.errors import ArtifactCorruptError, IndexError_, LockedError
 from kgclip.fingerprint import fingerprint_bytes
+from kgclip.locking import FileLock
 
 __all__ = ["DirectoryLock", "read_snapshot", "file_entry", "library_versions", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -41,8 +41,8 @@ def lock_path(directory: str | os.PathLike[str]) -> Path:
     return target.parent / f".{target.name}.lock"
 
 
-class DirectoryLock:
-    """Exclusive inter-process writer lock for an index directory (``fcntl.flock``).
+class DirectoryLock(FileLock):
+    """Exclusive inter-process writer lock for an index directory (``fcntl.flock`` on ``.<name>.lock`` beside it).
 
     Args:
         directory: the index directory to protect.
@@ -52,68 +52,8 @@ class DirectoryLock:
     """
 
     def __init__(self, directory: str | os.PathLike[str], timeout: float = 60.0) -> None:
-        self.path = lock_path(directory)
-        self.timeout = timeout
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self) -> "DirectoryLock":
-        import fcntl
-
-        if self._fd is not None:
-            return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    os.close(fd)
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
-                    os.close(fd)
-                    raise LockedError(
-                        f"another process{holder} is writing the index at {self.path.parent / self.path.name[1:-5]} "
-                        f"(lock {self.path}); waited {self.timeout:g} s. Retry when it finishes, or pass a longer "
-                        "lock timeout."
-                    ) from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        import fcntl
-
-        if self._fd is None:
-            return
-        fd, self._fd = self._fd, None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-    def __enter__(self) -> "DirectoryLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _read_holder(fd: int) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        text = os.pread(fd, 64, 0).decode().strip()
-        if text:
-            return f" (pid {int(text)})"
-    return ""
+        super().__init__(lock_path(directory), timeout, activity=f"writing the index at {Path(directory)}",
+                         advice="Retry when it finishes, or pass a longer lock timeout.")
 
 
 def file_entry(data: bytes) -> dict[str, Any]:

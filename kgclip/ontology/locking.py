@@ -10,13 +10,11 @@ seconds and then gets :class:`~kgclip.errors.LockedError`. Readers take no lock:
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from kgclip.errors import LockedError
+from kgclip.locking import FileLock
 
 __all__ = ["graph_dir_lock", "meta_stamp", "LOCK_FILE", "LOCK_TIMEOUT"]
 
@@ -43,38 +41,13 @@ def graph_dir_lock(directory: str | os.PathLike[str], timeout: float = LOCK_TIME
     Raises:
         LockedError: another process still held the lock after ``timeout`` seconds.
     """
-    import fcntl
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-                    raise LockedError(
-                        f"another process{f' (pid {holder})' if holder.isdigit() else ''} is editing the graph in "
-                        f"{directory} (it holds {path}); waited {timeout:g} s. Retry when that edit finishes "
-                        "(a lock left by a killed process is released automatically)") from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield path
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    lock = FileLock(path, timeout, activity=f"editing the graph in {directory}",
+                    advice="Retry when that edit finishes (a lock left by a killed process is released automatically).")
+    with lock:
+        yield path
 
 
 def meta_stamp(directory: str | os.PathLike[str]) -> bytes | None:
