@@ -12,16 +12,23 @@ referenced concept is in the same graph (:meth:`ConceptGraph.link_xrefs`), which
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kgclip.errors import DuplicateConceptError, GraphValidationError, UnknownConceptError
+from kgclip.errors import DuplicateConceptError, UnknownConceptError
 from kgclip.fingerprint import Hasher
+from kgclip.ontology.ids import (  # noqa: F401 - re-exported: model is the import path users know
+    HAS_PART,
+    IS_A,
+    PART_OF,
+    SAME_AS,
+    normalize_curie,
+    normalize_relation_type,
+)
+from kgclip.ontology.records import Concept, GraphColumns, Relation, ValidationReport
 
 if TYPE_CHECKING:  # networkx is imported lazily: a curator's CLI call should not pay for it
     import networkx as nx
@@ -39,210 +46,6 @@ __all__ = [
     "normalize_curie",
     "normalize_relation_type",
 ]
-
-IS_A = "is_a"
-PART_OF = "part_of"
-HAS_PART = "has_part"
-SAME_AS = "same_as"
-
-# Prefix spellings seen in the wild -> the namespace kgclip uses.
-_PREFIX_ALIASES = {
-    "UMLS_CUI": "UMLS",
-    "UMLS": "UMLS",
-    "UMLSCUI": "UMLS",
-    "RADLEX": "RADLEX",
-    "RID": "RADLEX",
-    "DOID": "DOID",
-    "MESH": "MESH",
-    "MSH": "MESH",
-    "SNOMEDCT_US_2023_09_01": "SNOMEDCT",
-    "SNOMEDCT_US": "SNOMEDCT",
-    "SNOMEDCT": "SNOMEDCT",
-    "NCI": "NCIT",
-    "NCIT": "NCIT",
-    "ICD10CM": "ICD10CM",
-    "ICD9CM": "ICD9CM",
-    "OMIM": "OMIM",
-    "MIM": "OMIM",
-    "ORDO": "ORPHANET",
-    "ORPHANET": "ORPHANET",
-    "GARD": "GARD",
-    "SYMP": "SYMP",
-    "UBERON": "UBERON",
-    "HP": "HP",
-}
-_RID = re.compile(r"^(?:RADLEX:)?(RID\d+)$", re.IGNORECASE)
-_CUI = re.compile(r"^C\d{7}$")
-
-
-def normalize_curie(text: str) -> str:
-    """Map an identifier as written by a source to kgclip's namespaced form.
-
-    ``"UMLS_CUI:C0014869"`` and ``"C0014869"`` -> ``"UMLS:C0014869"``; ``"RID3441"`` -> ``"RADLEX:RID3441"``;
-    ``"DOID_1324"`` (an OBO IRI local name) -> ``"DOID:1324"``. Unknown prefixes are upper-cased and kept.
-    """
-    text = text.strip()
-    match = _RID.match(text)
-    if match:
-        return "RADLEX:" + match.group(1).upper()
-    if _CUI.match(text):
-        return "UMLS:" + text
-    if ":" not in text and "_" in text:
-        prefix, _, local = text.partition("_")
-        if prefix.isalpha() and local[:1].isdigit():  # OBO style DOID_1324, HP_0001945
-            text = f"{prefix}:{local}"
-    if ":" in text:
-        prefix, _, local = text.partition(":")
-        key = prefix.strip().upper()
-        return f"{_PREFIX_ALIASES.get(key, key)}:{local.strip()}"
-    return text
-
-
-def normalize_relation_type(label: str) -> str:
-    """``"Part_Of"``, ``"part of"``, ``"partOf"``, ``"BFO:0000050"`` -> ``"part_of"``; ``"subClassOf"`` -> ``"is_a"``."""
-    label = label.strip()
-    special = {
-        "subclassof": IS_A,
-        "isa": IS_A,
-        "is_a": IS_A,
-        "bfo:0000050": PART_OF,
-        "bfo_0000050": PART_OF,
-        "bfo:0000051": HAS_PART,
-        "bfo_0000051": HAS_PART,
-        "ro:0002452": "has_symptom",
-        "ro_0002452": "has_symptom",
-    }
-    low = label.lower()
-    if low in special:
-        return special[low]
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", label)  # camelCase -> camel_Case
-    out = re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
-    return out or "related_to"
-
-
-@dataclasses.dataclass(frozen=True)
-class Concept:
-    """One concept. Readers yield these; the graph stores them column by column.
-
-    Attributes:
-        id: namespaced id, e.g. ``"RADLEX:RID3441"``.
-        name: preferred name.
-        synonyms: other names (exact and related synonyms, abbreviations), without the preferred name.
-        semantic_types: e.g. UMLS semantic types (``"T047"``) or source categories.
-        definition: free-text definition, or ``""``.
-        source: the ontology it came from (``"radlex"``, ``"doid"``, ``"umls"``...).
-        deprecated: obsolete / deprecated in its source, or deprecated by a curator.
-        xrefs: namespaced ids of the same concept in other vocabularies (become ``same_as`` relations).
-    """
-
-    id: str
-    name: str = ""
-    synonyms: tuple[str, ...] = ()
-    semantic_types: tuple[str, ...] = ()
-    definition: str = ""
-    source: str = ""
-    deprecated: bool = False
-    xrefs: tuple[str, ...] = ()
-
-    def merged_with(self, other: "Concept") -> "Concept":
-        """Combine two records of the same id: fill empty fields, union the tuples (first record's order wins)."""
-
-        def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(dict.fromkeys(a + b))
-
-        name = self.name or other.name
-        synonyms = union(self.synonyms, other.synonyms)
-        if other.name and other.name != name:
-            synonyms = union(synonyms, (other.name,))
-        return Concept(
-            id=self.id,
-            name=name,
-            synonyms=tuple(s for s in synonyms if s != name),
-            semantic_types=union(self.semantic_types, other.semantic_types),
-            definition=self.definition or other.definition,
-            source=self.source or other.source,
-            deprecated=self.deprecated or other.deprecated,
-            xrefs=union(self.xrefs, other.xrefs),
-        )
-
-    @property
-    def all_names(self) -> tuple[str, ...]:
-        """Preferred name first, then synonyms."""
-        return ((self.name,) if self.name else ()) + self.synonyms
-
-
-@dataclasses.dataclass(frozen=True)
-class Relation:
-    """A directed, typed relation ``source --type--> target`` (``DOID:1324 --is_a--> DOID:3905``).
-
-    Attributes:
-        origin: which source asserted it (``"doid"``, ``"curator"``, ``"xref"``), or ``""``.
-    """
-
-    source: str
-    type: str
-    target: str
-    origin: str = ""
-
-
-@dataclasses.dataclass
-class ValidationReport:
-    """What :meth:`ConceptGraph.validate` found. ``ok`` is true when there is nothing to fix."""
-
-    dangling: list[Relation] = dataclasses.field(default_factory=list)
-    is_a_cycles: list[list[str]] = dataclasses.field(default_factory=list)
-    duplicate_ids: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.dangling or self.is_a_cycles or self.duplicate_ids)
-
-    def summary(self) -> str:
-        if self.ok:
-            return "graph is valid"
-        lines = []
-        if self.dangling:
-            sample = ", ".join(f"{r.source} -{r.type}-> {r.target}" for r in self.dangling[:5])
-            lines.append(f"{len(self.dangling)} relation(s) point to unknown ids (e.g. {sample}); "
-                         "import the missing source or remove them")
-        if self.is_a_cycles:
-            sample = " -> ".join(self.is_a_cycles[0] + self.is_a_cycles[0][:1])
-            lines.append(f"{len(self.is_a_cycles)} is_a cycle(s) (e.g. {sample}); remove one is_a edge of each")
-        if self.duplicate_ids:
-            lines.append(f"{len(self.duplicate_ids)} id(s) defined more than once with conflicting names "
-                         f"(e.g. {', '.join(self.duplicate_ids[:5])}); merge or rename them")
-        return "; ".join(lines)
-
-    def raise_if_invalid(self) -> None:
-        if not self.ok:
-            raise GraphValidationError(self.summary())
-
-
-@dataclasses.dataclass(frozen=True)
-class GraphColumns:
-    """The columnar core of a :class:`ConceptGraph` (see :meth:`ConceptGraph.columns` / ``from_columns``).
-
-    Concept columns have one entry per concept; edge arrays are ``int32`` of shape ``[num_relations]``, indexing
-    ``ids``, ``relation_types`` and ``origins``.
-    """
-
-    ids: Sequence[str]
-    names: Sequence[str]
-    synonyms: Sequence[Sequence[str]]
-    semantic_types: Sequence[Sequence[str]]
-    definitions: Sequence[str]
-    sources: Sequence[str]
-    deprecated: bytes
-    xrefs: Sequence[Sequence[str]]
-    edge_source: np.ndarray
-    edge_type: np.ndarray
-    edge_target: np.ndarray
-    edge_origin: np.ndarray
-    relation_types: list[str]
-    origins: list[str]
-    dangling: list[Relation]
-    duplicate_ids: list[str]
-
 
 Direction = Literal["out", "in", "both"]
 
