@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kgclip.config import Config
-from kgclip.errors import (ConfigError, EncoderMismatchError, InputFormatError, StaleArtifactError,
-                           UnknownConceptError)
+from kgclip.errors import (ConfigError, EncoderMismatchError, InputFormatError, ModelNotFoundError,
+                           StaleArtifactError, UnknownConceptError)
 from kgclip.fingerprint import fingerprint_file, fingerprint_json
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.answerer import AnswererConfig
 from kgclip.rag.cases import Case, VectorTable, load_cases, save_cases
 from kgclip.rag.concepts import ConceptTagger
-from kgclip.rag.evidence import CaseHit, Evidence, QANeighbor, kg_facts
+from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.inputs import ImageLike, LoadedImage, ThumbnailFeaturizer, load_image
+from kgclip.rag.model_parts import NeighborConcepts
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 from kgclip.rag.workspace import cases_from_vqa_rad, qa_examples, read_manifest, write_manifest
@@ -59,6 +60,12 @@ class EngineConfig(Config):
     # new unique collection). None: a Milvus Lite file inside each table's directory (<workspace>/index_*/milvus.db),
     # so the workspace stays self-contained and movable.
     index_uri: str | None = None
+    # A KGClipModel directory (kgclip train): its image tower gives the image vectors (image table, image search,
+    # evidence, answerer) and its text side the case-text table, so image->text search works in the joint space.
+    # None: the training-free thumbnail descriptor and the text encoder above (the default).
+    model_dir: str | None = None
+    # GNN concept embeddings (kgclip kg train): explain() and evidence KG facts add the nearest concepts.
+    concept_embeddings_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.k_cases < 1 or self.max_findings < 1:
@@ -71,6 +78,16 @@ class EngineConfig(Config):
             raise ConfigError("index_uri must be a Milvus Lite file (x.db) or http://host:19530, or None")
         if not self.text_encoder:
             raise ConfigError("text_encoder must name a text tower, e.g. 'minilm' or a local directory")
+        for name in ("model_dir", "concept_embeddings_dir"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a directory path or None, got {value!r}")
+        if self.model_dir is not None and Path(self.model_dir).exists() and not Path(self.model_dir).is_dir():
+            raise ConfigError(f"model_dir {self.model_dir!r} is a file; pass the directory `kgclip train` wrote")
+        if (self.concept_embeddings_dir is not None and Path(self.concept_embeddings_dir).exists()
+                and not Path(self.concept_embeddings_dir).is_dir()):
+            raise ConfigError(f"concept_embeddings_dir {self.concept_embeddings_dir!r} is a file; pass the "
+                              "directory `kgclip kg train` wrote")
 
 
 def _check_question(question: object) -> str:
@@ -84,7 +101,8 @@ class Engine:
 
     def __init__(self, directory: Path, config: EngineConfig, graph: ConceptGraph, cases: list[Case],
                  answerer: VQAAnswerer, image_table: VectorTable, text_table: VectorTable, text_encoder: Any,
-                 manifest: dict[str, Any]) -> None:
+                 manifest: dict[str, Any], *, featurizer: Any = None, table_text_encoder: Any = None,
+                 neighbors: NeighborConcepts | None = None) -> None:
         self.directory = directory
         self.config = config
         self.graph = graph
@@ -94,7 +112,11 @@ class Engine:
         self.image_table = image_table
         self.text_table = text_table
         self.text_encoder = text_encoder
-        self.featurizer = ThumbnailFeaturizer()
+        # Image vectors: the KG-CLIP model's image tower when configured, else the thumbnail descriptor.
+        self.featurizer = featurizer if featurizer is not None else ThumbnailFeaturizer()
+        # Encoder of the case-text table and text search (the model's joint space when configured).
+        self.table_text_encoder = table_text_encoder if table_text_encoder is not None else text_encoder
+        self.neighbors = neighbors  # GNN nearest concepts, when configured
         self.tagger = answerer.tagger or (ConceptTagger(graph) if config.use_kg else None)
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
@@ -124,12 +146,17 @@ class Engine:
             if vqa_rad is None:
                 raise ConfigError("no data to build from: pass vqa_rad=PATH (a folder with the VQA-RAD JSON and "
                                   "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
+        # Trained parts are referenced by absolute path so the workspace loads from any working directory.
+        for name in ("model_dir", "concept_embeddings_dir"):
+            if getattr(config, name) is not None:
+                config = replace(config, **{name: str(Path(getattr(config, name)).expanduser().resolve())})
         steps = tqdm(total=6, desc="building workspace", disable=not show_progress)
         rows, image_dir = load_vqa_rad_rows(vqa_rad)
         if graph is None:
             graph = load_ontologies(list(config.ontology_dirs) or None)
         steps.update()
         encoder = load_text_encoder(config.text_encoder, device="cpu")
+        featurizer, table_encoder, neighbors = cls._parts(config, encoder, graph)
         workspace = Path(workspace_dir)
         workspace.mkdir(parents=True, exist_ok=True)
         (workspace / "images").mkdir(exist_ok=True)
@@ -144,9 +171,8 @@ class Engine:
         for case in cases:
             case.concepts = tagger.concept_ids(case.text, include_negated=False) if tagger else []
         steps.update()
-        featurizer = ThumbnailFeaturizer()
         img = featurizer.embed([workspace / c.image for c in cases], show_progress=show_progress)
-        txt = encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
+        txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
         steps.update()
         examples = qa_examples(rows)
         answerer, val = VQAAnswerer.fit(examples, {c.case_id: v for c, v in zip(cases, img)},
@@ -156,7 +182,7 @@ class Engine:
         answerer.tagger = tagger
         steps.update()
         image_table = cls._new_table(config, workspace, "image", featurizer.dim, featurizer.fingerprint)
-        text_table = cls._new_table(config, workspace, "text", encoder.dim, encoder.fingerprint)
+        text_table = cls._new_table(config, workspace, "text", table_encoder.dim, table_encoder.fingerprint)
         meta = [cls._case_meta(c) for c in cases]
         image_table.add(list(range(len(cases))), img, meta)
         text_table.add(list(range(len(cases))), txt, meta)
@@ -168,10 +194,29 @@ class Engine:
         text_table.save(workspace / "index_text")
         config.save(workspace / "engine_config.json")
         manifest = cls._write_manifest(workspace, config, graph, encoder, featurizer, cases,
-                                       {"val_acc": val["val_acc"], "source": str(vqa_rad)})
+                                       {"val_acc": val["val_acc"], "source": str(vqa_rad)}, neighbors)
         steps.update()
         steps.close()
-        return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest)
+        return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
+                   featurizer=featurizer, table_text_encoder=table_encoder, neighbors=neighbors)
+
+    @staticmethod
+    def _parts(config: EngineConfig, encoder: Any, graph: ConceptGraph
+               ) -> tuple[Any, Any, NeighborConcepts | None]:
+        """The image featuriser, the case-text table encoder and the concept neighbours the config asks for."""
+        featurizer: Any = ThumbnailFeaturizer()
+        table_encoder: Any = encoder
+        if config.model_dir is not None:
+            from kgclip.rag.model_parts import ModelImageFeaturizer, ModelTextEncoder, load_model, model_fingerprint
+
+            fp = model_fingerprint(config.model_dir)
+            model = load_model(config.model_dir, text_encoder=encoder)
+            featurizer = ModelImageFeaturizer(model, config.model_dir, fingerprint=fp)
+            table_encoder = ModelTextEncoder(model, fp)
+        neighbors = None
+        if config.concept_embeddings_dir is not None:
+            neighbors = NeighborConcepts.load(config.concept_embeddings_dir, graph)
+        return featurizer, table_encoder, neighbors
 
     @staticmethod
     def _new_table(config: EngineConfig, workspace: Path, name: str, dim: int, fingerprint: str) -> VectorTable:
@@ -194,8 +239,8 @@ class Engine:
 
     @staticmethod
     def _write_manifest(workspace: Path, config: EngineConfig, graph: ConceptGraph, encoder: Any,
-                        featurizer: ThumbnailFeaturizer, cases: Sequence[Case], extra: dict[str, Any]
-                        ) -> dict[str, Any]:
+                        featurizer: Any, cases: Sequence[Case], extra: dict[str, Any],
+                        neighbors: NeighborConcepts | None = None) -> dict[str, Any]:
         fingerprints = {
             "graph": graph.fingerprint(),
             "text_encoder": encoder.fingerprint,
@@ -207,6 +252,13 @@ class Engine:
         counts = {"cases": len(cases), "concepts": len(graph), "relations": graph.num_relations,
                   "qa": sum(len(c.qa) for c in cases)}
         parts = {"text_encoder": encoder.name, "image_featurizer": featurizer.name}
+        # Optional trained parts: recorded only when configured, so a default manifest is unchanged.
+        if config.model_dir is not None:
+            fingerprints["model"] = featurizer.fingerprint
+            parts["model_dir"] = str(config.model_dir)
+        if neighbors is not None:
+            fingerprints["concept_embeddings"] = neighbors.fingerprint
+            parts["concept_embeddings_dir"] = str(config.concept_embeddings_dir)
         write_manifest(workspace, config.to_dict() | {"build": extra}, fingerprints, counts, parts)
         return read_manifest(workspace)
 
@@ -256,10 +308,40 @@ class Engine:
         tagger = ConceptTagger(graph) if config.use_kg else None
         answerer = VQAAnswerer.load(workspace / "answerer", graph=graph if config.use_kg else None,
                                     text_encoder=encoder, tagger=tagger)
-        featurizer = ThumbnailFeaturizer()
+        featurizer, table_encoder, neighbors = cls._load_parts(workspace, config, encoder, graph, fps)
         image_table = VectorTable.load(workspace / "index_image", featurizer.fingerprint)
-        text_table = VectorTable.load(workspace / "index_text", encoder.fingerprint)
-        return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest)
+        text_table = VectorTable.load(workspace / "index_text", table_encoder.fingerprint)
+        return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
+                   featurizer=featurizer, table_text_encoder=table_encoder, neighbors=neighbors)
+
+    @classmethod
+    def _load_parts(cls, workspace: Path, config: EngineConfig, encoder: Any, graph: ConceptGraph,
+                    fps: Mapping[str, str]) -> tuple[Any, Any, NeighborConcepts | None]:
+        """Reload the configured model / embeddings, refusing ones that changed since the build."""
+        from kgclip.kg.embeddings import ConceptEmbeddings
+        from kgclip.rag.model_parts import check_fingerprint, model_fingerprint
+
+        rebuild = "rebuild the workspace with Engine.build (or Engine.refresh)"
+        if config.model_dir is not None:
+            try:
+                current = model_fingerprint(config.model_dir)
+            except ModelNotFoundError as exc:
+                raise ModelNotFoundError(f"workspace {workspace} was built with the KG-CLIP model at "
+                                         f"{config.model_dir}, which is gone ({exc}); restore that directory or "
+                                         f"{rebuild}") from exc
+            check_fingerprint("KG-CLIP model", config.model_dir, fps.get("model"), current, workspace,
+                              f"its image and text vectors came from the old model: {rebuild}, or restore the "
+                              "model directory it was built with")
+        if config.concept_embeddings_dir is not None:
+            emb = ConceptEmbeddings.load(config.concept_embeddings_dir)
+            if emb.graph_fingerprint != graph.fingerprint():
+                raise StaleArtifactError(
+                    f"the concept embeddings at {config.concept_embeddings_dir} describe another version of the "
+                    f"graph than workspace {workspace}; run `kgclip kg refresh --embeddings "
+                    f"{config.concept_embeddings_dir}` on the workspace's ontology, then Engine.refresh")
+            check_fingerprint("concept embeddings", config.concept_embeddings_dir, fps.get("concept_embeddings"),
+                              emb.fingerprint, workspace, f"{rebuild} to record the new embeddings")
+        return cls._parts(config, encoder, graph)
 
     @classmethod
     def refresh(cls, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
@@ -303,34 +385,64 @@ class Engine:
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
         cases = [self._hit(r, "image") for r in self.image_table.search(vec, self.config.k_cases)]
+        if self.config.model_dir is not None:  # joint space: the image also retrieves case texts (cross-modal)
+            seen = {c.case_id for c in cases}
+            cross = self.text_table.search(vec, self.config.k_cases)
+            cases += [h for h in (self._hit(r, "image->text") for r in cross) if h.case_id not in seen]
         concept_ids = [m.concept_id for m in pred.concepts]
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
-            kg_facts=kg_facts(self.graph, concept_ids) if self.config.use_kg else [])
+            kg_facts=self._facts(concept_ids) if self.config.use_kg else [])
         answer = Answer(text=pred.text, confidence=pred.confidence, kind=pred.kind, evidence=evidence,
                         question=question, candidates=pred.candidates)
         if self.llm is not None:
             answer = self.llm.rewrite_answer(answer)
         return answer
 
+    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
+        """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
+        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept)
+        if self.neighbors is not None:
+            facts += self.neighbors.facts(self.graph, concept_ids, k=3, limit=limit)
+        return facts
+
+    def nearest_concepts(self, concept_id: str, k: int = 5) -> list[tuple[str, str, float]]:
+        """``(id, name, cosine)`` of the concepts nearest to ``concept_id`` by GNN embedding.
+
+        Raises:
+            ConfigError: the workspace has no ``concept_embeddings_dir``.
+        """
+        if self.neighbors is None:
+            raise ConfigError("nearest concepts need GNN embeddings: build the workspace with "
+                              "EngineConfig(concept_embeddings_dir=...) (from `kgclip kg train`)")
+        return [(cid, self.graph.name_of(cid) if cid in self.graph else cid, score)
+                for cid, score in self.neighbors.nearest(concept_id, k)]
+
     def search(self, *, text: str | None = None, image: ImageLike | LoadedImage | None = None, k: int = 10,
-               filters: Mapping[str, Any] | None = None) -> "SearchResults":
+               filters: Mapping[str, Any] | None = None, cross_modal: bool = False) -> "SearchResults":
         """Cases similar to a text (over case texts) or to an image (image to image).
 
         Args:
             filters: metadata filters, e.g. ``{"body_part": "CHEST"}``, ``{"modality": "CT"}``,
                 ``{"concept": "RADLEX:RID4872"}``.
+            cross_modal: with ``image=``, search the case texts instead (image->text in the KG-CLIP model's joint
+                space; needs ``model_dir``).
         """
         from kgclip.display import SearchResults
 
         if (text is None) == (image is None):
             raise InputFormatError("pass exactly one of text= or image= to search")
+        if cross_modal and (image is None or self.config.model_dir is None):
+            raise ConfigError("cross_modal search takes image= and a workspace built with "
+                              "EngineConfig(model_dir=...) (a KG-CLIP model from `kgclip train`)")
         if text is not None:
             if not text.strip():
                 raise InputFormatError("the search text is empty")
-            vec = self.text_encoder.encode([text]).numpy()[0]
+            vec = self.table_text_encoder.encode([text]).numpy()[0]
             rows, via = self.text_table.search(vec, k, filters), "text"
+        elif cross_modal:
+            rows, via = self.text_table.search(self._image_vector(image), k, filters), "image->text"
         else:
             rows, via = self.image_table.search(self._image_vector(image), k, filters), "image"
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
@@ -368,7 +480,7 @@ class Engine:
                                       "try an id like 'RADLEX:RID4872' or `kgclip ontology search`")
         ids = self.graph.neighborhood([cid], hops=hops)[:max_nodes]
         return Subgraph(cid, self.graph.name_of(cid), self.graph.subgraph_nx(ids),
-                        kg_facts(self.graph, [cid], limit=20, per_concept=20))
+                        self._facts([cid], limit=20, per_concept=20))
 
     def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
@@ -406,7 +518,7 @@ class Engine:
                 self.case_index[case.case_id] = i
             ids.append(i)
         img = self.featurizer.embed([self.image_path(c.image) for c in new])
-        txt = self.text_encoder.encode([c.text or c.case_id for c in new]).numpy()
+        txt = self.table_text_encoder.encode([c.text or c.case_id for c in new]).numpy()
         meta = [self._case_meta(c) for c in new]
         self.image_table.add(ids, img, meta)
         self.text_table.add(ids, txt, meta)
@@ -414,7 +526,8 @@ class Engine:
         self.image_table.save(self.directory / "index_image")
         self.text_table.save(self.directory / "index_text")
         self.manifest = self._write_manifest(self.directory, self.config, self.graph, self.text_encoder,
-                                             self.featurizer, self.cases, self.manifest["config"].get("build", {}))
+                                             self.featurizer, self.cases, self.manifest["config"].get("build", {}),
+                                             self.neighbors)
         return len(new)
 
     def use_llm(self, chat_model: Any, *, timeout_s: float = 30.0) -> "Engine":

@@ -175,3 +175,16 @@ def _assert_same_topk(got, want):
     cut = round(want[-1].score, 4)
     assert ({h.case_id for h in got if round(h.score, 4) > cut + 2e-4}
             == {h.case_id for h in want if round(h.score, 4) > cut + 2e-4})
+
+
+def test_default_workspace_has_no_trained_parts(built):
+    engine, _, _ = built
+    assert engine.config.model_dir is None and engine.config.concept_embeddings_dir is None
+    assert engine.featurizer.name == "thumbnail-32" and engine.table_text_encoder is engine.text_encoder
+    fps = engine.manifest["fingerprints"]
+    assert "model" not in fps and "concept_embeddings" not in fps
+    assert not any(f.relation == "similar_by_embedding" for f in engine.explain("RADLEX:RID4872").facts)
+    with pytest.raises(ConfigError, match="model_dir"):
+        engine.search(image=np.zeros((8, 8)), cross_modal=True)
+    with pytest.raises(ConfigError, match="concept_embeddings_dir"):
+        engine.nearest_concepts("RADLEX:RID4872")
