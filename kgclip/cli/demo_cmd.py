@@ -14,6 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="a VQA-RAD folder to use instead of the shipped sample")
     p.add_argument("--questions", type=int, default=6, help="how many questions to ask (default 6)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--model-dir", default=None,
+                   help="a trained KG-CLIP model directory (e.g. indexes/model from `kgclip train`): image and text "
+                        "vectors then come from it instead of the built-in thumbnail descriptor")
+    p.add_argument("--concept-embeddings", default=None,
+                   help="GNN concept embeddings (e.g. indexes/kg from `kgclip kg train`): adds nearest-concept facts")
     p.set_defaults(handler=_run)
 
 
@@ -21,7 +26,12 @@ def _run(args: argparse.Namespace) -> int:
     from kgclip.rag.answerer import normalize_answer
     from kgclip.rag.demo import run_demo
 
-    result = run_demo(args.out, args.data, n_questions=args.questions, show_progress=not args.quiet)
+    config = None
+    if args.model_dir or args.concept_embeddings:
+        from kgclip.engine import EngineConfig
+
+        config = EngineConfig(model_dir=args.model_dir, concept_embeddings_dir=args.concept_embeddings)
+    result = run_demo(args.out, args.data, n_questions=args.questions, show_progress=not args.quiet, config=config)
     for ans, gold in zip(result.answers, result.gold):
         mark = "ok " if normalize_answer(ans.text) == normalize_answer(gold) else "   "
         print(f"{mark}Q: {ans.question}\n    A: {ans.text} ({ans.kind}, {ans.confidence:.2f}); gold: {gold}")
