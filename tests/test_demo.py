@@ -47,3 +47,14 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     assert "question is empty" in capsys.readouterr().err
     assert main(["ask", str(demo_dir / "missing.dcm"), "Is it?", "--workspace", str(demo_dir)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_with_missing_model_dir_fails_clearly_and_writes_nothing(tmp_path, capsys):
+    from kgclip.cli.main import main
+
+    out = tmp_path / "ws"
+    code = main(["demo", "--out", str(out), "--model-dir", str(tmp_path / "no-model"), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "kgclip train" in err and "no-model" in err
+    assert not out.exists()
