@@ -9,7 +9,6 @@ directory. ``tests/index/conformance.py`` is the behaviour every registered back
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from kgclip.artifacts import read_json_header
 from kgclip.errors import ArtifactCorruptError
 from kgclip.resolver import Registry
 
@@ -163,16 +163,10 @@ def create_index(backend: str = "faiss", /, **kwargs: Any) -> VectorIndex:
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a saved index directory (raises ``ArtifactCorruptError`` when missing or unreadable)."""
     path = Path(directory) / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ArtifactCorruptError(
-            f"{directory} is not a kgclip index (no {MANIFEST_NAME}). Build one with `kgclip index build` "
-            "or FaissIndex.save()."
-        ) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactCorruptError(f"{path} is unreadable ({exc}); rebuild the index or restore a backup.") from exc
-    if not isinstance(manifest, dict) or "backend" not in manifest:
+    manifest = read_json_header(
+        path, missing=f"{directory} is not a kgclip index (no {MANIFEST_NAME}). Build one with `kgclip index build` "
+                      "or FaissIndex.save().", recover="rebuild the index or restore a backup.")
+    if "backend" not in manifest:
         raise ArtifactCorruptError(f"{path} has no 'backend' field; rebuild the index or restore a backup.")
     return manifest
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kgclip.artifacts import read_json_header
 from kgclip.atomic import atomic_directory
 from kgclip.errors import (ArtifactCorruptError, ConfigError, EncoderMismatchError, StaleArtifactError,
                            UnknownConceptError)
@@ -190,12 +191,8 @@ class ConceptEmbeddings:
 
         root = Path(directory)
         fix = f"re-create it with `kgclip kg train --out {root}`"
-        try:
-            meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ArtifactCorruptError(f"no concept embeddings at {root} (meta.json missing); {fix}") from None
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ArtifactCorruptError(f"{root / 'meta.json'} is corrupted ({exc}); {fix}") from exc
+        meta = read_json_header(root / "meta.json", missing=f"no concept embeddings at {root} (meta.json missing); "
+                                                            f"{fix}", recover=fix)
         for name in _FILES:
             path = root / name
             if not path.is_file():

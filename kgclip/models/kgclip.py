@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kgclip.artifacts import read_json_header
 from kgclip.atomic import atomic_directory, atomic_write_json
 from kgclip.config import Config
 from kgclip.errors import ArtifactCorruptError, ConfigError, EncoderMismatchError, ModelNotFoundError
@@ -369,13 +370,10 @@ class KGClipModel(nn.Module):
     def read_checkpoint_info(directory: str | os.PathLike[str]) -> dict[str, Any]:
         """The JSON header of a saved model (config, fingerprints, versions, extra)."""
         path = Path(directory) / CHECKPOINT_FILE
-        if not path.is_file():
-            raise ModelNotFoundError(f"{directory} is not a kgclip model directory (no {CHECKPOINT_FILE}); train one "
-                                     "with `kgclip train --data medpix PATH` or pass the directory it wrote")
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ArtifactCorruptError(f"{path} is unreadable ({exc}); re-train or restore the model") from exc
+        info = read_json_header(path, missing=f"{directory} is not a kgclip model directory (no {CHECKPOINT_FILE}); "
+                                              "train one with `kgclip train --data medpix PATH` or pass the directory "
+                                              "it wrote",
+                                recover="re-train or restore the model", missing_error=ModelNotFoundError)
         if info.get("format") != _FORMAT or info.get("type") != "KGClipConfig":
             raise ArtifactCorruptError(f"{path} is not a kgclip model header of format {_FORMAT}")
         return info

@@ -4,13 +4,13 @@ embeddings, the KG-CLIP model) wrapped so the engine works whether or not those 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kgclip.artifacts import read_json_header
 from kgclip.atomic import atomic_write_json
 from kgclip.errors import ArtifactCorruptError
 from kgclip.rag.answerer import QAExample, question_kind
@@ -103,13 +103,9 @@ def write_manifest(directory: Path, config: dict[str, Any], fingerprints: dict[s
 
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise ArtifactCorruptError(f"{directory} is not a kgclip workspace (no {MANIFEST}); build one with "
-                                   "`kgclip demo --out DIR` or Engine.build(config, DIR)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactCorruptError(f"{path} is unreadable ({exc}); rebuild the workspace") from exc
+    manifest = read_json_header(path, missing=f"{directory} is not a kgclip workspace (no {MANIFEST}); build one "
+                                              "with `kgclip demo --out DIR` or Engine.build(config, DIR)",
+                                recover="rebuild the workspace")
     if manifest.get("format") != FORMAT:
         raise ArtifactCorruptError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}; rebuild "
                                    "the workspace with this kgclip version")
