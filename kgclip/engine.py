@@ -201,21 +201,26 @@ class Engine:
                    featurizer=featurizer, table_text_encoder=table_encoder, neighbors=neighbors)
 
     @staticmethod
-    def _parts(config: EngineConfig, encoder: Any, graph: ConceptGraph
-               ) -> tuple[Any, Any, NeighborConcepts | None]:
-        """The image featuriser, the case-text table encoder and the concept neighbours the config asks for."""
+    def _parts(config: EngineConfig, encoder: Any, graph: ConceptGraph, *, model_fp: str | None = None,
+               embeddings: Any = None) -> tuple[Any, Any, NeighborConcepts | None]:
+        """The image featuriser, the case-text table encoder and the concept neighbours the config asks for.
+
+        ``model_fp`` / ``embeddings``: already computed / loaded (and checked against ``graph``) by the caller, so
+        the weights are not hashed and the embeddings not read a second time.
+        """
         featurizer: Any = ThumbnailFeaturizer()
         table_encoder: Any = encoder
         if config.model_dir is not None:
             from kgclip.rag.model_parts import ModelImageFeaturizer, ModelTextEncoder, load_model, model_fingerprint
 
-            fp = model_fingerprint(config.model_dir)
+            fp = model_fp or model_fingerprint(config.model_dir)
             model = load_model(config.model_dir, text_encoder=encoder)
             featurizer = ModelImageFeaturizer(model, config.model_dir, fingerprint=fp)
             table_encoder = ModelTextEncoder(model, fp)
         neighbors = None
         if config.concept_embeddings_dir is not None:
-            neighbors = NeighborConcepts.load(config.concept_embeddings_dir, graph)
+            neighbors = (NeighborConcepts(embeddings, config.concept_embeddings_dir) if embeddings is not None
+                         else NeighborConcepts.load(config.concept_embeddings_dir, graph))
         return featurizer, table_encoder, neighbors
 
     @staticmethod
@@ -322,6 +327,7 @@ class Engine:
         from kgclip.rag.model_parts import check_fingerprint, model_fingerprint
 
         rebuild = "rebuild the workspace with Engine.build (or Engine.refresh)"
+        current = emb = None
         if config.model_dir is not None:
             try:
                 current = model_fingerprint(config.model_dir)
@@ -341,7 +347,7 @@ class Engine:
                     f"{config.concept_embeddings_dir}` on the workspace's ontology, then Engine.refresh")
             check_fingerprint("concept embeddings", config.concept_embeddings_dir, fps.get("concept_embeddings"),
                               emb.fingerprint, workspace, f"{rebuild} to record the new embeddings")
-        return cls._parts(config, encoder, graph)
+        return cls._parts(config, encoder, graph, model_fp=current, embeddings=emb)
 
     @classmethod
     def refresh(cls, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
