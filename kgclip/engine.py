@@ -6,88 +6,42 @@ Example:
     >>> engine = Engine.load("indexes/demo")                      # doctest: +SKIP
     >>> engine.ask("scan.dcm", "Is there a pleural effusion?")    # doctest: +SKIP
     >>> engine.draft_report("scan.dcm")                           # doctest: +SKIP
+    >>> Engine.open("indexes/demo", model_dir="indexes/model")    # doctest: +SKIP
 
 Staleness: the manifest records the fingerprints of the concept graph, the text encoder, the image featuriser and
 each artifact. :meth:`Engine.load` refuses a workspace whose artifacts do not match (or whose text encoder differs
 from the one asked for) with a message saying how to refresh it; :meth:`Engine.refresh` rebuilds what depends on a
-changed ontology.
+changed ontology; :meth:`Engine.open` loads a workspace with the trained parts asked for, rebuilding it when it was
+built with others. Building, loading and the checks live in :mod:`kgclip.engine_build` and
+:mod:`kgclip.engine_open`; this module holds the queries.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kgclip.config import Config
-from kgclip.errors import (ConfigError, EncoderMismatchError, InputFormatError, ModelNotFoundError,
-                           StaleArtifactError, UnknownConceptError)
-from kgclip.fingerprint import fingerprint_file, fingerprint_json
+from kgclip.engine_build import (EngineConfig, WorkspaceParts, build_workspace, case_meta, load_workspace,
+                                 write_engine_manifest)
+from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
 from kgclip.ontology.model import ConceptGraph
-from kgclip.rag.answerer import AnswererConfig
-from kgclip.rag.cases import Case, VectorTable, load_cases, save_cases
+from kgclip.rag.cases import Case, VectorTable, save_cases
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.inputs import ImageLike, LoadedImage, ThumbnailFeaturizer, load_image
 from kgclip.rag.model_parts import NeighborConcepts
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
-from kgclip.rag.workspace import cases_from_vqa_rad, qa_examples, read_manifest, write_manifest
+from kgclip.rag.workspace import read_manifest
 
 if TYPE_CHECKING:
     from kgclip.display import SearchResults, Subgraph
 
 __all__ = ["Engine", "EngineConfig"]
-
-
-@dataclass(frozen=True)
-class EngineConfig(Config):
-    """How a workspace is built."""
-
-    text_encoder: str = "minilm"  # name or local directory of the text tower (questions and case texts)
-    ontology_dirs: tuple[str, ...] = ()  # graph directories; empty: the ontologies kgclip ships
-    use_kg: bool = True  # link questions and case texts to the graph; dedupe/contradictions in drafts
-    answerer: AnswererConfig = field(default_factory=AnswererConfig)
-    k_cases: int = 5  # similar cases shown as evidence and used for drafting
-    max_findings: int = 6  # sentences in a drafted findings section
-    # Vector tables: "faiss" (in-process, saved in the workspace) or "milvus" (a Milvus collection per table).
-    index_backend: str = "faiss"
-    # milvus only: a Milvus Lite file ("x.db") or a server ("http://host:19530"), shared by both tables (each in a
-    # new unique collection). None: a Milvus Lite file inside each table's directory (<workspace>/index_*/milvus.db),
-    # so the workspace stays self-contained and movable.
-    index_uri: str | None = None
-    # A KGClipModel directory (kgclip train): its image tower gives the image vectors (image table, image search,
-    # evidence, answerer) and its text side the case-text table, so image->text search works in the joint space.
-    # None: the training-free thumbnail descriptor and the text encoder above (the default).
-    model_dir: str | None = None
-    # GNN concept embeddings (kgclip kg train): explain() and evidence KG facts add the nearest concepts.
-    concept_embeddings_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.k_cases < 1 or self.max_findings < 1:
-            raise ConfigError("k_cases and max_findings must be >= 1")
-        if self.index_backend not in ("faiss", "milvus"):
-            raise ConfigError(f"index_backend must be 'faiss' or 'milvus', got {self.index_backend!r}")
-        if self.index_uri is not None and self.index_backend != "milvus":
-            raise ConfigError("index_uri applies to index_backend='milvus' only; remove it or set the backend")
-        if self.index_uri is not None and (not isinstance(self.index_uri, str) or not self.index_uri.strip()):
-            raise ConfigError("index_uri must be a Milvus Lite file (x.db) or http://host:19530, or None")
-        if not self.text_encoder:
-            raise ConfigError("text_encoder must name a text tower, e.g. 'minilm' or a local directory")
-        for name in ("model_dir", "concept_embeddings_dir"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(f"{name} must be a directory path or None, got {value!r}")
-        if self.model_dir is not None and Path(self.model_dir).exists() and not Path(self.model_dir).is_dir():
-            raise ConfigError(f"model_dir {self.model_dir!r} is a file; pass the directory `kgclip train` wrote")
-        if (self.concept_embeddings_dir is not None and Path(self.concept_embeddings_dir).exists()
-                and not Path(self.concept_embeddings_dir).is_dir()):
-            raise ConfigError(f"concept_embeddings_dir {self.concept_embeddings_dir!r} is a file; pass the "
-                              "directory `kgclip kg train` wrote")
 
 
 def _check_question(question: object) -> str:
@@ -120,152 +74,29 @@ class Engine:
         self.tagger = answerer.tagger or (ConceptTagger(graph) if config.use_kg else None)
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
+        self.open_action: str | None = None  # set by open(): "loaded", "built" or "rebuilt"
 
     def __repr__(self) -> str:
         return (f"Engine({str(self.directory)!r}, cases={len(self.cases)}, concepts={len(self.graph)}, "
                 f"answers={len(self.answerer.core.answers)}, index={self.image_table.backend})")
 
-    # ------------------------------------------------------------------ build / load
+    # ------------------------------------------------------------------ build / load / open
+    @classmethod
+    def _from_parts(cls, parts: WorkspaceParts) -> "Engine":
+        return cls(**vars(parts))
+
     @classmethod
     def build(cls, config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
               graph: ConceptGraph | None = None, show_progress: bool = True) -> "Engine":
         """Build a workspace from a VQA-RAD-style folder (JSON + ``images/``; default: the shipped sample).
 
         Cases are the images with statements from their training questions; the answerer trains on the training
-        questions (``phrase_type`` freeform/para), so test questions stay unseen.
+        questions (``phrase_type`` freeform/para), so test questions stay unseen. Every input is read and every
+        vector computed before the first write, so a bad input (e.g. a missing or corrupt ``model_dir``) leaves an
+        existing workspace untouched.
         """
-        from tqdm.auto import tqdm
-
-        from kgclip.eval.vqa import load_vqa_rad_rows
-        from kgclip.ontology.store import load_ontologies, save_cache
-        from kgclip.rag.workspace import shipped_demo_dir
-        from kgclip.text.encoders import load_text_encoder
-
-        if vqa_rad is None:
-            vqa_rad = shipped_demo_dir()
-            if vqa_rad is None:
-                raise ConfigError("no data to build from: pass vqa_rad=PATH (a folder with the VQA-RAD JSON and "
-                                  "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
-        # Trained parts are referenced by absolute path so the workspace loads from any working directory.
-        for name in ("model_dir", "concept_embeddings_dir"):
-            if getattr(config, name) is not None:
-                config = replace(config, **{name: str(Path(getattr(config, name)).expanduser().resolve())})
-        steps = tqdm(total=6, desc="building workspace", disable=not show_progress)
-        rows, image_dir = load_vqa_rad_rows(vqa_rad)
-        if graph is None:
-            graph = load_ontologies(list(config.ontology_dirs) or None)
-        steps.update()
-        encoder = load_text_encoder(config.text_encoder, device="cpu")
-        featurizer, table_encoder, neighbors = cls._parts(config, encoder, graph)
-        workspace = Path(workspace_dir)
-        workspace.mkdir(parents=True, exist_ok=True)
-        (workspace / "images").mkdir(exist_ok=True)
-        cases = cases_from_vqa_rad(rows, image_dir)
-        for case in cases:  # the workspace owns copies of its images (thumbnails, re-embedding)
-            src = Path(case.image)
-            dst = workspace / "images" / src.name
-            if src.is_file() and not dst.exists():
-                shutil.copyfile(src, dst)
-            case.image = f"images/{src.name}"
-        tagger = ConceptTagger(graph) if config.use_kg else None
-        for case in cases:
-            case.concepts = tagger.concept_ids(case.text, include_negated=False) if tagger else []
-        steps.update()
-        img = featurizer.embed([workspace / c.image for c in cases], show_progress=show_progress)
-        txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
-        steps.update()
-        examples = qa_examples(rows)
-        answerer, val = VQAAnswerer.fit(examples, {c.case_id: v for c, v in zip(cases, img)},
-                                        graph=graph if config.use_kg else None, text_encoder=encoder,
-                                        config=replace(config.answerer, use_kg=config.use_kg),
-                                        image_featurizer=featurizer.name, show_progress=show_progress)
-        answerer.tagger = tagger
-        steps.update()
-        image_table = cls._new_table(config, workspace, "image", featurizer.dim, featurizer.fingerprint)
-        text_table = cls._new_table(config, workspace, "text", table_encoder.dim, table_encoder.fingerprint)
-        meta = [cls._case_meta(c) for c in cases]
-        image_table.add(list(range(len(cases))), img, meta)
-        text_table.add(list(range(len(cases))), txt, meta)
-        steps.update()
-        save_cache(graph, workspace / "graph.safetensors")
-        save_cases(workspace / "cases.json", cases)
-        answerer.save(workspace / "answerer")
-        image_table.save(workspace / "index_image")
-        text_table.save(workspace / "index_text")
-        config.save(workspace / "engine_config.json")
-        manifest = cls._write_manifest(workspace, config, graph, encoder, featurizer, cases,
-                                       {"val_acc": val["val_acc"], "source": str(vqa_rad)}, neighbors)
-        steps.update()
-        steps.close()
-        return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                   featurizer=featurizer, table_text_encoder=table_encoder, neighbors=neighbors)
-
-    @staticmethod
-    def _parts(config: EngineConfig, encoder: Any, graph: ConceptGraph, *, model_fp: str | None = None,
-               embeddings: Any = None) -> tuple[Any, Any, NeighborConcepts | None]:
-        """The image featuriser, the case-text table encoder and the concept neighbours the config asks for.
-
-        ``model_fp`` / ``embeddings``: already computed / loaded (and checked against ``graph``) by the caller, so
-        the weights are not hashed and the embeddings not read a second time.
-        """
-        featurizer: Any = ThumbnailFeaturizer()
-        table_encoder: Any = encoder
-        if config.model_dir is not None:
-            from kgclip.rag.model_parts import ModelImageFeaturizer, ModelTextEncoder, load_model, model_fingerprint
-
-            fp = model_fp or model_fingerprint(config.model_dir)
-            model = load_model(config.model_dir, text_encoder=encoder)
-            featurizer = ModelImageFeaturizer(model, config.model_dir, fingerprint=fp)
-            table_encoder = ModelTextEncoder(model, fp)
-        neighbors = None
-        if config.concept_embeddings_dir is not None:
-            neighbors = (NeighborConcepts(embeddings, config.concept_embeddings_dir) if embeddings is not None
-                         else NeighborConcepts.load(config.concept_embeddings_dir, graph))
-        return featurizer, table_encoder, neighbors
-
-    @staticmethod
-    def _new_table(config: EngineConfig, workspace: Path, name: str, dim: int, fingerprint: str) -> VectorTable:
-        """An empty vector table ``index_<name>`` with the configured backend (FAISS: unchanged default)."""
-        if config.index_backend == "faiss":
-            return VectorTable(dim, fingerprint)
-        if config.index_uri is None:  # own Lite file in the table directory, fixed collection: rebuilds replace it
-            uri, collection = str(workspace / f"index_{name}" / "milvus.db"), f"kgclip_{name}"
-            if Path(uri).exists():  # the workspace's own earlier collection, perhaps of another encoder / dim
-                from kgclip.index.milvus_support import drop_collection
-
-                drop_collection(uri, collection)
-            return VectorTable(dim, fingerprint, backend="milvus", uri=uri, collection=collection)
-        return VectorTable(dim, fingerprint, backend="milvus", uri=config.index_uri)
-
-    @staticmethod
-    def _case_meta(case: Case) -> dict[str, Any]:
-        return {"kind": "case", "case_id": case.case_id, "modality": case.modality, "body_part": case.body_part,
-                "text": case.text, "concepts": list(case.concepts), "source": case.split}
-
-    @staticmethod
-    def _write_manifest(workspace: Path, config: EngineConfig, graph: ConceptGraph, encoder: Any,
-                        featurizer: Any, cases: Sequence[Case], extra: dict[str, Any],
-                        neighbors: NeighborConcepts | None = None) -> dict[str, Any]:
-        fingerprints = {
-            "graph": graph.fingerprint(),
-            "text_encoder": encoder.fingerprint,
-            "image_featurizer": featurizer.fingerprint,
-            "cases": fingerprint_file(workspace / "cases.json"),
-            "answerer": fingerprint_file(workspace / "answerer" / "answerer.safetensors"),
-            "config": fingerprint_json(config.to_dict()),
-        }
-        counts = {"cases": len(cases), "concepts": len(graph), "relations": graph.num_relations,
-                  "qa": sum(len(c.qa) for c in cases)}
-        parts = {"text_encoder": encoder.name, "image_featurizer": featurizer.name}
-        # Optional trained parts: recorded only when configured, so a default manifest is unchanged.
-        if config.model_dir is not None:
-            fingerprints["model"] = featurizer.fingerprint
-            parts["model_dir"] = str(config.model_dir)
-        if neighbors is not None:
-            fingerprints["concept_embeddings"] = neighbors.fingerprint
-            parts["concept_embeddings_dir"] = str(config.concept_embeddings_dir)
-        write_manifest(workspace, config.to_dict() | {"build": extra}, fingerprints, counts, parts)
-        return read_manifest(workspace)
+        return cls._from_parts(build_workspace(config, workspace_dir, vqa_rad=vqa_rad, graph=graph,
+                                               show_progress=show_progress))
 
     @classmethod
     def load(cls, workspace_dir: str | Path, *, text_encoder: str | None = None,
@@ -283,71 +114,45 @@ class Engine:
             EncoderMismatchError: built with another text encoder.
             StaleArtifactError: an artifact no longer matches the manifest, or the ontology changed.
         """
-        from kgclip.ontology.store import load_cache, load_ontologies
-        from kgclip.text.encoders import load_text_encoder
-
-        workspace = Path(workspace_dir)
-        manifest = read_manifest(workspace)
-        config = EngineConfig.load(workspace / "engine_config.json")
-        fps = manifest["fingerprints"]
-        encoder = load_text_encoder(text_encoder or config.text_encoder, device="cpu")
-        if encoder.fingerprint != fps["text_encoder"]:
-            raise EncoderMismatchError(
-                f"workspace {workspace} was built with text encoder {manifest['parts']['text_encoder']!r}, not "
-                f"{encoder.name!r}; query it with the encoder it was built with, or rebuild it with Engine.build")
-        for name, path in (("cases", workspace / "cases.json"),
-                           ("answerer", workspace / "answerer" / "answerer.safetensors")):
-            if not path.is_file() or fingerprint_file(path) != fps[name]:
-                raise StaleArtifactError(f"{path} does not match the workspace manifest (changed or missing "
-                                         "since the build); rebuild the workspace with Engine.build / kgclip demo")
-        graph = load_cache(workspace / "graph.safetensors")
-        if graph.fingerprint() != fps["graph"]:
-            raise StaleArtifactError(f"the concept graph in {workspace} does not match its manifest; rebuild")
-        if check_ontology_sources:
-            current = load_ontologies(list(config.ontology_dirs) or None)
-            if current.fingerprint() != fps["graph"]:
-                raise StaleArtifactError(
-                    f"the ontology changed since workspace {workspace} was built (curation edits?); call "
-                    "Engine.refresh(workspace) to re-link cases and retrain the answerer on the new graph")
-        cases = load_cases(workspace / "cases.json")
-        tagger = ConceptTagger(graph) if config.use_kg else None
-        answerer = VQAAnswerer.load(workspace / "answerer", graph=graph if config.use_kg else None,
-                                    text_encoder=encoder, tagger=tagger)
-        featurizer, table_encoder, neighbors = cls._load_parts(workspace, config, encoder, graph, fps)
-        image_table = VectorTable.load(workspace / "index_image", featurizer.fingerprint)
-        text_table = VectorTable.load(workspace / "index_text", table_encoder.fingerprint)
-        return cls(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                   featurizer=featurizer, table_text_encoder=table_encoder, neighbors=neighbors)
+        return cls._from_parts(load_workspace(workspace_dir, text_encoder=text_encoder,
+                                              check_ontology_sources=check_ontology_sources))
 
     @classmethod
-    def _load_parts(cls, workspace: Path, config: EngineConfig, encoder: Any, graph: ConceptGraph,
-                    fps: Mapping[str, str]) -> tuple[Any, Any, NeighborConcepts | None]:
-        """Reload the configured model / embeddings, refusing ones that changed since the build."""
-        from kgclip.kg.embeddings import ConceptEmbeddings
-        from kgclip.rag.model_parts import check_fingerprint, model_fingerprint
+    def open(cls, workspace_dir: str | Path, *, model_dir: str | Path | None = None,
+             concept_embeddings_dir: str | Path | None = None, vqa_rad: str | Path | None = None,
+             show_progress: bool = True, notify: Callable[[str], None] | None = None) -> "Engine":
+        """Load a workspace with the trained parts asked for, building or rebuilding it first when needed.
 
-        rebuild = "rebuild the workspace with Engine.build (or Engine.refresh)"
-        current = emb = None
-        if config.model_dir is not None:
-            try:
-                current = model_fingerprint(config.model_dir)
-            except ModelNotFoundError as exc:
-                raise ModelNotFoundError(f"workspace {workspace} was built with the KG-CLIP model at "
-                                         f"{config.model_dir}, which is gone ({exc}); restore that directory or "
-                                         f"{rebuild}") from exc
-            check_fingerprint("KG-CLIP model", config.model_dir, fps.get("model"), current, workspace,
-                              f"its image and text vectors came from the old model: {rebuild}, or restore the "
-                              "model directory it was built with")
-        if config.concept_embeddings_dir is not None:
-            emb = ConceptEmbeddings.load(config.concept_embeddings_dir)
-            if emb.graph_fingerprint != graph.fingerprint():
-                raise StaleArtifactError(
-                    f"the concept embeddings at {config.concept_embeddings_dir} describe another version of the "
-                    f"graph than workspace {workspace}; run `kgclip kg refresh --embeddings "
-                    f"{config.concept_embeddings_dir}` on the workspace's ontology, then Engine.refresh")
-            check_fingerprint("concept embeddings", config.concept_embeddings_dir, fps.get("concept_embeddings"),
-                              emb.fingerprint, workspace, f"{rebuild} to record the new embeddings")
-        return cls._parts(config, encoder, graph, model_fp=current, embeddings=emb)
+        Without parts this is :meth:`load`. With a KG-CLIP model directory (``kgclip train``) and/or GNN concept
+        embeddings (``kgclip kg train``), each part's fingerprint is compared with the workspace manifest's:
+
+        - the workspace was built with exactly these parts: it is loaded as it is (a part found at another path
+          with the same fingerprint is used from there, nothing is written);
+        - it was built with other parts (or none): it is rebuilt in place with its saved :class:`EngineConfig` plus
+          these parts (a part not given keeps the workspace's), on its own concept graph, from the data it was
+          built from (or ``vqa_rad``). Cases added later with :meth:`add_cases` are not carried over;
+        - there is no workspace yet: one is built with the defaults of ``kgclip demo`` plus these parts.
+
+        A missing or corrupt part directory raises before anything is written. :attr:`open_action` tells which
+        of ``"loaded"``, ``"built"``, ``"rebuilt"`` happened.
+
+        Args:
+            notify: receives the one line saying why a (re)build happens; default: printed to stderr when
+                ``show_progress``.
+
+        Raises:
+            ModelNotFoundError, ArtifactCorruptError: a part directory is missing or not what it should be.
+            StaleArtifactError: the embeddings describe another graph than the workspace's.
+            ConfigError: ``workspace_dir`` exists but is not a workspace, or its build data is gone.
+        """
+        from kgclip.engine_open import open_workspace
+
+        parts, action = open_workspace(workspace_dir, model_dir=model_dir,
+                                       concept_embeddings_dir=concept_embeddings_dir, vqa_rad=vqa_rad,
+                                       show_progress=show_progress, notify=notify)
+        engine = cls._from_parts(parts)
+        engine.open_action = action
+        return engine
 
     @classmethod
     def refresh(cls, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
@@ -462,6 +267,8 @@ class Engine:
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
         """
+        if k is not None and k < 1:
+            raise ConfigError(f"k (similar cases to draft from) must be >= 1, got {k}")
         k = k or self.config.k_cases
         hits = self.similar_cases(image, k + 1)
         if exclude_identical:
@@ -525,15 +332,15 @@ class Engine:
             ids.append(i)
         img = self.featurizer.embed([self.image_path(c.image) for c in new])
         txt = self.table_text_encoder.encode([c.text or c.case_id for c in new]).numpy()
-        meta = [self._case_meta(c) for c in new]
+        meta = [case_meta(c) for c in new]
         self.image_table.add(ids, img, meta)
         self.text_table.add(ids, txt, meta)
         save_cases(self.directory / "cases.json", self.cases)
         self.image_table.save(self.directory / "index_image")
         self.text_table.save(self.directory / "index_text")
-        self.manifest = self._write_manifest(self.directory, self.config, self.graph, self.text_encoder,
-                                             self.featurizer, self.cases, self.manifest["config"].get("build", {}),
-                                             self.neighbors)
+        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
+                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
+                                              self.neighbors)
         return len(new)
 
     def use_llm(self, chat_model: Any, *, timeout_s: float = 30.0) -> "Engine":

@@ -47,6 +47,8 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     assert "question is empty" in capsys.readouterr().err
     assert main(["ask", str(demo_dir / "missing.dcm"), "Is it?", "--workspace", str(demo_dir)]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--k", "0"]) == 1
+    assert "must be >= 1" in capsys.readouterr().err
 
 
 def test_demo_with_missing_model_dir_fails_clearly_and_writes_nothing(tmp_path, capsys):

@@ -1,24 +1,52 @@
-"""``kgclip ask IMAGE "question"``: answer a question about an image from a workspace, with evidence."""
+"""``kgclip ask IMAGE "question"``: answer a question about an image from a workspace, with evidence.
+
+``--model-dir`` / ``--concept-embeddings`` name trained parts to answer with; the workspace is loaded as it is when
+it was built with exactly those parts, else (re)built with them first (:meth:`kgclip.engine.Engine.open`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
+
+
+def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workspace`` and the trained-part flags shared by ``ask`` and ``report draft``."""
+    p.add_argument("--workspace", default="indexes/demo", help="workspace directory (default: indexes/demo)")
+    p.add_argument("--model-dir", default=None,
+                   help="a trained KG-CLIP model directory (e.g. indexes/model from `kgclip train`); a workspace "
+                        "built with another model (or none) is rebuilt with this one first, one built with it loads")
+    p.add_argument("--concept-embeddings", default=None,
+                   help="GNN concept embeddings (e.g. indexes/kg from `kgclip kg train`) for nearest-concept facts; "
+                        "rebuilds the workspace when it was built with others")
+
+
+def open_engine(args: argparse.Namespace) -> Any:
+    """The engine over ``args.workspace`` with the parts the flags name (progress and a rebuild notice on stderr)."""
+    from kgclip.engine import Engine
+
+    return Engine.open(args.workspace, model_dir=args.model_dir, concept_embeddings_dir=args.concept_embeddings)
+
+
+def workspace_json(engine: Any) -> dict[str, Any]:
+    """The ``workspace`` object of the ``--json`` outputs: which workspace answered, with which parts."""
+    return {"dir": str(engine.directory), "action": engine.open_action, "model_dir": engine.config.model_dir,
+            "concept_embeddings_dir": engine.config.concept_embeddings_dir}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ask", help="answer a question about an image (DICOM, PNG, JPEG)")
     p.add_argument("image", help="image file")
     p.add_argument("question", help='e.g. "Is there a pleural effusion?"')
-    p.add_argument("--workspace", default="indexes/demo", help="workspace directory (default: indexes/demo)")
+    add_workspace_arguments(p)
     p.add_argument("--json", action="store_true", help="print the answer and its evidence as one JSON line")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kgclip.engine import Engine
-
-    answer = Engine.load(args.workspace).ask(args.image, args.question)
+    engine = open_engine(args)
+    answer = engine.ask(args.image, args.question)
     ev = answer.evidence
     if args.json:
         print(json.dumps({
@@ -27,8 +55,9 @@ def _run(args: argparse.Namespace) -> int:
             "concepts": [{"id": c.concept_id, "name": c.name, "negated": c.negated} for c in ev.concepts],
             "similar_questions": [{"question": q.question, "answer": q.answer, "case": q.case_id,
                                    "score": round(q.score, 4)} for q in ev.similar_questions],
-            "similar_cases": [{"case": c.case_id, "score": round(c.score, 4)} for c in ev.similar_cases],
-            "kg_facts": [str(f) for f in ev.kg_facts]}))
+            "similar_cases": [{"case": c.case_id, "score": round(c.score, 4), "via": c.via}
+                              for c in ev.similar_cases],
+            "kg_facts": [str(f) for f in ev.kg_facts], "workspace": workspace_json(engine)}))
         return 0
     print(f"Q: {answer.question}\nA: {answer.text}  ({answer.kind}, confidence {answer.confidence:.2f})")
     if ev.concepts:

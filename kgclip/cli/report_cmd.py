@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from kgclip.cli.ask_cmd import add_workspace_arguments, open_engine, workspace_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="draft reports from similar cases")
     sub = p.add_subparsers(dest="report_command", metavar="ACTION")
     d = sub.add_parser("draft", help="draft a report for an image; every sentence cites its source case")
     d.add_argument("image", help="image file (DICOM, PNG, JPEG)")
-    d.add_argument("--workspace", default="indexes/demo", help="workspace directory (default: indexes/demo)")
+    add_workspace_arguments(d)
     d.add_argument("--k", type=int, default=None, help="similar cases to draft from")
     d.add_argument("--json", action="store_true", help="print the draft as one JSON line")
     d.set_defaults(handler=_draft)
@@ -19,15 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _draft(args: argparse.Namespace) -> int:
-    from kgclip.engine import Engine
-
-    report = Engine.load(args.workspace).draft_report(args.image, k=args.k)
+    engine = open_engine(args)
+    report = engine.draft_report(args.image, k=args.k)
     if args.json:
         def rows(items):  # noqa: ANN001, ANN202
             return [{"text": s.text, "case": s.case_id, "concepts": list(s.concepts)} for s in items]
 
         print(json.dumps({"findings": rows(report.findings), "impression": rows(report.impression),
-                          "flags": report.flags}))
+                          "flags": report.flags, "workspace": workspace_json(engine)}))
     else:
         print(report.text())
     return 0

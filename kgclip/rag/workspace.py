@@ -1,5 +1,6 @@
-"""Workspace helpers for the engine: cases from VQA-RAD-style data, the manifest, and optional parts (concept
-embeddings, the KG-CLIP model) wrapped so the engine works whether or not those layers are installed.
+"""Workspace helpers for the engine: cases and QA examples from VQA-RAD-style data, and the manifest file.
+Building and loading a workspace live in :mod:`kgclip.engine_build`, the trained parts in
+:mod:`kgclip.rag.model_parts`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from kgclip.errors import ArtifactCorruptError
 from kgclip.rag.answerer import QAExample, question_kind
 from kgclip.rag.cases import Case
 
-__all__ = ["MANIFEST", "FORMAT", "qa_statement", "cases_from_vqa_rad", "write_manifest", "read_manifest",
-           "shipped_demo_dir"]
+__all__ = ["MANIFEST", "FORMAT", "qa_statement", "cases_from_vqa_rad", "qa_examples", "write_manifest",
+           "read_manifest", "shipped_demo_dir"]
 
 MANIFEST = "manifest.json"
 FORMAT = "kgclip-workspace-1"
@@ -111,5 +112,3 @@ def read_manifest(directory: Path) -> dict[str, Any]:
                                    "the workspace with this kgclip version")
     return manifest
 
-
-__all__.append("qa_examples")
