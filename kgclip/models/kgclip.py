@@ -11,6 +11,9 @@ training on a 2-core CPU feasible. The concept table is a buffer (saved with the
 
 A checkpoint directory holds ``kgclip_model.json`` (config, library versions, fingerprints of the concept table
 and text tower), ``model.safetensors`` and ``concepts.json`` (the table's concept ids); it is written atomically.
+
+The configuration is in :mod:`kgclip.models.kgclip_config`; the text side's parts (concept linking, fusion, the
+projection head) are in :mod:`kgclip.models.kgclip_text`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,61 +31,15 @@ from torch import nn
 
 from kgclip.artifacts import read_json_header
 from kgclip.atomic import atomic_directory, atomic_write_json
-from kgclip.config import Config
 from kgclip.errors import ArtifactCorruptError, ConfigError, EncoderMismatchError, ModelNotFoundError
+from kgclip.models.kgclip_config import ENRICHMENTS, KGClipConfig
+from kgclip.models.kgclip_text import ConceptSource, TextHead, build_fusion, link_texts
 
 __all__ = ["KGClipConfig", "KGClipModel", "KGClipOutput", "ENRICHMENTS", "CHECKPOINT_FILE", "library_versions",
            "link_texts"]
 
-ENRICHMENTS = ("none", "gnn", "text")
 CHECKPOINT_FILE = "kgclip_model.json"
 _FORMAT = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class KGClipConfig(Config):
-    """Architecture of :class:`KGClipModel` (everything needed to rebuild it before loading weights)."""
-
-    # Image tower name or directory (see kgclip.models.backbones.load_image_tower).
-    image_tower: str = "builtin-cnn"
-    # Input side for the built-in tower; pretrained towers use their own size.
-    image_size: int = 112
-    # Channel widths of the built-in tower's four stages.
-    image_widths: tuple[int, ...] = (16, 32, 64, 128)
-    # Text tower name or directory (kgclip.text.encoders.load_text_encoder); frozen.
-    text_tower: str = "minilm"
-    # KG enrichment: "none", "gnn" (GNN concept embeddings) or "text" (the GNN's text-only input features).
-    enrichment: str = "none"
-    # Width of the concept table rows (0 when enrichment is "none"); set from the table when the model is built.
-    concept_dim: int = 0
-    # At most this many linked concepts per text are fused (first mentions first).
-    max_concepts: int = 12
-    # Joint embedding size.
-    embed_dim: int = 256
-    # Hidden width of the text projection MLP (0: a single linear layer).
-    text_hidden: int = 512
-    # Initial temperature of the contrastive logits (CLIP: 0.07).
-    init_temperature: float = 0.07
-    # Upper bound of 1/temperature (CLIP clamps at 100).
-    max_logit_scale: float = 100.0
-    # Add a concept projection head for KAD-style image-to-concept alignment.
-    concept_head: bool = False
-
-    def __post_init__(self) -> None:
-        if self.enrichment not in ENRICHMENTS:
-            raise ConfigError(f"enrichment must be one of {ENRICHMENTS}, got {self.enrichment!r}")
-        if self.enrichment == "none" and self.concept_dim:
-            raise ConfigError("concept_dim must be 0 when enrichment is 'none'")
-        if self.enrichment != "none" and self.concept_dim < 1:
-            raise ConfigError(f"enrichment {self.enrichment!r} needs concept_dim >= 1 (the width of the table)")
-        if self.concept_head and self.enrichment == "none":
-            raise ConfigError("concept_head needs a concept table: set enrichment to 'gnn' or 'text'")
-        if self.embed_dim < 1 or self.text_hidden < 0 or self.max_concepts < 1:
-            raise ConfigError("embed_dim and max_concepts must be >= 1 and text_hidden >= 0")
-        if not 0.0 < self.init_temperature < 1.0 or self.max_logit_scale <= 1.0:
-            raise ConfigError("init_temperature must be in (0, 1) and max_logit_scale > 1")
-        if self.image_size < 32:
-            raise ConfigError(f"image_size must be >= 32, got {self.image_size}")
 
 
 @dataclasses.dataclass
@@ -100,12 +57,6 @@ class KGClipOutput:
     logit_scale: torch.Tensor
 
 
-class ConceptSource(Protocol):
-    """What the model needs from a linker (a ConceptLinker; ``link_batch`` is used when present)."""
-
-    def concepts(self, text: str) -> list[str]: ...
-
-
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a checkpoint depends on."""
     import importlib.metadata as md
@@ -117,28 +68,6 @@ def library_versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def _build_fusion(text_dim: int, concept_dim: int) -> nn.Module:
-    from kgclip.text.enrich import ConceptFusion
-
-    return ConceptFusion(text_dim=text_dim, concept_dim=concept_dim)
-
-
-class _TextHead(nn.Module):
-    """Linear map plus (optionally) a residual MLP: the frozen tower's geometry survives at initialisation."""
-
-    def __init__(self, d_in: int, d_out: int, hidden: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(d_in, d_out, bias=False)
-        self.mlp = None
-        if hidden:
-            self.mlp = nn.Sequential(nn.LayerNorm(d_in), nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
-            nn.init.zeros_(self.mlp[-1].weight)
-            nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x) if self.mlp is None else self.linear(x) + self.mlp(x)
 
 
 class KGClipModel(nn.Module):
@@ -171,7 +100,7 @@ class KGClipModel(nn.Module):
         self.__dict__["text_encoder"] = text_encoder or load_text_encoder(config.text_tower)
         text_dim = int(self.text_encoder.dim)
         self.image_proj = nn.Linear(self.image_tower.dim, config.embed_dim, bias=False)
-        self.text_proj = _TextHead(text_dim, config.embed_dim, config.text_hidden)
+        self.text_proj = TextHead(text_dim, config.embed_dim, config.text_hidden)
         self.logit_scale = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(1.0 / config.init_temperature)))))
         self.concept_ids: list[str] = []
         self._concept_index: dict[str, int] = {}
@@ -190,7 +119,7 @@ class KGClipModel(nn.Module):
             self.concept_ids = list(concept_ids)
             self._concept_index = {cid: i for i, cid in enumerate(self.concept_ids)}
             self.register_buffer("concept_vectors", vectors.contiguous())
-            self.fusion = _build_fusion(text_dim, config.concept_dim)
+            self.fusion = build_fusion(text_dim, config.concept_dim)
             if config.concept_head:
                 self.concept_proj = nn.Linear(config.concept_dim, config.embed_dim, bias=False)
                 self.concept_bias = nn.Parameter(torch.tensor(-4.0))  # sigmoid starts near a low positive rate
@@ -438,19 +367,3 @@ class KGClipModel(nn.Module):
         return {"config": self.config.to_dict(), "fingerprints": self.fingerprints(),
                 "concepts": len(self.concept_ids),
                 "trainable_parameters": sum(p.numel() for p in self.parameters() if p.requires_grad)}
-
-
-def link_texts(linker: Any, texts: Sequence[str]) -> list[tuple[list[str], list[str]]]:
-    """``(affirmed, negated)`` concept ids per text with a :class:`kgclip.text.linker.ConceptLinker`-like linker.
-
-    A linker with ``link_batch`` (mentions with ``negated`` flags) gives both lists; one with only
-    ``concepts(text)`` gives affirmed concepts and no negated ones.
-    """
-    if hasattr(linker, "link_batch"):
-        out = []
-        for mentions in linker.link_batch(list(texts)):
-            pos = list(dict.fromkeys(m.concept_id for m in mentions if not m.negated))
-            neg = [c for c in dict.fromkeys(m.concept_id for m in mentions if m.negated) if c not in pos]
-            out.append((pos, neg))
-        return out
-    return [(list(dict.fromkeys(linker.concepts(t))), []) for t in texts]

@@ -8,18 +8,23 @@ fits in memory. networkx graphs are *views* built on demand (:meth:`ConceptGraph
 Relations are directed and typed; ``part_of`` and ``has_part`` stay two types. Cross-references (RadLex
 ``UMLS_ID``, Disease Ontology ``xref``) are kept on each concept and become ``same_as`` relations wherever the
 referenced concept is in the same graph (:meth:`ConceptGraph.link_xrefs`), which is how several sources merge.
+
+The class is assembled from three modules: this one (storage, construction, concepts, validation and fingerprint),
+:mod:`kgclip.ontology.graph_relations` (the relation columns: edits, queries, xref linking) and
+:mod:`kgclip.ontology.graph_views` (neighbourhoods, networkx views, is-a cycles).
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from kgclip.errors import DuplicateConceptError, UnknownConceptError
 from kgclip.fingerprint import Hasher
+from kgclip.ontology.graph_relations import Direction, GraphRelationsMixin  # noqa: F401 - Direction re-exported
+from kgclip.ontology.graph_views import GraphViewsMixin
 from kgclip.ontology.ids import (  # noqa: F401 - re-exported: model is the import path users know
     HAS_PART,
     IS_A,
@@ -29,9 +34,6 @@ from kgclip.ontology.ids import (  # noqa: F401 - re-exported: model is the impo
     normalize_relation_type,
 )
 from kgclip.ontology.records import Concept, GraphColumns, Relation, ValidationReport
-
-if TYPE_CHECKING:  # networkx is imported lazily: a curator's CLI call should not pay for it
-    import networkx as nx
 
 __all__ = [
     "Concept",
@@ -47,10 +49,8 @@ __all__ = [
     "normalize_relation_type",
 ]
 
-Direction = Literal["out", "in", "both"]
 
-
-class ConceptGraph:
+class ConceptGraph(GraphRelationsMixin, GraphViewsMixin):
     """A typed, directed concept graph with a columnar core.
 
     Build one with :meth:`from_records` (what readers yield) or edit one in place with :meth:`add_concept`,
@@ -352,281 +352,7 @@ class ConceptGraph:
         self._deprecated.pop()
         self._touch()
 
-    # ------------------------------------------------------------------ relations
-    @property
-    def num_relations(self) -> int:
-        return len(self._src)
-
-    @property
-    def relation_types(self) -> list[str]:
-        """Relation type names; position ``r`` is type id ``r`` in :meth:`edge_arrays`."""
-        return list(self._rel_types)
-
-    @property
-    def dangling(self) -> list[Relation]:
-        """Relations whose source or target is not in the graph (kept aside, reported by :meth:`validate`)."""
-        return list(self._dangling)
-
-    def relation_type_id(self, relation_type: str, create: bool = False) -> int:
-        r = self._rel_index.get(relation_type)
-        if r is None:
-            if not create:
-                raise KeyError(f"relation type {relation_type!r} is not in graph {self.name!r}; "
-                               f"known types: {sorted(self._rel_types)}")
-            r = len(self._rel_types)
-            self._rel_types.append(relation_type)
-            self._rel_index[relation_type] = r
-        return r
-
-    def _origin_id(self, origin: str) -> int:
-        o = self._origin_index.get(origin)
-        if o is None:
-            o = len(self._origins)
-            self._origins.append(origin)
-            self._origin_index[origin] = o
-        return o
-
-    def _append_edge(self, r: Relation) -> None:
-        self._src.append(self._index[r.source])
-        self._rel.append(self.relation_type_id(r.type, create=True))
-        self._dst.append(self._index[r.target])
-        self._org.append(self._origin_id(r.origin))
-        self._touch()
-
-    def add_relation(self, relation: Relation) -> bool:
-        """Add a relation between two existing concepts. Returns ``False`` if it was already there."""
-        for endpoint in (relation.source, relation.target):
-            if endpoint not in self._index:
-                raise UnknownConceptError(self._unknown_message(endpoint) + " Add the concept before relating it.")
-        if self.has_relation(relation.source, relation.type, relation.target):
-            return False
-        self._append_edge(relation)
-        return True
-
-    def has_relation(self, source: str, relation_type: str, target: str) -> bool:
-        r = self._rel_index.get(relation_type)
-        s, t = self._index.get(source), self._index.get(target)
-        if r is None or s is None or t is None:
-            return False
-        src, rel, dst = self.edge_arrays()
-        return bool(np.any((src == s) & (rel == r) & (dst == t)))
-
-    def remove_relation(self, source: str, relation_type: str, target: str) -> bool:
-        """Remove a relation. Returns ``False`` if it was not there."""
-        r = self._rel_index.get(relation_type)
-        s, t = self._index.get(source), self._index.get(target)
-        if r is None or s is None or t is None:
-            return False
-        src, rel, dst = self.edge_arrays()
-        hit = (src == s) & (rel == r) & (dst == t)
-        if not hit.any():
-            return False
-        self._keep_edges(~hit)
-        return True
-
-    def _keep_edges(self, keep: np.ndarray) -> None:
-        src, rel, dst = self.edge_arrays()
-        org = np.frombuffer(self._org, dtype=np.int32) if len(self._org) else np.zeros(0, np.int32)
-        self._src = array("i", src[keep].tobytes()) if keep.any() else array("i")
-        self._rel = array("i", rel[keep].tobytes()) if keep.any() else array("i")
-        self._dst = array("i", dst[keep].tobytes()) if keep.any() else array("i")
-        self._org = array("i", org[keep].tobytes()) if keep.any() else array("i")
-        self._touch()
-
-    def redirect_relations(self, old_id: str, new_id: str) -> int:
-        """Point every relation of ``old_id`` at ``new_id`` instead (used by curation's merge). Returns the count.
-
-        Self-loops created by the redirect and duplicates are dropped.
-        """
-        old, new = self.index_of(old_id), self.index_of(new_id)
-        src = np.frombuffer(self._src, dtype=np.int32).copy()
-        dst = np.frombuffer(self._dst, dtype=np.int32).copy()
-        moved = int(np.count_nonzero(src == old) + np.count_nonzero(dst == old))
-        src[src == old] = new
-        dst[dst == old] = new
-        self._src, self._dst = array("i", src.tobytes()), array("i", dst.tobytes())
-        self._keep_edges(src != dst)
-        self._dedupe_edges()
-        return moved
-
-    def _dedupe_edges(self) -> None:
-        if not len(self._src):
-            return
-        src, rel, dst = self.edge_arrays()
-        key = (src.astype(np.int64) * (len(self._rel_types) + 1) + rel) * (len(self._ids) + 1) + dst
-        _, first = np.unique(key, return_index=True)
-        if len(first) != len(key):
-            keep = np.zeros(len(key), dtype=bool)
-            keep[first] = True
-            self._keep_edges(keep)
-
-    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(source, relation_type, target)`` as ``int32`` arrays of shape ``[num_relations]`` (read-only views).
-
-        Node indices follow :attr:`ids`; relation type ids follow :attr:`relation_types`.
-        """
-        def view(buf: array) -> np.ndarray:
-            out = np.frombuffer(buf, dtype=np.int32) if len(buf) else np.zeros(0, dtype=np.int32)
-            out.flags.writeable = False
-            return out
-
-        return view(self._src), view(self._rel), view(self._dst)
-
-    def relations(self, concept_id: str | None = None, relation_type: str | None = None,
-                  direction: Direction = "out") -> list[Relation]:
-        """Relations, optionally of one concept (``direction`` out / in / both) and one type."""
-        src, rel, dst = self.edge_arrays()
-        mask = np.ones(len(src), dtype=bool)
-        if relation_type is not None:
-            r = self._rel_index.get(relation_type)
-            if r is None:
-                return []
-            mask &= rel == r
-        if concept_id is not None:
-            i = self.index_of(concept_id)
-            if direction == "out":
-                mask &= src == i
-            elif direction == "in":
-                mask &= dst == i
-            else:
-                mask &= (src == i) | (dst == i)
-        org = np.frombuffer(self._org, dtype=np.int32) if len(self._org) else np.zeros(0, np.int32)
-        return [
-            Relation(self._ids[s], self._rel_types[r], self._ids[d], self._origins[o])
-            for s, r, d, o in zip(src[mask].tolist(), rel[mask].tolist(), dst[mask].tolist(), org[mask].tolist())
-        ]
-
-    def parents(self, concept_id: str, relation_type: str = IS_A) -> list[str]:
-        return [r.target for r in self.relations(concept_id, relation_type, "out")]
-
-    def children(self, concept_id: str, relation_type: str = IS_A) -> list[str]:
-        return [r.source for r in self.relations(concept_id, relation_type, "in")]
-
-    def link_xrefs(self) -> int:
-        """Add ``same_as`` relations for every xref whose target concept is in this graph. Returns how many."""
-        existing: set[tuple[int, int]] = set()
-        r = self._rel_index.get(SAME_AS)
-        if r is not None:  # one pass over the edges, not one scan per xref
-            src, rel, dst = self.edge_arrays()
-            mask = rel == r
-            existing = set(zip(src[mask].tolist(), dst[mask].tolist()))
-        added = 0
-        for i, xrefs in enumerate(self._xrefs):
-            for xref in xrefs:
-                j = self._index.get(xref)
-                if j is not None and j != i and (i, j) not in existing:
-                    self._append_edge(Relation(self._ids[i], SAME_AS, xref, "xref"))
-                    existing.add((i, j))
-                    added += 1
-        return added
-
-    # ------------------------------------------------------------------ neighbourhoods and views
-    def _csr(self, direction: Literal["out", "in"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Compressed adjacency: ``(indptr, neighbour, edge_id)``, cached until the next mutation."""
-        key = f"{direction}:{self._version}"
-        cached = self._csr_cache.get(key)
-        if cached is not None:
-            return cached
-        src, _, dst = self.edge_arrays()
-        a, b = (src, dst) if direction == "out" else (dst, src)
-        order = np.argsort(a, kind="stable")
-        indptr = np.zeros(len(self._ids) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(a, minlength=len(self._ids)), out=indptr[1:])
-        result = (indptr, b[order], order)
-        self._csr_cache = {k: v for k, v in self._csr_cache.items() if k.endswith(f":{self._version}")}
-        self._csr_cache[key] = result
-        return result
-
-    def neighborhood(self, concept_ids: Iterable[str], hops: int = 1, direction: Direction = "both") -> list[str]:
-        """Ids within ``hops`` relations of any of ``concept_ids`` (the seeds included), in breadth-first order."""
-        seeds = [self.index_of(c) for c in concept_ids]
-        seen = dict.fromkeys(seeds)
-        frontier = np.array(seeds, dtype=np.int64)
-        tables = [self._csr("out")] if direction == "out" else [self._csr("in")] if direction == "in" else [
-            self._csr("out"), self._csr("in")]
-        for _ in range(hops):
-            found: list[np.ndarray] = []
-            for indptr, nbr, _ in tables:
-                for node in frontier.tolist():
-                    found.append(nbr[indptr[node]:indptr[node + 1]])
-            if not found:
-                break
-            candidates = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
-            new = [int(c) for c in candidates.tolist() if c not in seen]
-            if not new:
-                break
-            seen.update(dict.fromkeys(new))
-            frontier = np.array(new, dtype=np.int64)
-        return [self._ids[i] for i in seen]
-
-    def subgraph_nx(self, concept_ids: Iterable[str], hops: int = 0) -> "nx.MultiDiGraph":
-        """A networkx view of some concepts and everything within ``hops`` of them.
-
-        Nodes carry ``name``, ``synonyms``, ``definition``, ``source``, ``deprecated``; edges carry ``type``.
-        """
-        import networkx as nx
-
-        keep = self.neighborhood(concept_ids, hops=hops) if hops else [self._ids[self.index_of(c)] for c in concept_ids]
-        idx = np.array([self._index[c] for c in keep], dtype=np.int64)
-        graph = nx.MultiDiGraph(name=self.name)
-        for i in idx.tolist():
-            c = self._concept_at(i)
-            graph.add_node(c.id, name=c.name, synonyms=list(c.synonyms), definition=c.definition, source=c.source,
-                           deprecated=c.deprecated)
-        src, rel, dst = self.edge_arrays()
-        inside = np.zeros(len(self._ids), dtype=bool)
-        inside[idx] = True
-        mask = inside[src] & inside[dst] if len(src) else np.zeros(0, dtype=bool)
-        for s, r, d in zip(src[mask].tolist(), rel[mask].tolist(), dst[mask].tolist()):
-            graph.add_edge(self._ids[s], self._ids[d], key=self._rel_types[r], type=self._rel_types[r])
-        return graph
-
-    def to_networkx(self) -> "nx.MultiDiGraph":
-        """The whole graph as networkx (for small graphs: costs ~1 KB per concept)."""
-        return self.subgraph_nx(self._ids, hops=0)
-
     # ------------------------------------------------------------------ checks and identity
-    def is_a_cycles(self, limit: int = 100) -> list[list[str]]:
-        """Up to ``limit`` is-a cycles, each as the list of ids around it."""
-        r = self._rel_index.get(IS_A)
-        if r is None:
-            return []
-        src, rel, dst = self.edge_arrays()
-        mask = rel == r
-        s, d = src[mask].astype(np.int64), dst[mask].astype(np.int64)
-        n = len(self._ids)
-        # Kahn's algorithm peels every node that is not on (or downstream-only of) a cycle, in O(V + E).
-        indeg = np.bincount(d, minlength=n)
-        order = np.argsort(s, kind="stable")
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(s, minlength=n), out=indptr[1:])
-        out_nbr = d[order]
-        stack = list(np.flatnonzero(indeg == 0).tolist())
-        removed = np.zeros(n, dtype=bool)
-        while stack:
-            node = stack.pop()
-            removed[node] = True
-            for nb in out_nbr[indptr[node]:indptr[node + 1]].tolist():
-                indeg[nb] -= 1
-                if indeg[nb] == 0:
-                    stack.append(nb)
-        if removed.all():
-            return []
-        import networkx as nx
-
-        rest = ~removed
-        keep = rest[s] & rest[d]
-        sub = nx.DiGraph()
-        sub.add_edges_from(zip(s[keep].tolist(), d[keep].tolist()))
-        cycles: list[list[str]] = []
-        for component in nx.strongly_connected_components(sub):
-            if len(component) > 1 or sub.has_edge(next(iter(component)), next(iter(component))):
-                cycle = nx.find_cycle(sub.subgraph(component))
-                cycles.append([self._ids[a] for a, _ in cycle])
-                if len(cycles) >= limit:
-                    break
-        return cycles
-
     def validate(self) -> ValidationReport:
         """Check for dangling ids, is-a cycles and conflicting duplicate ids (like PyG's ``Data.validate``)."""
         return ValidationReport(dangling=list(self._dangling), is_a_cycles=self.is_a_cycles(),
