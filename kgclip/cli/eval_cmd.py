@@ -11,6 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="eval_command", metavar="TASK")
     v = sub.add_parser("vqa-rad", help="train on VQA-RAD train, test once; with and without the KG")
     v.add_argument("path", help="VQA-RAD folder (VQA_RAD_Dataset_Public.json + images/)")
+    v.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test: the reported figure, run once after the design is frozen; val: development, on a "
+                        "validation split carved from train (the test split is not used)")
     v.add_argument("--text-encoder", default="minilm")
     v.add_argument("--json", action="store_true", help="print only the JSON line")
     v.set_defaults(handler=_vqa)
@@ -34,10 +37,10 @@ def _vqa(args: argparse.Namespace) -> int:
     from kgclip.text.encoders import load_text_encoder
 
     result = evaluate_vqa_rad(args.path, graph=_graph(), text_encoder=load_text_encoder(args.text_encoder, "cpu"),
-                              show_progress=not args.json)
+                              split=args.split, show_progress=not args.json)
     result["text_encoder"] = args.text_encoder
     if not args.json:
-        print(f"closed {result['acc_closed']:.3f} (no KG {result['acc_closed_nokg']:.3f}), open "
+        print(f"[{args.split}] closed {result['acc_closed']:.3f} (no KG {result['acc_closed_nokg']:.3f}), open "
               f"{result['acc_open']:.3f} (no KG {result['acc_open_nokg']:.3f}), overall {result['acc_overall']:.3f}")
     print(json.dumps(result))
     return 0
