@@ -1,4 +1,4 @@
-"""The linker's lexicon: every name and synonym of a graph, normalised, in a token trie plus side tables.
+"""The linker's lexicon: every name and synonym of a graph, normalised, compiled into flat lookup tables.
 
 Normalisation (applied identically to lexicon terms and to text): Unicode letters/digits split on everything else,
 lower-cased, then a light plural/morphology fold (``opacities`` -> ``opacity``, ``vertebrae`` -> ``vertebra``,
@@ -15,26 +15,28 @@ concept beats a deprecated one, a preferred name beats a synonym, then the confi
 code-point order, so the choice never depends on insertion order. The first is linked; the rest are reported as
 ``alternatives``.
 
-The lexicon is saved as JSON under ``kgclip_home()/cache/linker/`` keyed by the graph's fingerprint and the
-lexicon-relevant settings, never with pickle.
+The compiled tables are flat (one dict of trie nodes - every key and every token prefix of a key, with flags -, a
+key -> row dict, candidate lists in CSR form) rather than a nested token trie, so that
+:mod:`kgclip.text.lexicon_cache` can save them as safetensors and load them back with a few C-level calls instead
+of rebuilding ~165k trie nodes in Python.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from kgclip.atomic import atomic_write_text
 from kgclip.fingerprint import fingerprint_json
+from kgclip.text.spelling import SpellIndex
 
-__all__ = ["Lexicon", "SpellIndex", "normalize_token", "tokenize", "STOP_WORDS"]
+__all__ = ["Lexicon", "SpellIndex", "normalize_token", "tokenize", "normalisation_digest", "STOP_WORDS",
+           "LEXICON_FORMAT", "IS_TERM", "HAS_LONGER"]
 
-LEXICON_FORMAT = 1
+# Bump whenever normalize_token / tokenize / _variants or the compiled tables change: cached lexicons of another
+# format are rebuilt, never reused.
+LEXICON_FORMAT = 2
+IS_TERM, HAS_LONGER = 1, 2  # flags of Lexicon.nodes: the path is a surface key / a longer key continues it
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PAREN = re.compile(r"\s*[\(\[][^\)\]]*[\)\]]\s*$")
 _IRREGULAR = {"vertebrae": "vertebra", "bullae": "bulla", "pleurae": "pleura", "diverticula": "diverticulum",
@@ -97,44 +99,67 @@ def _variants(name: str) -> list[str]:
     return out
 
 
+class _Candidates(Mapping[str, list[int]]):
+    """Read-only ``surface key -> concept indices, best first`` view over the lexicon's CSR tables."""
+
+    def __init__(self, lexicon: "Lexicon") -> None:
+        self._lexicon = lexicon
+
+    def __getitem__(self, key: str) -> list[int]:
+        return self._lexicon.candidates(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._lexicon.terms
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lexicon.keys)
+
+    def __len__(self) -> int:
+        return len(self._lexicon.keys)
+
+
 class Lexicon:
-    """Normalised names of a graph's concepts.
+    """Normalised names of a graph's concepts. Build with :meth:`build`.
+
+    A term of ``n`` tokens is found by walking its token prefixes through :attr:`nodes`: ``"pleural"`` is a node
+    flagged ``HAS_LONGER`` (a longer key continues it), ``"pleural effusion"`` one flagged ``IS_TERM`` (it is a key).
 
     Attributes:
         concept_ids: concept ids, indexed by the integers the tables hold.
-        entries: surface key (normalised tokens joined by a space) -> concept indices, best first.
-        abbreviations: case-sensitive abbreviation -> concept indices, best first.
+        names: preferred names, indexed like ``concept_ids``.
         deprecated: indices of deprecated concepts.
+        keys: surface keys (normalised tokens joined by a space), in build order.
+        terms: surface key -> its position in ``keys``.
+        entries: surface key -> concept indices, best first (a read-only mapping over the CSR tables).
+        nodes: every key and every proper token prefix of a key -> its ``IS_TERM`` / ``HAS_LONGER`` flags: the nodes
+            of an implicit token trie, one dict lookup per step of a walk.
+        abbreviations: case-sensitive abbreviation -> concept indices, best first.
+        key_text: surface key -> one original spelling, for display; only keys spelled otherwise are listed.
         bags: sorted content tokens of multi-word terms -> entry key (for word-order variants).
+        bag_tokens: content words of multi-word terms (a word-order window needs them).
         vocabulary: every normalised token of every term (for spelling correction).
+        max_term_tokens: the most tokens in one key.
     """
 
-    def __init__(self, concept_ids: list[str], names: list[str], entries: dict[str, list[int]],
-                 abbreviations: dict[str, list[int]], key_text: dict[str, str],
-                 deprecated: list[int] | None = None) -> None:
+    def __init__(self, *, concept_ids: list[str], names: list[str], deprecated: list[int], keys: list[str],
+                 offsets: list[int], indices: list[int], nodes: dict[str, int], abbreviations: dict[str, list[int]],
+                 key_text: dict[str, str], bags: dict[str, str], bag_tokens: set[str], vocabulary: set[str],
+                 max_term_tokens: int) -> None:
         self.concept_ids = concept_ids
-        self.deprecated = deprecated or []  # indices of deprecated concepts
         self.names = names
-        self.entries = entries
+        self.deprecated = deprecated
+        self.keys = keys
+        self.terms = dict(zip(keys, range(len(keys))))
+        self.offsets = offsets  # candidates of keys[r] are indices[offsets[r]:offsets[r + 1]]
+        self.indices = indices
+        self.nodes = nodes
         self.abbreviations = abbreviations
-        self.key_text = key_text  # surface key -> one original spelling, for display
-        self.trie: dict[str, Any] = {}
-        self.vocabulary: set[str] = set()
-        self.bags: dict[str, str] = {}
-        self.bag_tokens: set[str] = set()  # content words of multi-word terms (a word-order window needs them)
-        self.max_term_tokens = 1
-        for key in entries:
-            tokens = key.split(" ")
-            node = self.trie
-            for tok in tokens:
-                node = node.setdefault(tok, {})
-            node[""] = key  # "" is never a token, so it marks a term's end
-            self.vocabulary.update(tokens)
-            self.max_term_tokens = max(self.max_term_tokens, len(tokens))
-            content = [t for t in tokens if t not in STOP_WORDS]
-            if len(content) >= 2:
-                self.bags.setdefault(" ".join(sorted(content)), key)
-                self.bag_tokens.update(content)
+        self.key_text = key_text
+        self.bags = bags
+        self.bag_tokens = bag_tokens
+        self.vocabulary = vocabulary
+        self.max_term_tokens = max_term_tokens
+        self.entries: Mapping[str, list[int]] = _Candidates(self)
 
     @classmethod
     def build(cls, concepts: Iterable[tuple[str, str, Sequence[str], str, bool]], *, min_term_chars: int = 3,
@@ -177,109 +202,64 @@ class Lexicon:
         def ordered(table: dict[str, dict[int, tuple]]) -> dict[str, list[int]]:
             return {k: sorted(v, key=v.__getitem__) for k, v in table.items()}
 
-        return cls(concept_ids, names, ordered(raw), ordered(raw_abbr), key_text, deprecated_idx)
-
-    # ------------------------------------------------------------------ persistence (JSON, never pickle)
-    def to_json(self) -> dict[str, Any]:
-        return {"format": LEXICON_FORMAT, "concept_ids": self.concept_ids, "names": self.names,
-                "entries": self.entries, "abbreviations": self.abbreviations, "key_text": self.key_text,
-                "deprecated": self.deprecated}
+        return cls.compile(concept_ids, names, ordered(raw), ordered(raw_abbr), key_text, deprecated_idx)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Lexicon":
-        if data.get("format") != LEXICON_FORMAT:
-            raise ValueError(f"lexicon format {data.get('format')!r} is not {LEXICON_FORMAT}")
-        return cls(data["concept_ids"], data["names"], data["entries"], data["abbreviations"], data["key_text"],
-                   data["deprecated"])
+    def compile(cls, concept_ids: list[str], names: list[str], entries: dict[str, list[int]],
+                abbreviations: dict[str, list[int]], key_text: dict[str, str],
+                deprecated: list[int] | None = None) -> "Lexicon":
+        """The lookup tables of ``entries`` (surface key -> concept indices, best first)."""
+        keys = list(entries)
+        offsets, indices = [0], []
+        prefixes: set[str] = set()
+        vocabulary: set[str] = set()
+        bags: dict[str, str] = {}
+        bag_tokens: set[str] = set()
+        max_term_tokens = 1
+        for key in keys:
+            indices.extend(entries[key])
+            offsets.append(len(indices))
+            tokens = key.split(" ")
+            vocabulary.update(tokens)
+            if len(tokens) == 1:
+                continue
+            max_term_tokens = max(max_term_tokens, len(tokens))
+            cut = key.find(" ")
+            while cut != -1:
+                prefixes.add(key[:cut])
+                cut = key.find(" ", cut + 1)
+            content = [t for t in tokens if t not in STOP_WORDS]
+            if len(content) >= 2:
+                bags.setdefault(" ".join(sorted(content)), key)
+                bag_tokens.update(content)
+        nodes = dict.fromkeys(prefixes, HAS_LONGER)
+        for key in keys:
+            nodes[key] = nodes.get(key, 0) | IS_TERM
+        return cls(concept_ids=concept_ids, names=names, deprecated=list(deprecated or []), keys=keys,
+                   offsets=offsets, indices=indices, nodes=nodes, abbreviations=abbreviations,
+                   key_text={k: v for k, v in key_text.items() if v != k}, bags=bags, bag_tokens=bag_tokens,
+                   vocabulary=vocabulary, max_term_tokens=max_term_tokens)
 
-    def save(self, path: Path, meta: dict[str, Any]) -> None:
-        # Compact, not the indented atomic_write_json: a RadLex-scale lexicon is tens of MB indented.
-        atomic_write_text(path, json.dumps({"meta": meta, "lexicon": self.to_json()}, ensure_ascii=False,
-                                           separators=(",", ":")))
+    # ------------------------------------------------------------------ lookups
+    def candidates(self, key: str) -> list[int]:
+        """Concept indices of a surface key, best first (``KeyError`` if it is not a term)."""
+        row = self.terms[key]
+        return self.indices[self.offsets[row]:self.offsets[row + 1]]
 
-    @classmethod
-    def load(cls, path: Path, meta: dict[str, Any]) -> "Lexicon | None":
-        """The cached lexicon at ``path`` if it was built for ``meta``; ``None`` if absent, stale or unreadable."""
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            if payload.get("meta") != meta:
-                return None
-            return cls.from_json(payload["lexicon"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # a damaged cache is rebuilt, never trusted
+    def starts_term(self, token: str) -> bool:
+        """Whether some term begins with (or is) this normalised token."""
+        return token in self.nodes
 
-    @staticmethod
-    def cache_key(graph_fingerprint: str, settings: dict[str, Any]) -> str:
-        return fingerprint_json({"graph": graph_fingerprint, "settings": settings, "format": LEXICON_FORMAT})
+    def display(self, key: str) -> str:
+        """One original spelling of a surface key."""
+        return self.key_text.get(key, key)
 
     def __len__(self) -> int:
-        return len(self.entries) + len(self.abbreviations)
+        return len(self.keys) + len(self.abbreviations)
 
 
-def _trigrams(token: str) -> set[str]:
-    padded = f"#{token}#"
-    return {padded[i:i + 3] for i in range(len(padded) - 2)}
-
-
-def _osa_distance(a: str, b: str, limit: int) -> int:
-    """Optimal-string-alignment (Damerau-Levenshtein with adjacent transpositions) distance, capped at limit+1."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[-1]
-
-
-class SpellIndex:
-    """Closest vocabulary token by trigram Dice, via an inverted index probed with prefix filtering."""
-
-    def __init__(self, vocabulary: Iterable[str], threshold: float, min_chars: int, max_edits: int) -> None:
-        self.threshold, self.min_chars, self.max_edits = threshold, min_chars, max_edits
-        self.tokens = sorted(t for t in vocabulary if len(t) >= min_chars - 1 and t.isalpha())
-        self.grams = [_trigrams(t) for t in self.tokens]
-        self.postings: dict[str, list[int]] = {}
-        for i, grams in enumerate(self.grams):
-            for g in grams:
-                self.postings.setdefault(g, []).append(i)
-        self._cache: OrderedDict[str, tuple[str, float] | None] = OrderedDict()
-
-    def correct(self, token: str) -> tuple[str, float] | None:
-        if token in self._cache:
-            return self._cache[token]
-        result = self._search(token)
-        self._cache[token] = result
-        if len(self._cache) > 100_000:
-            self._cache.popitem(last=False)
-        return result
-
-    def _search(self, token: str) -> tuple[str, float] | None:
-        grams = _trigrams(token)
-        n, t = len(grams), self.threshold
-        # Dice >= t needs overlap >= t * (n + m) / 2 >= t * n / (2 - t) for the smallest admissible m; a candidate
-        # with that overlap must share one of the (n - overlap + 1) rarest trigrams (prefix filtering).
-        min_overlap = max(1, int(t * n / (2 - t)))
-        probe = sorted(grams, key=lambda g: len(self.postings.get(g, ())))[: n - min_overlap + 1]
-        candidates: set[int] = set()
-        for g in probe:
-            candidates.update(self.postings.get(g, ()))
-        # Typo-like edits only: one for ordinary words, two from 12 characters on (hypovolemia must not become
-        # hypokalemia: dense medical vocabularies sit two substitutions apart).
-        limit = min(self.max_edits, 1 if len(token) < 12 else 2)
-        best: tuple[float, str] | None = None
-        for i in candidates:
-            other = self.grams[i]
-            dice = 2 * len(grams & other) / (n + len(other))
-            if dice >= t and (best is None or (dice, self.tokens[i]) > best):
-                if _osa_distance(token, self.tokens[i], limit) <= limit:
-                    best = (dice, self.tokens[i])
-        return None if best is None else (best[1], best[0])
+@functools.lru_cache(maxsize=1)
+def normalisation_digest() -> str:
+    """Fingerprint of the normalisation tables and the lexicon format (part of every lexicon cache key)."""
+    return fingerprint_json({"format": LEXICON_FORMAT, "stop_words": sorted(STOP_WORDS), "irregular": _IRREGULAR,
+                             "token": _TOKEN.pattern, "paren": _PAREN.pattern})

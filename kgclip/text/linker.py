@@ -2,8 +2,8 @@
 
 Matching, in one left-to-right pass over the tokens (never a loop over concepts):
 
-1. **exact**: a token trie of normalised names and synonyms (see :mod:`kgclip.text.lexicon`: case, punctuation and
-   plural folding), longest match first; a match never spans a sentence break or a comma;
+1. **exact**: a walk over the token prefixes of normalised names and synonyms (see :mod:`kgclip.text.lexicon`:
+   case, punctuation and plural folding), longest match first; a match never spans a sentence break or a comma;
 2. **abbreviations**: short all-capital names/synonyms (``PTX``) matched case-sensitively on the raw token;
 3. **word order**: the sorted content words of a window of up to ``max_bag_tokens`` tokens
    (``"effusion pleural"``, ``"carcinoma of the lung"``) looked up among the multi-word terms (score 0.95);
@@ -13,7 +13,7 @@ Matching, in one left-to-right pass over the tokens (never a loop over concepts)
 5. **approximate**: a token absent from the lexicon's vocabulary (``"pnuemothorax"``) is corrected to the closest
    vocabulary token by character-trigram Dice similarity (>= ``fuzzy_threshold``), with candidates drawn from a
    trigram inverted index with prefix filtering (only the rarest trigrams are probed) and checked by an edit
-   distance bound; the corrected token then takes part in the trie walk. Score = the lowest similarity used.
+   distance bound; the corrected token then takes part in the prefix walk. Score = the lowest similarity used.
 
 At each position the longest candidate wins (ties: exact, then abbreviation, then word order). Then
 :mod:`kgclip.text.negation` marks each mention negated / uncertain / historical.
@@ -22,6 +22,7 @@ At each position the longest candidate wins (ties: exact, then abbreviation, the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 import weakref
@@ -29,11 +30,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from kgclip.config import Config, kgclip_home
+from kgclip.config import Config
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
-from kgclip.text.lexicon import STOP_WORDS, Lexicon, SpellIndex, normalize_token, tokenize
+from kgclip.text.lexicon import HAS_LONGER, IS_TERM, STOP_WORDS, Lexicon, normalize_token, tokenize
+from kgclip.text.lexicon_cache import cached_lexicon, lexicon_cache_key, lexicon_inputs_fingerprint
 from kgclip.text.negation import CUE_WORDS, ContextAnnotator, NegationConfig
+from kgclip.text.spelling import SpellIndex
 
 __all__ = ["LinkerConfig", "Mention", "ConceptLinker"]
 
@@ -151,9 +154,16 @@ class Mention:
 
 
 _LEXICONS: "OrderedDict[str, Lexicon]" = OrderedDict()  # in-process LRU: lexicon cache key -> lexicon
-_MAX_LEXICONS = 4  # a RadLex + DO lexicon holds ~70 MB of Python objects
-# graph -> (graph.version, fingerprint); weak, so a freed graph's id can never alias a new graph's entry.
+_MAX_LEXICONS = 4  # a RadLex + DO lexicon holds tens of MB of Python objects
+# graph -> (graph.version, lexicon inputs fingerprint); weak, so a freed graph can never alias a new graph's entry.
 _FINGERPRINTS: "weakref.WeakKeyDictionary[ConceptGraph, tuple[int, str]]" = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=8)
+def _annotator(config: NegationConfig) -> ContextAnnotator:
+    """One annotator per negation config: it is read-only after construction, and building its cue trie costs
+    ~10 ms that a linker load should not pay again."""
+    return ContextAnnotator(config)
 
 
 class ConceptLinker:
@@ -172,43 +182,48 @@ class ConceptLinker:
         self.lexicon = lexicon
         self.build_seconds = build_seconds
         self._deprecated = deprecated or set()
-        self._negation = ContextAnnotator(self.config.negation_config) if self.config.negation else None
+        self._negation = _annotator(self.config.negation_config) if self.config.negation else None
         self._spell: SpellIndex | None = None
         self._derived: dict[str, str | None] = {}
+        # Where from_graph found the lexicon: "memory", "disk" or "built" ("given" when passed in directly).
+        self.lexicon_source = "given"
 
     @classmethod
     def from_graph(cls, graph: ConceptGraph, config: LinkerConfig | None = None) -> "ConceptLinker":
-        """A linker over every name and synonym of ``graph``, its lexicon cached by the graph's fingerprint."""
+        """A linker over every name and synonym of ``graph``.
+
+        The compiled lexicon is shared in-process and cached on disk (:mod:`kgclip.text.lexicon_cache`) under a key
+        of the graph's names and synonyms, the lexicon settings and the format; :attr:`lexicon_source` says where
+        it came from (``"memory"``, ``"disk"`` or ``"built"``).
+        """
         config = config or LinkerConfig()
         t0 = time.perf_counter()
         known = _FINGERPRINTS.get(graph)
         if known is not None and known[0] == graph.version:
-            fingerprint = known[1]
+            inputs = known[1]
         else:
-            fingerprint = graph.fingerprint()
-            _FINGERPRINTS[graph] = (graph.version, fingerprint)
+            inputs = lexicon_inputs_fingerprint(graph)
+            _FINGERPRINTS[graph] = (graph.version, inputs)
         settings = config.lexicon_settings()
-        key = Lexicon.cache_key(fingerprint, settings)
-        lexicon = _LEXICONS.get(key)
-        path = kgclip_home() / "cache" / "linker" / f"lexicon-{key}.json"
-        meta = {"graph_fingerprint": fingerprint, "settings": settings}
-        if lexicon is None and config.disk_cache:
-            lexicon = Lexicon.load(path, meta)
+        key = lexicon_cache_key(inputs, settings)
+        lexicon, source = _LEXICONS.get(key), "memory"
+
+        def build() -> Lexicon:
+            columns = graph.columns()  # plain columns: no Concept object per concept
+            return Lexicon.build(zip(columns.ids, columns.names, columns.synonyms, columns.sources,
+                                     columns.deprecated), min_term_chars=config.min_term_chars,
+                                 abbreviation_max_chars=config.abbreviation_max_chars,
+                                 source_priority=config.source_priority, stop_terms=config.stop_terms)
+
         if lexicon is None:
-            concepts = ((c.id, c.name, c.synonyms, c.source, c.deprecated) for c in graph.concepts())
-            lexicon = Lexicon.build(concepts, min_term_chars=config.min_term_chars,
-                                    abbreviation_max_chars=config.abbreviation_max_chars,
-                                    source_priority=config.source_priority, stop_terms=config.stop_terms)
-            if config.disk_cache:
-                try:
-                    lexicon.save(path, meta)
-                except OSError:
-                    pass  # a read-only home only costs the rebuild next time
+            lexicon, source = cached_lexicon(inputs, settings, build, disk_cache=config.disk_cache)
         _LEXICONS[key] = lexicon
         _LEXICONS.move_to_end(key)
         while len(_LEXICONS) > _MAX_LEXICONS:
             _LEXICONS.popitem(last=False)
-        return cls(lexicon, config, set(lexicon.deprecated), time.perf_counter() - t0)
+        linker = cls(lexicon, config, set(lexicon.deprecated), time.perf_counter() - t0)
+        linker.lexicon_source = source
+        return linker
 
     # ------------------------------------------------------------------ linking
     def link(self, text: str) -> list[Mention]:
@@ -225,7 +240,7 @@ class ConceptLinker:
         for k, (a, b, idx, key, score, kind, alternatives) in enumerate(found):
             neg, unc, hist, cue = flags[k] if flags is not None else (False, False, False, "")
             out.append(Mention(start=a, end=b, text=text[a:b], concept_id=lex.concept_ids[idx], name=lex.names[idx],
-                               matched=lex.key_text.get(key, key), score=score, kind=kind,
+                               matched=lex.display(key), score=score, kind=kind,
                                alternatives=alternatives, negated=neg, uncertain=unc, historical=hist,
                                negation_cue=cue))
         return out
@@ -258,7 +273,7 @@ class ConceptLinker:
         for suffix, replacement in _DERIVATIONS:
             if token.endswith(suffix) and len(token) - len(suffix) >= 3:
                 candidate = token[: len(token) - len(suffix)] + replacement
-                if candidate in self.lexicon.trie:  # it must start a term on its own
+                if self.lexicon.starts_term(candidate):  # it must start a term on its own
                     found = candidate
                     break
         if len(self._derived) < 200_000:
@@ -299,23 +314,34 @@ class ConceptLinker:
                 if fix is not None:
                     fixes[i] = (fix[0], fix[1], "fuzzy")
 
+        nodes = lex.nodes
+
         def walk(i: int, prefer_fix: bool) -> tuple[int, float, str, str] | None:
-            node, j, score, kind, found = lex.trie, i, 1.0, "exact", None
+            # path: the keys' tokens taken so far, joined by spaces (a node of the implicit token trie). At each
+            # token the exact form is tried before its fix (after it when prefer_fix).
+            path, j, score, kind, found = "", i, 1.0, "exact", None
             while j < n:
-                nxt = None if prefer_fix and j in fixes else node.get(norm[j])
-                step, how = 1.0, "exact"
-                if nxt is None and j in fixes:
-                    nxt, step, how = node.get(fixes[j][0]), fixes[j][1], fixes[j][2]
-                if nxt is None and prefer_fix:
-                    nxt, step, how = node.get(norm[j]), 1.0, "exact"
-                if nxt is None:
+                head, fix = (path + " " if path else ""), (fixes.get(j) if fixes else None)
+                if fix is not None and prefer_fix:
+                    nxt, value, how = head + fix[0], fix[1], fix[2]
+                    flags = nodes.get(nxt, 0)
+                    if not flags:
+                        nxt, value, how = head + norm[j], 1.0, "exact"
+                        flags = nodes.get(nxt, 0)
+                else:
+                    nxt, value, how = head + norm[j], 1.0, "exact"
+                    flags = nodes.get(nxt, 0)
+                    if not flags and fix is not None:
+                        nxt, value, how = head + fix[0], fix[1], fix[2]
+                        flags = nodes.get(nxt, 0)
+                if not flags:
                     break
-                node, score = nxt, min(score, step)
+                path, score = nxt, min(score, value)
                 kind = how if how != "exact" else kind
                 j += 1
-                if "" in node:
-                    found = (j, score, kind, node[""])
-                if j >= n or not joins(j):
+                if flags & IS_TERM:
+                    found = (j, score, kind, path)
+                if j >= n or not flags & HAS_LONGER or not joins(j):
                     break
             return found
 
@@ -323,9 +349,11 @@ class ConceptLinker:
         bag_tokens = lex.bag_tokens
         i, n = 0, len(tokens)
         while i < n:
-            best = walk(i, False)  # (end token, score, kind, key)
-            if best is None and fixes:
-                best = walk(i, True)
+            best = None  # (end token, score, kind, key)
+            if norm[i] in nodes or i in fixes:  # else no walk from i can take its first step
+                best = walk(i, False)
+                if best is None and fixes:
+                    best = walk(i, True)
             abbr = tokens[i][2]
             if abbr in lex.abbreviations and (best is None or (best[0] == i + 1 and best[1] < 1.0)):
                 best = (i + 1, 1.0, "abbreviation", abbr)
@@ -348,7 +376,7 @@ class ConceptLinker:
                 i += 1
                 continue
             end, score, kind, key = best
-            candidates = lex.abbreviations[key] if kind == "abbreviation" else lex.entries[key]
+            candidates = lex.abbreviations[key] if kind == "abbreviation" else lex.candidates(key)
             picked = self._pick(candidates)
             if picked is None:
                 i += 1

@@ -5,8 +5,6 @@ import time
 
 import pytest
 
-import kgclip.text.linker as linker_module
-from kgclip.config import kgclip_home
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import Concept, ConceptGraph, Relation
 from kgclip.testing import tiny_graph
@@ -116,28 +114,6 @@ def test_link_batch_and_determinism(linker: ConceptLinker) -> None:
     assert [ids(o) for o in out] == [["RADLEX:RID5352"], [], ["RADLEX:RID1392", "DOID:1324"]]
     again = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(disk_cache=False)).link_batch(texts)
     assert out == again
-
-
-def test_lexicon_cached_in_process_and_on_disk() -> None:
-    linker_module._LEXICONS.clear()  # earlier tests filled the in-process cache
-    graph = tiny_graph()
-    first = ConceptLinker.from_graph(graph)
-    files = list((kgclip_home() / "cache" / "linker").glob("lexicon-*.json"))
-    assert len(files) == 1
-    payload = json.loads(files[0].read_text())
-    assert payload["meta"]["graph_fingerprint"] == graph.fingerprint()
-    assert ConceptLinker.from_graph(graph).lexicon is first.lexicon  # same process: shared
-    linker_module._LEXICONS.clear()
-    from_disk = ConceptLinker.from_graph(tiny_graph())
-    assert from_disk.lexicon is not first.lexicon
-    assert from_disk.lexicon.entries == first.lexicon.entries
-    # an edited graph gets a new lexicon
-    graph.add_concept(Concept("RADLEX:RID99", "bulla"))
-    assert ids(ConceptLinker.from_graph(graph).link("bullae")) == ["RADLEX:RID99"]
-    # a damaged cache file is rebuilt, not trusted
-    linker_module._LEXICONS.clear()
-    files[0].write_text("{not json")
-    assert ids(ConceptLinker.from_graph(tiny_graph()).link("pneumothorax")) == ["RADLEX:RID5352"]
 
 
 def test_config_validation_and_roundtrip(tmp_path) -> None:
