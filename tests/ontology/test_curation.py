@@ -259,3 +259,25 @@ def test_locked_curator_holds_the_lock_and_needs_a_graph(stored: Path, tmp_path:
         with Curator.locked(tmp_path / "missing"):
             pass
     assert not (tmp_path / "missing").exists()
+
+
+def test_fingerprint_is_memoised_until_the_next_mutation() -> None:
+    """fingerprint() is cached by graph version; every kind of edit must give a fresh digest."""
+    from kgclip.ontology.model import Concept, Relation
+    from kgclip.testing import tiny_graph
+
+    graph = tiny_graph()
+    seen = {graph.fingerprint()}
+    a, b = list(graph.ids)[:2]
+    edits = [lambda: graph.add_concept(Concept("X:1", "new concept")),
+             lambda: graph.add_relation(Relation("X:1", "is_a", a)),
+             lambda: graph.replace_concept(Concept("X:1", "renamed concept")),
+             lambda: graph.remove_relation("X:1", "is_a", a),
+             lambda: graph.redirect_relations(b, a),
+             lambda: graph.remove_concept("X:1")]
+    for edit in edits:
+        edit()
+        fp = graph.fingerprint()
+        assert fp == graph.copy().fingerprint()  # the memo equals a fresh computation
+        seen.add(fp)
+    assert len(seen) == len(edits) + 1
