@@ -29,8 +29,8 @@ Protocol (printed in the JSON line as ``protocol``):
   first, no plural folding, no fuzzy / word order), no negation.
 - Throughput: ``reports_per_s`` = reports linked (findings + impression, with negation) per second of process CPU
   time, one thread (the shared development machine's wall clock depends on other jobs; ``*_wall`` figures are also
-  given); ``lexicon_build_seconds`` is a cold build without any cache (CPU seconds, JSON cache write included),
-  ``lexicon_load_seconds`` the same call served from the on-disk JSON cache.
+  given); ``lexicon_build_seconds`` is a cold build without any cache (CPU seconds, cache write included),
+  ``lexicon_load_seconds`` the same call served from the on-disk safetensors cache (kgclip.text.lexicon_cache).
 """
 
 from __future__ import annotations
