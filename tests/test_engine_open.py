@@ -21,7 +21,7 @@ from kgclip.ontology.model import Concept, ConceptGraph
 from kgclip.rag.model_parts import NEAREST_RELATION, model_fingerprint
 from kgclip.rag.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
-from tests.rag.test_engine_trained_parts import _save_embeddings, _save_embeddings_for, _save_model
+from kgclip.testing.parts import save_tiny_embeddings, save_tiny_model
 
 QUESTION = "Is there a pleural effusion?"
 
@@ -31,9 +31,9 @@ def base(tmp_path_factory):  # noqa: ANN001, ANN201
     """A workspace built with model A (hashing-64 text, tiny graph), models A and B, embeddings of the graph."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("open")
-    _save_model(root / "model-a", seed=0)
-    _save_model(root / "model-b", seed=1)
-    _save_embeddings(root / "kg", tiny_graph())
+    save_tiny_model(root / "model-a", seed=0)
+    save_tiny_model(root / "model-b", seed=1)
+    save_tiny_embeddings(root / "kg", tiny_graph())
     data = make_vqa_folder(root / "data", n_images=12)
     config = EngineConfig(text_encoder="hashing-64", model_dir=str(root / "model-a"))
     Engine.build(config, root / "ws", vqa_rad=data, graph=tiny_graph(), show_progress=False)
@@ -121,7 +121,7 @@ def test_retrained_model_in_same_directory_rebuilds(base, ws, builds, tmp_path) 
     shutil.copytree(base / "model-a", model)
     Engine.open(ws, model_dir=model, show_progress=False)  # same fingerprint as model-a: loads
     assert not builds
-    _save_model(model, seed=2)  # retrained in place: the path is the same, the fingerprint is not
+    save_tiny_model(model, seed=2)  # retrained in place: the path is the same, the fingerprint is not
     engine = Engine.open(ws, model_dir=model, show_progress=False)
     assert engine.open_action == "rebuilt" and engine.manifest["fingerprints"]["model"] == model_fingerprint(model)
 
@@ -144,7 +144,7 @@ def test_bad_parts_fail_clearly_and_leave_the_workspace_untouched(base, ws, buil
     with pytest.raises(ArtifactCorruptError, match="kgclip kg train"):
         Engine.open(ws, concept_embeddings_dir=tmp_path / "no-kg", show_progress=False)
     other = ConceptGraph.from_records([Concept("X:1", "one"), Concept("X:2", "two")], name="other")
-    _save_embeddings_for(tmp_path / "kg-other", other)
+    save_tiny_embeddings(tmp_path / "kg-other", other, dim=4, full_meta=False)
     with pytest.raises(StaleArtifactError, match="another version of the graph"):
         Engine.open(ws, concept_embeddings_dir=tmp_path / "kg-other", show_progress=False)
     assert snapshot(ws) == before

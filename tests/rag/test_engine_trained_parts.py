@@ -12,37 +12,19 @@ import torch
 
 from kgclip.engine import Engine, EngineConfig
 from kgclip.errors import ConfigError, ModelNotFoundError, StaleArtifactError
-from kgclip.kg.embeddings import ConceptEmbeddings
-from kgclip.models.kgclip import KGClipConfig, KGClipModel
 from kgclip.ontology.model import Concept, ConceptGraph
 from kgclip.rag.model_parts import NEAREST_RELATION
 from kgclip.rag.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
-
-
-def _save_model(directory, seed: int = 0) -> None:  # noqa: ANN001
-    torch.manual_seed(seed)
-    cfg = KGClipConfig(text_tower="hashing-64", image_size=32, image_widths=(4, 8, 8, 16), embed_dim=16,
-                       text_hidden=16, max_concepts=4)
-    KGClipModel(cfg).save_pretrained(directory)
-
-
-def _save_embeddings(directory, graph: ConceptGraph, seed: int = 0) -> None:  # noqa: ANN001
-    vectors = torch.randn(len(graph), 8, generator=torch.Generator().manual_seed(seed))
-    ids = list(graph.ids)
-    # Make effusion and pleura near neighbours so the nearest-concept facts are predictable.
-    vectors[ids.index("RADLEX:RID1362")] = vectors[ids.index("RADLEX:RID4872")] + 0.01
-    meta = {"graph_fingerprint": graph.fingerprint(), "text_encoder": "hashing-64", "text_encoder_fingerprint": "t",
-            "encoder_fingerprint": f"e{seed}", "config": {"encoder": "test"}, "relation_types": []}
-    ConceptEmbeddings(vectors=vectors, ids=ids, meta=meta).save(directory)
+from kgclip.testing.parts import save_tiny_embeddings, save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):  # noqa: ANN001, ANN201
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("parts")
-    _save_model(root / "model")
-    _save_embeddings(root / "kg", tiny_graph())
+    save_tiny_model(root / "model")
+    save_tiny_embeddings(root / "kg", tiny_graph())
     data = make_vqa_folder(root / "data", n_images=12)
     config = EngineConfig(text_encoder="hashing-64", model_dir=str(root / "model"),
                           concept_embeddings_dir=str(root / "kg"))
@@ -88,16 +70,16 @@ def test_reload_and_refusals(built, tmp_path) -> None:  # noqa: ANN001
     img = data / "images" / "synth003.png"
     assert np.allclose(again.featurizer.embed_one(img), engine.featurizer.embed_one(img), atol=1e-5)
     assert again.explain("RADLEX:RID4872").facts
-    _save_embeddings(kg, tiny_graph(), seed=1)  # same graph, other embeddings
+    save_tiny_embeddings(kg, tiny_graph(), seed=1)  # same graph, other embeddings
     with pytest.raises(StaleArtifactError, match="concept embeddings.*Engine.build"):
         Engine.load(ws)
     other = ConceptGraph.from_records([Concept("X:1", "one"), Concept("X:2", "two")], name="other")
-    _save_embeddings_for(kg, other)  # embeddings of another graph version
+    save_tiny_embeddings(kg, other, dim=4, full_meta=False)  # embeddings of another graph version
     with pytest.raises(StaleArtifactError, match="kgclip kg refresh"):
         Engine.load(ws)
     shutil.rmtree(kg)
     shutil.copytree(root / "kg", kg)
-    _save_model(model, seed=1)  # retrained model in the same directory
+    save_tiny_model(model, seed=1)  # retrained model in the same directory
     with pytest.raises(StaleArtifactError, match="KG-CLIP model.*Engine.build"):
         Engine.load(ws)
     shutil.rmtree(model)
@@ -109,15 +91,10 @@ def test_stale_embeddings_refused_at_build(built, tmp_path) -> None:  # noqa: AN
     _, data, root = built
     graph = tiny_graph()
     other = ConceptGraph.from_records([Concept("X:1", "one"), Concept("X:2", "two")], name="other")
-    _save_embeddings_for(tmp_path / "kg", other)
+    save_tiny_embeddings(tmp_path / "kg", other, dim=4, full_meta=False)
     config = EngineConfig(text_encoder="hashing-64", concept_embeddings_dir=str(tmp_path / "kg"))
     with pytest.raises(StaleArtifactError, match="kgclip kg refresh"):
         Engine.build(config, tmp_path / "ws", vqa_rad=data, graph=graph, show_progress=False)
-
-
-def _save_embeddings_for(directory, graph: ConceptGraph) -> None:  # noqa: ANN001
-    meta = {"graph_fingerprint": graph.fingerprint(), "config": {}}
-    ConceptEmbeddings(vectors=torch.randn(len(graph), 4), ids=list(graph.ids), meta=meta).save(directory)
 
 
 def test_config_validation_and_default_unchanged(tmp_path) -> None:  # noqa: ANN001
