@@ -1,6 +1,23 @@
-"""Retrieval-based report drafting (after CXR-RePaiR): findings sentences taken from the most similar cases,
-scored, de-duplicated by linked concept, with contradictions removed using negation and the concept graph, and an
-impression from the top diagnosis concepts. Every sentence cites the case it came from.
+"""Retrieval-based report drafting (after CXR-RePaiR): findings sentences taken from the most similar cases, chosen
+by concept consensus across those cases (measured through the concept graph), de-duplicated by concept, with
+contradictions removed using negation and the graph, and an impression from the best-supported diagnosis concepts.
+Every sentence cites the case it came from.
+
+How a draft is chosen (with the knowledge graph):
+
+1. every sentence of every retrieved case is linked to concepts (asserted vs negated);
+2. each case votes for its concepts, weighted by its similarity to the query (:func:`~kgclip.rag.consensus.
+   case_weights`); a mention also votes, with ``graph_credit``, for its is-a ancestors (:mod:`kgclip.rag.consensus`);
+3. sentences are picked greedily by the support of the concepts they add that the draft does not have yet, minus
+   ``min_support`` per concept (a concept only a few similar cases share costs more than it brings), until nothing
+   gains or ``max_findings`` is reached;
+4. a sentence asserting a concept the similar cases mostly negate, or one contradicting an already chosen sentence
+   (a concept and its negation, or an is-a relative's), is removed and kept in ``removed`` with the reason.
+
+With ``word_weight > 0`` content words the similar cases share count too, beside concepts (phrasing that BLEU and
+ROUGE reward). Without the graph (``use_kg=False``, or no tagger) the same selection runs on content words alone: no
+concepts, no negation, no contradiction check. The defaults of :class:`DraftConfig` were chosen on a validation split
+carved from MedPix *train* (:func:`kgclip.eval.report_select.select_draft_config`), never on dev.
 """
 
 from __future__ import annotations
@@ -11,13 +28,48 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kgclip.ontology.model import IS_A, ConceptGraph
+from kgclip.config import Config
+from kgclip.errors import ConfigError
+from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
+from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
 
-__all__ = ["ReportSentence", "DraftReport", "draft_from_cases", "split_sentences"]
+__all__ = ["ReportSentence", "DraftReport", "DraftConfig", "draft_from_cases", "split_sentences"]
 
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])|\n+")
+# Sentence ends, line breaks, and list bullets ("• ...", " - Extends ...") all start a new sentence.
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])|\n+|\s*•\s*|\s+-\s+(?=[A-Z])")
+
+
+@dataclass(frozen=True)
+class DraftConfig(Config):
+    """How findings are chosen from the retrieved cases (defaults: selected on MedPix validation, see module doc)."""
+
+    max_findings: int = 5  # most findings sentences in a draft
+    min_support: float = 0.1  # a new concept adds (support - min_support) to a sentence's gain; 0 < x < 1
+    temperature: float = 0.2  # case votes exp((s - s_max) / T); <= 0: every retrieved case votes 1
+    graph_hops: int = 1  # is-a levels through which a specific mention supports a general concept
+    graph_credit: float = 0.5  # vote given through the graph, relative to a mention of the concept itself
+    nearest_bonus: float = 0.0  # gain x (1 + bonus x case vote): prefer sentences of the nearest cases
+    dedupe_concepts: bool = True  # a concept already in the draft adds nothing (else every mention counts again)
+    remove_contradictions: bool = True  # drop sentences contradicting the draft or the similar cases' negations
+    # With the graph: weight of content-word agreement beside concept agreement (phrasing the similar cases share,
+    # which BLEU / ROUGE reward); without the graph words are the only units, with weight 1.
+    word_weight: float = 1.0
+    order: str = "case"  # "case": chosen sentences in source-case order (reads like a report); "score": by gain
+    max_impression: int = 2  # diagnosis concepts in the impression
+
+    def __post_init__(self) -> None:
+        if self.max_findings < 1 or self.max_impression < 0:
+            raise ConfigError("max_findings must be >= 1 and max_impression >= 0")
+        if not 0.0 <= self.min_support < 1.0:
+            raise ConfigError(f"min_support must be in [0, 1), got {self.min_support}")
+        if self.graph_hops < 0 or not 0.0 <= self.graph_credit <= 1.0:
+            raise ConfigError("graph_hops must be >= 0 and graph_credit in [0, 1]")
+        if self.word_weight < 0:
+            raise ConfigError(f"word_weight must be >= 0, got {self.word_weight}")
+        if self.order not in ("case", "score"):
+            raise ConfigError(f"order must be 'case' or 'score', got {self.order!r}")
 
 
 @dataclass(frozen=True)
@@ -27,7 +79,7 @@ class ReportSentence:
     Attributes:
         text: the sentence.
         case_id: the case it was taken from (its citation).
-        score: why it ranked where it did (case similarity plus support from other similar cases).
+        score: why it ranked where it did (its consensus gain with the KG; its case's similarity without).
         concepts: linked, non-negated concept ids; ``negated``: linked, negated ones.
     """
 
@@ -43,7 +95,7 @@ class DraftReport:
     """A drafted report: findings and impression sentences, each citing its source case.
 
     Attributes:
-        findings: findings sentences, best first.
+        findings: findings sentences, in report order.
         impression: impression sentences (top diagnosis concepts), each citing the case(s) they come from.
         similar_cases: the retrieved cases the sentences came from.
         removed: sentences dropped as duplicates or contradictions, with the reason (for auditing).
@@ -78,124 +130,184 @@ class DraftReport:
 
 
 def split_sentences(text: str) -> list[str]:
+    """Sentences of a findings text (also splitting bullet lists), each ending in punctuation."""
     parts = [p.strip(" \t-*•") for p in _SPLIT.split(text or "")]
     return [p if p.endswith((".", "!", "?")) else p + "." for p in parts if len(p) > 3]
 
 
-def _related(graph: ConceptGraph | None, a: str, b: str, hops: int = 2) -> bool:
-    """Same concept, or one an is-a ancestor of the other within ``hops`` ("effusion" vs "pleural effusion")."""
-    if a == b:
-        return True
-    if graph is None or a not in graph or b not in graph:
-        return False
-    for x, y in ((a, b), (b, a)):
-        frontier = {x}
-        for _ in range(hops):
-            frontier = {p for c in frontier for p in graph.parents(c, IS_A)}
-            if y in frontier:
-                return True
-    return False
+def _text_key(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-_FINDING_ROOTS = {"clinical finding", "pathophysiologic finding", "disease", "disorder"}
+@dataclass
+class _Candidate:
+    sentence: ReportSentence
+    rank: int  # source case rank (0 = most similar)
+    position: int  # sentence index within its case
+    words: tuple[str, ...]  # content words (the units of agreement without the graph, or beside it)
+    weight: float = 0.0  # the source case's vote
+    key: str = ""  # normalised text, for exact-duplicate checks
 
 
-def _is_diagnosis(graph: ConceptGraph | None, cid: str) -> bool:
-    """A disease (Disease Ontology) or a specific clinical finding: at least two is-a levels below a RadLex
-    "clinical finding" / "pathophysiologic finding" root (so "effusion" qualifies, "growth disorder" does not)."""
-    if graph is None or cid not in graph:
-        return cid.startswith("DOID:")
-    concept = graph.get(cid)
-    if cid.startswith("DOID:") or (concept is not None and concept.source == "doid"):
-        return cid != "DOID:4"  # the root "disease" says nothing
-    depth, node = 0, cid
-    for _ in range(15):
-        parents = graph.parents(node, IS_A)
-        if not parents:
-            return False
-        node, depth = parents[0], depth + 1
-        if graph.name_of(node).lower() in _FINDING_ROOTS:
-            return depth >= 2
-    return False
+@dataclass
+class _Cases:
+    """Candidate sentences of all retrieved cases and each case's asserted / negated concepts and words."""
+
+    cands: list[_Candidate] = field(default_factory=list)
+    pos: list[list[str]] = field(default_factory=list)
+    neg: list[list[str]] = field(default_factory=list)
+    words: list[list[str]] = field(default_factory=list)
+
+
+def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None) -> _Cases:
+    out = _Cases()
+    for rank, hit in enumerate(hits):
+        pos_all: list[str] = list(hit.metadata.get("concepts", []) or []) if tagger is not None else []
+        neg_all: list[str] = []
+        words_all: list[str] = []
+        for i, sent in enumerate(split_sentences(hit.text)):
+            pos: tuple[str, ...] = ()
+            neg: tuple[str, ...] = ()
+            if tagger is not None:
+                mentions = tagger.link(sent)
+                # Uncertain mentions ("suspicious for pneumonia") are reported findings too.
+                pos = tuple(dict.fromkeys(m.concept_id for m in mentions if not m.negated))
+                neg = tuple(dict.fromkeys(m.concept_id for m in mentions if m.negated))
+            words = tuple(content_words(sent))
+            pos_all += pos
+            neg_all += neg
+            words_all += words
+            out.cands.append(_Candidate(ReportSentence(sent, hit.case_id, float(hit.score), pos, neg),
+                                        rank, i, words, key=_text_key(sent)))
+        out.pos.append(list(dict.fromkeys(pos_all)))
+        asserted = set(pos_all)  # a case that asserts a concept somewhere does not count as negating it
+        out.neg.append([c for c in dict.fromkeys(neg_all) if c not in asserted])
+        out.words.append(list(dict.fromkeys(words_all)))
+    return out
+
+
+def _contradiction(cand: ReportSentence, chosen_pos: set[str], chosen_neg: set[str], support: ConceptSupport,
+                   expander: GraphExpander) -> str | None:
+    for c in cand.concepts:
+        if support.neg(c) > support.pos(c):
+            return f"asserts {c}, which the similar cases mostly negate"
+        for n in chosen_neg:
+            if expander.related(c, n):
+                return f"contradicts an earlier sentence about {n}"
+    for n in cand.negated:
+        for c in chosen_pos:
+            if expander.related(c, n):
+                return f"contradicts an earlier sentence about {c}"
+    return None
 
 
 def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, graph: ConceptGraph | None,
-                     sentence_scorer: Callable[[list[str]], np.ndarray] | None = None,
-                     max_findings: int = 6, max_impression: int = 2, use_kg: bool = True,
-                     require_concept: bool = True) -> DraftReport:
-    """Draft a report from retrieved cases (best first).
+                     config: DraftConfig | None = None,
+                     sentence_scorer: Callable[[list[str]], np.ndarray] | None = None, max_findings: int | None = None,
+                     max_impression: int | None = None, use_kg: bool = True,
+                     expander: GraphExpander | None = None) -> DraftReport:
+    """Draft a report from retrieved cases (best first); see the module docstring for how.
 
     Args:
-        hits: similar cases with their text.
-        tagger: concept linker (``None`` or ``use_kg=False``: dedupe by text only, no contradiction check).
-        sentence_scorer: optional ``sentences -> [S]`` similarity of each sentence to the query image (a
-            KG-CLIP model's image-text score); added to the case similarity.
-        require_concept: with the KG, keep only sentences that mention at least one concept (a finding); drops
-            sentences about the acquisition ("What is the modality: CT.") that carry no finding.
+        hits: similar cases with their text; ``metadata["concepts"]`` (the case's linked concepts), when present,
+            also counts as the case's votes.
+        tagger: concept linker; ``None`` or ``use_kg=False``: agreement on content words only, no concepts.
+        graph: the concept graph (is-a support and contradictions); ``None``: exact concept matches only.
+        config: drafting knobs (default :class:`DraftConfig`); ``max_findings`` / ``max_impression`` override it.
+        sentence_scorer: optional ``sentences -> [S]`` similarity of each sentence to the query image (a KG-CLIP
+            model's image-text score), added to the vote of the sentence's case in the nearest-case bonus.
+        expander: a :class:`GraphExpander` to reuse across calls (it memoises ancestors); built from ``graph``
+            and ``config.graph_hops`` when omitted.
     """
+    cfg = config or DraftConfig()
+    n_find = cfg.max_findings if max_findings is None else max_findings
+    n_imp = cfg.max_impression if max_impression is None else max_impression
     report = DraftReport(similar_cases=list(hits))
-    candidates: list[ReportSentence] = []
-    support: dict[str, float] = {}
-    for rank, hit in enumerate(hits):
-        for sent in split_sentences(hit.text):
-            pos, neg = (), ()
-            if tagger is not None and use_kg:
-                mentions = tagger.link(sent)
-                pos = tuple(dict.fromkeys(m.concept_id for m in mentions if not m.negated and not m.uncertain))
-                neg = tuple(dict.fromkeys(m.concept_id for m in mentions if m.negated))
-            candidates.append(ReportSentence(sent, hit.case_id, float(hit.score) - 0.01 * rank, pos, neg))
-            for cid in set(pos):
-                support[cid] = support.get(cid, 0.0) + max(float(hit.score), 0.0)
-    if sentence_scorer is not None and candidates:
-        extra = np.asarray(sentence_scorer([c.text for c in candidates]), dtype=np.float64)
-        candidates = [ReportSentence(c.text, c.case_id, c.score + float(e), c.concepts, c.negated)
-                      for c, e in zip(candidates, extra)]
-    if use_kg:  # consensus: a finding several similar cases share ranks higher
-        candidates = [ReportSentence(c.text, c.case_id, c.score + 0.1 * sum(support.get(x, 0.0) for x in c.concepts)
-                                     / max(len(c.concepts), 1), c.concepts, c.negated) for c in candidates]
-    candidates.sort(key=lambda c: -c.score)
+    kg = use_kg and tagger is not None
+    cases = _read_cases(hits, tagger if kg else None)
+    if kg and (expander is None or expander.graph is not graph or expander.hops != cfg.graph_hops):
+        expander = GraphExpander(graph, cfg.graph_hops)
+    weights = case_weights([h.score for h in hits], cfg.temperature)
+    ids = [h.case_id for h in hits]
+    support = (concept_support(ids, cases.pos, cases.neg, weights, expander=expander, credit=cfg.graph_credit)
+               if kg else ConceptSupport())
+    word_weight = cfg.word_weight if kg else 1.0
+    words = concept_support(ids, cases.words, [[] for _ in hits], weights) if word_weight else ConceptSupport()
+    extra = np.zeros(len(cases.cands))
+    if sentence_scorer is not None and cases.cands:
+        extra = np.asarray(sentence_scorer([c.sentence.text for c in cases.cands]), dtype=np.float64)
+    for c, e in zip(cases.cands, extra.tolist()):
+        c.weight = float(weights[c.rank]) + e
 
-    chosen_pos: list[str] = []
-    chosen_neg: list[str] = []
+    chosen: list[_Candidate] = []
+    chosen_pos: set[str] = set()
+    chosen_neg: set[str] = set()
+    chosen_words: set[str] = set()
     seen_text: set[str] = set()
-    for cand in candidates:
-        if len(report.findings) >= max_findings:
+    pool = list(cases.cands)
+    dedupe = cfg.dedupe_concepts
+    while pool and len(chosen) < n_find:
+        best, best_gain, keep = None, 0.0, []
+        for cand in pool:
+            s = cand.sentence
+            if cand.key in seen_text:
+                report.removed.append((s, "duplicate text"))
+                continue
+            if kg and not (s.concepts or s.negated):  # acquisition boilerplate, no finding
+                report.removed.append((s, "no finding concept"))
+                continue
+            new_pos = [c for c in s.concepts if c not in chosen_pos] if dedupe else list(s.concepts)
+            new_neg = [c for c in s.negated if c not in chosen_neg]
+            new_words = [w for w in cand.words if w not in chosen_words] if dedupe or not kg else list(cand.words)
+            if (kg and not new_pos and not new_neg) or (not kg and not new_words):
+                report.removed.append((s, "concepts already reported" if kg else "words already reported"))
+                continue
+            why = _contradiction(s, chosen_pos, chosen_neg, support, expander) if kg and cfg.remove_contradictions \
+                else None
+            if why:
+                report.removed.append((s, why))
+                continue
+            keep.append(cand)
+            gain = (sum(support.pos(c) - cfg.min_support for c in new_pos)
+                    + word_weight * sum(words.pos(w) - cfg.min_support for w in new_words))
+            gain *= 1.0 + cfg.nearest_bonus * cand.weight
+            if gain > best_gain:
+                best, best_gain = cand, gain
+        if best is None:
             break
-        key = " ".join(re.findall(r"[a-z0-9]+", cand.text.lower()))
-        if key in seen_text:
-            report.removed.append((cand, "duplicate text"))
-            continue
-        if use_kg and tagger is not None and require_concept and not (cand.concepts or cand.negated):
-            report.removed.append((cand, "no finding concept"))
-            continue
-        if use_kg and (cand.concepts or cand.negated):
-            if all(c in chosen_pos for c in cand.concepts) and all(c in chosen_neg for c in cand.negated):
-                report.removed.append((cand, "concepts already reported"))
-                continue
-            clash = [c for c in cand.concepts for n in chosen_neg if _related(graph, c, n)]
-            clash += [n for n in cand.negated for c in chosen_pos if _related(graph, c, n)]
-            if clash:
-                report.removed.append((cand, f"contradicts an earlier sentence about {clash[0]}"))
-                continue
-        report.findings.append(cand)
-        seen_text.add(key)
-        chosen_pos.extend(cand.concepts)
-        chosen_neg.extend(cand.negated)
-
-    if use_kg and graph is not None:
-        diagnoses: dict[str, tuple[float, str]] = {}
-        for hit in hits:
-            for cid in set(hit.metadata.get("concepts", [])) | {c for s in report.findings if s.case_id == hit.case_id
-                                                                 for c in s.concepts}:
-                if _is_diagnosis(graph, cid) and cid not in chosen_neg:
-                    score, case = diagnoses.get(cid, (0.0, hit.case_id))
-                    diagnoses[cid] = (score + max(float(hit.score), 0.0), case)
-        top = sorted(diagnoses.items(), key=lambda kv: -kv[1][0])[:max_impression]
-        for i, (cid, (score, case)) in enumerate(top):
-            name = graph.name_of(cid)
-            text = f"Findings most consistent with {name}." if i == 0 else f"Consider {name}."
-            report.impression.append(ReportSentence(text, case, score, (cid,)))
+        b = best.sentence
+        chosen.append(_Candidate(ReportSentence(b.text, b.case_id, round(best_gain, 4), b.concepts, b.negated),
+                                 best.rank, best.position, best.words, best.weight, best.key))
+        seen_text.add(best.key)
+        chosen_pos.update(b.concepts)
+        chosen_neg.update(b.negated)
+        chosen_words.update(best.words)
+        pool = [c for c in keep if c is not best]
+    if cfg.order == "case":
+        chosen.sort(key=lambda c: (c.rank, c.position))
+    report.findings = [c.sentence for c in chosen]
+    report.impression = _impression(expander, support, chosen_neg, n_imp) if kg else []
     if not report.impression and report.findings:
-        first = report.findings[0]
+        first = max(report.findings, key=lambda s: s.score)
         report.impression.append(ReportSentence(first.text, first.case_id, first.score, first.concepts))
     return report
+
+
+def _impression(expander: GraphExpander, support: ConceptSupport, chosen_neg: set[str],
+                n: int) -> list[ReportSentence]:
+    """The best-supported diagnosis concepts (asserted by at least one case, not negated in the draft)."""
+    graph = expander.graph
+    if graph is None or n <= 0:
+        return []
+    ranked: list[str] = []
+    for c in sorted(support.best_case, key=lambda c: (-support.pos(c), c)):
+        if len(ranked) >= n:
+            break
+        if c not in chosen_neg and expander.is_diagnosis(c):
+            ranked.append(c)
+    out = []
+    for i, cid in enumerate(ranked):
+        name = graph.name_of(cid)
+        text = f"Findings most consistent with {name}." if i == 0 else f"Consider {name}."
+        out.append(ReportSentence(text, support.best_case[cid], round(support.pos(cid), 4), (cid,)))
+    return out

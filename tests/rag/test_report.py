@@ -1,53 +1,140 @@
-"""Report drafting: citations, de-duplication by concept, contradiction removal, impression; the metrics."""
+"""Report drafting: consensus through the graph, citations, concept de-duplication, contradictions, the no-KG
+drafter, the config; and the text metrics."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kgclip.errors import ConfigError
 from kgclip.eval.report import bleu4, concept_f1, rouge_l
 from kgclip.rag.concepts import ConceptTagger
+from kgclip.rag.consensus import GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
-from kgclip.rag.report import draft_from_cases, split_sentences
+from kgclip.rag.report import DraftConfig, draft_from_cases, split_sentences
 from kgclip.testing import tiny_graph
+
+EFFUSION, PTX, CARDIO = "RADLEX:RID4872", "RADLEX:RID5352", "RADLEX:RID1392"
+CANCER, ADENO, PNEUMONIA = "DOID:1324", "DOID:3910", "DOID:552"
+# Uniform votes, no word agreement: the tests below isolate the concept consensus.
+KG_ONLY = DraftConfig(temperature=0.0, min_support=0.5, word_weight=0.0, max_findings=6)
 
 
 def _hits():
     return [
-        CaseHit("case-a", 0.9, "Small left pleural effusion. Mild cardiomegaly.", metadata={"concepts": ["DOID:552"]}),
+        CaseHit("case-a", 0.9, "Small left pleural effusion. Mild cardiomegaly.", metadata={"concepts": [PNEUMONIA]}),
         CaseHit("case-b", 0.8, "There is a pleural effusion on the left. No pneumothorax. Heart size normal."),
         CaseHit("case-c", 0.7, "No pleural effusion. Right lower lobe consolidation, suspicious for pneumonia.",
-                metadata={"concepts": ["DOID:552"]}),
+                metadata={"concepts": [PNEUMONIA]}),
     ]
 
 
 def test_every_sentence_cites_its_case_and_concepts_are_not_repeated():
     g = tiny_graph()
-    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g)
+    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
     texts = [s.text for s in report.findings]
-    assert texts[0] == "Small left pleural effusion."
+    assert texts == ["Small left pleural effusion."]  # the only finding at least 2 of 3 cases assert
     assert all(s.case_id in {"case-a", "case-b", "case-c"} for s in report.findings + report.impression)
-    # "There is a pleural effusion on the left." repeats case-a's concept: dropped as a duplicate.
-    assert "There is a pleural effusion on the left." not in texts
-    # "No pleural effusion." contradicts the chosen positive sentence: removed, with the reason kept.
-    assert "No pleural effusion." not in texts
     reasons = {s.text: why for s, why in report.removed}
+    # The same concept from case-b adds nothing once case-a's sentence is in.
+    assert reasons["There is a pleural effusion on the left."] == "concepts already reported"
     assert "contradicts" in reasons["No pleural effusion."]
-    assert "No pneumothorax." in texts  # negated findings are reported too
-    # Impression from the top diagnosis concept (DOID) of the similar cases, citing a case.
-    assert report.impression and "pneumonia" in report.impression[0].text
+    assert reasons["Heart size normal."] == "no finding concept"
+    # Impression: the diagnosis concept two of the three cases carry, citing the nearest of them.
+    assert report.impression[0].text == "Findings most consistent with pneumonia."
+    assert report.impression[0].case_id == "case-a"
     out = report.text()
     assert "FINDINGS:" in out and "[case-a]" in out
     assert "case-a" in report._repr_html_()
 
 
-def test_without_kg_no_concept_dedupe_but_text_dedupe():
+def test_consensus_beats_the_nearest_case_and_min_support_stops_the_draft():
+    g = tiny_graph()
+    hits = [CaseHit("near", 0.95, "Pneumothorax on the right."),
+            CaseHit("b", 0.90, "Cardiomegaly."), CaseHit("c", 0.85, "Cardiomegaly is present."),
+            CaseHit("d", 0.80, "Enlarged heart with cardiomegaly.")]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    # Only cardiomegaly (3 of 4 cases) clears min_support; the nearest case's lone pneumothorax does not.
+    assert [s.text for s in report.findings] == ["Cardiomegaly."]
+    assert report.findings[0].concepts == (CARDIO,)
+    lenient = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g,
+                               config=dataclasses.replace(KG_ONLY, min_support=0.1))
+    assert {s.case_id for s in lenient.findings} == {"near", "b"}
+    # order="case": the draft follows the source cases' ranks, not the gain.
+    assert [s.case_id for s in lenient.findings] == ["near", "b"]
+
+
+def test_graph_support_a_specific_mention_supports_its_ancestor():
+    g = tiny_graph()
+    expander = GraphExpander(g, hops=2)
+    assert CANCER in expander.ancestors(ADENO) and expander.related(CANCER, ADENO)
+    support = concept_support(["x", "y"], [[ADENO], [CANCER]], [[], []], np.ones(2), expander=expander, credit=0.5)
+    assert support.pos(CANCER) == pytest.approx(0.75)  # y mentions it (1), x through the graph (0.5)
+    assert support.pos(ADENO) == pytest.approx(0.5)  # a general mention does not support the specific one
+    flat = concept_support(["x", "y"], [[ADENO], [CANCER]], [[], []], np.ones(2), expander=None)
+    assert flat.pos(CANCER) == pytest.approx(0.5)
+    hits = [CaseHit("x", 0.9, "Lung adenocarcinoma."), CaseHit("y", 0.8, "Lung cancer."),
+            CaseHit("z", 0.7, "Epilepsy.")]
+    cfg = dataclasses.replace(KG_ONLY, min_support=0.4)
+    with_graph = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=cfg)
+    assert [s.text for s in with_graph.findings] == ["Lung cancer."]  # 1.5 of 3 votes only with the graph
+    no_hops = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(cfg, graph_hops=0))
+    assert no_hops.findings == []
+
+
+def test_sentence_asserting_what_similar_cases_negate_is_removed():
+    g = tiny_graph()
+    hits = [CaseHit("a", 0.9, "Pneumothorax."), CaseHit("b", 0.8, "No pneumothorax. Cardiomegaly."),
+            CaseHit("c", 0.7, "No pneumothorax. Cardiomegaly.")]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(KG_ONLY,
+                                                                                                  min_support=0.2))
+    reasons = {s.text: why for s, why in report.removed}
+    assert "mostly negate" in reasons["Pneumothorax."]
+    assert [s.text for s in report.findings] == ["Cardiomegaly."]
+    kept = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g,
+                            config=dataclasses.replace(KG_ONLY, min_support=0.2, remove_contradictions=False))
+    assert "Pneumothorax." in [s.text for s in kept.findings]
+
+
+def test_case_weights_and_max_findings():
+    assert case_weights([0.9, 0.5], 0.0).tolist() == [1.0, 1.0]
+    w = case_weights([0.9, 0.5], 0.1)
+    assert w[0] == 1.0 and w[1] == pytest.approx(np.exp(-4.0))
+    g = tiny_graph()
+    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g,
+                              config=dataclasses.replace(KG_ONLY, min_support=0.0), max_findings=2)
+    assert len(report.findings) == 2
+
+
+def test_without_kg_words_agree_and_text_is_deduplicated():
     hits = _hits() + [CaseHit("case-d", 0.6, "Mild cardiomegaly.")]
-    report = draft_from_cases(hits, tagger=None, graph=None, use_kg=False, max_findings=10)
+    cfg = DraftConfig(temperature=0.0, min_support=0.2, max_findings=10)
+    report = draft_from_cases(hits, tagger=None, graph=None, config=cfg)
     texts = [s.text for s in report.findings]
     assert texts.count("Mild cardiomegaly.") == 1
-    assert "No pleural effusion." in texts  # no contradiction check without the KG
+    assert "Small left pleural effusion." in texts  # "pleural" and "effusion" appear in 3 of 4 cases
+    reasons = {why for _, why in report.removed}
+    assert "duplicate text" in reasons or "words already reported" in reasons
+    assert all(not s.concepts for s in report.findings)  # no linking without the KG
+    assert content_words("The effusion is seen in the left lung.") == ["effusion", "left", "lung"]
 
 
-def test_split_sentences_and_metrics():
+def test_split_sentences_and_config():
     assert split_sentences("A b c. D e f.\nG h i") == ["A b c.", "D e f.", "G h i."]
+    assert split_sentences("• Left lung volume loss. • Mass in the hilum.") == ["Left lung volume loss.",
+                                                                                 "Mass in the hilum."]
+    assert split_sentences("- Cholesteatoma of the left ear - Extends medially") == [
+        "Cholesteatoma of the left ear.", "Extends medially."]
+    cfg = DraftConfig(max_findings=3)
+    assert DraftConfig.from_dict(cfg.to_dict()) == cfg
+    for bad in ({"min_support": 1.5}, {"order": "random"}, {"max_findings": 0}, {"word_weight": -1.0}):
+        with pytest.raises(ConfigError):
+            DraftConfig(**bad)
+
+
+def test_metrics():
     assert bleu4(["the heart is normal in size"], ["the heart is normal in size"]) > 0.99
     assert bleu4(["completely different words here"], ["the heart is normal in size"]) < 0.1
     assert rouge_l("heart normal", "the heart is normal") > 0.5

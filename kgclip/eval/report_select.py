@@ -1,0 +1,219 @@
+"""Model selection for report drafting, on the validation split carved from MedPix *train* (never on dev).
+
+Every choice a drafter makes (how many cases it retrieves and which metadata they must share, how their votes are
+weighted, the support a concept needs, how many sentences, graph depth and credit, concept de-duplication,
+contradiction removal, word agreement, sentence order) is a field of :class:`RetrievalConfig` or
+:class:`~kgclip.rag.report.DraftConfig`. :func:`select_draft_config` searches them by coordinate ascent (one field at
+a time over a fixed list of values, repeated until a round changes nothing) and keeps the configuration with the best
+**selection score = concept_f1 + bleu4 + rouge_l** on ``val``. The same search, with the same score, chooses the
+no-KG drafter's configuration, so the ablation is tuned as carefully as the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kgclip.config import Config
+from kgclip.errors import ConfigError
+from kgclip.eval.report_data import CASE_TEXTS, RETRIEVAL_FILTERS, MedPixReportData, ReportSplit
+from kgclip.eval.text_metrics import bleu4, concept_f1, rouge_l
+from kgclip.ontology.model import ConceptGraph
+from kgclip.rag.concepts import ConceptTagger, LinkedConcept
+from kgclip.rag.consensus import GraphExpander
+from kgclip.rag.report import DraftConfig, draft_from_cases, split_sentences
+
+__all__ = ["RetrievalConfig", "DrafterChoice", "MemoTagger", "ReportScorer", "draft_split", "select_draft_config",
+           "KG_SEARCH_SPACE", "NOKG_SEARCH_SPACE", "baseline_drafts"]
+
+
+@dataclass(frozen=True)
+class RetrievalConfig(Config):
+    """Which training cases a draft is made from (defaults: the engine's choice on MedPix validation)."""
+
+    k: int = 160  # retrieved cases (best image per case)
+    filter: str = "modality+region"  # metadata a retrieved case must share: one of RETRIEVAL_FILTERS
+    case_text: str = "findings"  # text each case contributes: one of CASE_TEXTS
+    meta_bonus: float = 0.0  # cosine bonus for sharing location / acquisition detail / plane with the query
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if self.filter not in RETRIEVAL_FILTERS:
+            raise ConfigError(f"filter must be one of {RETRIEVAL_FILTERS}, got {self.filter!r}")
+        if self.case_text not in CASE_TEXTS:
+            raise ConfigError(f"case_text must be one of {CASE_TEXTS}, got {self.case_text!r}")
+
+
+# Values tried per field. "r." fields belong to RetrievalConfig, "d." fields to DraftConfig.
+_SHARED_SPACE: dict[str, tuple[Any, ...]] = {
+    "r.k": (5, 10, 20, 40, 80, 160),
+    "r.filter": RETRIEVAL_FILTERS,
+    "r.case_text": CASE_TEXTS,
+    "r.meta_bonus": (0.0, 0.3, 1.0),
+    "d.temperature": (0.0, 0.05, 0.1, 0.2, 0.5),
+    "d.min_support": (0.05, 0.1, 0.15, 0.2, 0.3),
+    "d.max_findings": (2, 3, 5, 8, 12),
+    "d.nearest_bonus": (0.0, 0.5, 2.0),
+    "d.order": ("case", "score"),
+}
+KG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    **_SHARED_SPACE,
+    "d.graph_hops": (0, 1, 2, 3),
+    "d.graph_credit": (0.25, 0.5, 1.0),
+    "d.dedupe_concepts": (True, False),
+    "d.remove_contradictions": (True, False),
+    "d.word_weight": (0.0, 0.25, 0.5, 1.0, 2.0),
+}
+NOKG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = dict(_SHARED_SPACE)
+
+
+class MemoTagger:
+    """A :class:`~kgclip.rag.concepts.ConceptTagger` whose ``link`` results are memoised by text (a sweep drafts
+    from the same sentences thousands of times)."""
+
+    def __init__(self, tagger: ConceptTagger) -> None:
+        self.tagger = tagger
+        self.graph = tagger.graph
+        self._memo: dict[str, list[LinkedConcept]] = {}
+
+    def link(self, text: str) -> list[LinkedConcept]:
+        hit = self._memo.get(text)
+        if hit is None:
+            hit = self._memo[text] = self.tagger.link(text)
+        return hit
+
+    def concept_ids(self, text: str, *, include_negated: bool = True) -> list[str]:
+        return list(dict.fromkeys(m.concept_id for m in self.link(text) if include_negated or not m.negated))
+
+
+class ReportScorer:
+    """BLEU-4 (corpus), ROUGE-L (mean F) and concept F1 (mean over cases) of drafts against one split's Findings.
+
+    ``exact=False`` links a draft sentence by sentence (memoised; what a sweep needs), ``exact=True`` links the
+    whole draft text at once (the reported figures).
+    """
+
+    def __init__(self, tagger: MemoTagger, references: Sequence[str]) -> None:
+        self.tagger = tagger
+        self.references = list(references)
+        self.gold = [set(tagger.concept_ids(r, include_negated=False)) for r in self.references]
+
+    def concepts(self, text: str, exact: bool) -> set[str]:
+        if exact:
+            return set(self.tagger.concept_ids(text, include_negated=False))
+        out: set[str] = set()
+        for sent in split_sentences(text):
+            out.update(self.tagger.concept_ids(sent, include_negated=False))
+        return out
+
+    def score(self, hyps: Sequence[str], *, exact: bool = False) -> dict[str, float]:
+        if len(hyps) != len(self.references):
+            raise ValueError(f"{len(hyps)} drafts for {len(self.references)} references")
+        f1 = float(np.mean([concept_f1(self.concepts(h, exact), g) for h, g in zip(hyps, self.gold)]))
+        rl = float(np.mean([rouge_l(h, r) for h, r in zip(hyps, self.references)]))
+        return {"concept_f1": f1, "bleu4": bleu4(hyps, self.references), "rouge_l": rl}
+
+
+def selection_score(figures: dict[str, float]) -> float:
+    """What model selection maximises: the three reported figures, unweighted."""
+    return figures["concept_f1"] + figures["bleu4"] + figures["rouge_l"]
+
+
+def draft_split(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
+                tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
+                expander: GraphExpander | None = None) -> list[str]:
+    """The findings text drafted for every query of ``split``."""
+    out = []
+    for qi in range(len(split)):
+        hits = data.retrieve(split, qi, retrieval.k, filter_=retrieval.filter, case_text=retrieval.case_text,
+                             meta_bonus=retrieval.meta_bonus)
+        report = draft_from_cases(hits, tagger=tagger, graph=graph, config=draft, use_kg=use_kg, expander=expander)
+        out.append(report.findings_text)
+    return out
+
+
+def baseline_drafts(data: MedPixReportData, split: ReportSplit, seed: int = 0) -> dict[str, list[str]]:
+    """``random``: the Findings of a random pool case (seeded); ``image_only``: of the nearest pool image's case."""
+    rng = random.Random(seed)
+    pool = data.pool_case_ids(split)
+    return {"random": [data.findings(rng.choice(pool)) for _ in range(len(split))],
+            "image_only": [data.findings(data.nearest_case(split, qi)) for qi in range(len(split))]}
+
+
+@dataclass
+class DrafterChoice:
+    """The configuration selection kept, its validation figures, and every configuration it tried."""
+
+    retrieval: RetrievalConfig
+    draft: DraftConfig
+    figures: dict[str, float]
+    trials: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"retrieval": self.retrieval.to_dict(), "draft": self.draft.to_dict()}
+
+
+def _apply(retrieval: RetrievalConfig, draft: DraftConfig, key: str, value: Any) -> tuple[RetrievalConfig,
+                                                                                           DraftConfig]:
+    part, name = key.split(".", 1)
+    if part == "r":
+        return dataclasses.replace(retrieval, **{name: value}), draft
+    return retrieval, dataclasses.replace(draft, **{name: value})
+
+
+def select_draft_config(data: MedPixReportData, tagger: MemoTagger, graph: ConceptGraph | None, *,
+                        use_kg: bool = True, space: dict[str, tuple[Any, ...]] | None = None,
+                        start: tuple[RetrievalConfig, DraftConfig] | None = None, rounds: int = 3,
+                        show_progress: bool = False,
+                        log: Callable[[str], None] | None = None) -> DrafterChoice:
+    """Coordinate ascent of :func:`selection_score` on the ``val`` split (see module docstring).
+
+    Args:
+        space: ``{"r.k": values, "d.min_support": values, ...}``; default :data:`KG_SEARCH_SPACE` with the KG,
+            :data:`NOKG_SEARCH_SPACE` without.
+        start: where the search starts (default: the dataclass defaults).
+        rounds: at most this many passes over the fields.
+    """
+    from tqdm.auto import tqdm
+
+    split = data.split("val")
+    scorer = ReportScorer(tagger, split.references)
+    space = space or (KG_SEARCH_SPACE if use_kg else NOKG_SEARCH_SPACE)
+    retrieval, draft = start or (RetrievalConfig(), DraftConfig())
+    expanders: dict[int, GraphExpander] = {}
+    memo: dict[str, tuple[float, dict[str, float]]] = {}
+    trials: list[tuple[dict[str, Any], float]] = []
+
+    def evaluate(r: RetrievalConfig, d: DraftConfig) -> tuple[float, dict[str, float]]:
+        key = repr((r, d))
+        if key not in memo:
+            exp = expanders.setdefault(d.graph_hops, GraphExpander(graph, d.graph_hops))
+            hyps = draft_split(data, split, r, d, tagger=tagger, graph=graph, use_kg=use_kg, expander=exp)
+            figures = scorer.score(hyps)
+            memo[key] = (selection_score(figures), figures)
+            trials.append(({"retrieval": r.to_dict(), "draft": d.to_dict()}, memo[key][0]))
+        return memo[key]
+
+    best, figures = evaluate(retrieval, draft)
+    bar = tqdm(total=rounds * sum(len(v) for v in space.values()), desc="selecting on val", disable=not show_progress)
+    for round_ in range(rounds):
+        changed = False
+        for key, values in space.items():
+            for value in values:
+                bar.update(1)
+                r, d = _apply(retrieval, draft, key, value)
+                score, figs = evaluate(r, d)
+                if score > best + 1e-9:
+                    retrieval, draft, best, figures, changed = r, d, score, figs, True
+                    if log:
+                        log(f"round {round_ + 1}: {key}={value!r} -> {score:.4f}")
+        if not changed:
+            break
+    bar.close()
+    return DrafterChoice(retrieval, draft, figures, trials)
