@@ -34,6 +34,7 @@ from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.inputs import ImageLike, LoadedImage, ThumbnailFeaturizer, load_image
 from kgclip.rag.model_parts import NeighborConcepts
+from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 from kgclip.rag.workspace import read_manifest
@@ -74,6 +75,7 @@ class Engine:
         self.tagger = answerer.tagger or (ConceptTagger(graph) if config.use_kg else None)
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
+        self._draft_expander: GraphExpander | None = None
         self.open_action: str | None = None  # set by open(): "loaded", "built" or "rebuilt"
 
     def __repr__(self) -> str:
@@ -269,13 +271,15 @@ class Engine:
         """
         if k is not None and k < 1:
             raise ConfigError(f"k (similar cases to draft from) must be >= 1, got {k}")
-        k = k or self.config.k_cases
+        k = k or self.config.draft_k
         hits = self.similar_cases(image, k + 1)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
         hits = hits[:k]
-        report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, max_findings=self.config.max_findings,
-                                  use_kg=self.config.use_kg)
+        if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
+            self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
+        report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
+                                  use_kg=self.config.use_kg, expander=self._draft_expander)
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report

@@ -26,6 +26,7 @@ from kgclip.rag.cases import Case, VectorTable, load_cases, save_cases
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.inputs import ThumbnailFeaturizer
 from kgclip.rag.model_parts import NeighborConcepts
+from kgclip.rag.report import DraftConfig
 from kgclip.rag.vqa import VQAAnswerer
 from kgclip.rag.workspace import cases_from_vqa_rad, qa_examples, read_manifest, write_manifest
 
@@ -41,8 +42,11 @@ class EngineConfig(Config):
     ontology_dirs: tuple[str, ...] = ()  # graph directories; empty: the ontologies kgclip ships
     use_kg: bool = True  # link questions and case texts to the graph; dedupe/contradictions in drafts
     answerer: AnswererConfig = field(default_factory=AnswererConfig)
-    k_cases: int = 5  # similar cases shown as evidence and used for drafting
-    max_findings: int = 6  # sentences in a drafted findings section
+    k_cases: int = 5  # similar cases shown as evidence
+    # Drafting: the cases that vote on a draft's findings and how sentences are chosen (both selected on MedPix
+    # validation carved from train; see kgclip.rag.report). Consensus needs many cases, not the few shown.
+    draft_k: int = 160
+    draft: DraftConfig = field(default_factory=DraftConfig)
     # Vector tables: "faiss" (in-process, saved in the workspace) or "milvus" (a Milvus collection per table).
     index_backend: str = "faiss"
     # milvus only: a Milvus Lite file ("x.db") or a server ("http://host:19530"), shared by both tables (each in a
@@ -57,8 +61,8 @@ class EngineConfig(Config):
     concept_embeddings_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.k_cases < 1 or self.max_findings < 1:
-            raise ConfigError("k_cases and max_findings must be >= 1")
+        if self.k_cases < 1 or self.draft_k < 1:
+            raise ConfigError("k_cases and draft_k must be >= 1")
         if self.index_backend not in ("faiss", "milvus"):
             raise ConfigError(f"index_backend must be 'faiss' or 'milvus', got {self.index_backend!r}")
         if self.index_uri is not None and self.index_backend != "milvus":

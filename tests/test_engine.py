@@ -71,6 +71,8 @@ def test_bad_input_is_refused_clearly(built, tmp_path):
         engine.ask(bad, "Is there a pleural effusion?")
     with pytest.raises(ConfigError):
         EngineConfig(k_cases=0)
+    with pytest.raises(ConfigError):
+        EngineConfig(draft_k=0)
 
 
 def test_reload_add_cases_and_staleness(built, tmp_path):

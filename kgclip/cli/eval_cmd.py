@@ -19,11 +19,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.set_defaults(handler=_vqa)
     r = sub.add_parser("report", help="draft findings for MedPix dev cases; BLEU-4, ROUGE-L, concept F1")
     r.add_argument("path", help="MedPix 2.0 folder (cases.json, descriptions.json, splits.json, images/)")
-    r.add_argument("--split", default="dev")
-    r.add_argument("--text-encoder", default="minilm")
+    r.add_argument("--split", choices=("dev", "val"), default="dev",
+                   help="dev: the reported figures, run once; val: development, on cases carved from train")
+    r.add_argument("--no-select", dest="select", action="store_false",
+                   help="skip the selection on val (a few minutes) and use the configurations selected before")
+    r.add_argument("--rounds", type=_at_least_one, default=3, help="coordinate-ascent passes of the selection (default 3)")
     r.add_argument("--json", action="store_true", help="print only the JSON line")
     r.set_defaults(handler=_report)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _graph():  # noqa: ANN202
@@ -48,9 +58,8 @@ def _vqa(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from kgclip.eval.report import evaluate_report
-    from kgclip.text.encoders import load_text_encoder
 
-    result = evaluate_report(args.path, split=args.split, graph=_graph(),
-                             text_encoder=load_text_encoder(args.text_encoder, "cpu"), show_progress=not args.json)
+    result = evaluate_report(args.path, split=args.split, graph=_graph(), select=args.select, rounds=args.rounds,
+                             show_progress=not args.json)
     print(json.dumps(result))
     return 0

@@ -14,6 +14,7 @@ _EXPORTS = {
     "Evidence": "kgclip.rag.evidence",
     "KGFact": "kgclip.rag.evidence",
     "QANeighbor": "kgclip.rag.evidence",
+    "DraftConfig": "kgclip.rag.report",
     "DraftReport": "kgclip.rag.report",
     "ReportSentence": "kgclip.rag.report",
     "Answer": "kgclip.rag.vqa",
