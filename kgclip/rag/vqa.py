@@ -248,7 +248,9 @@ class VQAAnswerer:
             preds.append(Prediction(
                 text=self.display.get(best, best), normalized=best, confidence=float(p[order[0]]),
                 kind="open" if kind == "open" else "closed",
-                candidates=[(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order],
+                # only answers the question allows (a yes/no question lists yes and no, not open answers at 0.0)
+                candidates=[(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
+                            if p[j] > 0.0],
                 neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i]))
         return preds
 

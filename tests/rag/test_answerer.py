@@ -54,6 +54,8 @@ def test_fit_answers_held_out_questions(fitted, data):
     by_q = {(e.image_key, e.question): p for e, p in zip(test, preds)}
     choice = [p for (k, q), p in by_q.items() if "CT or" in q]
     assert all(p.text in ("CT", "MRI") and p.kind == "closed" for p in choice)
+    yes_no = [p for (k, q), p in by_q.items() if q.startswith("Is there")]
+    assert yes_no and all({c for c, _ in p.candidates} <= {"yes", "no", "Yes", "No"} for p in yes_no)
     opened = [p for (k, q), p in by_q.items() if q == "What organ is shown?"]
     assert all(p.kind == "open" and p.normalized not in ("yes", "no") for p in opened)
     assert all(0.0 <= p.confidence <= 1.0 for p in preds)
