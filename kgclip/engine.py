@@ -262,17 +262,20 @@ class Engine:
         return SearchResults(self._hit(r, via) for r in rows)
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
-                     exclude_identical: bool = True) -> DraftReport:
+                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True) -> DraftReport:
         """Draft findings and an impression from the most similar cases, each sentence citing its case.
 
         Args:
+            k: cases that vote on the findings (default ``config.draft_k``).
+            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}`` from the DICOM header;
+                the MedPix evaluation drafts from cases sharing the query's modality and body region.
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
         """
         if k is not None and k < 1:
             raise ConfigError(f"k (similar cases to draft from) must be >= 1, got {k}")
         k = k or self.config.draft_k
-        hits = self.similar_cases(image, k + 1)
+        hits = self.similar_cases(image, k + 1, filters)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
         hits = hits[:k]

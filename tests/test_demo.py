@@ -49,6 +49,10 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--k", "0"]) == 1
     assert "must be >= 1" in capsys.readouterr().err
+    assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--filter", "body_part=CHEST"]) == 0
+    assert "FINDINGS:" in capsys.readouterr().out
+    assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--filter", "CHEST"]) == 1
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_demo_with_missing_model_dir_fails_clearly_and_writes_nothing(tmp_path, capsys):

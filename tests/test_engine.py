@@ -50,6 +50,9 @@ def test_search_draft_explain(built):
     report = engine.draft_report(data / "images" / "synth010.png")
     assert report.findings and all(s.case_id != "synth010" for s in report.findings)  # not its own case
     assert all(s.case_id.startswith("synth") for s in report.findings + report.impression)
+    chest = {c.case_id for c in engine.cases if c.body_part == "CHEST"}
+    filtered = engine.draft_report(data / "images" / "synth010.png", filters={"body_part": "CHEST"})
+    assert filtered.findings and {s.case_id for s in filtered.findings} <= chest  # only cases sharing the region
     sub = engine.explain("pleural effusion")
     assert sub.concept_id == "RADLEX:RID4872" and "pleura" in {d["name"] for _, d in sub.graph.nodes(data=True)}
     assert "<svg" in sub._repr_html_()
