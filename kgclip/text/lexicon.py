@@ -31,11 +31,12 @@ from kgclip.fingerprint import fingerprint_json
 from kgclip.text.spelling import SpellIndex
 
 __all__ = ["Lexicon", "SpellIndex", "normalize_token", "tokenize", "normalisation_digest", "STOP_WORDS",
-           "LEXICON_FORMAT", "IS_TERM", "HAS_LONGER"]
+           "BAG_SKIP", "NEGATING_PREFIXES", "LEXICON_FORMAT", "IS_TERM", "HAS_LONGER"]
 
 # Bump whenever normalize_token / tokenize / _variants or the compiled tables change: cached lexicons of another
 # format are rebuilt, never reused.
-LEXICON_FORMAT = 2
+# 3: word-order bags only for terms whose every stop word is one a text window may skip (BAG_SKIP).
+LEXICON_FORMAT = 3
 IS_TERM, HAS_LONGER = 1, 2  # flags of Lexicon.nodes: the path is a surface key / a longer key continues it
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PAREN = re.compile(r"\s*[\(\[][^\)\]]*[\)\]]\s*$")
@@ -54,6 +55,15 @@ on or our she so such than that the their them then there these they this those 
 while who will with without yes you all few new old low any some each other both either neither more most less
 very can could should would shall must do does did done also per via vs versus non none one two three
 """.split())
+# The stop words a word-order window may skip, in the text ("carcinoma of the lung") and so also in a term's bag. A
+# term holding any other stop word gets no bag: the window stops at that word, so the bag could only ever match
+# text that lacks it - "enhancing mass" for "non-enhancing mass", "tension pneumothorax" for "pneumothorax without
+# tension".
+BAG_SKIP = frozenset({"of", "the", "in", "a", "an", "on", "at", "to", "for"})
+# Tokens that negate the word they are joined to when written apart ("non-enhancing", "non small cell", "un-united"):
+# the linker never starts a match at the word after one, since "enhancing mass" is not what "non-enhancing mass"
+# says. "a"/"an" are articles when written apart, so they are not listed.
+NEGATING_PREFIXES = frozenset({"non", "un"})
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -229,7 +239,7 @@ class Lexicon:
                 prefixes.add(key[:cut])
                 cut = key.find(" ", cut + 1)
             content = [t for t in tokens if t not in STOP_WORDS]
-            if len(content) >= 2:
+            if len(content) >= 2 and all(t in BAG_SKIP for t in tokens if t in STOP_WORDS):
                 bags.setdefault(" ".join(sorted(content)), key)
                 bag_tokens.update(content)
         nodes = dict.fromkeys(prefixes, HAS_LONGER)
@@ -261,5 +271,6 @@ class Lexicon:
 @functools.lru_cache(maxsize=1)
 def normalisation_digest() -> str:
     """Fingerprint of the normalisation tables and the lexicon format (part of every lexicon cache key)."""
-    return fingerprint_json({"format": LEXICON_FORMAT, "stop_words": sorted(STOP_WORDS), "irregular": _IRREGULAR,
+    return fingerprint_json({"format": LEXICON_FORMAT, "stop_words": sorted(STOP_WORDS),
+                             "bag_skip": sorted(BAG_SKIP), "irregular": _IRREGULAR,
                              "token": _TOKEN.pattern, "paren": _PAREN.pattern})

@@ -15,7 +15,8 @@ Matching, in one left-to-right pass over the tokens (never a loop over concepts)
    trigram inverted index with prefix filtering (only the rarest trigrams are probed) and checked by an edit
    distance bound; the corrected token then takes part in the prefix walk. Score = the lowest similarity used.
 
-At each position the longest candidate wins (ties: exact, then abbreviation, then word order). Then
+At each position the longest candidate wins (ties: exact, then abbreviation, then word order), and none starts right
+after a detached negating prefix, nor drops one from a term ("non-enhancing mass" is never "enhancing mass"). Then
 :mod:`kgclip.text.negation` marks each mention negated / uncertain / historical.
 """
 
@@ -33,7 +34,8 @@ from typing import Any
 from kgclip.config import Config
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
-from kgclip.text.lexicon import HAS_LONGER, IS_TERM, STOP_WORDS, Lexicon, normalize_token, tokenize
+from kgclip.text.lexicon import (BAG_SKIP, HAS_LONGER, IS_TERM, NEGATING_PREFIXES, STOP_WORDS, Lexicon,
+                                 normalize_token, tokenize)
 from kgclip.text.lexicon_cache import cached_lexicon, lexicon_cache_key, lexicon_inputs_fingerprint
 from kgclip.text.negation import CUE_WORDS, ContextAnnotator, NegationConfig
 from kgclip.text.spelling import SpellIndex
@@ -47,8 +49,6 @@ _DERIVATIONS = (("otic", "osis"), ("atic", "asis"), ("etic", "esis"), ("itic", "
                 ("ed", ""), ("ing", "e"), ("ing", ""), ("al", ""))
 _DERIVED_SCORE = 0.9
 _GAP_OK = re.compile(r"[ \t\-/'’]*")  # what may separate two tokens of one term
-# Words a word-order window may skip ("carcinoma of the lung"); any other stop word ("and", "no") ends it.
-_BAG_SKIP = frozenset({"of", "the", "in", "a", "an", "on", "at", "to", "for"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,6 +349,9 @@ class ConceptLinker:
         bag_tokens = lex.bag_tokens
         i, n = 0, len(tokens)
         while i < n:
+            if i and norm[i - 1] in NEGATING_PREFIXES and joins(i):  # "non-enhancing" is not "enhancing"
+                i += 1
+                continue
             best = None  # (end token, score, kind, key)
             if norm[i] in nodes or i in fixes:  # else no walk from i can take its first step
                 best = walk(i, False)
@@ -362,7 +365,7 @@ class ConceptLinker:
                 for j in range(i + 1, min(n, i + cfg.max_bag_tokens)):
                     if not joins(j):
                         break
-                    if norm[j] in _BAG_SKIP:
+                    if norm[j] in BAG_SKIP:
                         continue
                     if norm[j] not in bag_tokens:
                         break

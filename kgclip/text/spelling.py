@@ -2,7 +2,9 @@
 
 Candidates come from a trigram inverted index probed with prefix filtering (only the rarest trigrams of the query are
 looked up), and a correction must also be within a small optimal-string-alignment edit distance, so dense medical
-vocabularies (hypovolemia / hypokalemia) are not confused. Built lazily by the linker: many texts never need it.
+vocabularies (hypovolemia / hypokalemia) are not confused. A correction never adds or removes a negating prefix
+("atypical" is not a typo of "typical", nor "symmetric" of "asymmetric"): one or two edits can do that, and it
+reverses the meaning. Built lazily by the linker: many texts never need it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-__all__ = ["SpellIndex"]
+__all__ = ["SpellIndex", "NEGATING_AFFIXES", "differ_by_negation"]
+
+# Prefixes that negate the word they are fused to. "a"/"an" also begin words they do not negate ("around", "aortic"),
+# so a dropped leading "a" ("ortic") is not corrected either: a missed typo is cheaper than a reversed finding.
+NEGATING_AFFIXES = ("non", "un", "in", "im", "il", "ir", "dis", "an", "a")
+
+
+def differ_by_negation(a: str, b: str) -> bool:
+    """Whether one token is the other with a negating prefix in front (``atypical`` / ``typical``)."""
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return any(longer == p + shorter for p in NEGATING_AFFIXES)
 
 
 def _trigrams(token: str) -> set[str]:
@@ -76,7 +88,8 @@ class SpellIndex:
         for i in candidates:
             other = self.grams[i]
             dice = 2 * len(grams & other) / (n + len(other))
-            if dice >= t and (best is None or (dice, self.tokens[i]) > best):
+            if dice >= t and (best is None or (dice, self.tokens[i]) > best) \
+                    and not differ_by_negation(token, self.tokens[i]):
                 if _osa_distance(token, self.tokens[i], limit) <= limit:
                     best = (dice, self.tokens[i])
         return None if best is None else (best[1], best[0])
