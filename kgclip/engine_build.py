@@ -112,12 +112,13 @@ class WorkspaceParts:
 
 def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
                     graph: ConceptGraph | None = None, show_progress: bool = True,
-                    embeddings: Any = None) -> WorkspaceParts:
+                    embeddings: Any = None, model_fp: str | None = None) -> WorkspaceParts:
     """Build a workspace (see :meth:`kgclip.engine.Engine.build`).
 
     Args:
         embeddings: the ``ConceptEmbeddings`` of ``config.concept_embeddings_dir`` when the caller already read
             them (they are still checked against the graph).
+        model_fp: the fingerprint of ``config.model_dir`` when the caller already computed it.
     """
     from tqdm.auto import tqdm
 
@@ -141,7 +142,8 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     if config.concept_embeddings_dir is not None:
         embeddings = _read_embeddings(config.concept_embeddings_dir, embeddings)
         embeddings.check_current(graph, directory=config.concept_embeddings_dir)
-    featurizer, table_encoder, neighbors = trained_parts(config, encoder, graph, embeddings=embeddings)
+    featurizer, table_encoder, neighbors = trained_parts(config, encoder, graph, model_fp=model_fp,
+                                                         embeddings=embeddings)
     cases = cases_from_vqa_rad(rows, image_dir)
     sources = [Path(c.image) for c in cases]
     tagger = ConceptTagger(graph) if config.use_kg else None
@@ -263,13 +265,14 @@ def write_engine_manifest(workspace: Path, config: EngineConfig, graph: ConceptG
 
 def load_workspace(workspace_dir: str | Path, *, text_encoder: str | None = None,
                    check_ontology_sources: bool = False, config: EngineConfig | None = None,
-                   embeddings: Any = None) -> WorkspaceParts:
+                   embeddings: Any = None, model_fp: str | None = None) -> WorkspaceParts:
     """Load and check a workspace (see :meth:`kgclip.engine.Engine.load`).
 
     Args:
         config: use this config instead of the saved one (same build, trained parts maybe at other paths: they
             are still checked against the manifest's fingerprints).
         embeddings: the ``ConceptEmbeddings`` of the configured directory, when the caller already read them.
+        model_fp: the fingerprint of the configured model directory, when the caller already computed it.
     """
     from kgclip.ontology.store import load_cache, load_ontologies
     from kgclip.text.encoders import load_text_encoder
@@ -301,7 +304,7 @@ def load_workspace(workspace_dir: str | Path, *, text_encoder: str | None = None
     tagger = ConceptTagger(graph) if config.use_kg else None
     answerer = VQAAnswerer.load(workspace / "answerer", graph=graph if config.use_kg else None,
                                 text_encoder=encoder, tagger=tagger)
-    featurizer, table_encoder, neighbors = _load_parts(workspace, config, encoder, graph, fps, embeddings)
+    featurizer, table_encoder, neighbors = _load_parts(workspace, config, encoder, graph, fps, embeddings, model_fp)
     image_table = VectorTable.load(workspace / "index_image", featurizer.fingerprint)
     text_table = VectorTable.load(workspace / "index_text", table_encoder.fingerprint)
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
@@ -309,15 +312,16 @@ def load_workspace(workspace_dir: str | Path, *, text_encoder: str | None = None
 
 
 def _load_parts(workspace: Path, config: EngineConfig, encoder: Any, graph: ConceptGraph,
-                fps: Mapping[str, str], embeddings: Any = None) -> tuple[Any, Any, NeighborConcepts | None]:
+                fps: Mapping[str, str], embeddings: Any = None,
+                model_fp: str | None = None) -> tuple[Any, Any, NeighborConcepts | None]:
     """Reload the configured model / embeddings, refusing ones that changed since the build."""
     from kgclip.rag.model_parts import check_fingerprint, model_fingerprint
 
     rebuild = "rebuild the workspace with Engine.build (or Engine.refresh)"
-    current = emb = None
+    current, emb = model_fp, None
     if config.model_dir is not None:
         try:
-            current = model_fingerprint(config.model_dir)
+            current = current or model_fingerprint(config.model_dir)
         except ModelNotFoundError as exc:
             raise ModelNotFoundError(f"workspace {workspace} was built with the KG-CLIP model at "
                                      f"{config.model_dir}, which is gone ({exc}); restore that directory or "

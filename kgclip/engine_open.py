@@ -35,6 +35,7 @@ class OpenPlan:
     source: str | None = None  # the VQA-RAD folder to build from; None: the shipped sample
     graph: ConceptGraph | None = None  # a rebuild keeps the workspace's own concept graph
     embeddings: Any = None  # the requested ConceptEmbeddings, already read
+    model_fp: str | None = None  # the requested model's fingerprint, already computed (hashing reads the weights)
 
 
 def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
@@ -61,7 +62,8 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
                               "empty directory to build one in, or the workspace `kgclip demo --out` wrote")
         config = EngineConfig().with_parts(model_dir, concept_embeddings_dir)
         return OpenPlan("built", config, f"no workspace at {workspace} yet: building one with "
-                                         f"{_describe(config)} (demo defaults)", _source(vqa_rad), None, emb)
+                                         f"{_describe(config)} (demo defaults)", _source(vqa_rad), None, emb,
+                        model_fp)
     manifest = read_manifest(workspace)
     config = EngineConfig.load(workspace / "engine_config.json").with_parts(model_dir, concept_embeddings_dir)
     fps, parts = manifest["fingerprints"], manifest["parts"]
@@ -77,7 +79,7 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
         changed.append(f"concept embeddings {parts.get('concept_embeddings_dir', 'none')} -> "
                        f"{config.concept_embeddings_dir}")
     if not changed:
-        return OpenPlan("loaded", config, embeddings=emb)
+        return OpenPlan("loaded", config, embeddings=emb, model_fp=model_fp)
     source = _source(vqa_rad or manifest["config"].get("build", {}).get("source"))
     from kgclip.ontology.store import load_cache
 
@@ -86,7 +88,7 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
         raise StaleArtifactError(f"the concept graph in {workspace} does not match its manifest; rebuild it with "
                                  "Engine.build")
     return OpenPlan("rebuilt", config, f"workspace {workspace} was built with other parts "
-                                       f"({'; '.join(changed)}): rebuilding it", source, graph, emb)
+                                       f"({'; '.join(changed)}): rebuilding it", source, graph, emb, model_fp)
 
 
 def _source(path: str | Path | None) -> str | None:
@@ -114,11 +116,12 @@ def open_workspace(workspace_dir: str | Path, *, model_dir: str | Path | None = 
     plan = plan_open(workspace_dir, model_dir=model_dir, concept_embeddings_dir=concept_embeddings_dir,
                      vqa_rad=vqa_rad)
     if plan.action == "loaded":
-        return load_workspace(workspace_dir, config=plan.config, embeddings=plan.embeddings), plan.action
+        return (load_workspace(workspace_dir, config=plan.config, embeddings=plan.embeddings,
+                               model_fp=plan.model_fp), plan.action)
     if notify is not None:
         notify(plan.reason)
     elif show_progress:
         print(f"kgclip: {plan.reason}", file=sys.stderr, flush=True)
     parts = build_workspace(plan.config, workspace_dir, vqa_rad=plan.source, graph=plan.graph,
-                            show_progress=show_progress, embeddings=plan.embeddings)
+                            show_progress=show_progress, embeddings=plan.embeddings, model_fp=plan.model_fp)
     return parts, plan.action

@@ -89,6 +89,25 @@ def test_same_parts_load_without_rebuild(base, ws, builds, tmp_path) -> None:  #
     assert plain.open_action == "loaded" and plain.config.model_dir == str((base / "model-a").resolve())
 
 
+def test_open_hashes_each_requested_model_once(base, ws, monkeypatch) -> None:  # noqa: ANN001
+    """The plan's fingerprint of the model is reused by the load and by a rebuild (hashing reads the weights)."""
+    from kgclip.rag import model_parts
+
+    hashed: list[str] = []
+    real = model_parts.model_fingerprint
+
+    def counting(directory):  # noqa: ANN001, ANN202
+        hashed.append(str(directory))
+        return real(directory)
+
+    monkeypatch.setattr(model_parts, "model_fingerprint", counting)
+    assert Engine.open(ws, model_dir=base / "model-a", show_progress=False).open_action == "loaded"
+    assert len(hashed) == 1
+    hashed.clear()
+    assert Engine.open(ws, model_dir=base / "model-b", show_progress=False).open_action == "rebuilt"
+    assert len(hashed) == 1
+
+
 def test_other_model_rebuilds_then_loads(base, ws, builds) -> None:  # noqa: ANN001
     lines: list[str] = []
     engine = Engine.open(ws, model_dir=base / "model-b", show_progress=False, notify=lines.append)
