@@ -148,13 +148,11 @@ class Lexicon:
         bags: sorted content tokens of multi-word terms -> entry key (for word-order variants).
         bag_tokens: content words of multi-word terms (a word-order window needs them).
         vocabulary: every normalised token of every term (for spelling correction).
-        max_term_tokens: the most tokens in one key.
     """
 
     def __init__(self, *, concept_ids: list[str], names: list[str], deprecated: list[int], keys: list[str],
                  offsets: list[int], indices: list[int], nodes: dict[str, int], abbreviations: dict[str, list[int]],
-                 key_text: dict[str, str], bags: dict[str, str], bag_tokens: set[str], vocabulary: set[str],
-                 max_term_tokens: int) -> None:
+                 key_text: dict[str, str], bags: dict[str, str], bag_tokens: set[str], vocabulary: set[str]) -> None:
         self.concept_ids = concept_ids
         self.names = names
         self.deprecated = deprecated
@@ -168,7 +166,6 @@ class Lexicon:
         self.bags = bags
         self.bag_tokens = bag_tokens
         self.vocabulary = vocabulary
-        self.max_term_tokens = max_term_tokens
         self.entries: Mapping[str, list[int]] = _Candidates(self)
 
     @classmethod
@@ -225,7 +222,6 @@ class Lexicon:
         vocabulary: set[str] = set()
         bags: dict[str, str] = {}
         bag_tokens: set[str] = set()
-        max_term_tokens = 1
         for key in keys:
             indices.extend(entries[key])
             offsets.append(len(indices))
@@ -233,7 +229,6 @@ class Lexicon:
             vocabulary.update(tokens)
             if len(tokens) == 1:
                 continue
-            max_term_tokens = max(max_term_tokens, len(tokens))
             cut = key.find(" ")
             while cut != -1:
                 prefixes.add(key[:cut])
@@ -248,7 +243,12 @@ class Lexicon:
         return cls(concept_ids=concept_ids, names=names, deprecated=list(deprecated or []), keys=keys,
                    offsets=offsets, indices=indices, nodes=nodes, abbreviations=abbreviations,
                    key_text={k: v for k, v in key_text.items() if v != k}, bags=bags, bag_tokens=bag_tokens,
-                   vocabulary=vocabulary, max_term_tokens=max_term_tokens)
+                   vocabulary=vocabulary)
+
+    @functools.cached_property
+    def max_term_tokens(self) -> int:
+        """The most tokens in one key (derived from :attr:`keys`, so neither built nor cached)."""
+        return max((key.count(" ") for key in self.keys), default=0) + 1
 
     # ------------------------------------------------------------------ lookups
     def candidates(self, key: str) -> list[int]:

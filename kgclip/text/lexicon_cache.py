@@ -149,7 +149,7 @@ def save_lexicon(lexicon: Lexicon, path: Path, meta: dict[str, Any]) -> None:
         "deprecated": np.asarray(lexicon.deprecated, dtype=np.int32),
     }
     metadata = {"format": CACHE_FORMAT, "format_version": str(LEXICON_FORMAT), "checksum": _checksum(arrays),
-                "meta": json.dumps(meta, sort_keys=True), "max_term_tokens": str(lexicon.max_term_tokens)}
+                "meta": json.dumps(meta, sort_keys=True)}
     atomic_write_bytes(path, st_save(arrays, metadata=metadata))
 
 
@@ -203,8 +203,7 @@ def _decode(data: bytes, meta: dict[str, Any]) -> Lexicon | None:
                    offsets=offsets.tolist(), indices=indices.tolist(), nodes=nodes,
                    abbreviations=tables["abbreviations"], key_text=tables["key_text"],
                    bags=dict(zip(tables["bag_keys"], map(keys.__getitem__, bag_rows.tolist()))),
-                   bag_tokens=set(tables["bag_tokens"]), vocabulary=set(tables["vocabulary"]),
-                   max_term_tokens=int(header["max_term_tokens"]))
+                   bag_tokens=set(tables["bag_tokens"]), vocabulary=set(tables["vocabulary"]))
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:
