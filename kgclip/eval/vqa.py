@@ -114,8 +114,10 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
                            "n_test_open": sum(not e.closed for e in scored)}
     if split == "val":
         out["val_folds"] = val_folds
-    ceiling = [normalize_answer(e.answer) in {normalize_answer(t.answer) for t in part_train}
-               for part_train, part in runs for e in part if not e.closed]
+    ceiling: list[bool] = []
+    for part_train, part in runs:
+        answers = {normalize_answer(t.answer) for t in part_train}  # once per run, not once per question
+        ceiling += [normalize_answer(e.answer) in answers for e in part if not e.closed]
     out["open_ceiling"] = round(sum(ceiling) / max(len(ceiling), 1), 4)
     for use_kg, suffix in ((True, ""), (False, "_nokg")):
         preds, vals, selected = [], [], []
