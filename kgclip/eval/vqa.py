@@ -17,7 +17,6 @@ share of open test answers that occur in the training answer set at all (no clas
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,7 +29,7 @@ from kgclip.errors import InputFormatError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
 from kgclip.rag.inputs import ThumbnailFeaturizer
-from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
+from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad, group_folds
 
 __all__ = ["load_vqa_rad_rows", "evaluate_vqa_rad", "score_predictions", "validation_folds"]
 
@@ -67,11 +66,9 @@ def validation_folds(examples: Sequence[QAExample], n_folds: int = 5, seed: int 
     """
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2, got {n_folds}")
-    groups = sorted({e.group or e.question for e in examples})
-    random.Random(seed).shuffle(groups)
-    fold_of = {g: i % n_folds for i, g in enumerate(groups)}
-    return [([e for e in examples if fold_of[e.group or e.question] != f],
-             [e for e in examples if fold_of[e.group or e.question] == f]) for f in range(n_folds)]
+    fold = group_folds([e.group or e.question for e in examples], n_folds, seed)
+    return [([e for e, k in zip(examples, fold) if k != f], [e for e, k in zip(examples, fold) if k == f])
+            for f in range(n_folds)]
 
 
 def score_predictions(predicted: Sequence[str], examples: Sequence[QAExample]) -> dict[str, float]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +148,8 @@ class VQAAnswerer:
         # question never sits in the fold's training part); one fold alone is too noisy to choose the blend.
         groups = [e.group or f"#{i}" for i, e in enumerate(examples)]
         keys = [e.image_key for e in examples]
-        unique = sorted(set(groups))
-        random.Random(config.seed).shuffle(unique)
         n_folds = max(2, round(1.0 / config.val_fraction))
-        fold_of = {g: i % n_folds for i, g in enumerate(unique)}
-        fold = np.array([fold_of[g] for g in groups])
+        fold = group_folds(groups, n_folds, config.seed)
         core = model.core
         tallies: dict[tuple, list[np.ndarray]] = {}
         kinds_all: list[np.ndarray] = []
@@ -310,6 +307,18 @@ class VQAAnswerer:
         return cls(core, examples, info["display"], text_encoder, tagger if config.use_kg else None, meta)
 
 
+def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> np.ndarray:
+    """Fold index (``0 .. n_folds - 1``) of each item, assigned by whole group: the sorted distinct groups are
+    shuffled with ``seed`` and dealt round-robin, so equal groups share a fold and folds differ by at most one group.
+
+    Shapes: ``groups`` of length N -> ``[N]`` int.
+    """
+    unique = sorted(set(groups))
+    random.Random(seed).shuffle(unique)
+    fold_of = {g: i % n_folds for i, g in enumerate(unique)}
+    return np.array([fold_of[g] for g in groups], dtype=np.int64)
+
+
 def examples_from_vqa_rad(rows: Sequence[Mapping[str, Any]]) -> list[QAExample]:
     """VQA-RAD JSON rows -> :class:`QAExample` (paraphrases grouped by ``qid_linked_id``)."""
     return [QAExample(image_key=str(r["image_name"]), question=str(r["question"]), answer=str(r["answer"]),
@@ -317,5 +326,5 @@ def examples_from_vqa_rad(rows: Sequence[Mapping[str, Any]]) -> list[QAExample]:
                       group=str(r.get("qid_linked_id") or "")) for r in rows]
 
 
-__all__.append("examples_from_vqa_rad")
+__all__ += ["examples_from_vqa_rad", "group_folds"]
 
