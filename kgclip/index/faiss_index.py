@@ -240,11 +240,7 @@ class FaissIndex(FaissSearchMixin, FaissPersistenceMixin):
                 raise IndexError_(f"ids not in the index: {missing[:10].tolist()}")
             if len(ids) == 0:
                 return np.zeros((0, self.dim), dtype=np.float32)
-            if self._family == "graph":
-                keys = np.fromiter((self._id2pos[i] for i in ids.tolist()), dtype=np.int64, count=len(ids))
-            else:
-                keys = ids
-            return self._index.reconstruct_batch(keys)
+            return self._index.reconstruct_batch(self._faiss_keys(ids))
 
 
 INDEX_BACKENDS.register("faiss")(FaissIndex)

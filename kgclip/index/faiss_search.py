@@ -88,6 +88,12 @@ class FaissSearchMixin:
                     scores[short], labels[short] = self._exact_subset(q[short], allowed, k)
             return scores, labels
 
+    def _faiss_keys(self, ids: np.ndarray) -> np.ndarray:
+        """What FAISS addresses stored ``ids`` by: their positions in a graph index, else the ids themselves."""
+        if self._family == "graph":
+            return np.fromiter((self._id2pos[i] for i in ids.tolist()), dtype=np.int64, count=len(ids))
+        return ids
+
     def _subset_vectors(self, allowed: np.ndarray, cache_key: Any) -> np.ndarray:
         # Reconstructed vectors of a filter's matches are cached until the next write, so repeated filtered
         # queries cost one matrix product each.
@@ -95,11 +101,7 @@ class FaissSearchMixin:
         if cached is not None and cached[0] is allowed:
             self._subset_cache.move_to_end(cache_key)
             return cached[1]
-        if self._family == "graph":
-            keys = np.fromiter((self._id2pos[i] for i in allowed.tolist()), dtype=np.int64, count=len(allowed))
-        else:
-            keys = allowed
-        vectors = self._index.reconstruct_batch(keys)
+        vectors = self._index.reconstruct_batch(self._faiss_keys(allowed))
         if cache_key is not None:
             self._subset_cache[cache_key] = (allowed, vectors)
             while len(self._subset_cache) > 4:
