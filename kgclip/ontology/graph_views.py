@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kgclip.ontology.graph_relations import Direction
+from kgclip.ontology.graph_relations import Direction, GraphRelationsMixin
 from kgclip.ontology.ids import IS_A
 from kgclip.ontology.records import Concept
 
@@ -23,22 +23,23 @@ if TYPE_CHECKING:  # networkx is imported lazily: a curator's CLI call should no
 __all__ = ["GraphViewsMixin"]
 
 
-class GraphViewsMixin:
+def _compressed(keys: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR of edges ``keys[e] -> values[e]`` over ``n`` nodes: ``(indptr [n + 1], values by key, edge order)``."""
+    order = np.argsort(keys, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=n), out=indptr[1:])
+    return indptr, values[order], order
+
+
+class GraphViewsMixin(GraphRelationsMixin):
     """Neighbourhoods, networkx views and is-a cycle detection of :class:`~kgclip.ontology.model.ConceptGraph`."""
 
-    # State created by ConceptGraph.__init__ (declared here for readers and type checkers).
-    name: str
-    _ids: list[str]
-    _index: dict[str, int]
-    _rel_types: list[str]
-    _rel_index: dict[str, int]
+    # State created by ConceptGraph.__init__ beyond the relation columns (declared for readers and type checkers).
     _csr_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     _version: int
 
-    if TYPE_CHECKING:  # defined on ConceptGraph and GraphRelationsMixin
-        def index_of(self, concept_id: str) -> int: ...
+    if TYPE_CHECKING:  # defined on ConceptGraph
         def _concept_at(self, i: int) -> Concept: ...
-        def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def _csr(self, direction: Literal["out", "in"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Compressed adjacency: ``(indptr, neighbour, edge_id)``, cached until the next mutation."""
@@ -48,10 +49,7 @@ class GraphViewsMixin:
             return cached
         src, _, dst = self.edge_arrays()
         a, b = (src, dst) if direction == "out" else (dst, src)
-        order = np.argsort(a, kind="stable")
-        indptr = np.zeros(len(self._ids) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(a, minlength=len(self._ids)), out=indptr[1:])
-        result = (indptr, b[order], order)
+        result = _compressed(a, b, len(self._ids))
         self._csr_cache = {k: v for k, v in self._csr_cache.items() if k.endswith(f":{self._version}")}
         self._csr_cache[key] = result
         return result
@@ -70,7 +68,7 @@ class GraphViewsMixin:
                     found.append(nbr[indptr[node]:indptr[node + 1]])
             if not found:
                 break
-            candidates = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+            candidates = np.unique(np.concatenate(found))
             new = [int(c) for c in candidates.tolist() if c not in seen]
             if not new:
                 break
@@ -115,10 +113,7 @@ class GraphViewsMixin:
         n = len(self._ids)
         # Kahn's algorithm peels every node that is not on (or downstream-only of) a cycle, in O(V + E).
         indeg = np.bincount(d, minlength=n)
-        order = np.argsort(s, kind="stable")
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(s, minlength=n), out=indptr[1:])
-        out_nbr = d[order]
+        indptr, out_nbr, _ = _compressed(s, d, n)
         stack = list(np.flatnonzero(indeg == 0).tolist())
         removed = np.zeros(n, dtype=bool)
         while stack:

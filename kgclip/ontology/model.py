@@ -23,7 +23,7 @@ import numpy as np
 
 from kgclip.errors import DuplicateConceptError, UnknownConceptError
 from kgclip.fingerprint import Hasher
-from kgclip.ontology.graph_relations import Direction, GraphRelationsMixin  # noqa: F401 - Direction re-exported
+from kgclip.ontology.graph_relations import Direction
 from kgclip.ontology.graph_views import GraphViewsMixin
 from kgclip.ontology.ids import (  # noqa: F401 - re-exported: model is the import path users know
     HAS_PART,
@@ -47,10 +47,11 @@ __all__ = [
     "SAME_AS",
     "normalize_curie",
     "normalize_relation_type",
+    "Direction",
 ]
 
 
-class ConceptGraph(GraphRelationsMixin, GraphViewsMixin):
+class ConceptGraph(GraphViewsMixin):  # GraphViewsMixin builds on GraphRelationsMixin
     """A typed, directed concept graph with a columnar core.
 
     Build one with :meth:`from_records` (what readers yield) or edit one in place with :meth:`add_concept`,
