@@ -20,10 +20,10 @@ from kgclip.ontology.records import Concept
 if TYPE_CHECKING:  # networkx is imported lazily: a curator's CLI call should not pay for it
     import networkx as nx
 
-__all__ = ["GraphViewsMixin"]
+__all__ = ["GraphViewsMixin", "compressed_adjacency"]
 
 
-def _compressed(keys: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compressed_adjacency(keys: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR of edges ``keys[e] -> values[e]`` over ``n`` nodes: ``(indptr [n + 1], values by key, edge order)``."""
     order = np.argsort(keys, kind="stable")
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -49,7 +49,7 @@ class GraphViewsMixin(GraphRelationsMixin):
             return cached
         src, _, dst = self.edge_arrays()
         a, b = (src, dst) if direction == "out" else (dst, src)
-        result = _compressed(a, b, len(self._ids))
+        result = compressed_adjacency(a, b, len(self._ids))
         self._csr_cache = {k: v for k, v in self._csr_cache.items() if k.endswith(f":{self._version}")}
         self._csr_cache[key] = result
         return result
@@ -113,7 +113,7 @@ class GraphViewsMixin(GraphRelationsMixin):
         n = len(self._ids)
         # Kahn's algorithm peels every node that is not on (or downstream-only of) a cycle, in O(V + E).
         indeg = np.bincount(d, minlength=n)
-        indptr, out_nbr, _ = _compressed(s, d, n)
+        indptr, out_nbr, _ = compressed_adjacency(s, d, n)
         stack = list(np.flatnonzero(indeg == 0).tolist())
         removed = np.zeros(n, dtype=bool)
         while stack:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from kgclip.ontology.graph_views import compressed_adjacency
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph
 
 __all__ = ["IsAParents", "find_concepts"]
@@ -52,11 +53,7 @@ class IsAParents:
         if IS_A in graph.relation_types:
             src, rel, dst = graph.edge_arrays()
             mask = rel == graph.relation_type_id(IS_A)
-            s, d = src[mask], dst[mask]
-            order = np.argsort(s, kind="stable")
-            self.nbr = d[order]
-            self.indptr = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(s, minlength=n), out=self.indptr[1:])
+            self.indptr, self.nbr, _ = compressed_adjacency(src[mask], dst[mask], n)
         else:
             self.nbr, self.indptr = np.zeros(0, np.int32), np.zeros(n + 1, np.int64)
 
