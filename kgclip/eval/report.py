@@ -60,15 +60,14 @@ def _figures(data: MedPixReportData, split: ReportSplit, tagger: MemoTagger, gra
     return out
 
 
-def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph, text_encoder: Any = None,
-                    seed: int = 0, val_fraction: float = 0.2, select: bool = True, rounds: int = 3,
+def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph, seed: int = 0,
+                    val_fraction: float = 0.2, select: bool = True, rounds: int = 3,
                     show_progress: bool = True) -> dict[str, Any]:
     """Select both drafters on ``val``, then score the four systems on ``split`` (see module docstring).
 
     Args:
         split: ``"val"`` (carved from train: development runs, never touching dev) or ``"dev"`` (the reported
             figures; ``val`` figures of the selected configurations come along under ``val_*`` keys).
-        text_encoder: unused (the drafters need no text encoder); accepted so that callers can pass one.
         seed: seeds the val carve-out and the random baseline.
         select: run the selection on val (a few minutes); ``False`` uses the configurations selected before
             (:class:`~kgclip.rag.report.DraftConfig` / :class:`RetrievalConfig` defaults, :data:`NOKG_DRAFT`).
@@ -78,7 +77,6 @@ def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph
         One flat dict of figures (``concept_f1``, ``bleu4``, ``rouge_l`` and their ``_engine_nokg`` / ``_random``
         / ``_image_only`` variants), counts, and the selected configurations under ``selected``.
     """
-    del text_encoder
     start = time.perf_counter()
     tagger = MemoTagger(ConceptTagger(graph))
     data = MedPixReportData(path, splits=() if split == "val" else (split,), val_fraction=val_fraction, seed=seed,
