@@ -31,10 +31,10 @@ from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.cases import Case, VectorTable, save_cases
 from kgclip.rag.concepts import ConceptTagger
+from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.inputs import ImageLike, LoadedImage, ThumbnailFeaturizer, load_image
 from kgclip.rag.model_parts import NeighborConcepts
-from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 from kgclip.rag.workspace import read_manifest
