@@ -58,21 +58,25 @@ def check_not_empty(path: Path, policy: Policy) -> bool:
     return True
 
 
-def iter_lines(path: Path, policy: Policy) -> Iterator[tuple[int, str]]:
+def iter_lines(path: Path, policy: Policy, *, skip: int = 0,
+               fix: str = "re-save the file as UTF-8") -> Iterator[tuple[int, str]]:
     """``(line_number, text)`` of each line, decoded as UTF-8, without the line ending.
 
-    Streams the file (never reads it whole). A line that is not valid UTF-8 is reported through ``policy``
-    and skipped. A leading byte-order mark is dropped.
+    Streams the file (never reads it whole). A line that is not valid UTF-8 is reported through ``policy`` (the
+    message ends with ``fix``) and skipped. A leading byte-order mark is dropped. The first ``skip`` lines are not
+    decoded or yielded (a faster reader already handled them).
     """
     if not check_not_empty(path, policy):
         return
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
+            if number <= skip:
+                continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                policy.bad(f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8; "
-                           "re-save the file as UTF-8", line=number)
+                policy.bad(f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8; {fix}",
+                           line=number)
                 continue
             if number == 1 and text.startswith("\ufeff"):
                 text = text[1:]

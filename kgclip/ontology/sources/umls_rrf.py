@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kgclip.errors import InputFormatError
 from kgclip.ontology.model import IS_A, Concept, Relation, normalize_relation_type
-from kgclip.ontology.sources._common import Policy
+from kgclip.ontology.sources._common import Policy, iter_lines
 
 __all__ = ["read_umls_rrf", "DEFAULT_COLUMNS", "read_mrfiles"]
 
@@ -82,21 +82,14 @@ def _rows(path: Path, columns: tuple[str, ...], policy: Policy) -> Iterator[list
         return
     except UnicodeDecodeError:
         pass
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if number <= done:
-                continue  # yielded by the fast path before it met the bad byte
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                policy.bad(f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8; "
-                           "UMLS RRF files are UTF-8: re-extract them with MetamorphoSys", line=number)
-                continue
-            fields = text.rstrip("\r\n").split("|")
-            if len(fields) != want:
-                _bad_count(policy, columns, fields, number)
-                continue
-            yield fields
+    # The rows the fast path yielded before it met the bad byte are skipped.
+    for number, text in iter_lines(path, policy, skip=done,
+                                   fix="UMLS RRF files are UTF-8: re-extract them with MetamorphoSys"):
+        fields = text.split("|")
+        if len(fields) != want:
+            _bad_count(policy, columns, fields, number)
+            continue
+        yield fields
 
 
 def _bad_count(policy: Policy, columns: tuple[str, ...], fields: list[str], line: int) -> None:
