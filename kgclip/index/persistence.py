@@ -79,6 +79,20 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def _swapped_away(directory: Path, dir_fd: int) -> bool:
+    """Whether ``directory`` no longer names the directory open as ``dir_fd`` (a writer swapped in a new version).
+
+    Checking the path for a manifest is not enough: after a swap the path holds the *new* version, manifest
+    included, while the files of the version being read are gone.
+    """
+    try:
+        now = os.stat(directory)
+    except FileNotFoundError:
+        return True
+    opened = os.fstat(dir_fd)
+    return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
+
+
 def _read_all(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     # One directory handle for every file: if a writer swaps the directory meanwhile, we keep reading the one we
     # opened (or get FileNotFoundError when the old one was already deleted, and the caller retries).
@@ -105,8 +119,8 @@ def _read_all(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
             try:
                 data = read(name)
             except FileNotFoundError:
-                if not (directory / "manifest.json").exists():
-                    raise  # the directory was swapped away under us: retry
+                if _swapped_away(directory, dir_fd):
+                    raise  # a writer replaced the directory we opened and deleted its files: the caller retries
                 raise ArtifactCorruptError(
                     f"{directory}/{name} is missing; rebuild the index or restore a backup"
                 ) from None

@@ -200,6 +200,35 @@ def test_readers_keep_working_while_a_writer_saves(tmp_path: Path) -> None:
     assert len(FaissIndex.load(target)) == 315
 
 
+def test_read_retries_when_the_opened_version_is_swapped_away_mid_read(tmp_path: Path, monkeypatch) -> None:
+    """Deterministic form of the race above: between reading the manifest and the files, a writer swaps a new
+    version in and deletes the old one. The path then holds a manifest again, yet the read must retry, not report
+    the old version's files as missing."""
+    import shutil
+
+    from kgclip.index import persistence
+
+    target = tmp_path / "ix"
+    build(target, n=100)
+    build(tmp_path / "next", n=120, seed=1)
+    real_loads = json.loads
+    swapped: list[bool] = []
+
+    class SwapOnce:
+        @staticmethod
+        def loads(text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN205
+            if not swapped:  # the first manifest read: swap the directory under the reader
+                swapped.append(True)
+                target.rename(tmp_path / "old")
+                (tmp_path / "next").rename(target)
+                shutil.rmtree(tmp_path / "old")
+            return real_loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(persistence, "json", SwapOnce)
+    index = FaissIndex.load(target)
+    assert swapped and len(index) == 120  # the new version, read after a retry
+
+
 def test_lock_refuses_clearly_when_held(tmp_path: Path) -> None:
     target = tmp_path / "ix"
     build(target)
