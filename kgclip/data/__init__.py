@@ -8,8 +8,8 @@ Every reader takes the dataset's path (default: the development data folder) and
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kgclip._lazy import lazy_exports
+
 
 __all__ = ["read_medpix", "medpix_pairs", "read_vqa_rad", "read_iu_xray", "read_manifest", "write_manifest",
            "ImageTextDataset", "collate_image_text", "demo_vqa_rad_dir"]
@@ -18,8 +18,4 @@ _WHERE = {"read_medpix": "medpix", "medpix_pairs": "medpix", "read_vqa_rad": "vq
           "read_manifest": "manifest", "write_manifest": "manifest", "ImageTextDataset": "dataset",
           "collate_image_text": "dataset", "demo_vqa_rad_dir": "demo"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"kgclip.data.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'kgclip.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"kgclip.data.{module}" for name, module in _WHERE.items()})

@@ -7,16 +7,12 @@ a name is first used, so importing this package is free.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kgclip._lazy import lazy_exports
+
 
 __all__ = ["ImageData", "read_image", "ImageTransform", "TransformConfig", "WINDOW_PRESETS"]
 
 _WHERE = {"ImageData": "io", "read_image": "io", "ImageTransform": "transforms", "TransformConfig": "transforms",
           "WINDOW_PRESETS": "window"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"kgclip.imaging.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'kgclip.imaging' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"kgclip.imaging.{module}" for name, module in _WHERE.items()})

@@ -5,8 +5,8 @@ Names are imported lazily so that ``import kgclip.index`` does not load FAISS or
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kgclip._lazy import lazy_exports
+
 
 __all__ = [
     "VectorIndex",
@@ -27,8 +27,4 @@ _WHERE = {
     "KgclipEmbeddings": "langchain", "KgclipVectorStore": "langchain", "KgclipRetriever": "langchain",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"kgclip.index.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'kgclip.index' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"kgclip.index.{module}" for name, module in _WHERE.items()})

@@ -18,8 +18,8 @@ Heavy imports (torch, torch_geometric) happen when a name is first used, so ``im
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kgclip._lazy import lazy_exports
+
 
 __all__ = ["ConceptEmbeddings", "KGTrainConfig", "train_embeddings", "to_pyg", "concept_features", "ENCODERS"]
 
@@ -32,8 +32,4 @@ _WHERE = {
     "ENCODERS": "kgclip.kg.encoders",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'kgclip.kg' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -18,8 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kgclip._lazy import lazy_exports
 
 _EXPORTS = {
     "Concept": "model", "Relation": "model", "ConceptGraph": "model", "ValidationReport": "model",
@@ -46,15 +47,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from kgclip.ontology.sources import detect_format, load_graph, read_records
     from kgclip.ontology.store import load_graph_dir, load_ontologies, save_graph, shipped_ontology_dirs
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kgclip.ontology' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kgclip.ontology.{module}"), name)
-    globals()[name] = value  # cache: later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"kgclip.ontology.{module}" for name, module in _EXPORTS.items()})

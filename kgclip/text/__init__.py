@@ -6,7 +6,9 @@ imports nothing heavy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kgclip._lazy import lazy_exports
 
 __all__ = [
     "ConceptLinker",
@@ -34,10 +36,4 @@ if TYPE_CHECKING:
     from kgclip.text.linker import ConceptLinker, LinkerConfig, Mention
     from kgclip.text.negation import ContextAnnotator, NegationConfig
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"kgclip.text.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'kgclip.text' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"kgclip.text.{module}" for name, module in _WHERE.items()})
