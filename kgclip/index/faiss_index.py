@@ -48,6 +48,9 @@ from kgclip.index.vectors import as_ids, checked_batch, exact_top_k, normalised
 __all__ = ["IndexConfig", "FaissIndex"]
 
 
+_GPU_MAX_K = 2048  # faiss-gpu's largest top-k; larger k is served by the CPU index
+
+
 def _gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
@@ -335,10 +338,11 @@ class FaissIndex:
         if ivf is not None:
             ivf.nprobe = self.config.nprobe
         hnsw = hnsw_of(self._index)
+        ef = max(self.config.ef_search, k)
         if hnsw is not None:
-            hnsw.efSearch = max(self.config.ef_search, k)
+            hnsw.efSearch = ef
         selector, keep = self._selector(allowed, cache_key)
-        gpu = self._gpu() if selector is None else None
+        gpu = self._gpu() if selector is None and k <= _GPU_MAX_K else None
         if selector is None and gpu is None and self._family == "idmap":
             # Search the wrapped index and map positions to ids in numpy: IndexIDMap2.search maps them in an OpenMP
             # loop whose thread wake-up costs milliseconds per call on a busy machine (single queries suffer most).
@@ -350,15 +354,28 @@ class FaissIndex:
             params = faiss.SearchParametersIVF() if ivf is not None else (
                 faiss.SearchParametersHNSW() if hnsw is not None else faiss.SearchParameters())
             params.sel = selector
+            boost = self._filter_boost(allowed)
             if ivf is not None:
-                params.nprobe = self.config.nprobe
+                params.nprobe = min(int(ivf.nlist), int(np.ceil(self.config.nprobe * boost)))
             if hnsw is not None:
-                params.efSearch = max(self.config.ef_search, k)
+                params.efSearch = int(np.ceil(ef * boost))
             scores, labels = self._index.search(q, k, params=params)
             del keep
         if self._family == "graph":
             labels = np.where(labels >= 0, self._pos2id[np.maximum(labels, 0)], -1)
         return scores, labels
+
+    def _filter_boost(self, allowed: np.ndarray | None) -> float:
+        """How much to widen a search that skips non-matching (or removed) entries: 1 / matching fraction, capped.
+
+        FAISS's HNSW walks every entry but keeps only selected ones, so of an ``efSearch`` candidate list only the
+        matching fraction counts towards the result; an IVF search likewise finds only the matching fraction of
+        its ``nprobe`` lists. Widening both by the inverse (at most ``filter_boost`` times) keeps recall at about
+        that of an unfiltered search.
+        """
+        total = max(1, self._index.ntotal)
+        matching = len(self) if allowed is None else len(allowed)
+        return max(1.0, min(self.config.filter_boost, total / max(1, matching)))
 
     def _id_map(self) -> np.ndarray:
         """Position -> id array of an IndexIDMap2 (cached until the next write)."""
