@@ -35,6 +35,7 @@ import numpy as np
 from kgclip.atomic import atomic_path
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.fingerprint import fingerprint_bytes, fingerprint_file
+from kgclip.ontology.adjacency import first_occurrences
 from kgclip.ontology.cache import load_cache, read_cache_meta, save_cache
 from kgclip.ontology.changelog import CHANGELOG_FILE
 from kgclip.ontology.locking import LOCK_FILE, LOCK_TIMEOUT, graph_dir_lock
@@ -322,7 +323,7 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
             dst.append(j)
             org.append(origins.setdefault(_unesc(f[3]), len(origins)))
     edges = [np.asarray(x, dtype=np.int32) for x in (src, rel, dst, org)]
-    keep = _first_occurrences(*edges[:3], len(rel_types), len(ids))  # a hand-merged file may repeat a line
+    keep = first_occurrences(*edges[:3], len(rel_types), len(ids))  # a hand-merged file may repeat a line
     if keep is not None:
         edges = [e[keep] for e in edges]
     columns = GraphColumns(
@@ -331,24 +332,6 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
         edge_origin=edges[3], relation_types=list(rel_types), origins=list(origins), dangling=dangling,
         duplicate_ids=list(meta.get("duplicate_ids", [])))
     return ConceptGraph.from_columns(columns, name=meta.get("name") or directory.name)
-
-
-def _first_occurrences(src: np.ndarray, rel: np.ndarray, dst: np.ndarray, num_types: int,
-                       num_nodes: int) -> np.ndarray | None:
-    """Mask keeping the first of each repeated ``(source, type, target)`` edge, in order; ``None`` when none repeat.
-
-    Shapes:
-        src, rel, dst: ``int32 [E]``; the mask is ``bool [E]``.
-    """
-    if not len(src):
-        return None
-    key = (src.astype(np.int64) * (num_types + 1) + rel) * (num_nodes + 1) + dst
-    _, first = np.unique(key, return_index=True)
-    if len(first) == len(key):
-        return None
-    keep = np.zeros(len(key), dtype=bool)
-    keep[first] = True
-    return keep
 
 
 # ---------------------------------------------------------------------------------------------- several graphs
