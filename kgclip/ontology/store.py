@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from kgclip.atomic import atomic_path
+from kgclip.config import shipped_ontologies_dir
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.fingerprint import fingerprint_bytes, fingerprint_file
 from kgclip.ontology.adjacency import first_occurrences
@@ -336,16 +337,17 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
 
 # ---------------------------------------------------------------------------------------------- several graphs
 def shipped_ontology_dirs() -> list[Path]:
-    """The ontologies a checkout of kgclip ships: ``ontologies/radlex`` and ``ontologies/doid`` (those present)."""
-    root = Path(__file__).resolve().parents[2] / "ontologies"
-    return [d for d in (root / "radlex", root / "doid") if is_graph_dir(d)]
+    """The ontologies kgclip ships (package data, or ``ontologies/`` in a checkout): RadLex and DO, those present."""
+    root = shipped_ontologies_dir()
+    return [] if root is None else [d for d in (root / "radlex", root / "doid") if is_graph_dir(d)]
 
 
 def load_ontologies(dirs: Iterable[str | os.PathLike[str]] | None = None, *, name: str = "merged") -> ConceptGraph:
     """Load several graph directories (default: :func:`shipped_ontology_dirs`) into one graph joined by ``same_as``."""
     paths = list(dirs) if dirs is not None else shipped_ontology_dirs()
     if not paths:
-        raise InputFormatError("no ontology directories to load; pass some, or build the shipped ones with "
-                               "`python ontologies/build.py`")
+        raise InputFormatError("no ontology directories to load: this install ships none (was the wheel built "
+                               "without its package data?); pass graph directories, or build the shipped ones in a "
+                               "checkout with `python ontologies/build.py`")
     graphs = [load_graph_dir(p) for p in paths]
     return graphs[0] if len(graphs) == 1 else ConceptGraph.union(graphs, name=name)
