@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from kgclip.artifacts import kgclip_version
 from kgclip.atomic import atomic_path
 from kgclip.config import shipped_ontologies_dir
 from kgclip.errors import ArtifactCorruptError, InputFormatError
@@ -77,15 +78,6 @@ _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "|": "|"}
 _ESCAPE_RE = re.compile(r"[\\\t\n\r|]")
 _UNESCAPE_RE = re.compile(r"\\(.)")
 _SPLIT_RE = re.compile(r"(?<!\\)((?:\\\\)*)\|")
-
-
-def kgclip_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("kgclip")
-    except PackageNotFoundError:  # running from a checkout that was never pip-installed
-        return "0+unknown"
 
 
 # ---------------------------------------------------------------------------------------------- text format
