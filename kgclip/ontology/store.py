@@ -47,6 +47,7 @@ from kgclip.ontology.rdf import KGCLIP_NS, concept_iri, export_rdf
 __all__ = [
     "save_graph",
     "load_graph_dir",
+    "open_graph",
     "read_meta",
     "save_cache",
     "load_cache",
@@ -332,6 +333,11 @@ def shipped_ontology_dirs() -> list[Path]:
     """The ontologies kgclip ships (package data, or ``ontologies/`` in a checkout): RadLex and DO, those present."""
     root = shipped_ontologies_dir()
     return [] if root is None else [d for d in (root / "radlex", root / "doid") if is_graph_dir(d)]
+
+
+def open_graph(path: str | os.PathLike[str]) -> ConceptGraph:
+    """A graph from a graph directory (:func:`load_graph_dir`) or a binary cache (a ``.safetensors`` file)."""
+    return load_cache(path) if str(path).endswith(".safetensors") else load_graph_dir(path)
 
 
 def load_ontologies(dirs: Iterable[str | os.PathLike[str]] | None = None, *, name: str = "merged") -> ConceptGraph:
