@@ -8,8 +8,8 @@ import pytest
 from kgclip.errors import ConfigError, StaleArtifactError
 from kgclip.eval.vqa import load_vqa_rad_rows, score_predictions
 from kgclip.rag.answerer import AnswererConfig, normalize_answer, question_kind
-from kgclip.rag.inputs import ThumbnailFeaturizer
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.models.thumbnail import ThumbnailFeaturizer
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 from kgclip.testing import tiny_graph
 from kgclip.text.encoders import load_text_encoder
