@@ -49,12 +49,13 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
         StaleArtifactError: the requested embeddings describe another graph than the workspace's.
         ConfigError: the directory exists but is not a workspace, or the data it was built from is gone.
     """
-    from kgclip.kg.embeddings import ConceptEmbeddings
-    from kgclip.engine.model_parts import model_fingerprint
-
     workspace = Path(workspace_dir)
     if model_dir is None and concept_embeddings_dir is None:
         return OpenPlan("loaded", None)
+    # Only now: importing the KG layer pulls in torch_geometric (seconds), which a plain load never needs.
+    from kgclip.engine.model_parts import model_fingerprint
+    from kgclip.kg.embeddings import ConceptEmbeddings
+
     # Read the requested parts first: a bad directory fails here, before the workspace is touched.
     model_fp = model_fingerprint(model_dir) if model_dir is not None else None
     emb = ConceptEmbeddings.load(concept_embeddings_dir) if concept_embeddings_dir is not None else None
