@@ -22,6 +22,21 @@ def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
                         "rebuilds the workspace when it was built with others")
 
 
+def check_inputs(args: argparse.Namespace) -> Any:
+    """Check the workspace and decode the image before anything heavy is imported; returns the decoded image.
+
+    A bad input fails here in a fraction of a second (no torch, no text tower). A missing workspace is fine when
+    trained parts are named: :meth:`~kgclip.engine.Engine.open` builds one.
+    """
+    from kgclip.engine.inputs import check_question, check_workspace_dir, read_query_image
+
+    if getattr(args, "question", None) is not None:
+        args.question = check_question(args.question)
+    if args.model_dir is None and args.concept_embeddings is None:
+        check_workspace_dir(args.workspace)
+    return read_query_image(args.image)
+
+
 def open_engine(args: argparse.Namespace) -> Any:
     """The engine over ``args.workspace`` with the parts the flags name (progress and a rebuild notice on stderr)."""
     from kgclip.engine import Engine
@@ -45,8 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    image = check_inputs(args)
     engine = open_engine(args)
-    answer = engine.ask(args.image, args.question)
+    answer = engine.ask(image, args.question)
     ev = answer.evidence
     if args.json:
         print(json.dumps({

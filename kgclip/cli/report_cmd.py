@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kgclip.cli.ask_cmd import add_workspace_arguments, open_engine, workspace_json
+from kgclip.cli.ask_cmd import add_workspace_arguments, check_inputs, open_engine, workspace_json
 from kgclip.errors import ConfigError
 
 
@@ -24,14 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _draft(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
     filters = {}
     for item in args.filter:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--filter takes KEY=VALUE (e.g. modality=CT), got {item!r}")
         filters[key.strip()] = value.strip()
-    report = engine.draft_report(args.image, k=args.k, filters=filters or None)
+    if args.k is not None and args.k < 1:
+        raise ConfigError(f"--k (similar cases to draft from) must be >= 1, got {args.k}")
+    image = check_inputs(args)  # before the engine loads: bad input fails at once
+    engine = open_engine(args)
+    report = engine.draft_report(image, k=args.k, filters=filters or None)
     if args.json:
         def rows(items):  # noqa: ANN001, ANN202
             return [{"text": s.text, "case": s.case_id, "concepts": list(s.concepts)} for s in items]

@@ -28,6 +28,7 @@ import numpy as np
 from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.cases import Case, case_meta, save_cases
 from kgclip.engine.config import EngineConfig
+from kgclip.engine.inputs import check_question
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import read_manifest, write_engine_manifest
 from kgclip.engine.model_parts import NeighborConcepts
@@ -46,12 +47,6 @@ if TYPE_CHECKING:
     from kgclip.display import SearchResults, Subgraph
 
 __all__ = ["Engine", "EngineConfig"]
-
-
-def _check_question(question: object) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputFormatError("the question is empty; ask something like 'Is there a pleural effusion?'")
-    return question.strip()
 
 
 class Engine:
@@ -203,7 +198,7 @@ class Engine:
             InputFormatError: the question is empty.
             ImageReadError: the image is missing or unreadable.
         """
-        question = _check_question(question)
+        question = check_question(question)
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
