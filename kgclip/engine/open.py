@@ -21,6 +21,7 @@ from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import MANIFEST, read_manifest
+from kgclip.engine.store import recover
 from kgclip.errors import ConfigError, StaleArtifactError
 from kgclip.ontology.model import ConceptGraph
 
@@ -53,6 +54,7 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
     from kgclip.engine.model_parts import model_fingerprint
 
     workspace = Path(workspace_dir)
+    recover(workspace)  # a writer that died mid-swap: put the previous version back first
     if model_dir is None and concept_embeddings_dir is None:
         return OpenPlan("loaded", None)
     # Read the requested parts first: a bad directory fails here, before the workspace is touched.
