@@ -28,7 +28,7 @@ def check_inputs(args: argparse.Namespace) -> Any:
     A bad input fails here in a fraction of a second (no torch, no text tower). A missing workspace is fine when
     trained parts are named: :meth:`~kgclip.engine.Engine.open` builds one.
     """
-    from kgclip.engine.inputs import check_question, check_workspace_dir, read_query_image
+    from kgclip.engine.limits import check_question, check_workspace_dir, read_query_image
 
     if getattr(args, "question", None) is not None:
         args.question = check_question(args.question)

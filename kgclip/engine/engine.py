@@ -18,7 +18,6 @@ and :mod:`kgclip.engine.open`; this module holds the queries.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kgclip.engine.build import WorkspaceParts, build_workspace
-from kgclip.engine.cases import Case, case_meta, save_cases
+from kgclip.engine.cases import Case
 from kgclip.engine.config import EngineConfig
-from kgclip.engine.inputs import check_question
+from kgclip.engine.limits import MAX_QUESTION_CHARS, MAX_TEXT_CHARS, check_filters, check_k, check_text
 from kgclip.engine.load import load_workspace
-from kgclip.engine.manifest import read_manifest, write_engine_manifest
+from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
-from kgclip.errors import ConfigError, ImageReadError, InputFormatError, UnknownConceptError
+from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
 from kgclip.index.base import SearchHit
 from kgclip.models.image_input import ImageLike, LoadedImage, load_image
 from kgclip.models.thumbnail import ThumbnailFeaturizer
@@ -87,16 +86,20 @@ class Engine:
 
     @classmethod
     def build(cls, config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
-              graph: ConceptGraph | None = None, show_progress: bool = True) -> "Engine":
+              graph: ConceptGraph | None = None, show_progress: bool = True,
+              allow_burned_in: bool = False) -> "Engine":
         """Build a workspace from a VQA-RAD-style folder (JSON + ``images/``; default: the shipped sample).
 
         Cases are the images with statements from their training questions; the answerer trains on the training
         questions (``phrase_type`` freeform/para), so test questions stay unseen. Every input is read and every
         vector computed before the first write, so a bad input (e.g. a missing or corrupt ``model_dir``) leaves an
-        existing workspace untouched.
+        existing workspace untouched. The build is one locked, atomic change of the workspace
+        (:mod:`kgclip.engine.store`); cases added with :meth:`add_cases` are kept; images are stored as
+        de-identified copies (:mod:`kgclip.engine.images`), ``allow_burned_in`` stores those whose header says
+        ``BurnedInAnnotation=YES``.
         """
         return cls._from_parts(build_workspace(config, workspace_dir, vqa_rad=vqa_rad, graph=graph,
-                                               show_progress=show_progress))
+                                               show_progress=show_progress, allow_burned_in=allow_burned_in))
 
     @classmethod
     def load(cls, workspace_dir: str | Path, *, text_encoder: str | None = None,
@@ -179,17 +182,19 @@ class Engine:
                        image=str(self.image_path(case.image)) if case else "", via=via,
                        metadata={k: v for k, v in meta.items() if k not in ("text",)})
 
-    @staticmethod
-    def _search(table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
+    def _search(self, table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
                 ) -> list[SearchHit]:
-        """Top-``k`` hits of one query vector ``[dim]`` in a vector table."""
-        return table.search(np.asarray(vector, np.float32)[None, :], k=k,
-                            filters=dict(filters) if filters else None)[0]
+        """Top-``k`` hits of one query vector ``[dim]`` in a vector table (``k`` capped, see
+        :mod:`kgclip.engine.limits`)."""
+        k = check_k(k, len(self.cases))
+        return table.search(np.asarray(vector, np.float32)[None, :], k=k, filters=check_filters(filters))[0]
 
     def similar_cases(self, image: ImageLike | LoadedImage, k: int | None = None,
                       filters: Mapping[str, Any] | None = None) -> list[CaseHit]:
+        k = check_k(self.config.k_cases if k is None else k, len(self.cases))
+        filters = check_filters(filters)
         vec = self._image_vector(image)
-        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k or self.config.k_cases, filters)]
+        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k, filters)]
 
     def ask(self, image: ImageLike | LoadedImage, question: str) -> Answer:
         """Answer a question about an image, with the evidence behind the answer.
@@ -198,7 +203,7 @@ class Engine:
             InputFormatError: the question is empty.
             ImageReadError: the image is missing or unreadable.
         """
-        question = check_question(question)
+        question = check_text(question, "question", MAX_QUESTION_CHARS, "Is there a pleural effusion?")
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
@@ -254,9 +259,9 @@ class Engine:
         if cross_modal and (image is None or self.config.model_dir is None):
             raise ConfigError("cross_modal search takes image= and a workspace built with "
                               "EngineConfig(model_dir=...) (a KG-CLIP model from `kgclip train`)")
+        k, filters = check_k(k, len(self.cases)), check_filters(filters)
         if text is not None:
-            if not text.strip():
-                raise InputFormatError("the search text is empty")
+            text = check_text(text, "search text", MAX_TEXT_CHARS, "pleural effusion")
             vec = self.table_text_encoder.encode([text]).numpy()[0]
             rows, via = self._search(self.text_table, vec, k, filters), "text"
         elif cross_modal:
@@ -277,10 +282,8 @@ class Engine:
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
         """
-        if k is not None and k < 1:
-            raise ConfigError(f"k (similar cases to draft from) must be >= 1, got {k}")
-        k = k or self.config.draft_k
-        hits = self.similar_cases(image, k + 1, filters)
+        k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
+        hits = self.similar_cases(image, min(k + 1, len(self.cases)), filters)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
         hits = hits[:k]
@@ -307,51 +310,28 @@ class Engine:
         return Subgraph(cid, self.graph.name_of(cid), self.graph.subgraph_nx(ids),
                         self._facts([cid], limit=20, per_concept=20))
 
-    def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True) -> int:
+    def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True,
+                  allow_burned_in: bool = False) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
-        search tables and the drafting pool, and save. The answerer is not retrained (rebuild for that).
+        search tables and the drafting pool, and save, as one locked, atomic change of the workspace
+        (:mod:`kgclip.engine.adding`). The answerer is not retrained (rebuild for that; rebuilds keep added cases).
+
+        Args:
+            copy_images: store a de-identified, content-addressed copy of each image in the workspace
+                (:mod:`kgclip.engine.images`); ``False`` keeps the absolute path of the original.
+            allow_burned_in: store images whose header says ``BurnedInAnnotation=YES`` (refused by default).
 
         Returns:
             How many cases were added or replaced.
+
+        Raises:
+            InputFormatError: a malformed case; ImageReadError: an image is missing or unreadable, or has burned-in
+            annotation; StaleArtifactError: the workspace was rebuilt since this engine loaded it; LockedError:
+            another writer held the workspace too long. Nothing is added then.
         """
-        new: list[Case] = []
-        for raw in cases:
-            case = raw if isinstance(raw, Case) else Case(**{k: raw[k] for k in raw if k in Case.__dataclass_fields__})
-            src = Path(case.image)
-            if not src.is_file():
-                raise ImageReadError(f"case {case.case_id!r}: image {str(src)!r} does not exist; nothing was added")
-            load_image(src)  # fail before touching the workspace
-            if copy_images:
-                dst = self.directory / "images" / src.name
-                if not dst.exists():
-                    shutil.copyfile(src, dst)
-                case.image = f"images/{src.name}"
-            case.concepts = self.tagger.concept_ids(case.text, include_negated=False) if self.tagger else []
-            new.append(case)
-        if not new:
-            return 0
-        ids = []
-        for case in new:
-            if case.case_id in self.case_index:
-                i = self.case_index[case.case_id]
-                self.cases[i] = case
-            else:
-                i = len(self.cases)
-                self.cases.append(case)
-                self.case_index[case.case_id] = i
-            ids.append(i)
-        img = self.featurizer.embed([self.image_path(c.image) for c in new])
-        txt = self.table_text_encoder.encode([c.text or c.case_id for c in new]).numpy()
-        meta = [case_meta(c) for c in new]
-        self.image_table.add(ids, img, meta)
-        self.text_table.add(ids, txt, meta)
-        save_cases(self.directory / "cases.json", self.cases)
-        self.image_table.save(self.directory / "index_image")
-        self.text_table.save(self.directory / "index_text")
-        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
-                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
-                                              self.neighbors)
-        return len(new)
+        from kgclip.engine.adding import add_cases
+
+        return add_cases(self, cases, copy_images=copy_images, allow_burned_in=allow_burned_in)
 
     def use_llm(self, chat_model: Any, *, timeout_s: float = 30.0) -> "Engine":
         """Let a langchain chat model rewrite answers and drafts (citations must survive; else the built-in

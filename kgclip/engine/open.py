@@ -21,6 +21,7 @@ from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import MANIFEST, read_manifest
+from kgclip.engine.store import recover
 from kgclip.errors import ConfigError, StaleArtifactError
 from kgclip.ontology.model import ConceptGraph
 
@@ -50,6 +51,7 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
         ConfigError: the directory exists but is not a workspace, or the data it was built from is gone.
     """
     workspace = Path(workspace_dir)
+    recover(workspace)  # a writer that died mid-swap: put the previous version back first
     if model_dir is None and concept_embeddings_dir is None:
         return OpenPlan("loaded", None)
     # Only now: importing the KG layer pulls in torch_geometric (seconds), which a plain load never needs.
