@@ -395,9 +395,10 @@ class Curator:
                 self._revert(entry.revert or {})
                 done.append(entry)
         except Exception as exc:
+            failed = entry
             for entry in reversed(done):  # put back what was already reverted, then report
                 self._reapply(entry)
-            raise CurationError(f"undo of #{entry.seq} ({entry.op}) failed: {exc}; the graph was left as it was. "
+            raise CurationError(f"undo of #{failed.seq} ({failed.op}) failed: {exc}; the graph was left as it was. "
                                 "Was the graph edited outside the curator?") from exc
         self._parents = None
         self.changelog.append("undo", {"n": n, "undone": [e.seq for e in undone]}, ids, author=author or self.author,

@@ -371,10 +371,20 @@ class ConceptGraph:
         return o
 
     def _append_edge(self, r: Relation) -> None:
-        self._src.append(self._index[r.source])
-        self._rel.append(self.relation_type_id(r.type, create=True))
-        self._dst.append(self._index[r.target])
-        self._org.append(self._origin_id(r.origin))
+        row = (self._index[r.source], self.relation_type_id(r.type, create=True), self._index[r.target],
+               self._origin_id(r.origin))
+        try:
+            for column, value in zip((self._src, self._rel, self._dst, self._org), row):
+                column.append(value)
+        except BufferError:
+            # A numpy view from edge_arrays() is still alive (held by a caller, or by a traceback): an array that
+            # exports its buffer cannot grow. Undo the partial append and grow copies instead; the view keeps the
+            # old data.
+            n = len(self._org)
+            self._src, self._rel, self._dst, self._org = (array("i", c[:n]) for c in
+                                                          (self._src, self._rel, self._dst, self._org))
+            for column, value in zip((self._src, self._rel, self._dst, self._org), row):
+                column.append(value)
         self._touch()
 
     def add_relation(self, relation: Relation) -> bool:
