@@ -9,7 +9,8 @@ whether an import since then was too large to list its ids (more than :data:`IMP
 
 Revert patches (``ChangeEntry.revert``) are JSON: ``remove_touching`` (ids whose relations all go),
 ``remove_relations`` (``[source, type, target]``), ``restore_concepts`` (concept records), ``remove_concepts``
-(ids) and ``add_relations`` (``[source, type, target, origin]``), applied in that order by :func:`apply_revert`.
+(ids), ``add_relations`` (``[source, type, target, origin]``) and ``undeclare_relation_types`` (names), applied in
+that order by :func:`apply_revert`.
 
 Example:
     >>> log = Changelog()
@@ -57,7 +58,7 @@ class ChangeEntry:
     Attributes:
         seq: 1-based sequence number, increasing through the log.
         op: ``add_concept``, ``update_concept``, ``deprecate``, ``merge``, ``add_relation``, ``remove_relation``,
-            ``import`` or ``undo``.
+            ``declare_relation_type``, ``import`` or ``undo``.
         args: the edit's arguments, as given.
         concept_ids: ids whose concept or relations changed (what an incremental refresh must re-encode).
         timestamp: UTC, ISO 8601.
@@ -220,3 +221,5 @@ def apply_revert(graph: ConceptGraph, patch: dict[str, Any]) -> None:
         graph.remove_concept(cid)
     for s, t, d, o in patch.get("add_relations", ()):
         graph.add_relation(Relation(s, t, d, o))
+    for relation_type in patch.get("undeclare_relation_types", ()):
+        graph.undeclare_relation_type(relation_type)

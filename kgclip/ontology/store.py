@@ -23,6 +23,7 @@ never lose one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -41,7 +42,7 @@ from kgclip.ontology.cache import load_cache, read_cache_meta, save_cache
 from kgclip.ontology.changelog import CHANGELOG_FILE
 from kgclip.ontology.commit import commit_files, pending_journals, recover
 from kgclip.ontology.locking import LOCK_FILE, LOCK_TIMEOUT, graph_dir_lock
-from kgclip.ontology.model import ConceptGraph
+from kgclip.ontology.model import BUILTIN_RELATION_TYPES, ConceptGraph
 from kgclip.ontology.rdf import KGCLIP_NS, concept_iri, export_rdf
 from kgclip.ontology.tsv import CONCEPT_COLUMNS, concepts_text, parse_graph_text, relations_text
 
@@ -170,6 +171,8 @@ def save_graph(
     else:
         payloads[CHANGELOG_FILE] = b""
     columns = graph.columns()
+    counts = _relation_type_counts(graph)
+    unused = sorted(set(graph.declared_relation_types) - set(counts) - BUILTIN_RELATION_TYPES)  # declared only
     meta = {
         "format": "kgclip-ontology",
         "format_version": FORMAT_VERSION,
@@ -181,12 +184,14 @@ def save_graph(
             "deprecated": columns.deprecated.count(1),
             "relations": graph.num_relations,
             "dangling": len(graph.dangling),
-            "relation_types": _relation_type_counts(graph),
+            "relation_types": counts,
         },
         "sources": list(sources) if sources is not None else old_meta.get("sources", []),
         "duplicate_ids": sorted(columns.duplicate_ids),
         "files": {name: fingerprint_bytes(data) for name, data in sorted(payloads.items())},
     }
+    if unused:  # declared (or once used) relation types without relations: kept so curators can still use them
+        meta["declared_relation_types"] = unused
     payloads[META_FILE] = (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     commit_files(directory, payloads, order=[META_FILE])  # meta.json, which vouches for the rest, last
     return directory
@@ -220,6 +225,11 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
     columns = parse_graph_text(data[CONCEPTS_FILE], data.get(RELATIONS_FILE), concepts_path=str(concepts_path),
                                relations_path=str(directory / RELATIONS_FILE),
                                duplicate_ids=meta.get("duplicate_ids", []))
+    declared = meta.get("declared_relation_types", [])
+    if not isinstance(declared, list) or not all(isinstance(t, str) for t in declared):
+        raise ArtifactCorruptError(f"{directory / META_FILE}: declared_relation_types is not a list of names; "
+                                   "restore it from git or re-save the graph")
+    columns = dataclasses.replace(columns, declared_relation_types=declared)
     return ConceptGraph.from_columns(columns, name=meta.get("name") or directory.name)
 
 
