@@ -39,7 +39,7 @@ from kgclip.models.retrieval_metrics import RetrievalMetrics, relevance_from_key
 from kgclip.models.train_data import PairFeatures
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_pairs", "evaluate_retrieval", "encode_pair_images",
-           "split_by_group", "default_out_dir", "frozen_feature_source"]
+           "split_by_group", "default_out_dir", "frozen_feature_source", "pretrained_recipe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,6 +392,20 @@ def train(config: TrainConfig, features: PairFeatures, out_dir: str | os.PathLik
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainResult(model=model, out_dir=saved, best_epoch=best_epoch, best_score=best_score, history=history,
                        seconds=time.perf_counter() - start, n_train=len(train_idx), n_val=len(val_idx))
+
+
+def pretrained_recipe(train_blocks: int = 0, **model_options: Any) -> TrainConfig:
+    """The default KG-CLIP recipe on the pretrained EfficientNet-Lite0 tower (chosen on MedPix validation cases
+    carved from train; see ``benchmarks/bench_retrieval_medpix.py --split val``).
+
+    Args:
+        train_blocks: 0 trains on frozen pooled features (seconds per run once the features are cached); k > 0 also
+            fine-tunes the tower's last k blocks and head (on the cached input of those blocks).
+        **model_options: other :class:`~kgclip.models.kgclip.KGClipConfig` fields (``enrichment``...).
+    """
+    model = KGClipConfig(image_tower="efficientnet-lite0", train_blocks=train_blocks, image_hidden=512,
+                         **model_options)
+    return TrainConfig(model=model, epochs=30, batch_size=128, lr=1e-3, warmup_steps=20, augment=False)
 
 
 def frozen_feature_source(model_config: KGClipConfig, **options: Any) -> dict[str, Any]:
