@@ -1,8 +1,8 @@
 """Missing links for curators: the trained link predictor, and alignment re-ranked by GNN embeddings.
 
 :class:`LinkPredictor` scores ``(head, relation, ?)`` with the DistMult decoder trained beside the concept
-embeddings (:mod:`kgclip.kg.train`), over the concepts that already serve as targets of that relation (an ``is_a``
-parent is a concept that has children; a symptom is a concept something has as a symptom). :func:`suggest_links`
+embeddings (:mod:`kgclip.kg.train`), over the candidate tails (for ``is_a`` every live concept; for other kinds the
+concepts already used as their targets: a symptom is something some disease has as a symptom). :func:`suggest_links`
 combines it with the name-only rankings of :mod:`kgclip.ontology.align` by reciprocal-rank fusion, so a concept a
 curator just added, with no relations, still gets parents (from its text through the inductive encoder, and from
 its name). Everything returns :class:`~kgclip.ontology.suggestions.Suggestion` lists; nothing edits a graph.
@@ -12,7 +12,7 @@ Example:
     >>> from kgclip.ontology.model import Concept
     >>> g = tiny_graph()
     >>> _ = g.add_concept(Concept("DOID:3907", "squamous cell lung cancer"))   # added without parents
-    >>> [s.target for s in suggest_links(g, "is_a", concept="DOID:3907", limit=2)]   # names only: no embeddings
+    >>> [s.target for s in suggest_links(g, "is_a", concept="DOID:3907", limit=1)]   # names only: no embeddings
     ['DOID:1324']
 """
 
@@ -127,8 +127,11 @@ def _predicted(graph: ConceptGraph, predictor: LinkPredictor, heads: list[str], 
 def _links(graph: ConceptGraph, kind: str, heads: list[str], embeddings: ConceptEmbeddings | None,
            per_head: int) -> dict[str, list[Suggestion]]:
     """Per head: fused predictor + name rankings (``is_a``), or the predictor alone (other kinds)."""
-    candidates = sorted({r.target for r in graph.relations(relation_type=kind)} -
-                        {c.id for c in graph.concepts() if c.deprecated})
+    # is_a: any live concept may be a parent (a leaf today may be the parent a new concept needs); other kinds:
+    # the concepts already used as their targets (a symptom is something some disease has as a symptom).
+    live = [c.id for c in graph.concepts(include_deprecated=False)]
+    targets = {r.target for r in graph.relations(relation_type=kind)}
+    candidates = live if kind == IS_A else [c for c in live if c in targets]
     predictor = LinkPredictor(embeddings) if embeddings is not None else None
     if predictor is not None and not predictor.knows(kind):
         predictor = None

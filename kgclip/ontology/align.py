@@ -243,17 +243,17 @@ def name_parents(graph: ConceptGraph, concept_id: str, *, k: int = 10, candidate
     """``is_a`` parents suggested from names alone: the concepts whose names best match ``concept_id``'s.
 
     A parent's name is usually the head of its child's ("lobar pneumonia" is a "pneumonia"), so a candidate whose
-    words are all in the concept's name scores by how much of the name it covers (IDF-weighted); other candidates
+    words end the concept's name scores by how much of the name it covers (IDF-weighted), from 0.5; other candidates
     score by :func:`name_similarity` times 0.8. This is the name-only ranking the link predictor is compared with.
 
     Args:
-        candidates: allowed parents (default: every concept that already has ``is_a`` children).
+        candidates: allowed parents (default: every live concept).
         index, idf: a prebuilt :class:`TermIndex` of the graph and its word weights (for many calls).
     """
     index = index or TermIndex(graph)
     idf = idf or _idf([index])
     own = index.terms.get(concept_id) or [(normalize_words(graph.name_of(concept_id)), True, graph.name_of(concept_id))]
-    allowed = set(candidates) if candidates is not None else _is_a_targets(graph)
+    allowed = set(candidates) if candidates is not None else set(index.terms)
     existing = set(graph.parents(concept_id))
     pool: set[str] = set()
     for words, _, _ in own:
@@ -266,7 +266,7 @@ def name_parents(graph: ConceptGraph, concept_id: str, *, k: int = 10, candidate
         best, why = 0.0, ""
         for words, _, raw in own:
             for w2, _, raw2 in index.terms.get(other, ()):
-                if set(w2) < set(words):  # a proper subset: the candidate names the head of the concept
+                if len(w2) < len(words) and words[-len(w2):] == w2:  # the candidate is the head of the name
                     s = sum(idf.get(w, 1.0) for w in w2) / sum(idf.get(w, 1.0) for w in set(words))
                     s, reason = 0.5 + 0.5 * s, f"{raw2!r} is the head of {raw!r}"
                 else:
@@ -280,6 +280,3 @@ def name_parents(graph: ConceptGraph, concept_id: str, *, k: int = 10, candidate
     return [Suggestion(IS_A, concept_id, t, round(s, 4), "head_noun", why, graph.name_of(concept_id),
                        graph.name_of(t)) for s, t, why in scored[:k]]
 
-
-def _is_a_targets(graph: ConceptGraph) -> set[str]:
-    return {r.target for r in graph.relations(relation_type=IS_A)}
