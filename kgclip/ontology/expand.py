@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from kgclip.ontology.graph_views import compressed_adjacency
+from kgclip.ontology.adjacency import compressed_adjacency
 from kgclip.ontology.ids import IS_A, SAME_AS
 from kgclip.ontology.model import ConceptGraph
 
