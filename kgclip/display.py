@@ -71,6 +71,7 @@ def evidence_html(ev: Any, resolve_image: Any = None) -> str:
     if ev.kg_facts:
         out.append("<b>Knowledge-graph facts:</b><ul>" + "".join(
             f"<li>{_e(f.source_name)} <i>{_e(f.relation.replace('_', ' '))}</i> {_e(f.target_name)} "
+            f"{'' if getattr(f, 'curated', True) else '<b>(suggested, not curated)</b> '}"
             f'<span class="cite">{_e(f.source_id)} &rarr; {_e(f.target_id)}</span></li>' for f in ev.kg_facts)
             + "</ul>")
     if ev.similar_questions:
