@@ -132,9 +132,11 @@ class SearchResults(list):
     """Hits of one search, best first, rendered as a table with thumbnails in a notebook."""
 
     resolve_image: Any = None
+    expansion: Any = None  # a concept search's expansion (kgclip.ontology.expand / kgclip.text.concept_query)
 
     def _repr_html_(self) -> str:
-        return search_results_html(list(self), resolve_image=self.resolve_image)
+        shown = f"<p>searched: {_e(self.expansion.describe())}</p>" if self.expansion is not None else ""
+        return shown + search_results_html(list(self), resolve_image=self.resolve_image)
 
 
 def subgraph_html(graph: Any, highlight: Sequence[str] = (), width: int = 640, height: int = 420) -> str:
