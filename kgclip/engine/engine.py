@@ -38,6 +38,7 @@ from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
+from kgclip.engine.concept_search import concept_search, text_expansion
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
@@ -216,16 +217,16 @@ class Engine:
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
-            kg_facts=self._facts(concept_ids) if self.config.use_kg else [])
+            kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
         answer = Answer(text=pred.text, confidence=pred.confidence, kind=pred.kind, evidence=evidence,
                         question=question, candidates=pred.candidates)
         if self.llm is not None:
             answer = self.llm.rewrite_answer(answer)
         return answer
 
-    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
+    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4, question: str = "") -> list[KGFact]:
         """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
-        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept)
+        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept, question=question)
         if self.neighbors is not None:
             facts += self.neighbors.facts(self.graph, concept_ids, k=3, limit=limit)
         return facts
@@ -243,33 +244,54 @@ class Engine:
                 for cid, score in self.neighbors.nearest(concept_id, k)]
 
     def search(self, *, text: str | None = None, image: ImageLike | LoadedImage | None = None, k: int = 10,
-               filters: Mapping[str, Any] | None = None, cross_modal: bool = False) -> "SearchResults":
-        """Cases similar to a text (over case texts) or to an image (image to image).
+               filters: Mapping[str, Any] | None = None, cross_modal: bool = False, concept: str | None = None,
+               descendants: bool = True, expand: bool = False) -> "SearchResults":
+        """Cases similar to a text (over case texts) or to an image (image to image), or cases of a concept.
 
         Args:
             filters: metadata filters, e.g. ``{"body_part": "CHEST"}``, ``{"modality": "CT"}``,
-                ``{"concept": "RADLEX:RID4872"}``.
+                ``{"concept": "RADLEX:RID4872"}`` (exact concept ids).
             cross_modal: with ``image=``, search the case texts instead (image->text in the KG-CLIP model's joint
                 space; needs ``model_dir``).
+            concept: only cases linked to this concept, its ``is_a`` descendants (``descendants``) or its
+                ``same_as`` partners, ranked by ``text=`` / ``image=`` or else by the concept's name; each hit's
+                ``metadata["matched_through"]`` says how (``"lobar pneumonia ⊂ pneumonia"``).
+            expand: with ``text=``, link the text and rank cases of the concepts it names (and their descendants
+                and ``same_as`` partners) first. ``results.expansion`` shows the expansion.
         """
         from kgclip.display import SearchResults
 
-        if (text is None) == (image is None):
-            raise InputFormatError("pass exactly one of text= or image= to search")
+        if (text is not None and image is not None) or (text is None and image is None and concept is None):
+            raise InputFormatError("pass exactly one of text= or image= to search (or concept= alone)")
         if cross_modal and (image is None or self.config.model_dir is None):
             raise ConfigError("cross_modal search takes image= and a workspace built with "
                               "EngineConfig(model_dir=...) (a KG-CLIP model from `kgclip train`)")
         k, filters = check_k(k, len(self.cases)), check_filters(filters)
         if text is not None:
             text = check_text(text, "search text", MAX_TEXT_CHARS, "pleural effusion")
-            vec = self.table_text_encoder.encode([text]).numpy()[0]
-            rows, via = self._search(self.text_table, vec, k, filters), "text"
-        elif cross_modal:
-            rows, via = self._search(self.text_table, self._image_vector(image), k, filters), "image->text"
+        if image is None:
+            query = text if text is not None else self.graph.name_of(concept)  # type: ignore[arg-type]
+            table, vec, via = self.text_table, self.table_text_encoder.encode([query]).numpy()[0], "text"
         else:
-            rows, via = self._search(self.image_table, self._image_vector(image), k, filters), "image"
+            table, vec = (self.text_table, self._image_vector(image)) if cross_modal else (self.image_table,
+                                                                                          self._image_vector(image))
+            via = "image->text" if cross_modal else "image"
+
+        def run(f: Mapping[str, Any] | None) -> list[CaseHit]:
+            return [self._hit(r, via) for r in self._search(table, vec, k, f)]
+
+        expansion = None
+        if concept is not None:
+            hits, expansion = concept_search(self.graph, concept, run, descendants=descendants, filters=filters)
+        elif expand and text is not None:
+            hits, expansion = text_expansion(self.graph, self.tagger.linker if self.tagger else None, text, run, k,
+                                             descendants=descendants, filters=filters)
+        else:
+            hits = run(filters)
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
-        return SearchResults(self._hit(r, via) for r in rows)
+        results = SearchResults(hits)
+        results.expansion = expansion
+        return results
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
                      filters: Mapping[str, Any] | None = None, exclude_identical: bool = True) -> DraftReport:
