@@ -27,11 +27,15 @@ import numpy as np
 from kgclip.data.vqa_rad import read_vqa_rad
 from kgclip.errors import InputFormatError
 from kgclip.ontology.model import ConceptGraph
+from kgclip.eval.ood import out_of_range_inputs
+from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
+from kgclip.rag.calibration import accuracy_at_coverage, bootstrap_ci, expected_calibration_error, risk_coverage
 from kgclip.rag.inputs import ThumbnailFeaturizer
-from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad, group_folds
+from kgclip.rag.router import KINDS
+from kgclip.rag.vqa import Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
 
-__all__ = ["evaluate_vqa_rad", "score_predictions", "validation_folds"]
+__all__ = ["evaluate_vqa_rad", "score_predictions", "validation_folds", "trust_figures", "ood_figures"]
 
 
 def validation_folds(examples: Sequence[QAExample], n_folds: int = 5, seed: int = 0
@@ -94,14 +98,17 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         answers = {normalize_answer(t.answer) for t in part_train}  # once per run, not once per question
         ceiling += [normalize_answer(e.answer) in answers for e in part if not e.closed]
     out["open_ceiling"] = round(sum(ceiling) / max(len(ceiling), 1), 4)
+    input_ok = _inputs_in_range(image_paths, keys)
     for use_kg, suffix in ((True, ""), (False, "_nokg")):
-        preds, vals, selected = [], [], []
+        preds, vals, selected, models = [], [], [], []
         for part_train, part in runs:
             model, val = VQAAnswerer.fit(part_train, image_vectors, graph=graph if use_kg else None,
                                          text_encoder=text_encoder, config=replace(config, use_kg=use_kg),
                                          image_featurizer=featurizer.name, show_progress=show_progress)
             part_img = np.stack([image_vectors[e.image_key] for e in part])
-            preds += model.predict_batch([e.question for e in part], part_img)  # the one pass over this part
+            part_preds = model.predict_batch([e.question for e in part], part_img)  # the one pass over this part
+            preds += part_preds
+            models += [model] * len(part)
             vals.append(val["val_acc"])
             selected.append(val["selected"])
         scores = score_predictions([p.normalized for p in preds], scored)
@@ -110,8 +117,72 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         out["selected" + suffix] = selected[0] if len(selected) == 1 else selected
         kind_ok = np.mean([(p.kind == "closed") == e.closed for p, e in zip(preds, scored)])
         out["kind_accuracy" + suffix] = round(float(kind_ok), 4)
+        if use_kg:
+            out.update(trust_figures(preds, scored, runs, models, input_ok, seed=seed))
+            out.update(ood_figures(model, featurizer))
     out["kg_concepts"] = len(graph) if graph is not None else 0
     out["text_encoder"] = str(getattr(text_encoder, "name", "?"))
     out["image_features"] = featurizer.name
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
+
+
+def _inputs_in_range(image_paths: dict[str, Path], keys: Sequence[str]) -> dict[str, str]:
+    """Image key -> why :func:`kgclip.rag.abstain.check_input` finds it out of range ("" when in range)."""
+    return {k: check_input(image_paths[k]).reason for k in keys}
+
+
+def trust_figures(preds: Sequence[Prediction], scored: Sequence[QAExample], runs: Sequence[tuple[list, list]],
+                  models: Sequence[VQAAnswerer], input_reason: dict[str, str], seed: int = 0) -> dict[str, Any]:
+    """Calibration, risk-coverage, abstention on in-range inputs, per-kind accuracy, answers outside the training
+    answers, and bootstrap 95 % CIs, for predictions made out of fold (val) or on the test split."""
+    hits = np.array([normalize_answer(p.normalized) == normalize_answer(e.answer) for p, e in zip(preds, scored)])
+    conf = np.array([p.confidence for p in preds])
+    raw = np.array([p.raw_confidence for p in preds])
+    closed = np.array([e.closed for e in scored])
+    train_answers: list[set[str]] = []
+    for part_train, part in runs:
+        answers = {normalize_answer(t.answer) for t in part_train}
+        train_answers += [answers] * len(part)
+    open_hits = [p.normalized not in seen for p, e, h, seen in zip(preds, scored, hits, train_answers)
+                 if h and not e.closed]
+    abstain = []
+    for p, e, m in zip(preds, scored, models):
+        reason = input_reason.get(e.image_key) or answer_abstain_reason(
+            p, image_threshold=m.meta.get("image_sim_threshold"), min_confidence=m.config.min_confidence)
+        abstain.append(bool(reason))
+    out: dict[str, Any] = {
+        "ece": round(expected_calibration_error(conf, hits), 4),
+        "ece_uncalibrated": round(expected_calibration_error(raw, hits), 4),
+        "acc_closed_at_coverage_0.8": round(accuracy_at_coverage(conf[closed], hits[closed], 0.8), 4),
+        "risk_coverage_closed": [[c, round(a, 4)] for c, a in risk_coverage(conf[closed], hits[closed])],
+        "risk_coverage_open": [[c, round(a, 4)] for c, a in risk_coverage(conf[~closed], hits[~closed])],
+        "open_outside_train": round(float(np.mean(open_hits)) if open_hits else 0.0, 4),
+        "abstain_in_range_rate": round(float(np.mean(abstain)), 4),
+    }
+    for name, sel in (("acc_closed", closed), ("acc_open", ~closed), ("acc_overall", np.ones_like(closed))):
+        out[name + "_ci"] = [round(v, 4) for v in bootstrap_ci(hits[sel], seed=seed)]
+    kinds = np.array([p.route for p in preds])
+    out["acc_by_kind"] = {k: {"n": int((kinds == k).sum()), "acc": round(float(hits[kinds == k].mean()), 4)}
+                          for k in KINDS if (kinds == k).any()}
+    return out
+
+
+def ood_figures(model: VQAAnswerer, featurizer: ThumbnailFeaturizer) -> dict[str, Any]:
+    """Abstention on out-of-range inputs (:func:`kgclip.eval.ood.out_of_range_inputs`), asked a presence question.
+
+    An input :func:`check_input` rejects abstains; one it passes goes through the answerer and abstains only if
+    :func:`answer_abstain_reason` says so.
+    """
+    outcomes: dict[str, str] = {}
+    for name, source in out_of_range_inputs():
+        verdict = check_input(source)
+        reason = verdict.reason
+        if not reason:
+            pred = model.predict("Is there a pleural effusion?", featurizer.embed_one(source))
+            reason = answer_abstain_reason(pred, image_threshold=model.meta.get("image_sim_threshold"),
+                                           min_confidence=model.config.min_confidence)
+        outcomes[name] = reason.split(":")[0].split(" (")[0][:60] if reason else "ANSWERED"
+    n_abstained = sum(v != "ANSWERED" for v in outcomes.values())
+    return {"abstain_ood_rate": round(n_abstained / max(len(outcomes), 1), 4), "n_ood": len(outcomes),
+            "ood_outcomes": outcomes}

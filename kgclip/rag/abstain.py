@@ -1,0 +1,114 @@
+"""When the engine should not answer: inputs out of its range, and answers it is not confident enough in.
+
+:func:`check_input` looks at an input before any model sees it. An input it cannot read at all (missing file,
+empty bytes, corrupt DICOM) raises :class:`~kgclip.errors.ImageReadError`: that is the user's error to fix. An
+input it can read but that is not what the engine answers about gives an :class:`InputCheck` with ``ok=False`` and
+a reason, and the answer abstains:
+
+- a DICOM object that is not an image (RT dose / plan / structure set, structured report, ECG or other waveform,
+  key object, presentation state...);
+- an image too small to show anatomy, or a blank one (no contrast);
+- a colour picture: radiographs, CT, MR and ultrasound B-mode are grey; a photograph or drawing is not.
+
+:func:`answer_abstain_reason` decides from the prediction itself: the image is unlike every image in memory (its
+nearest cosine is below the threshold learned from the memory's own spread), or the calibrated confidence is below
+the workspace's threshold.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kgclip.errors import ImageReadError
+
+__all__ = ["InputCheck", "check_input", "check_pixels", "answer_abstain_reason", "NON_IMAGE_MODALITIES",
+           "MIN_SIDE"]
+
+# DICOM Modality values of objects that carry no diagnostic picture to ask about.
+NON_IMAGE_MODALITIES = frozenset({"RTDOSE", "RTPLAN", "RTSTRUCT", "RTRECORD", "SR", "ECG", "HD", "EPS", "RESP",
+                                  "KO", "PR", "DOC", "REG", "SEG", "AU", "FID", "PLAN", "RWV"})
+MIN_SIDE = 32  # pixels; below this a picture cannot show anatomy (and a 32x32 thumbnail would be upsampled)
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """The verdict on one input.
+
+    Attributes:
+        ok: the engine may answer about it.
+        reason: why not, in words ("" when ``ok``).
+        header: the allow-listed DICOM header (``modality``, ``body_part``, ``plane``, ``sop_class``...) or
+            ``{"source_format": ...}`` for other files; ``{}`` for arrays.
+    """
+
+    ok: bool
+    reason: str = ""
+    header: dict[str, Any] = field(default_factory=dict)
+
+
+def check_pixels(pixels: np.ndarray, min_side: int = MIN_SIDE) -> str:
+    """Why these pixels are out of range ("" when they are fine). ``pixels``: ``[H, W]`` grey or ``[H, W, 3]`` RGB,
+    any numeric range (one frame)."""
+    arr = np.asarray(pixels, dtype=np.float32)
+    colour = arr.ndim == 3 and arr.shape[-1] in (3, 4)
+    h, w = arr.shape[:2]
+    if min(h, w) < min_side:
+        return f"the image is too small ({h}x{w} pixels; at least {min_side} a side is needed to see anatomy)"
+    rgb = arr[..., :3] if colour else arr
+    lo, hi = float(np.nanmin(rgb)), float(np.nanmax(rgb))
+    scaled = (rgb - lo) / (hi - lo) if hi - lo > 1e-8 else np.zeros_like(rgb)
+    grey = scaled.mean(axis=-1) if colour else scaled
+    if hi - lo < 1e-8 or float(grey.std()) < 0.02:
+        return "the image is blank (no contrast to read)"
+    if colour:
+        chroma = scaled.max(axis=-1) - scaled.min(axis=-1)
+        if float((chroma > 0.15).mean()) > 0.10:
+            return ("it is a colour picture, not a radiology image (radiographs, CT, MR and ultrasound are grey); "
+                    "pass a DICOM, or a grey PNG/JPEG of a scan")
+    return ""
+
+
+def check_input(image: Any, min_side: int = MIN_SIDE) -> InputCheck:
+    """Look at an input (path, bytes, array, PIL image) before answering. See the module docstring.
+
+    Raises:
+        ImageReadError: the file is missing, empty, not an image format, or a corrupt DICOM.
+    """
+    from kgclip.imaging.io import read_header, read_image
+
+    if isinstance(image, np.ndarray):
+        return InputCheck(not (reason := check_pixels(image, min_side)), reason)
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
+        return InputCheck(not (reason := check_pixels(np.asarray(image.convert("RGB")), min_side)), reason)
+    if not isinstance(image, str | os.PathLike | bytes | bytearray):
+        pixels = getattr(image, "pixels", None)  # an already loaded image
+        if pixels is None:
+            raise ImageReadError(f"cannot read an image from a {type(image).__name__}; pass a path, bytes or array")
+        return InputCheck(not (reason := check_pixels(pixels, min_side)), reason)
+    header = read_header(image)
+    if header.get("source_format", "").startswith("dicom"):
+        modality = str(header.get("modality") or "").upper()
+        if modality in NON_IMAGE_MODALITIES or not header.get("has_pixels"):
+            what = header.get("sop_class") or "this DICOM object"
+            return InputCheck(False, f"{what} (modality {modality or '?'}) is not an image the engine answers "
+                                     "questions about; pass an image instance (CT, MR, CR, DX, US...)", header)
+    data = read_image(image, frame=None)
+    frame = data.frame()
+    return InputCheck(not (reason := check_pixels(frame, min_side)), reason, header)
+
+
+def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confidence: float) -> str:
+    """Why the answerer should not give ``pred`` ("" when it may): an image unlike the collection, or a
+    calibrated confidence below ``min_confidence``. ``pred``: a :class:`kgclip.rag.vqa.Prediction`."""
+    if image_threshold is not None and pred.image_similarity < image_threshold:
+        return (f"no similar case: the image's best match in the collection has similarity "
+                f"{pred.image_similarity:.2f}, below the threshold {image_threshold:.2f} learned from the collection's "
+                "own images; add similar cases (Engine.add_cases) to answer about such images")
+    if pred.confidence < min_confidence:
+        return (f"not confident enough: calibrated confidence {pred.confidence:.2f} is below the workspace's "
+                f"threshold {min_confidence:.2f}")
+    return ""
