@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kgclip.rag.abstain import check_input, check_question
+
+    check_question(args.question)  # bad input fails here, before any model is loaded
+    check_input(args.image)
     engine = open_engine(args)
     answer = engine.ask(args.image, args.question)
     ev = answer.evidence
@@ -52,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({
             "question": answer.question, "answer": answer.text, "kind": answer.kind,
             "confidence": round(answer.confidence, 4), "candidates": answer.candidates, "flags": answer.flags,
+            "abstained": answer.abstained, "abstain_reason": answer.abstain_reason, "route": answer.route,
             "concepts": [{"id": c.concept_id, "name": c.name, "negated": c.negated} for c in ev.concepts],
             "similar_questions": [{"question": q.question, "answer": q.answer, "case": q.case_id,
                                    "score": round(q.score, 4)} for q in ev.similar_questions],
@@ -59,7 +64,10 @@ def _run(args: argparse.Namespace) -> int:
                               for c in ev.similar_cases],
             "kg_facts": [str(f) for f in ev.kg_facts], "workspace": workspace_json(engine)}))
         return 0
-    print(f"Q: {answer.question}\nA: {answer.text}  ({answer.kind}, confidence {answer.confidence:.2f})")
+    if answer.abstained:
+        print(f"Q: {answer.question}\ncannot answer: {answer.abstain_reason}")
+    else:
+        print(f"Q: {answer.question}\nA: {answer.text}  ({answer.kind}, confidence {answer.confidence:.2f})")
     if ev.concepts:
         print("concepts: " + ", ".join(f"{c.name} [{c.concept_id}]{' (negated)' if c.negated else ''}"
                                        for c in ev.concepts))

@@ -23,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from kgclip.errors import ImageReadError
+from kgclip.errors import ImageReadError, InputFormatError
 
-__all__ = ["InputCheck", "check_input", "check_pixels", "answer_abstain_reason", "NON_IMAGE_MODALITIES",
+__all__ = ["InputCheck", "check_input", "check_question", "MAX_QUESTION_CHARS", "check_pixels", "answer_abstain_reason", "NON_IMAGE_MODALITIES",
            "MIN_SIDE"]
 
 # DICOM Modality values of objects that carry no diagnostic picture to ask about.
 NON_IMAGE_MODALITIES = frozenset({"RTDOSE", "RTPLAN", "RTSTRUCT", "RTRECORD", "SR", "ECG", "HD", "EPS", "RESP",
                                   "KO", "PR", "DOC", "REG", "SEG", "AU", "FID", "PLAN", "RWV"})
+MAX_QUESTION_CHARS = 1000  # a question, not a document: longer input is refused before any model is loaded
 MIN_SIDE = 32  # pixels; below this a picture cannot show anatomy (and a 32x32 thumbnail would be upsampled)
 
 
@@ -48,6 +49,19 @@ class InputCheck:
     ok: bool
     reason: str = ""
     header: dict[str, Any] = field(default_factory=dict)
+
+
+def check_question(question: object) -> str:
+    """The question, stripped; :class:`InputFormatError` for an empty, non-text or over-long one."""
+    if not isinstance(question, str) or not question.strip():
+        raise InputFormatError("the question is empty; ask something like 'Is there a pleural effusion?'")
+    text = question.strip()
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputFormatError(f"the question is {len(text):,} characters long; ask one question of at most "
+                               f"{MAX_QUESTION_CHARS} characters (put case notes into cases, not questions)")
+    if "\x00" in text:
+        raise InputFormatError("the question contains NUL characters; pass plain text")
+    return text
 
 
 def check_pixels(pixels: np.ndarray, min_side: int = MIN_SIDE) -> str:
@@ -92,7 +106,10 @@ def check_input(image: Any, min_side: int = MIN_SIDE) -> InputCheck:
     header = read_header(image)
     if header.get("source_format", "").startswith("dicom"):
         modality = str(header.get("modality") or "").upper()
-        if modality in NON_IMAGE_MODALITIES or not header.get("has_pixels"):
+        sop = str(header.get("sop_class") or "")
+        # A non-image class is out of range; an image class (or none) without pixels is a truncated file, and
+        # read_image below raises for it.
+        if modality in NON_IMAGE_MODALITIES or (not header.get("has_pixels") and sop and "Image" not in sop):
             what = header.get("sop_class") or "this DICOM object"
             return InputCheck(False, f"{what} (modality {modality or '?'}) is not an image the engine answers "
                                      "questions about; pass an image instance (CT, MR, CR, DX, US...)", header)

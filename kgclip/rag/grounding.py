@@ -1,0 +1,196 @@
+"""Answers grounded in what can know them: the DICOM header, and the user's own similar cases.
+
+:func:`ground_answer` turns the trained answerer's :class:`~kgclip.rag.vqa.Prediction` into an
+:class:`~kgclip.rag.vqa.Answer`, by question kind (:mod:`kgclip.rag.router`):
+
+- **modality / plane / body region**: the DICOM header when it has the field (``Modality``, ``ImageOrientationPatient``
+  or ``ViewPosition``, ``BodyPartExamined``); otherwise, for yes/no questions that name one, the similarity-weighted
+  vote of the most similar cases' stored ``modality`` / ``body_part`` (a nearest-neighbour classifier over the
+  metadata of the collection's images, so cases added with ``Engine.add_cases`` count at once);
+- **presence of a finding**: the similar cases' findings vote: a case whose text affirms the asked concept, or a
+  concept below it in the is-a hierarchy (a case with lobar pneumonia supports pneumonia), votes yes; one that
+  negates it votes no; an uncertain mention counts half; cases that do not mention it do not vote. The votes are
+  weighted by image similarity and blended with the answerer's probability, more as more cases vote;
+- everything else: the answerer (its open answers are already restricted to the question's kind).
+
+Then abstention (:mod:`kgclip.rag.abstain`). The evidence always lists the cases and facts used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kgclip.ontology.model import ConceptGraph
+from kgclip.rag.abstain import InputCheck, answer_abstain_reason
+from kgclip.rag.concepts import ConceptTagger, expand_concepts
+from kgclip.rag.router import HEADER_MODALITY, route_question
+from kgclip.rag.vqa import Answer, Prediction
+
+__all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote", "mentioned"]
+
+# How questions and case metadata name modalities and body regions (normalised answer text -> canonical).
+_MODALITY_WORDS = {"ct": "ct", "cat scan": "ct", "computed tomography": "ct", "mri": "mri", "mr": "mri",
+                   "magnetic resonance": "mri", "x ray": "x ray", "xray": "x ray", "radiograph": "x ray",
+                   "cr": "x ray", "dx": "x ray", "xr": "x ray", "film": "x ray", "ultrasound": "ultrasound",
+                   "us": "ultrasound", "sonogram": "ultrasound", "pet": "pet", "mammogram": "mammography",
+                   "mammography": "mammography"}
+_REGION_WORDS = {"chest": "chest", "thorax": "chest", "thoracic": "chest", "lung": "chest", "lungs": "chest",
+                 "cxr": "chest", "head": "head", "brain": "head", "skull": "head", "cranial": "head",
+                 "abdomen": "abdomen", "abdominal": "abdomen", "abd": "abdomen", "pelvis": "pelvis",
+                 "pelvic": "pelvis", "spine": "spine", "neck": "neck", "knee": "knee", "hand": "hand",
+                 "breast": "breast", "foot": "foot", "shoulder": "shoulder"}
+_PLANE_WORDS = {"axial": "axial", "transverse": "axial", "coronal": "coronal", "sagittal": "sagittal",
+                "pa": "pa", "posteroanterior": "pa", "ap": "ap", "anteroposterior": "ap", "lateral": "lateral",
+                "ll": "lateral", "rl": "lateral"}
+_DISPLAY = {"ct": "CT", "mri": "MRI", "x ray": "X-ray", "ultrasound": "Ultrasound", "pet": "PET",
+            "pa": "PA", "ap": "AP"}
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("-", " "))) + " "
+
+
+def mentioned(text: str, table: dict[str, str]) -> list[str]:
+    """Canonical values ``table`` finds in ``text`` (whole words), in order, without repeats."""
+    words = _words(text)
+    return list(dict.fromkeys(v for k, v in table.items() if f" {k} " in words))
+
+
+def _header_values(header: dict[str, Any]) -> dict[str, str]:
+    """Canonical modality / region / plane from a DICOM header ("" where it does not say)."""
+    modality = HEADER_MODALITY.get(str(header.get("modality") or "").upper(), "")
+    regions = mentioned(str(header.get("body_part") or ""), _REGION_WORDS)
+    planes = mentioned(str(header.get("view_position") or ""), _PLANE_WORDS) or (
+        [str(header["plane"])] if header.get("plane") else [])
+    return {"modality": modality, "organ": regions[0] if regions else "", "plane": planes[0] if planes else ""}
+
+
+def _yes_no_about(question: str, values: dict[str, str]) -> tuple[str, float] | None:
+    """Answer a yes/no question that names modalities / regions / planes from known ``values``; ``None`` when the
+    question names one whose value is unknown."""
+    checks = [("modality", mentioned(question, _MODALITY_WORDS)), ("organ", mentioned(question, _REGION_WORDS)),
+              ("plane", mentioned(question, _PLANE_WORDS))]
+    named = [(field, names) for field, names in checks if names]
+    if not named or any(not values.get(field) for field, _ in named):
+        return None
+    ok = all(values[field] in names for field, names in named)
+    return ("yes" if ok else "no"), 0.97
+
+
+def header_answer(question: str, header: dict[str, Any]) -> tuple[str, float] | None:
+    """``(answer, confidence)`` from the DICOM header for modality / plane / body-region questions, else ``None``."""
+    if not header.get("source_format", "").startswith("dicom"):
+        return None
+    route = route_question(question)
+    if route.kind not in ("modality", "plane", "organ"):
+        return None
+    values = _header_values(header)
+    if route.form == "yes/no":
+        return _yes_no_about(question, values)
+    value = values.get(route.kind, "")
+    if not value:
+        return None
+    if route.form == "choice":
+        table = {"modality": _MODALITY_WORDS, "organ": _REGION_WORDS, "plane": _PLANE_WORDS}[route.kind]
+        if value not in mentioned(question, table):
+            return None
+    return _DISPLAY.get(value, value), 0.97
+
+
+def case_metadata_vote(question: str, hits: Sequence[Any], temperature: float = 0.05) -> tuple[str, float] | None:
+    """For a yes/no question naming a modality / region: the similarity-weighted vote of similar cases' stored
+    ``modality`` / ``body_part`` (only cases that have the named fields vote). ``(answer, P(answer))`` or ``None``."""
+    if route_question(question).form != "yes/no":
+        return None
+    votes, weights = [], []
+    top = max((h.score for h in hits), default=0.0)
+    for hit in hits:
+        meta = hit.metadata or {}
+        regions = mentioned(str(meta.get("body_part") or ""), _REGION_WORDS)
+        values = {"modality": mentioned(str(meta.get("modality") or ""), _MODALITY_WORDS)[:1],
+                  "organ": regions[:1], "plane": []}
+        answer = _yes_no_about(question, {k: (v[0] if v else "") for k, v in values.items()})
+        if answer is not None:
+            votes.append(answer[0] == "yes")
+            weights.append(float(np.exp((hit.score - top) / temperature)))
+    if not votes:
+        return None
+    p_yes = float(np.dot(weights, votes) / np.sum(weights))
+    n = len(votes)
+    p_yes = (p_yes * n + 0.5) / (n + 1)  # one pseudo-vote at 0.5: few voting cases cannot give certainty
+    return ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
+
+
+def case_presence_vote(question_concepts: Sequence[str], hits: Sequence[Any], tagger: ConceptTagger,
+                       graph: ConceptGraph, temperature: float = 0.05, hops: int = 3) -> tuple[float, int]:
+    """``(P(yes), number of voting cases)`` for "is <concept> present?" from the similar cases' findings.
+
+    A case votes yes when its text affirms a question concept or a concept whose is-a ancestors (up to ``hops``)
+    include it; no when it negates one; an uncertain mention counts half. Weights: ``exp((score - best) / T)``.
+    """
+    targets = set(question_concepts)
+    if not targets or not hits:
+        return 0.5, 0
+    top = max(h.score for h in hits)
+    num = den = 0.0
+    voters = 0
+    for hit in hits:
+        vote = None
+        for m in tagger.link(hit.text or ""):
+            if not targets & expand_concepts(graph, [m.concept_id], hops=hops):
+                continue
+            value = 0.0 if m.negated else 1.0
+            weight = 0.5 if m.uncertain else 1.0
+            vote = (value, weight) if vote is None or weight > vote[1] else vote
+        if vote is None:
+            continue
+        w = float(np.exp((hit.score - top) / temperature)) * vote[1]
+        num += w * vote[0]
+        den += w
+        voters += 1
+    return ((num / den) if den else 0.5), voters
+
+
+def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequence[Any], evidence: Any, *,
+                  tagger: ConceptTagger | None, graph: ConceptGraph | None, image_threshold: float | None,
+                  min_confidence: float) -> Answer:
+    """The answer to give: header / case-vote / answerer by kind, then abstention (module docstring)."""
+    route = route_question(question)
+    text, confidence, flags = pred.text, pred.confidence, {}
+    from_header = header_answer(question, check.header)
+    if from_header is not None:
+        (text, confidence), flags = from_header, {"source": "dicom-header"}
+    elif route.kind in ("modality", "organ", "plane") and (vote := case_metadata_vote(question, hits)):
+        (text, confidence), flags = vote, {"source": "case-metadata", "cases": str(len(hits))}
+    elif route.kind == "presence" and tagger is not None and graph is not None:
+        ids = [m.concept_id for m in pred.concepts if not m.negated]
+        p_cases, voters = case_presence_vote(ids, hits, tagger, graph)
+        if voters:
+            p_model = pred.confidence if pred.normalized == "yes" else 1.0 - pred.confidence
+            share = voters / (voters + 2.0)  # more voting cases, more weight
+            p_yes = share * p_cases + (1.0 - share) * p_model
+            text, confidence = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
+            flags = {"source": "case-votes+answerer", "voting_cases": str(voters)}
+    answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
+                    candidates=pred.candidates, flags=flags, route=route.kind)
+    reason = check.reason or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(
+        _with_confidence(pred, answer.confidence), image_threshold=image_threshold, min_confidence=min_confidence))
+    if reason:
+        answer.abstained, answer.abstain_reason = True, reason
+    return answer
+
+
+def _with_confidence(pred: Prediction, confidence: float) -> Prediction:
+    from dataclasses import replace
+
+    return replace(pred, confidence=confidence)
+
+
+def out_of_range_answer(question: str, check: InputCheck, evidence: Any) -> Answer:
+    """The answer for an input :func:`kgclip.rag.abstain.check_input` rejected: abstained, with its reason."""
+    return Answer(text="", confidence=0.0, kind="", evidence=evidence, question=question, abstained=True,
+                  abstain_reason=check.reason, route=route_question(question).kind)
