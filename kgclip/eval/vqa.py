@@ -35,7 +35,9 @@ from kgclip.rag.inputs import ThumbnailFeaturizer
 from kgclip.rag.router import KINDS
 from kgclip.rag.vqa import Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
 
-__all__ = ["evaluate_vqa_rad", "score_predictions", "validation_folds", "trust_figures", "ood_figures"]
+VARIANTS = ("kg", "nokg")  # with the concept graph (keys without suffix) and without it (``*_nokg``)
+
+__all__ = ["VARIANTS", "evaluate_vqa_rad", "score_predictions", "validation_folds", "trust_figures", "ood_figures"]
 
 
 def validation_folds(examples: Sequence[QAExample], n_folds: int = 5, seed: int = 0
@@ -63,7 +65,8 @@ def score_predictions(predicted: Sequence[str], examples: Sequence[QAExample]) -
 
 def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encoder: Any,
                      config: AnswererConfig = AnswererConfig(), split: Literal["test", "val"] = "test",
-                     val_folds: int = 5, seed: int = 0, show_progress: bool = True) -> dict[str, Any]:
+                     val_folds: int = 5, seed: int = 0, show_progress: bool = True,
+                     variants: Sequence[str] = ("kg", "nokg")) -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
@@ -99,7 +102,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         ceiling += [normalize_answer(e.answer) in answers for e in part if not e.closed]
     out["open_ceiling"] = round(sum(ceiling) / max(len(ceiling), 1), 4)
     input_ok = _inputs_in_range(image_paths, keys)
-    for use_kg, suffix in ((True, ""), (False, "_nokg")):
+    for use_kg, suffix in [(v == "kg", "" if v == "kg" else "_nokg") for v in VARIANTS if v in variants]:
         preds, vals, selected, models = [], [], [], []
         for part_train, part in runs:
             model, val = VQAAnswerer.fit(part_train, image_vectors, graph=graph if use_kg else None,
