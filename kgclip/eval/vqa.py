@@ -28,12 +28,14 @@ from kgclip.data.vqa_rad import read_vqa_rad
 from kgclip.errors import InputFormatError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.eval.ood import out_of_range_inputs
+from kgclip.eval.vqa_grounded import grounded_answers
 from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
 from kgclip.rag.calibration import accuracy_at_coverage, bootstrap_ci, expected_calibration_error, risk_coverage
 from kgclip.rag.inputs import ThumbnailFeaturizer
+from kgclip.rag.grounding import CASE_WEIGHT
 from kgclip.rag.router import KINDS
-from kgclip.rag.vqa import Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
+from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
 
 VARIANTS = ("kg", "nokg")  # with the concept graph (keys without suffix) and without it (``*_nokg``)
 
@@ -114,14 +116,23 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
             models += [model] * len(part)
             vals.append(val["val_acc"])
             selected.append(val["selected"])
-        scores = score_predictions([p.normalized for p in preds], scored)
+        # What the engine answers: grounded in the training part's similar cases, calibrated, abstaining.
+        weights = sorted({0.0, 0.5, 1.0, 2.0, CASE_WEIGHT}) if use_kg else [CASE_WEIGHT]
+        grounded = grounded_answers(preds, runs, train_items, image_vectors, models, input_ok,
+                                    graph if use_kg else None, weights)
+        scores = score_predictions([normalize_answer(a.text) for a in grounded[CASE_WEIGHT]], scored)
         out.update({k + suffix: round(v, 4) for k, v in scores.items()})
+        answerer_scores = score_predictions([p.normalized for p in preds], scored)
+        out.update({k + "_answerer" + suffix: round(v, 4) for k, v in answerer_scores.items()})
         out["val_acc" + suffix] = round(float(np.mean(vals)), 4)
         out["selected" + suffix] = selected[0] if len(selected) == 1 else selected
         kind_ok = np.mean([(p.kind == "closed") == e.closed for p, e in zip(preds, scored)])
         out["kind_accuracy" + suffix] = round(float(kind_ok), 4)
         if use_kg:
-            out.update(trust_figures(preds, scored, runs, models, input_ok, seed=seed))
+            out["acc_closed_by_case_weight"] = {
+                str(w): score_predictions([normalize_answer(a.text) for a in ans], scored)["acc_closed"]
+                for w, ans in grounded.items()}
+            out.update(trust_figures(grounded[CASE_WEIGHT], preds, scored, runs, seed=seed))
             out.update(ood_figures(model, featurizer))
     out["kg_concepts"] = len(graph) if graph is not None else 0
     out["text_encoder"] = str(getattr(text_encoder, "name", "?"))
@@ -135,37 +146,33 @@ def _inputs_in_range(image_paths: dict[str, Path], keys: Sequence[str]) -> dict[
     return {k: check_input(image_paths[k]).reason for k in keys}
 
 
-def trust_figures(preds: Sequence[Prediction], scored: Sequence[QAExample], runs: Sequence[tuple[list, list]],
-                  models: Sequence[VQAAnswerer], input_reason: dict[str, str], seed: int = 0) -> dict[str, Any]:
-    """Calibration, risk-coverage, abstention on in-range inputs, per-kind accuracy, answers outside the training
-    answers, and bootstrap 95 % CIs, for predictions made out of fold (val) or on the test split."""
-    hits = np.array([normalize_answer(p.normalized) == normalize_answer(e.answer) for p, e in zip(preds, scored)])
-    conf = np.array([p.confidence for p in preds])
+def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored: Sequence[QAExample],
+                  runs: Sequence[tuple[list, list]], seed: int = 0) -> dict[str, Any]:
+    """Accuracy, calibration, risk-coverage, abstention on in-range inputs, per-kind accuracy, answers outside the
+    training answers, and bootstrap 95 % CIs, for answers given out of fold (val) or on the test split."""
+    hits = np.array([normalize_answer(a.text) == normalize_answer(e.answer) for a, e in zip(answers, scored)])
+    conf = np.array([a.confidence for a in answers])
     raw = np.array([p.raw_confidence for p in preds])
+    raw_hits = np.array([p.normalized == normalize_answer(e.answer) for p, e in zip(preds, scored)])
     closed = np.array([e.closed for e in scored])
     train_answers: list[set[str]] = []
     for part_train, part in runs:
-        answers = {normalize_answer(t.answer) for t in part_train}
-        train_answers += [answers] * len(part)
-    open_hits = [p.normalized not in seen for p, e, h, seen in zip(preds, scored, hits, train_answers)
+        answers_seen = {normalize_answer(t.answer) for t in part_train}
+        train_answers += [answers_seen] * len(part)
+    open_hits = [normalize_answer(a.text) not in seen for a, e, h, seen in zip(answers, scored, hits, train_answers)
                  if h and not e.closed]
-    abstain = []
-    for p, e, m in zip(preds, scored, models):
-        reason = input_reason.get(e.image_key) or answer_abstain_reason(
-            p, image_threshold=m.meta.get("image_sim_threshold"), min_confidence=m.config.min_confidence)
-        abstain.append(bool(reason))
     out: dict[str, Any] = {
         "ece": round(expected_calibration_error(conf, hits), 4),
-        "ece_uncalibrated": round(expected_calibration_error(raw, hits), 4),
+        "ece_uncalibrated_answerer": round(expected_calibration_error(raw, raw_hits), 4),
         "acc_closed_at_coverage_0.8": round(accuracy_at_coverage(conf[closed], hits[closed], 0.8), 4),
         "risk_coverage_closed": [[c, round(a, 4)] for c, a in risk_coverage(conf[closed], hits[closed])],
         "risk_coverage_open": [[c, round(a, 4)] for c, a in risk_coverage(conf[~closed], hits[~closed])],
         "open_outside_train": round(float(np.mean(open_hits)) if open_hits else 0.0, 4),
-        "abstain_in_range_rate": round(float(np.mean(abstain)), 4),
+        "abstain_in_range_rate": round(float(np.mean([a.abstained for a in answers])), 4),
     }
     for name, sel in (("acc_closed", closed), ("acc_open", ~closed), ("acc_overall", np.ones_like(closed))):
         out[name + "_ci"] = [round(v, 4) for v in bootstrap_ci(hits[sel], seed=seed)]
-    kinds = np.array([p.route for p in preds])
+    kinds = np.array([a.route for a in answers])
     out["acc_by_kind"] = {k: {"n": int((kinds == k).sum()), "acc": round(float(hits[kinds == k].mean()), 4)}
                           for k in KINDS if (kinds == k).any()}
     return out

@@ -30,7 +30,10 @@ from kgclip.rag.concepts import ConceptTagger, expand_concepts
 from kgclip.rag.router import HEADER_MODALITY, route_question
 from kgclip.rag.vqa import Answer, Prediction
 
-__all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote", "mentioned"]
+__all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote",
+           "blend_presence", "mentioned", "CASE_WEIGHT"]
+
+CASE_WEIGHT = 1.0  # weight of the similar cases' finding votes against the answerer (selected on --split val)
 
 # How questions and case metadata name modalities and body regions (normalised answer text -> canonical).
 _MODALITY_WORDS = {"ct": "ct", "cat scan": "ct", "computed tomography": "ct", "mri": "mri", "mr": "mri",
@@ -126,25 +129,32 @@ def case_metadata_vote(question: str, hits: Sequence[Any], temperature: float = 
 
 
 def case_presence_vote(question_concepts: Sequence[str], hits: Sequence[Any], tagger: ConceptTagger,
-                       graph: ConceptGraph, temperature: float = 0.05, hops: int = 3) -> tuple[float, int]:
+                       graph: ConceptGraph, temperature: float = 0.05, hops: int = 3,
+                       cache: dict | None = None) -> tuple[float, int]:
     """``(P(yes), number of voting cases)`` for "is <concept> present?" from the similar cases' findings.
 
     A case votes yes when its text affirms a question concept or a concept whose is-a ancestors (up to ``hops``)
     include it; no when it negates one; an uncertain mention counts half. Weights: ``exp((score - best) / T)``.
+    ``cache`` (any dict kept by the caller) memoises the linking of case texts and the is-a expansions.
     """
     targets = set(question_concepts)
     if not targets or not hits:
         return 0.5, 0
+    cache = {} if cache is None else cache
     top = max(h.score for h in hits)
     num = den = 0.0
     voters = 0
     for hit in hits:
+        text = hit.text or ""
+        if ("link", text) not in cache:
+            cache[("link", text)] = [(m.concept_id, m.negated, m.uncertain) for m in tagger.link(text)]
         vote = None
-        for m in tagger.link(hit.text or ""):
-            if not targets & expand_concepts(graph, [m.concept_id], hops=hops):
+        for cid, negated, uncertain in cache[("link", text)]:
+            if ("up", cid) not in cache:
+                cache[("up", cid)] = expand_concepts(graph, [cid], hops=hops)
+            if not targets & cache[("up", cid)]:
                 continue
-            value = 0.0 if m.negated else 1.0
-            weight = 0.5 if m.uncertain else 1.0
+            value, weight = (0.0 if negated else 1.0), (0.5 if uncertain else 1.0)
             vote = (value, weight) if vote is None or weight > vote[1] else vote
         if vote is None:
             continue
@@ -155,9 +165,16 @@ def case_presence_vote(question_concepts: Sequence[str], hits: Sequence[Any], ta
     return ((num / den) if den else 0.5), voters
 
 
+def blend_presence(p_model_yes: float, p_cases: float, voters: int, case_weight: float) -> float:
+    """P(yes) from the answerer and the voting cases: the cases' share grows with their number,
+    ``case_weight * n / (n + 2)`` (capped at 1); ``case_weight`` 0 ignores them."""
+    share = min(1.0, case_weight * voters / (voters + 2.0))
+    return share * p_cases + (1.0 - share) * p_model_yes
+
+
 def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequence[Any], evidence: Any, *,
                   tagger: ConceptTagger | None, graph: ConceptGraph | None, image_threshold: float | None,
-                  min_confidence: float) -> Answer:
+                  min_confidence: float, case_weight: float = CASE_WEIGHT, cache: dict | None = None) -> Answer:
     """The answer to give: header / case-vote / answerer by kind, then abstention (module docstring)."""
     route = route_question(question)
     text, confidence, flags = pred.text, pred.confidence, {}
@@ -166,13 +183,12 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
         (text, confidence), flags = from_header, {"source": "dicom-header"}
     elif route.kind in ("modality", "organ", "plane") and (vote := case_metadata_vote(question, hits)):
         (text, confidence), flags = vote, {"source": "case-metadata", "cases": str(len(hits))}
-    elif route.kind == "presence" and tagger is not None and graph is not None:
+    elif route.kind == "presence" and tagger is not None and graph is not None and case_weight > 0:
         ids = [m.concept_id for m in pred.concepts if not m.negated]
-        p_cases, voters = case_presence_vote(ids, hits, tagger, graph)
-        if voters:
+        p_cases, voters = case_presence_vote(ids, hits, tagger, graph, cache=cache)
+        if voters and pred.normalized in ("yes", "no"):
             p_model = pred.confidence if pred.normalized == "yes" else 1.0 - pred.confidence
-            share = voters / (voters + 2.0)  # more voting cases, more weight
-            p_yes = share * p_cases + (1.0 - share) * p_model
+            p_yes = blend_presence(p_model, p_cases, voters, case_weight)
             text, confidence = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
             flags = {"source": "case-votes+answerer", "voting_cases": str(voters)}
     answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
