@@ -58,9 +58,12 @@ def read_qa_pairs(path: str | Path) -> list[UserQA]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputFormatError(f"invalid JSON ({exc.msg})", path=str(path), line=line_no) from exc
-        if not isinstance(row, dict) or not all(row.get(k) not in (None, "") for k in ("image", "question", "answer")):
+        if not isinstance(row, dict) or not all(k in row for k in ("image", "question", "answer")):
             raise InputFormatError('each line needs "image", "question" and "answer"', path=str(path), line=line_no)
-        question = check_question(row["question"])
+        try:
+            question = check_question(row["question"])
+        except InputFormatError as exc:
+            raise InputFormatError(str(exc), path=str(path), line=line_no) from exc
         answer = str(row["answer"]).strip()
         if not normalize_answer(answer):
             raise InputFormatError(f"answer {answer!r} is empty after normalisation", path=str(path), line=line_no)
