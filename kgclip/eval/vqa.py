@@ -31,8 +31,8 @@ from kgclip.eval.ood import out_of_range_inputs
 from kgclip.eval.vqa_grounded import grounded_answers
 from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
+from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.rag.calibration import accuracy_at_coverage, bootstrap_ci, expected_calibration_error, risk_coverage
-from kgclip.rag.inputs import ThumbnailFeaturizer
 from kgclip.rag.grounding import CASE_WEIGHT
 from kgclip.rag.router import KINDS
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds

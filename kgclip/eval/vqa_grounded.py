@@ -20,7 +20,7 @@ from kgclip.rag.answerer import QAExample
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.grounding import ground_answer
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer
-from kgclip.rag.workspace import cases_from_vqa_rad
+from kgclip.engine.cases import cases_from_vqa_rad
 
 __all__ = ["grounded_answers"]
 

@@ -99,23 +99,32 @@ def check_input(image: Any, min_side: int = MIN_SIDE) -> InputCheck:
     if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
         return InputCheck(not (reason := check_pixels(np.asarray(image.convert("RGB")), min_side)), reason)
     if not isinstance(image, str | os.PathLike | bytes | bytearray):
-        pixels = getattr(image, "pixels", None)  # an already loaded image
+        pixels = getattr(image, "pixels", None)  # already decoded (imaging.io.ImageData, models' LoadedImage)
         if pixels is None:
             raise ImageReadError(f"cannot read an image from a {type(image).__name__}; pass a path, bytes or array")
-        return InputCheck(not (reason := check_pixels(pixels, min_side)), reason)
+        header = dict(getattr(image, "meta", None) or {})
+        frame = image.frame() if hasattr(image, "frame") else pixels
+        reason = _non_image_reason(header) or check_pixels(frame, min_side)
+        return InputCheck(not reason, reason, header)
     header = read_header(image)
-    if header.get("source_format", "").startswith("dicom"):
-        modality = str(header.get("modality") or "").upper()
-        sop = str(header.get("sop_class") or "")
-        # A non-image class is out of range; an image class (or none) without pixels is a truncated file, and
-        # read_image below raises for it.
-        if modality in NON_IMAGE_MODALITIES or (not header.get("has_pixels") and sop and "Image" not in sop):
-            what = header.get("sop_class") or "this DICOM object"
-            return InputCheck(False, f"{what} (modality {modality or '?'}) is not an image the engine answers "
-                                     "questions about; pass an image instance (CT, MR, CR, DX, US...)", header)
+    if reason := _non_image_reason(header):
+        return InputCheck(False, reason, header)
     data = read_image(image, frame=None)
     frame = data.frame()
     return InputCheck(not (reason := check_pixels(frame, min_side)), reason, header)
+
+
+def _non_image_reason(header: dict[str, Any]) -> str:
+    """Why a DICOM header describes an object that is not an image to ask about ("" when it is one, or no DICOM)."""
+    if str(header.get("source_format", "")).startswith("dicom"):
+        modality = str(header.get("modality") or "").upper()
+        sop = str(header.get("sop_class") or "")
+        # A non-image class is out of range; an image class (or none) without pixels is a truncated file, and
+        # read_image raises for it.
+        if modality in NON_IMAGE_MODALITIES or (header.get("has_pixels") is False and sop and "Image" not in sop):
+            return (f"{sop or 'this DICOM object'} (modality {modality or '?'}) is not an image the engine answers "
+                    "questions about; pass an image instance (CT, MR, CR, DX, US...)")
+    return ""
 
 
 def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confidence: float) -> str:

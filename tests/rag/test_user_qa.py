@@ -10,11 +10,11 @@ from PIL import Image
 
 from kgclip.errors import InputFormatError
 from kgclip.rag.answerer import AnswererConfig
-from kgclip.rag.inputs import ThumbnailFeaturizer
+from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.rag.user_qa import read_qa_pairs, refit_answerer
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 from kgclip.data.vqa_rad import read_vqa_rad
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.text.encoders import load_text_encoder
 
 

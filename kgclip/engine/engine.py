@@ -12,8 +12,8 @@ Staleness: the manifest records the fingerprints of the concept graph, the text 
 each artifact. :meth:`Engine.load` refuses a workspace whose artifacts do not match (or whose text encoder differs
 from the one asked for) with a message saying how to refresh it; :meth:`Engine.refresh` rebuilds what depends on a
 changed ontology; :meth:`Engine.open` loads a workspace with the trained parts asked for, rebuilding it when it was
-built with others. Building, loading and the checks live in :mod:`kgclip.engine_build` and
-:mod:`kgclip.engine_open`; this module holds the queries.
+built with others. Building, loading and the checks live in :mod:`kgclip.engine.build`, :mod:`kgclip.engine.load`
+and :mod:`kgclip.engine.open`; this module holds the queries.
 """
 
 from __future__ import annotations
@@ -25,19 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kgclip.engine_build import (EngineConfig, WorkspaceParts, build_workspace, case_meta, load_workspace,
-                                 write_engine_manifest)
-from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
+from kgclip.engine.build import WorkspaceParts, build_workspace
+from kgclip.engine.cases import Case, case_meta, save_cases
+from kgclip.engine.config import EngineConfig
+from kgclip.engine.load import load_workspace
+from kgclip.engine.manifest import read_manifest, write_engine_manifest
+from kgclip.engine.model_parts import NeighborConcepts
+from kgclip.errors import ConfigError, ImageReadError, InputFormatError, UnknownConceptError
+from kgclip.index.base import SearchHit
+from kgclip.models.image_input import ImageLike, LoadedImage, load_image
+from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
-from kgclip.rag.cases import Case, VectorTable, save_cases
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
+from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
-from kgclip.rag.inputs import ImageLike, LoadedImage, ThumbnailFeaturizer, load_image
-from kgclip.rag.model_parts import NeighborConcepts
+from kgclip.rag.grounding import ground_answer, out_of_range_answer
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
-from kgclip.rag.workspace import read_manifest
 
 if TYPE_CHECKING:
     from kgclip.display import SearchResults, Subgraph
@@ -45,17 +50,11 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "EngineConfig"]
 
 
-def _check_question(question: object) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputFormatError("the question is empty; ask something like 'Is there a pleural effusion?'")
-    return question.strip()
-
-
 class Engine:
     """Queries over one workspace. Create with :meth:`build` or :meth:`load`."""
 
     def __init__(self, directory: Path, config: EngineConfig, graph: ConceptGraph, cases: list[Case],
-                 answerer: VQAAnswerer, image_table: VectorTable, text_table: VectorTable, text_encoder: Any,
+                 answerer: VQAAnswerer, image_table: Any, text_table: Any, text_encoder: Any,
                  manifest: dict[str, Any], *, featurizer: Any = None, table_text_encoder: Any = None,
                  neighbors: NeighborConcepts | None = None) -> None:
         self.directory = directory
@@ -64,8 +63,8 @@ class Engine:
         self.cases = cases
         self.case_index = {c.case_id: i for i, c in enumerate(cases)}
         self.answerer = answerer
-        self.image_table = image_table
-        self.text_table = text_table
+        self.image_table = image_table  # a kgclip.index VectorIndex of the case images (ids: case positions)
+        self.text_table = text_table  # the same over the case texts
         self.text_encoder = text_encoder
         # Image vectors: the KG-CLIP model's image tower when configured, else the thumbnail descriptor.
         self.featurizer = featurizer if featurizer is not None else ThumbnailFeaturizer()
@@ -80,7 +79,7 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"Engine({str(self.directory)!r}, cases={len(self.cases)}, concepts={len(self.graph)}, "
-                f"answers={len(self.answerer.core.answers)}, index={self.image_table.backend})")
+                f"answers={len(self.answerer.core.answers)}, index={self.config.index_backend})")
 
     # ------------------------------------------------------------------ build / load / open
     @classmethod
@@ -147,7 +146,7 @@ class Engine:
             StaleArtifactError: the embeddings describe another graph than the workspace's.
             ConfigError: ``workspace_dir`` exists but is not a workspace, or its build data is gone.
         """
-        from kgclip.engine_open import open_workspace
+        from kgclip.engine.open import open_workspace
 
         parts, action = open_workspace(workspace_dir, model_dir=model_dir,
                                        concept_embeddings_dir=concept_embeddings_dir, vqa_rad=vqa_rad,
@@ -174,17 +173,24 @@ class Engine:
     def _image_vector(self, image: ImageLike | LoadedImage) -> np.ndarray:
         return self.featurizer.embed_one(load_image(image))
 
-    def _hit(self, row: tuple[int, float, dict[str, Any]], via: str) -> CaseHit:
-        idx, score, meta = row
+    def _hit(self, hit: SearchHit, via: str) -> CaseHit:
+        idx, meta = int(hit.id), hit.metadata
         case = self.cases[idx] if 0 <= idx < len(self.cases) else None
-        return CaseHit(case_id=str(meta.get("case_id", idx)), score=score, text=str(meta.get("text", "")),
+        return CaseHit(case_id=str(meta.get("case_id", idx)), score=float(hit.score), text=str(meta.get("text", "")),
                        image=str(self.image_path(case.image)) if case else "", via=via,
                        metadata={k: v for k, v in meta.items() if k not in ("text",)})
+
+    @staticmethod
+    def _search(table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
+                ) -> list[SearchHit]:
+        """Top-``k`` hits of one query vector ``[dim]`` in a vector table."""
+        return table.search(np.asarray(vector, np.float32)[None, :], k=k,
+                            filters=dict(filters) if filters else None)[0]
 
     def similar_cases(self, image: ImageLike | LoadedImage, k: int | None = None,
                       filters: Mapping[str, Any] | None = None) -> list[CaseHit]:
         vec = self._image_vector(image)
-        return [self._hit(r, "image") for r in self.image_table.search(vec, k or self.config.k_cases, filters)]
+        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k or self.config.k_cases, filters)]
 
     def ask(self, image: ImageLike | LoadedImage, question: str) -> Answer:
         """Answer a question about an image, with the evidence behind the answer.
@@ -193,25 +199,51 @@ class Engine:
             InputFormatError: the question is empty.
             ImageReadError: the image is missing or unreadable.
         """
-        question = _check_question(question)
+        question = check_question(question)
+        check = check_input(image)  # out-of-range inputs abstain with a reason; unreadable ones raise
+        if not check.ok:
+            linked = self.tagger.link(question) if self.tagger is not None else []
+            evidence = Evidence(question=question, concepts=linked,
+                                kg_facts=self._facts([m.concept_id for m in linked]) if self.config.use_kg else [])
+            return out_of_range_answer(question, check, evidence)
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
-        cases = [self._hit(r, "image") for r in self.image_table.search(vec, self.config.k_cases)]
+        cases = [self._hit(h, "image") for h in self._search(self.image_table, vec, self.config.k_cases)]
         if self.config.model_dir is not None:  # joint space: the image also retrieves case texts (cross-modal)
             seen = {c.case_id for c in cases}
-            cross = self.text_table.search(vec, self.config.k_cases)
+            cross = self._search(self.text_table, vec, self.config.k_cases)
             cases += [h for h in (self._hit(r, "image->text") for r in cross) if h.case_id not in seen]
         concept_ids = [m.concept_id for m in pred.concepts]
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
             kg_facts=self._facts(concept_ids) if self.config.use_kg else [])
-        answer = Answer(text=pred.text, confidence=pred.confidence, kind=pred.kind, evidence=evidence,
-                        question=question, candidates=pred.candidates)
-        if self.llm is not None:
+        # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
+        # calibrated abstention (kgclip.rag.grounding).
+        answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
+                               tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
+                               image_threshold=self.answerer.meta.get("image_sim_threshold"),
+                               min_confidence=self.answerer.config.min_confidence)
+        if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
+
+    def fit_answerer(self, pairs: Sequence[Any], *, replace: bool = False, show_progress: bool = True
+                     ) -> dict[str, Any]:
+        """Refit the answerer on its questions plus the user's ``pairs`` (:func:`kgclip.rag.user_qa.read_qa_pairs`;
+        only those with ``replace``), save it and the manifest. Returns the cross-validated figures."""
+        from kgclip.rag.user_qa import refit_answerer
+
+        answerer, val = refit_answerer(self.answerer, pairs, self.featurizer, graph=self.graph, replace=replace,
+                                       show_progress=show_progress)
+        answerer.tagger = self.tagger
+        answerer.save(self.directory / "answerer")
+        self.answerer = answerer
+        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
+                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
+                                              self.neighbors)
+        return val
 
     def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
         """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
@@ -253,11 +285,11 @@ class Engine:
             if not text.strip():
                 raise InputFormatError("the search text is empty")
             vec = self.table_text_encoder.encode([text]).numpy()[0]
-            rows, via = self.text_table.search(vec, k, filters), "text"
+            rows, via = self._search(self.text_table, vec, k, filters), "text"
         elif cross_modal:
-            rows, via = self.text_table.search(self._image_vector(image), k, filters), "image->text"
+            rows, via = self._search(self.text_table, self._image_vector(image), k, filters), "image->text"
         else:
-            rows, via = self.image_table.search(self._image_vector(image), k, filters), "image"
+            rows, via = self._search(self.image_table, self._image_vector(image), k, filters), "image"
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
         return SearchResults(self._hit(r, via) for r in rows)
 
@@ -304,7 +336,8 @@ class Engine:
 
     def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
-        search tables and the drafting pool, and save. The answerer is not retrained (rebuild for that).
+        search tables and the drafting pool, and save. They vote in :meth:`ask` at once (presence of their findings,
+        their modality / body part); the answerer's head is refit with :meth:`fit_answerer`.
 
         Returns:
             How many cases were added or replaced.
@@ -314,8 +347,6 @@ class Engine:
             case = raw if isinstance(raw, Case) else Case(**{k: raw[k] for k in raw if k in Case.__dataclass_fields__})
             src = Path(case.image)
             if not src.is_file():
-                from kgclip.errors import ImageReadError
-
                 raise ImageReadError(f"case {case.case_id!r}: image {str(src)!r} does not exist; nothing was added")
             load_image(src)  # fail before touching the workspace
             if copy_images:
