@@ -12,6 +12,14 @@ knowledge graph:
 
 Accuracy is exact match after the usual normalisation (case, punctuation, articles). ``open_ceiling`` is the
 share of open test answers that occur in the training answer set at all (no classifier over it can do better).
+
+``acc_*`` score what the engine answers (:mod:`kgclip.eval.vqa_grounded`: the answerer's prediction grounded in
+the training part's similar cases, as ``Engine.ask`` does); ``acc_*_answerer`` the answerer alone. With the KG
+variant the JSON also carries the trust figures: ``ece`` (10 bins, calibrated confidence of the given answers),
+``acc_closed_at_coverage_0.8`` and ``risk_coverage_*`` (answer only the most confident share), ``acc_by_kind``
+(router kinds), bootstrap 95 % CIs ``acc_*_ci``, ``open_outside_train`` (share of correct open answers that are
+not training answers), ``abstain_in_range_rate`` (scored questions the engine declines) and ``abstain_ood_rate``
+over :func:`kgclip.eval.ood.out_of_range_inputs` with each input's outcome in ``ood_outcomes``.
 """
 
 from __future__ import annotations
