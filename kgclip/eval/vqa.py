@@ -41,7 +41,7 @@ from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
 from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.rag.calibration import accuracy_at_coverage, bootstrap_ci, expected_calibration_error, risk_coverage
-from kgclip.rag.grounding import CASE_WEIGHT
+from kgclip.rag.grounding import CASE_WEIGHT, OPEN_FROM_CASES
 from kgclip.rag.router import KINDS
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
 
@@ -125,10 +125,14 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
             vals.append(val["val_acc"])
             selected.append(val["selected"])
         # What the engine answers: grounded in the training part's similar cases, calibrated, abstaining.
-        weights = sorted({0.0, 0.5, 1.0, 2.0, CASE_WEIGHT}) if use_kg else [CASE_WEIGHT]
+        chosen = (CASE_WEIGHT, OPEN_FROM_CASES)
+        settings = {chosen}
+        if use_kg:  # the grid the two grounding constants were selected from (on --split val)
+            settings |= {(w, OPEN_FROM_CASES) for w in (0.0, 0.5, 1.0, 2.0)}
+            settings |= {(CASE_WEIGHT, t) for t in (0.0, 0.1, 0.2, 0.4)}
         grounded = grounded_answers(preds, runs, train_items, image_vectors, models, input_ok,
-                                    graph if use_kg else None, weights)
-        scores = score_predictions([normalize_answer(a.text) for a in grounded[CASE_WEIGHT]], scored)
+                                    graph if use_kg else None, sorted(settings))
+        scores = score_predictions([normalize_answer(a.text) for a in grounded[chosen]], scored)
         out.update({k + suffix: round(v, 4) for k, v in scores.items()})
         answerer_scores = score_predictions([p.normalized for p in preds], scored)
         out.update({k + "_answerer" + suffix: round(v, 4) for k, v in answerer_scores.items()})
@@ -137,10 +141,12 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         kind_ok = np.mean([(p.kind == "closed") == e.closed for p, e in zip(preds, scored)])
         out["kind_accuracy" + suffix] = round(float(kind_ok), 4)
         if use_kg:
-            out["acc_closed_by_case_weight"] = {
-                str(w): score_predictions([normalize_answer(a.text) for a in ans], scored)["acc_closed"]
-                for w, ans in grounded.items()}
-            out.update(trust_figures(grounded[CASE_WEIGHT], preds, scored, runs, seed=seed))
+            grid = {s: score_predictions([normalize_answer(a.text) for a in ans], scored) for s, ans in grounded.items()}
+            out["acc_closed_by_case_weight"] = {str(w): round(v["acc_closed"], 4) for (w, t), v in grid.items()
+                                                if t == OPEN_FROM_CASES}
+            out["acc_open_by_open_from_cases"] = {str(t): round(v["acc_open"], 4) for (w, t), v in grid.items()
+                                                  if w == CASE_WEIGHT}
+            out.update(trust_figures(grounded[chosen], preds, scored, runs, seed=seed))
             out.update(ood_figures(model, featurizer))
     out["kg_concepts"] = len(graph) if graph is not None else 0
     out["text_encoder"] = str(getattr(text_encoder, "name", "?"))

@@ -44,9 +44,9 @@ def _case_hits(train_items: Sequence[VQARadItem], part_train: Sequence[QAExample
 def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAExample], list[QAExample]]],
                      train_items: Sequence[VQARadItem], image_vectors: dict[str, np.ndarray],
                      models: Sequence[VQAAnswerer], input_reason: dict[str, str], graph: ConceptGraph | None,
-                     case_weights: Sequence[float], k: int = 5) -> dict[float, list[Answer]]:
-    """``{case_weight: answers}`` for every scored question (same order as ``preds``)."""
-    out: dict[float, list[Answer]] = {w: [] for w in case_weights}
+                     settings: Sequence[tuple[float, float]], k: int = 5) -> dict[tuple[float, float], list[Answer]]:
+    """``{(case_weight, open_from_cases): answers}`` for every scored question (same order as ``preds``)."""
+    out: dict[tuple[float, float], list[Answer]] = {s: [] for s in settings}
     start = 0
     cache: dict[Any, Any] = {}
     for part_train, part in runs:
@@ -56,11 +56,11 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
             pred, model = preds[start + i], models[start + i]
             check = InputCheck(not input_reason.get(e.image_key), input_reason.get(e.image_key, ""),
                                {"source_format": "jpeg"})
-            for w in case_weights:
-                out[w].append(ground_answer(
+            for w, t in settings:
+                out[(w, t)].append(ground_answer(
                     pred, e.question, check, case_hits, None, tagger=model.tagger,
                     graph=model.tagger.graph if model.tagger is not None else graph,
                     image_threshold=model.meta.get("image_sim_threshold"),
-                    min_confidence=model.config.min_confidence, case_weight=w, cache=cache))
+                    min_confidence=model.config.min_confidence, case_weight=w, open_from_cases=t, cache=cache))
         start += len(part)
     return out

@@ -31,9 +31,12 @@ from kgclip.rag.router import HEADER_MODALITY, route_question
 from kgclip.rag.vqa import Answer, Prediction
 
 __all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote",
-           "blend_presence", "mentioned", "CASE_WEIGHT"]
+           "blend_presence", "case_concept_answer", "mentioned", "CASE_WEIGHT", "OPEN_FROM_CASES"]
 
 CASE_WEIGHT = 1.0  # weight of the similar cases' finding votes against the answerer (selected on --split val)
+# Open questions: below this calibrated answerer confidence, the similar cases' shared finding answers instead
+# (0 turns it off; selected on --split val).
+OPEN_FROM_CASES = 0.2
 
 # How questions and case metadata name modalities and body regions (normalised answer text -> canonical).
 _MODALITY_WORDS = {"ct": "ct", "cat scan": "ct", "computed tomography": "ct", "mri": "mri", "mr": "mri",
@@ -172,9 +175,40 @@ def blend_presence(p_model_yes: float, p_cases: float, voters: int, case_weight:
     return share * p_cases + (1.0 - share) * p_model_yes
 
 
+def case_concept_answer(question: str, hits: Sequence[Any], tagger: ConceptTagger, temperature: float = 0.05,
+                        cache: dict | None = None) -> tuple[str, float] | None:
+    """An open answer from the similar cases' vocabulary: the affirmed concept mention the cases share most
+    (similarity-weighted), among concepts the question does not already name. ``(mention as written, weight share)``
+    or ``None``. This is how an answer outside the training answers can be given."""
+    if not hits:
+        return None
+    cache = {} if cache is None else cache
+    if ("asked", question) not in cache:
+        cache[("asked", question)] = {m.concept_id for m in tagger.link(question)}
+    asked = cache[("asked", question)]
+    top = max(h.score for h in hits)
+    scores: dict[str, float] = {}
+    written: dict[str, str] = {}
+    for hit in hits:
+        text = hit.text or ""
+        if ("mentions", text) not in cache:
+            cache[("mentions", text)] = [(m.concept_id, m.matched, m.negated or m.uncertain) for m in tagger.link(text)]
+        w = float(np.exp((hit.score - top) / temperature))
+        for cid, matched, unsure in dict.fromkeys(cache[("mentions", text)]):
+            if unsure or cid in asked:
+                continue
+            scores[cid] = scores.get(cid, 0.0) + w
+            written.setdefault(cid, str(matched).lower())
+    if not scores:
+        return None
+    best = max(scores, key=lambda c: (scores[c], c))
+    return written[best], scores[best] / sum(scores.values())
+
+
 def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequence[Any], evidence: Any, *,
                   tagger: ConceptTagger | None, graph: ConceptGraph | None, image_threshold: float | None,
-                  min_confidence: float, case_weight: float = CASE_WEIGHT, cache: dict | None = None) -> Answer:
+                  min_confidence: float, case_weight: float = CASE_WEIGHT, open_from_cases: float = OPEN_FROM_CASES,
+                  cache: dict | None = None) -> Answer:
     """The answer to give: header / case-vote / answerer by kind, then abstention (module docstring)."""
     route = route_question(question)
     text, confidence, flags = pred.text, pred.confidence, {}
@@ -191,6 +225,11 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
             p_yes = blend_presence(p_model, p_cases, voters, case_weight)
             text, confidence = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
             flags = {"source": "case-votes+answerer", "voting_cases": str(voters)}
+    elif (route.kind == "open" and route.form == "open" and tagger is not None and pred.confidence < open_from_cases
+          and (found := case_concept_answer(question, hits, tagger, cache=cache))):
+        # The answerer is unsure and the similar cases name a finding: answer with the cases' own words.
+        text, confidence = found[0], min(pred.confidence, found[1])
+        flags = {"source": "case-concepts"}
     answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
                     candidates=pred.candidates, flags=flags, route=route.kind)
     reason = check.reason or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(

@@ -7,8 +7,8 @@ import pytest
 from kgclip.rag.abstain import InputCheck
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.evidence import CaseHit
-from kgclip.rag.grounding import (blend_presence, case_metadata_vote, case_presence_vote, ground_answer,
-                                  header_answer, out_of_range_answer)
+from kgclip.rag.grounding import (blend_presence, case_concept_answer, case_metadata_vote, case_presence_vote,
+                                  ground_answer, header_answer, out_of_range_answer)
 from kgclip.rag.vqa import Prediction
 from kgclip.testing import tiny_graph
 
@@ -80,3 +80,21 @@ def test_ground_answer_uses_user_cases_and_abstains(tagger):
     assert header.text == "yes" and header.flags["source"] == "dicom-header" and not header.abstained
     rt = out_of_range_answer("Is there an effusion?", InputCheck(False, "RT Dose Storage is not an image"), None)
     assert rt.abstained and "RT Dose" in rt.abstain_reason
+
+
+def test_open_answer_from_the_cases_vocabulary(tagger):
+    hits = [_hit("a", 0.9, "Cardiomegaly. No pleural effusion."), _hit("b", 0.89, "Cardiomegaly with pneumothorax."),
+            _hit("c", 0.3, "Epilepsy.")]
+    text, share = case_concept_answer("What is the abnormality?", hits, tagger)
+    assert text == "cardiomegaly" and 0.4 < share < 1.0  # negated effusion does not count
+    assert case_concept_answer("What is abnormal besides the cardiomegaly?", hits, tagger)[0] == "pneumothorax"
+    from kgclip.rag.concepts import LinkedConcept  # noqa: F401
+    pred = Prediction("atelectasis", "atelectasis", 0.05, "open", [], [], [], raw_confidence=0.05, form="open",
+                      route="open", image_similarity=0.95)
+    ok = InputCheck(True, "", {"source_format": "png"})
+    answer = ground_answer(pred, "What is the abnormality?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
+                           image_threshold=0.5, min_confidence=0.0, open_from_cases=0.2)
+    assert answer.text == "cardiomegaly" and answer.flags["source"] == "case-concepts"
+    kept = ground_answer(pred, "What is the abnormality?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
+                         image_threshold=0.5, min_confidence=0.0, open_from_cases=0.0)
+    assert kept.text == "atelectasis"
