@@ -26,8 +26,9 @@ import numpy as np
 
 from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.cases import Case
+from kgclip.engine.concept_search import concept_search, text_expansion
 from kgclip.engine.config import EngineConfig
-from kgclip.engine.limits import MAX_QUESTION_CHARS, MAX_TEXT_CHARS, check_filters, check_k, check_text
+from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_text
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
@@ -38,8 +39,9 @@ from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
-from kgclip.engine.concept_search import concept_search, text_expansion
+from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
+from kgclip.rag.grounding import ground_answer, out_of_range_answer
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -204,7 +206,13 @@ class Engine:
             InputFormatError: the question is empty.
             ImageReadError: the image is missing or unreadable.
         """
-        question = check_text(question, "question", MAX_QUESTION_CHARS, "Is there a pleural effusion?")
+        question = check_question(question)
+        check = check_input(image)  # out-of-range inputs abstain with a reason; unreadable ones raise
+        if not check.ok:
+            linked = self.tagger.link(question) if self.tagger is not None else []
+            evidence = Evidence(question=question, concepts=linked,
+                                kg_facts=self._facts([m.concept_id for m in linked]) if self.config.use_kg else [])
+            return out_of_range_answer(question, check, evidence)
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
@@ -218,11 +226,31 @@ class Engine:
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
             kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
-        answer = Answer(text=pred.text, confidence=pred.confidence, kind=pred.kind, evidence=evidence,
-                        question=question, candidates=pred.candidates)
-        if self.llm is not None:
+        # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
+        # calibrated abstention (kgclip.rag.grounding).
+        answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
+                               tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
+                               image_threshold=self.answerer.meta.get("image_sim_threshold"),
+                               min_confidence=self.answerer.config.min_confidence)
+        if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
+
+    def fit_answerer(self, pairs: Sequence[Any], *, replace: bool = False, show_progress: bool = True
+                     ) -> dict[str, Any]:
+        """Refit the answerer on its questions plus the user's ``pairs`` (:func:`kgclip.rag.user_qa.read_qa_pairs`;
+        only those with ``replace``), save it and the manifest. Returns the cross-validated figures."""
+        from kgclip.rag.user_qa import refit_answerer
+
+        answerer, val = refit_answerer(self.answerer, pairs, self.featurizer, graph=self.graph, replace=replace,
+                                       show_progress=show_progress)
+        answerer.tagger = self.tagger
+        answerer.save(self.directory / "answerer")
+        self.answerer = answerer
+        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
+                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
+                                              self.neighbors)
+        return val
 
     def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4, question: str = "") -> list[KGFact]:
         """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
@@ -336,7 +364,8 @@ class Engine:
                   allow_burned_in: bool = False) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
         search tables and the drafting pool, and save, as one locked, atomic change of the workspace
-        (:mod:`kgclip.engine.adding`). The answerer is not retrained (rebuild for that; rebuilds keep added cases).
+        (:mod:`kgclip.engine.adding`). Added cases vote in :meth:`ask` at once (presence of their findings, their
+        modality / body part); the answerer's head is refit with :meth:`fit_answerer`; rebuilds keep added cases.
 
         Args:
             copy_images: store a de-identified, content-addressed copy of each image in the workspace

@@ -6,8 +6,8 @@ Limits (documented; raise them here if a real use needs more):
 - ``k``: a whole number >= 1; capped at the number of cases and at :data:`MAX_K`;
 - a question at most :data:`MAX_QUESTION_CHARS` characters, a search text at most :data:`MAX_TEXT_CHARS`; both
   valid Unicode (no lone surrogates, which is how undecodable command-line bytes arrive);
-- the CLI runs :func:`check_question`, :func:`check_workspace_dir` and :func:`read_query_image` before anything heavy
-  is imported, so a bad input fails in well under a second;
+- the CLI runs :func:`check_workspace_dir` (and :func:`kgclip.rag.abstain.check_question` / ``check_input``) before
+  anything heavy is imported, so a bad input fails in well under a second;
 - filters: keys are names, values are strings / numbers (or a list of them), at most :data:`MAX_FILTER_VALUES`
   values in all.
 """
@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kgclip.errors import ConfigError, ImageReadError, InputFormatError
+from kgclip.errors import ConfigError, InputFormatError
+from kgclip.rag.abstain import MAX_QUESTION_CHARS  # the one question limit (rag checks questions)
 
 __all__ = ["MAX_K", "MAX_QUESTION_CHARS", "MAX_TEXT_CHARS", "MAX_FILTER_VALUES", "MAX_CASES_PER_ADD",
-           "check_text", "check_k", "check_filters", "check_question", "check_workspace_dir", "read_query_image"]
+           "check_text", "check_k", "check_filters", "check_workspace_dir"]
 
 MAX_K = 10_000
-MAX_QUESTION_CHARS = 2_000
 MAX_TEXT_CHARS = 20_000
 MAX_FILTER_VALUES = 1_000
 MAX_CASES_PER_ADD = 100_000
@@ -80,11 +80,6 @@ def check_filters(filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out or None
 
 
-def check_question(question: object) -> str:
-    """A question, stripped (see :func:`check_text`)."""
-    return check_text(question, "question", MAX_QUESTION_CHARS, "Is there a pleural effusion?")
-
-
 def check_workspace_dir(directory: str | os.PathLike[str]) -> Path:
     """``directory`` if it holds an engine workspace.
 
@@ -96,21 +91,3 @@ def check_workspace_dir(directory: str | os.PathLike[str]) -> Path:
         what = "does not exist" if not path.exists() else "is not an engine workspace (no engine_config.json)"
         raise ConfigError(f"{path} {what}; build one with `kgclip demo --out {path}` or pass --workspace DIR")
     return path
-
-
-def read_query_image(image: Any) -> Any:
-    """Decode a path (or bytes) with :func:`kgclip.imaging.io.read_image`; other inputs pass through unchanged.
-
-    Raises:
-        ImageReadError: a missing, empty, unreadable or oversized image (the message names the file and the fix).
-    """
-    if not isinstance(image, str | os.PathLike | bytes | bytearray | memoryview):
-        return image
-    if isinstance(image, str | os.PathLike):
-        try:
-            os.fspath(image).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ImageReadError("the image path contains bytes that are not UTF-8; rename the file") from None
-    from kgclip.imaging.io import read_image
-
-    return read_image(image)
