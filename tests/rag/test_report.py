@@ -22,11 +22,16 @@ CANCER, ADENO, PNEUMONIA = "DOID:1324", "DOID:3910", "DOID:552"
 KG_ONLY = DraftConfig(temperature=0.0, min_support=0.5, word_weight=0.0, max_findings=6)
 
 
+def _hit(case_id, score, text, metadata=None):
+    """A chest case (the drafter only drafts from cases of the query's body region)."""
+    return CaseHit(case_id, score, text, metadata={"body_part": "CHEST", **(metadata or {})})
+
+
 def _hits():
     return [
-        CaseHit("case-a", 0.9, "Small left pleural effusion. Mild cardiomegaly.", metadata={"concepts": [PNEUMONIA]}),
-        CaseHit("case-b", 0.8, "There is a pleural effusion on the left. No pneumothorax. Heart size normal."),
-        CaseHit("case-c", 0.7, "No pleural effusion. Right lower lobe consolidation, suspicious for pneumonia.",
+        _hit("case-a", 0.9, "Small left pleural effusion. Mild cardiomegaly.", metadata={"concepts": [PNEUMONIA]}),
+        _hit("case-b", 0.8, "There is a pleural effusion on the left. No pneumothorax. Heart size normal."),
+        _hit("case-c", 0.7, "No pleural effusion. Right lower lobe consolidation, suspicious for pneumonia.",
                 metadata={"concepts": [PNEUMONIA]}),
     ]
 
@@ -52,9 +57,9 @@ def test_every_sentence_cites_its_case_and_concepts_are_not_repeated():
 
 def test_consensus_beats_the_nearest_case_and_min_support_stops_the_draft():
     g = tiny_graph()
-    hits = [CaseHit("near", 0.95, "Pneumothorax on the right."),
-            CaseHit("b", 0.90, "Cardiomegaly."), CaseHit("c", 0.85, "Cardiomegaly is present."),
-            CaseHit("d", 0.80, "Enlarged heart with cardiomegaly.")]
+    hits = [_hit("near", 0.95, "Pneumothorax on the right."),
+            _hit("b", 0.90, "Cardiomegaly."), _hit("c", 0.85, "Cardiomegaly is present."),
+            _hit("d", 0.80, "Enlarged heart with cardiomegaly.")]
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
     # Only cardiomegaly (3 of 4 cases) clears min_support; the nearest case's lone pneumothorax does not.
     assert [s.text for s in report.findings] == ["Cardiomegaly."]
@@ -75,8 +80,8 @@ def test_graph_support_a_specific_mention_supports_its_ancestor():
     assert support.pos(ADENO) == pytest.approx(0.5)  # a general mention does not support the specific one
     flat = concept_support(["x", "y"], [[ADENO], [CANCER]], [[], []], np.ones(2), expander=None)
     assert flat.pos(CANCER) == pytest.approx(0.5)
-    hits = [CaseHit("x", 0.9, "Lung adenocarcinoma."), CaseHit("y", 0.8, "Lung cancer."),
-            CaseHit("z", 0.7, "Epilepsy.")]
+    hits = [_hit("x", 0.9, "Lung adenocarcinoma."), _hit("y", 0.8, "Lung cancer."),
+            _hit("z", 0.7, "Epilepsy.")]
     cfg = dataclasses.replace(KG_ONLY, min_support=0.4)
     with_graph = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=cfg)
     assert [s.text for s in with_graph.findings] == ["Lung cancer."]  # 1.5 of 3 votes only with the graph
@@ -86,8 +91,8 @@ def test_graph_support_a_specific_mention_supports_its_ancestor():
 
 def test_sentence_asserting_what_similar_cases_negate_is_removed():
     g = tiny_graph()
-    hits = [CaseHit("a", 0.9, "Pneumothorax."), CaseHit("b", 0.8, "No pneumothorax. Cardiomegaly."),
-            CaseHit("c", 0.7, "No pneumothorax. Cardiomegaly.")]
+    hits = [_hit("a", 0.9, "Pneumothorax."), _hit("b", 0.8, "No pneumothorax. Cardiomegaly."),
+            _hit("c", 0.7, "No pneumothorax. Cardiomegaly.")]
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(KG_ONLY,
                                                                                                   min_support=0.2))
     reasons = {s.text: why for s, why in report.removed}
@@ -109,7 +114,7 @@ def test_case_weights_and_max_findings():
 
 
 def test_without_kg_words_agree_and_text_is_deduplicated():
-    hits = _hits() + [CaseHit("case-d", 0.6, "Mild cardiomegaly.")]
+    hits = _hits() + [_hit("case-d", 0.6, "Mild cardiomegaly.")]
     cfg = DraftConfig(temperature=0.0, min_support=0.2, max_findings=10)
     report = draft_from_cases(hits, tagger=None, graph=None, config=cfg)
     texts = [s.text for s in report.findings]
