@@ -299,8 +299,8 @@ def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None, query: _Q
     return out
 
 
-def _contradiction(cand: _Candidate, chosen: Sequence[_Candidate], chosen_pos: set[str], chosen_neg: set[str],
-                   support: ConceptSupport, expander: GraphExpander) -> str | None:
+def _contradiction(cand: _Candidate, chosen_pos: set[str], chosen_neg: set[str], support: ConceptSupport,
+                   expander: GraphExpander) -> str | None:
     s = cand.sentence
     for c in s.concepts:
         if support.neg(c) > support.pos(c):
@@ -312,12 +312,20 @@ def _contradiction(cand: _Candidate, chosen: Sequence[_Candidate], chosen_pos: s
         for c in chosen_pos:
             if expander.related(c, n):
                 return f"contradicts an earlier sentence about {c}"
-    if len(cand.sides) == 1:
-        for other in chosen:
-            o = other.sentence
-            if (len(other.sides) == 1 and other.sides != cand.sides and o.case_id != s.case_id
-                    and set(o.concepts) & set(s.concepts)):
-                return f"gives the {next(iter(cand.sides))} side where [{o.case_id}] gives the other"
+    return None
+
+
+def _side_conflict(cand: _Candidate, chosen: Sequence[_Candidate]) -> str | None:
+    """A sentence giving one side (left / right) of a finding another case's chosen sentence gives the other side
+    of: each sentence keeps its own case's side, so only one of them can stay."""
+    if len(cand.sides) != 1:
+        return None
+    s = cand.sentence
+    for other in chosen:
+        o = other.sentence
+        if (len(other.sides) == 1 and other.sides != cand.sides and o.case_id != s.case_id
+                and set(o.concepts) & set(s.concepts)):
+            return f"gives the {next(iter(cand.sides))} side where [{o.case_id}] gives the other"
     return None
 
 
@@ -469,13 +477,17 @@ def _select(pool: list[_Candidate], report: DraftReport, support: ConceptSupport
             if kg and not (s.concepts or s.negated):  # acquisition boilerplate, no finding
                 report.removed.append((s, "no finding concept"))
                 continue
+            side = _side_conflict(cand, chosen) if kg and cfg.remove_contradictions else None
+            if side:
+                report.removed.append((s, side))
+                continue
             new_pos = [c for c in s.concepts if c not in chosen_pos] if dedupe else list(s.concepts)
             new_neg = [c for c in s.negated if c not in chosen_neg]
             new_words = [w for w in cand.words if w not in chosen_words] if dedupe or not kg else list(cand.words)
             if (kg and not new_pos and not new_neg) or (not kg and not new_words):
                 report.removed.append((s, "concepts already reported" if kg else "words already reported"))
                 continue
-            why = (_contradiction(cand, chosen, chosen_pos, chosen_neg, support, expander)
+            why = (_contradiction(cand, chosen_pos, chosen_neg, support, expander)
                    if kg and cfg.remove_contradictions and expander is not None else None)
             if why:
                 report.removed.append((s, why))

@@ -146,3 +146,98 @@ def test_metrics():
     assert rouge_l("", "x") == 0.0
     assert concept_f1({"a", "b"}, {"b", "c"}) == 0.5
     assert concept_f1(set(), set()) == 1.0
+
+
+# --- sections, regions, laterality, impression, export, bad input (issue 14) ---------------------------------------
+
+
+def test_history_lab_citations_and_qa_text_are_never_drafted():
+    g = tiny_graph()
+    note = ("History: 48-year-old male with fever and cough. PCR positive for influenza. "
+            "Findings: Small left pleural effusion (Fig. 2). Impression: pneumonia.")
+    hits = [_hit("a", 0.9, note), _hit("b", 0.8, "Findings: Pleural effusion on the left. Cardiomegaly."),
+            _hit("q", 0.85, "Is there a pleural effusion: yes. What lobe of the brain is the lesion located in: "
+                            "Right frontal lobe.", {"text_source": "qa"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    texts = [s.text for s in report.findings]
+    assert texts and all("year-old" not in t and "PCR" not in t and "Fig" not in t and ":" not in t for t in texts)
+    assert texts[0] == "Small left pleural effusion."
+    assert all(s.source == "findings" for s in report.findings)
+    # The similar case's impression (pneumonia) supports the impression line, which cites it.
+    assert report.impression and "pneumonia" in report.impression[0].text
+    assert "a" in report.impression[0].citations
+
+
+def test_a_draft_keeps_to_the_query_region_and_says_so_when_it_cannot():
+    g = tiny_graph()
+    chest = [_hit("c1", 0.9, "Pleural effusion. Lung consolidation."), _hit("c2", 0.8, "Pleural effusion.")]
+    head = [CaseHit("h1", 0.95, "Brain lesion with epilepsy.", metadata={"body_part": "HEAD"})]
+    report = draft_from_cases(head + chest, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="CHEST")
+    assert report.region == ("chest",) and report.region_source == "query"
+    assert {h.case_id for h in report.similar_cases} == {"c1", "c2"}  # the head case is never drafted from
+    assert [s.case_id for s in report.findings] == ["c1"]
+    none = draft_from_cases(head, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="CHEST")
+    assert none.findings == [] and none.notice == "no similar chest cases to draft from"
+    assert "No similar chest cases to draft from." in none.text()
+    # A chest case whose sentence names brain anatomy: that sentence is removed, with the reason.
+    mixed = [_hit("c3", 0.9, "Pleural effusion. Brain lesion."), _hit("c4", 0.8, "Brain lesion. Pleural effusion.")]
+    kept = draft_from_cases(mixed, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
+    assert [s.text for s in kept.findings] == ["Pleural effusion."]
+    assert any("outside the chest region" in why for _, why in kept.removed)
+
+
+def test_without_query_region_the_similar_cases_vote_and_no_region_is_a_notice():
+    g = tiny_graph()
+    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    assert report.region == ("chest",) and "vote" in report.region_source
+    bare = [CaseHit("x", 0.9, "Pleural effusion."), CaseHit("y", 0.8, "Pleural effusion.")]
+    out = draft_from_cases(bare, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    assert out.findings == [] and "no body region" in out.notice
+    qa_only = [_hit("q", 0.9, "Is there an effusion: yes.", {"text_source": "qa"})]
+    empty = draft_from_cases(qa_only, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
+    assert empty.findings == [] and "no findings" in empty.notice and "chest" in empty.notice
+
+
+def test_modality_and_laterality_contradictions_are_removed():
+    g = tiny_graph()
+    hits = [_hit("a", 0.9, "US: Left pleural effusion. CT: Right pleural effusion.", {"modality": "CT"}),
+            _hit("b", 0.8, "Left pleural effusion with consolidation.", {"modality": "CT"}),
+            _hit("m", 0.85, "Left pleural effusion.", {"modality": "MR"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(
+        KG_ONLY, min_support=0.3), query_modality="CT", query_region="chest")
+    assert "m" not in {h.case_id for h in report.similar_cases}
+    # Effusion and consolidation gain most; the nearest case's right-sided effusion then contradicts its side.
+    assert [s.text for s in report.findings] == ["Left pleural effusion with consolidation."]
+    reasons = {s.text: why for s, why in report.removed}
+    assert "describes US" in reasons["Left pleural effusion."]
+    assert reasons["Right pleural effusion."] == "gives the right side where [b] gives the other"
+
+
+def test_impression_is_never_a_symptom_and_cites_cases_and_facts():
+    g = tiny_graph()
+    hits = [_hit("a", 0.9, "Consolidation. Cough.", {"diagnosis": "Pneumonia"}),
+            _hit("b", 0.8, "Consolidation with cough.", {"diagnosis": "Pneumonia"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(KG_ONLY,
+                                                                                                  max_impression=3))
+    texts = [s.text for s in report.impression]
+    assert texts[0] == "Findings most consistent with pneumonia."
+    assert not any("Consider" in t or "cough" in t.lower() for t in texts)
+    assert set(report.impression[0].citations) == {"a", "b"}
+
+
+def test_fhir_export_and_plain_text():
+    g = tiny_graph()
+    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    fhir = report.to_fhir(subject="Patient/p1", names={c.id: c.name for c in g.concepts()})
+    assert fhir["resourceType"] == "DiagnosticReport" and fhir["status"] == "preliminary"
+    obs = {o["id"]: o for o in fhir["contained"]}
+    assert obs["f1"]["valueString"] == "Small left pleural effusion."
+    assert obs["f1"]["derivedFrom"][0]["identifier"]["value"] == "case-a"
+    assert [r["reference"] for r in fhir["result"]] == ["#f1", "#i1"]
+    assert fhir["conclusionCode"][0]["coding"][0]["code"] == "552"
+    import base64
+    import json
+
+    assert "[case-a]" in base64.b64decode(fhir["presentedForm"][0]["data"]).decode()
+    json.dumps(fhir)  # JSON-ready
+    assert report.text(citations=False).startswith("FINDINGS:\nSmall left pleural effusion.")
