@@ -150,11 +150,12 @@ class DraftReport:
     def findings_text(self) -> str:
         return " ".join(s.text for s in self.findings)
 
-    def text(self, citations: bool = True) -> str:
-        """Plain text: ``FINDINGS:`` and ``IMPRESSION:`` sections, each sentence with ``[case ids]``."""
+    def text(self, citations: bool = True, facts: bool = True) -> str:
+        """Plain text: ``FINDINGS:`` and ``IMPRESSION:`` sections, each sentence with its ``[case]`` citations and,
+        with ``facts``, the graph facts of each impression line."""
         from kgclip.rag.report_export import report_text
 
-        return report_text(self, citations=citations)
+        return report_text(self, citations=citations, facts=facts)
 
     def to_fhir(self, **kwargs: object) -> dict:
         """The draft as a FHIR R4 ``DiagnosticReport`` resource (see :func:`kgclip.rag.report_export.to_fhir`)."""

@@ -20,14 +20,17 @@ _CODE_SYSTEMS = {"RADLEX": "http://radlex.org", "DOID": "http://purl.obolibrary.
                  "SYMP": "http://purl.obolibrary.org/obo/symp.owl", "UMLS": "http://www.nlm.nih.gov/research/umls"}
 
 
-def report_text(report: Any, citations: bool = True) -> str:
-    """``FINDINGS:`` and ``IMPRESSION:`` with one sentence a line, each ending in its ``[case ids]``; a draft that
-    could not be made says why (its ``notice``)."""
+def report_text(report: Any, citations: bool = True, facts: bool = True) -> str:
+    """``FINDINGS:`` and ``IMPRESSION:`` with one sentence a line, each ending in its citations ``[case] [case]``
+    (and, with ``facts``, an impression line's graph facts on the next line); a draft that could not be made says
+    why (its ``notice``)."""
     def line(s: Any) -> str:
         if not citations:
             return s.text
-        facts = f" (facts: {'; '.join(s.facts)})" if getattr(s, "facts", ()) else ""
-        return f"{s.text} [{', '.join(s.citations)}]{facts}"
+        cited = f"{s.text} " + " ".join(f"[{c}]" for c in s.citations)
+        if facts and getattr(s, "facts", ()):
+            cited += "\n  facts: " + "; ".join(s.facts)
+        return cited
 
     if report.notice and not report.findings:
         return f"FINDINGS:\n{report.notice[:1].upper() + report.notice[1:]}.\n\nIMPRESSION:\n-"
