@@ -17,14 +17,26 @@ the facts it rests on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from kgclip.ontology.model import IS_A, ConceptGraph
 from kgclip.rag.consensus import ConceptSupport, GraphExpander
-from kgclip.rag.report import ReportSentence
 
-__all__ = ["reason_impression", "is_disease"]
+__all__ = ["reason_impression", "is_disease", "ImpressionLine"]
+
+
+@dataclass(frozen=True)
+class ImpressionLine:
+    """One impression line: its text, the diagnosis concept, its score, the cases and graph facts it rests on."""
+
+    text: str
+    concept: str
+    score: float
+    cases: tuple[str, ...]
+    facts: tuple[str, ...]
 
 _LOCATION_RELATIONS = ("located_in", "has_location", "has_finding_site")
 _DISEASE_ROOTS = {"disease", "disorder"}
@@ -64,7 +76,7 @@ def _disease(expander: GraphExpander, cid: str) -> bool:
     return bool(expander.cached("disease", cid, lambda: is_disease(expander.graph, cid)))
 
 
-def _finding_facts(findings: Sequence[ReportSentence], expander: GraphExpander) -> dict[str, list[tuple[str, str]]]:
+def _finding_facts(findings: Sequence[Any], expander: GraphExpander) -> dict[str, list[tuple[str, str]]]:
     """``{disease: [(fact, citing case)]}`` from the drafted findings through the graph."""
     graph = expander.graph
     out: dict[str, list[tuple[str, str]]] = {}
@@ -86,13 +98,14 @@ def _finding_facts(findings: Sequence[ReportSentence], expander: GraphExpander) 
     return out
 
 
-def reason_impression(findings: Sequence[ReportSentence], case_ids: Sequence[str],
+def reason_impression(findings: Sequence[Any], case_ids: Sequence[str],
                       case_diagnoses: Sequence[Sequence[str]], weights: np.ndarray, support: ConceptSupport,
                       expander: GraphExpander, negated: set[str], n: int, *,
-                      fact_weight: float = 0.5) -> list[ReportSentence]:
+                      fact_weight: float = 0.5) -> list[ImpressionLine]:
     """Up to ``n`` impression lines (see module docstring).
 
     Args:
+        findings: the drafted findings sentences (``.concepts``, ``.case_id``).
         case_diagnoses: per similar case, the concepts of its diagnosis / impression (may be empty lists; then
             the diseases its findings mention vote, through ``support``).
         weights: ``[K]`` the similar cases' votes.
@@ -135,6 +148,5 @@ def reason_impression(findings: Sequence[ReportSentence], case_ids: Sequence[str
             continue
         name = graph.name_of(d)
         text = f"Findings most consistent with {name}." if i == 0 else f"Differential diagnosis includes {name}."
-        out.append(ReportSentence(text, cases[0], round(score, 4), (d,), cases=tuple(cases),
-                                  facts=tuple(fact_list[:3]), source="graph"))
+        out.append(ImpressionLine(text, d, round(score, 4), tuple(cases), tuple(fact_list[:3])))
     return out

@@ -45,6 +45,7 @@ from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
+from kgclip.rag.impression import reason_impression
 from kgclip.rag.regions import BodyRegions, regions_of_label
 
 __all__ = ["ReportSentence", "DraftReport", "DraftConfig", "draft_from_cases", "split_sentences", "case_text_sentences",
@@ -77,6 +78,9 @@ class DraftConfig(Config):
     keep_modality: bool = True  # drop sentences that describe another modality than the query's
     region_vote: float = 0.5  # share of the similar cases' vote a region needs to stand for a query without one
     fact_weight: float = 0.5  # impression: weight of graph facts from the drafted findings beside case diagnoses
+    # "gain": a sentence gains sum(support - min_support) over what it adds; "expected_f1": it gains the rise of
+    # the draft's expected F1 against a reference drawn from the similar cases (stops by itself, no min_support).
+    objective: str = "gain"
 
     def __post_init__(self) -> None:
         if self.max_findings < 1 or self.max_impression < 0:
@@ -89,6 +93,8 @@ class DraftConfig(Config):
             raise ConfigError(f"word_weight and fact_weight must be >= 0, got {self.word_weight}, {self.fact_weight}")
         if self.order not in ("case", "score"):
             raise ConfigError(f"order must be 'case' or 'score', got {self.order!r}")
+        if self.objective not in ("gain", "expected_f1"):
+            raise ConfigError(f"objective must be 'gain' or 'expected_f1', got {self.objective!r}")
         if not 0.0 < self.region_vote <= 1.0:
             raise ConfigError(f"region_vote must be in (0, 1], got {self.region_vote}")
 
@@ -442,7 +448,11 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
         extra = np.asarray(sentence_scorer([c.sentence.text for c in cases.cands]), dtype=np.float64)
     for c, e in zip(cases.cands, extra.tolist()):
         c.weight = float(weights[c.rank]) + e
-    chosen = _select(cases.cands, report, support, words, expander, cfg, n_find, kg, word_weight)
+    w_total = float(np.sum(weights)) or 1.0
+    expected = (float(np.dot(weights, [len(p) for p in cases.pos])) / w_total if kg else 1.0,
+                float(np.dot(weights, [len(w) for w in cases.words])) / w_total)
+    chosen = _select(cases.cands, report, support, words, expander, cfg, n_find, kg, word_weight,
+                     (max(expected[0], 1.0), max(expected[1], 1.0)))
     if cfg.order == "case":
         chosen.sort(key=lambda c: (c.rank, c.position))
     report.findings = [c.sentence for c in chosen]
@@ -450,18 +460,33 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
         report.notice = (f"no findings could be drafted: the similar {'/'.join(report.region)} cases agree on none "
                          f"({len(report.removed)} sentences left out; see .removed)")
     if kg and n_imp > 0:
-        from kgclip.rag.impression import reason_impression
-
         chosen_neg = {n for s in report.findings for n in s.negated}
-        report.impression = reason_impression(report.findings, ids, cases.diagnoses, weights, support, expander,
-                                              chosen_neg, n_imp, fact_weight=cfg.fact_weight)
+        lines = reason_impression(report.findings, ids, cases.diagnoses, weights, support, expander, chosen_neg,
+                                  n_imp, fact_weight=cfg.fact_weight)
+        report.impression = [ReportSentence(x.text, x.cases[0], x.score, (x.concept,), cases=x.cases, facts=x.facts,
+                                            source="graph") for x in lines]
     return report
+
+
+def _ef1(support: ConceptSupport, units: set[str] | list[str], expected: float) -> float:
+    """Expected F1 of a draft's units against a reference holding each unit with probability ``support.pos`` and
+    ``expected`` units in all: ``2 * sum(p) / (|draft| + expected)``."""
+    return 2.0 * sum(support.pos(u) for u in units) / (len(units) + expected) if units else 0.0
+
+
+def _ef1_gain(support: ConceptSupport, chosen: set[str], new: list[str], expected: float) -> float:
+    if not new:
+        return 0.0
+    return _ef1(support, chosen | set(new), expected) - _ef1(support, chosen, expected)
 
 
 def _select(pool: list[_Candidate], report: DraftReport, support: ConceptSupport, words: ConceptSupport,
             expander: GraphExpander | None, cfg: DraftConfig, n_find: int, kg: bool,
-            word_weight: float) -> list[_Candidate]:
-    """Greedy choice of findings sentences by the consensus gain of what they add (see module doc, steps 3-4)."""
+            word_weight: float, expected: tuple[float, float] = (1.0, 1.0)) -> list[_Candidate]:
+    """Greedy choice of findings sentences by the consensus gain of what they add (see module doc, steps 3-4).
+
+    ``expected``: the similar cases' weighted mean count of concepts and of content words (the expected size of
+    the reference, for ``objective="expected_f1"``)."""
     chosen: list[_Candidate] = []
     chosen_pos: set[str] = set()
     chosen_neg: set[str] = set()
@@ -494,8 +519,12 @@ def _select(pool: list[_Candidate], report: DraftReport, support: ConceptSupport
                 report.removed.append((s, why))
                 continue
             keep.append(cand)
-            gain = (sum(support.pos(c) - cfg.min_support for c in new_pos)
-                    + word_weight * sum(words.pos(w) - cfg.min_support for w in new_words))
+            if cfg.objective == "expected_f1":
+                gain = (_ef1_gain(support, chosen_pos, new_pos, expected[0])
+                        + word_weight * _ef1_gain(words, chosen_words, new_words, expected[1]))
+            else:
+                gain = (sum(support.pos(c) - cfg.min_support for c in new_pos)
+                        + word_weight * sum(words.pos(w) - cfg.min_support for w in new_words))
             gain *= 1.0 + cfg.nearest_bonus * cand.weight
             if gain > best_gain:
                 best, best_gain = cand, gain
