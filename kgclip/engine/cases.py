@@ -37,6 +37,14 @@ class Case:
     concepts: list[str] = field(default_factory=list)  # linked, non-negated concept ids of ``text``
     split: str = "train"
     origin: str = "build"  # "build" (from the data a build reads) or "added" (add_cases: kept by rebuilds)
+    # Report sections when the case has them (what a draft is made of); without them ``text`` is split into
+    # sections (kgclip.data.sections), and a case whose text was made from ``qa`` is never drafted from.
+    findings: str = ""
+    impression: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text and (self.findings or self.impression):  # what search and linking read
+            self.text = " ".join(p for p in (self.findings, self.impression) if p)
 
 
 def save_cases(path: Path, cases: Sequence[Case]) -> None:

@@ -19,6 +19,7 @@ and :mod:`kgclip.engine.open`; this module holds the queries.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.grounding import ground_answer, out_of_range_answer
+from kgclip.rag.regions import BodyRegions
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -76,6 +78,7 @@ class Engine:
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
         self._draft_expander: GraphExpander | None = None
+        self._draft_regions: BodyRegions | None = None
         self.open_action: str | None = None  # set by open(): "loaded", "built" or "rebuilt"
 
     def __repr__(self) -> str:
@@ -322,28 +325,49 @@ class Engine:
         return results
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
-                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True) -> DraftReport:
-        """Draft findings and an impression from the most similar cases, each sentence citing its case.
+                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True,
+                     region: str | None = None, modality: str | None = None) -> DraftReport:
+        """Draft findings and an impression from the most similar cases of the image's body region, each sentence
+        citing its case (only findings / impression text of the cases is drafted; see :mod:`kgclip.rag.report`).
 
         Args:
             k: cases that vote on the findings (default ``config.draft_k``).
-            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}`` from the DICOM header;
-                the MedPix evaluation drafts from cases sharing the query's modality and body region.
+            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}``.
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
+            region, modality: the query's body region and modality; default: the image header's
+                ``BodyPartExamined`` / ``Modality``, else the similar cases' own regions vote. With no similar case
+                of that region, the draft is empty and ``report.notice`` says so.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
-        hits = self.similar_cases(image, min(k + 1, len(self.cases)), filters)
+        loaded = load_image(image)
+        region = region or loaded.meta.get("body_part") or None
+        modality = modality or loaded.meta.get("modality") or None
+        hits = self.similar_cases(loaded, min(k + 1, len(self.cases)), filters)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
-        hits = hits[:k]
+        hits = [self._with_sections(h) for h in hits[:k]]
         if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
+            self._draft_regions = BodyRegions(self.graph)
         report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
-                                  use_kg=self.config.use_kg, expander=self._draft_expander)
+                                  use_kg=self.config.use_kg, expander=self._draft_expander,
+                                  regions=self._draft_regions, query_region=region, query_modality=modality)
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report
+
+    def _with_sections(self, hit: CaseHit) -> CaseHit:
+        """The hit with its case's report sections; a case whose text was made from question/answer pairs is
+        marked so that none of it is drafted (QA pairs are evidence for answers, not report sentences)."""
+        i = self.case_index.get(hit.case_id)
+        case = self.cases[i] if i is not None else None
+        if case is None:
+            return hit
+        extra: dict[str, Any] = {"findings": case.findings, "impression": case.impression}
+        if case.qa and not (case.findings or case.impression):
+            extra["text_source"] = "qa"
+        return replace(hit, metadata={**hit.metadata, **extra})
 
     def explain(self, concept: str, hops: int = 1, max_nodes: int = 40) -> "Subgraph":
         """A concept's neighbourhood in the graph (by id, or by a name the linker recognises)."""
