@@ -47,3 +47,14 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``kgclip demo`` run once per test session on what the package ships (tests share it read-only)."""
+    from kgclip.cli.main import main
+
+    out = tmp_path_factory.getbasetemp() / "kgclip-demo"
+    if not (out / "demo.html").is_file():
+        assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    return out
