@@ -27,8 +27,8 @@ from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.inputs import ThumbnailFeaturizer
 from kgclip.rag.model_parts import NeighborConcepts
 from kgclip.rag.report import DraftConfig
-from kgclip.rag.vqa import VQAAnswerer
-from kgclip.rag.workspace import cases_from_vqa_rad, qa_examples, read_manifest, write_manifest
+from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
+from kgclip.rag.workspace import cases_from_vqa_rad, read_manifest, write_manifest
 
 __all__ = ["EngineConfig", "WorkspaceParts", "build_workspace", "load_workspace", "case_meta",
            "write_engine_manifest"]
@@ -122,7 +122,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     """
     from tqdm.auto import tqdm
 
-    from kgclip.eval.vqa import load_vqa_rad_rows
+    from kgclip.data.vqa_rad import read_vqa_rad
     from kgclip.ontology.store import load_ontologies, save_cache
     from kgclip.rag.workspace import shipped_demo_dir
     from kgclip.text.encoders import load_text_encoder
@@ -134,7 +134,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
                               "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
     config = config.with_parts()
     steps = tqdm(total=6, desc="building workspace", disable=not show_progress)
-    rows, image_dir = load_vqa_rad_rows(vqa_rad)
+    items = read_vqa_rad(vqa_rad)
     if graph is None:
         graph = load_ontologies(list(config.ontology_dirs) or None)
     steps.update()
@@ -144,7 +144,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
         embeddings.check_current(graph, directory=config.concept_embeddings_dir)
     featurizer, table_encoder, neighbors = trained_parts(config, encoder, graph, model_fp=model_fp,
                                                          embeddings=embeddings)
-    cases = cases_from_vqa_rad(rows, image_dir)
+    cases = cases_from_vqa_rad(items)
     sources = [Path(c.image) for c in cases]
     tagger = ConceptTagger(graph) if config.use_kg else None
     for case in cases:
@@ -153,7 +153,8 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     img = featurizer.embed(sources, show_progress=show_progress)
     txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
     steps.update()
-    answerer, val = VQAAnswerer.fit(qa_examples(rows), {c.case_id: v for c, v in zip(cases, img)},
+    train = examples_from_vqa_rad([i for i in items if i.split == "train"])
+    answerer, val = VQAAnswerer.fit(train, {c.case_id: v for c, v in zip(cases, img)},
                                     graph=graph if config.use_kg else None, text_encoder=encoder,
                                     config=replace(config.answerer, use_kg=config.use_kg),
                                     image_featurizer=featurizer.name, show_progress=show_progress)

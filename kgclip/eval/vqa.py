@@ -16,7 +16,6 @@ share of open test answers that occur in the training answer set at all (no clas
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,35 +24,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kgclip.data.vqa_rad import read_vqa_rad
 from kgclip.errors import InputFormatError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
 from kgclip.rag.inputs import ThumbnailFeaturizer
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad, group_folds
 
-__all__ = ["load_vqa_rad_rows", "evaluate_vqa_rad", "score_predictions", "validation_folds"]
-
-TRAIN_TYPES = ("freeform", "para")
-TEST_TYPES = ("test_freeform", "test_para")
-
-
-def load_vqa_rad_rows(path: str | Path) -> tuple[list[dict[str, Any]], Path]:
-    """Rows of ``VQA_RAD_Dataset_Public.json`` (or any ``*.json`` list in ``path``) and the images folder."""
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(path.glob("*.json"))
-    if not files:
-        raise InputFormatError("no VQA-RAD JSON found; pass the folder holding VQA_RAD_Dataset_Public.json and "
-                               "images/", path=str(path))
-    try:
-        rows = json.loads(files[0].read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputFormatError(f"cannot read VQA-RAD JSON ({exc})", path=str(files[0])) from exc
-    if not isinstance(rows, list) or not rows or "question" not in rows[0]:
-        raise InputFormatError("expected a JSON list of VQA-RAD rows with question/answer/image_name",
-                               path=str(files[0]))
-    root = files[0].parent
-    images = root / "images" if (root / "images").is_dir() else root
-    return rows, images
+__all__ = ["evaluate_vqa_rad", "score_predictions", "validation_folds"]
 
 
 def validation_folds(examples: Sequence[QAExample], n_folds: int = 5, seed: int = 0
@@ -91,20 +69,20 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     start = time.perf_counter()
-    rows, image_dir = load_vqa_rad_rows(path)
-    train_rows = [r for r in rows if str(r.get("phrase_type")) in TRAIN_TYPES]
-    test_rows = [r for r in rows if str(r.get("phrase_type")) in TEST_TYPES]
-    if not train_rows or (split == "test" and not test_rows):
+    # In val mode only the train split is read: the test rows are never parsed into items, their images never opened.
+    train_items = read_vqa_rad(path, split="train")
+    test_items = read_vqa_rad(path, split="test") if split == "test" else []
+    if not train_items or (split == "test" and not test_items):
         raise InputFormatError("the VQA-RAD JSON has no train (freeform/para) or no test (test_*) rows",
                                path=str(path))
-    train = examples_from_vqa_rad(train_rows)
+    train = examples_from_vqa_rad(train_items)
     # (training part, scored part) pairs: the validation folds, or all of train against the test split.
-    runs = validation_folds(train, val_folds, seed) if split == "val" else [(train, examples_from_vqa_rad(test_rows))]
-    del rows, test_rows  # in val mode nothing of the test split is used below
+    runs = validation_folds(train, val_folds, seed) if split == "val" else [(train, examples_from_vqa_rad(test_items))]
+    image_paths = {item.image_key: item.image_path for item in train_items + test_items}
     scored = [e for _, part in runs for e in part]
     featurizer = ThumbnailFeaturizer()
     keys = sorted({e.image_key for e in train + scored})
-    vectors = featurizer.embed([image_dir / k for k in keys], show_progress=show_progress)
+    vectors = featurizer.embed([image_paths[k] for k in keys], show_progress=show_progress)
     image_vectors = dict(zip(keys, vectors))
     out: dict[str, Any] = {"split": split, "n_train": len(runs[0][0]), "n_test": len(scored),
                            "n_test_closed": sum(e.closed for e in scored),

@@ -39,6 +39,7 @@ __all__ = [
     "OpenCLIPImageTower",
     "IMAGE_TOWERS",
     "load_image_tower",
+    "is_builtin",
     "DEFAULT_IMAGE_SIZE",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -347,6 +348,9 @@ IMAGE_TOWERS: Registry[Callable[..., ImageTower]] = Registry("image tower")
 
 
 @IMAGE_TOWERS.register("builtin-cnn")
+@IMAGE_TOWERS.register("builtin")
+@IMAGE_TOWERS.register("cnn")
+@IMAGE_TOWERS.register("default")
 def _builtin(arg: str = "", **kwargs: Any) -> ImageTower:
     if arg:
         raise ConfigError(f"'builtin-cnn' takes no argument, got {arg!r}; set dim/image_size as keywords")
@@ -357,6 +361,8 @@ def _builtin(arg: str = "", **kwargs: Any) -> ImageTower:
 
 
 @IMAGE_TOWERS.register("hf-clip")
+@IMAGE_TOWERS.register("hf")
+@IMAGE_TOWERS.register("clip")
 def _hf_clip(arg: str = "", **kwargs: Any) -> ImageTower:
     if kwargs:
         raise ConfigError(f"'hf-clip' takes no options, got {sorted(kwargs)}; its config.json fixes the architecture")
@@ -366,6 +372,7 @@ def _hf_clip(arg: str = "", **kwargs: Any) -> ImageTower:
 
 
 @IMAGE_TOWERS.register("open_clip")
+@IMAGE_TOWERS.register("local-dir")
 def _open_clip(arg: str = "", **kwargs: Any) -> ImageTower:
     if kwargs:
         raise ConfigError(f"'open_clip' takes no options, got {sorted(kwargs)}")
@@ -374,8 +381,10 @@ def _open_clip(arg: str = "", **kwargs: Any) -> ImageTower:
     return OpenCLIPImageTower(arg)
 
 
-_ALIASES = {"builtin": "builtin-cnn", "default": "builtin-cnn", "cnn": "builtin-cnn",
-            "local-dir": "open_clip", "openclip": "open_clip", "hf": "hf-clip", "clip": "hf-clip"}
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` resolves to the built-in CNN (the one tower that takes architecture options)."""
+    kind = name.strip().partition(":")[0]
+    return kind in IMAGE_TOWERS and IMAGE_TOWERS.resolve(kind) is _builtin
 
 
 def load_image_tower(name_or_path: str = "builtin-cnn", **kwargs: Any) -> ImageTower:
@@ -403,7 +412,6 @@ def load_image_tower(name_or_path: str = "builtin-cnn", **kwargs: Any) -> ImageT
             kind, arg = "hf-clip", str(path)
     else:
         kind, _, arg = key.partition(":")
-        kind = _ALIASES.get(kind.lower(), kind)
         if not arg and ("/" in key or key.startswith(".")):
             raise ModelNotFoundError(
                 f"{key} is neither a known image tower nor an existing directory; choices are "

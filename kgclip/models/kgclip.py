@@ -87,11 +87,11 @@ class KGClipModel(nn.Module):
                  concept_vectors: torch.Tensor | None = None, concept_fingerprint: str = "",
                  text_encoder: Any = None, linker: ConceptSource | None = None) -> None:
         super().__init__()
-        from kgclip.models.backbones import load_image_tower
+        from kgclip.models.backbones import is_builtin, load_image_tower
         from kgclip.text.encoders import load_text_encoder
 
         self.config = config
-        if config.image_tower.replace("_", "-").lower() in {"builtin-cnn", "builtin", "default", "cnn"}:
+        if is_builtin(config.image_tower):
             self.image_tower = load_image_tower(config.image_tower, image_size=config.image_size,
                                                 widths=config.image_widths)
         else:
@@ -177,10 +177,10 @@ class KGClipModel(nn.Module):
 
     def _default_linker(self) -> ConceptSource:
         if self.linker is None:
-            from kgclip.models.train_data import load_concept_graph
+            from kgclip.ontology.store import load_ontologies
             from kgclip.text.linker import ConceptLinker
 
-            self.__dict__["linker"] = ConceptLinker.from_graph(load_concept_graph())
+            self.__dict__["linker"] = ConceptLinker.from_graph(load_ontologies())
         return self.linker
 
     def concept_indices(self, links: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[torch.Tensor, ...]:

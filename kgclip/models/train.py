@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from kgclip.atomic import atomic_directory, atomic_write_json
 from kgclip.config import Config, kgclip_home
 from kgclip.errors import ArtifactCorruptError, ConfigError
-from kgclip.eval.retrieval import RetrievalMetrics, relevance_from_keys, retrieval_metrics
 from kgclip.models.kgclip import KGClipConfig, KGClipModel
 from kgclip.models.losses import (batch_concept_targets, concept_alignment_loss, concept_soft_targets,
                                   soft_info_nce)
+from kgclip.models.retrieval_metrics import RetrievalMetrics, relevance_from_keys, retrieval_metrics
 from kgclip.models.train_data import PairFeatures
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_pairs", "evaluate_retrieval", "split_by_group",
@@ -383,7 +383,7 @@ def train_pairs(config: TrainConfig, pairs: Sequence[Any], out_dir: str | os.Pat
         resume, progress, cache_dir, extra: see :func:`train` and :func:`prepare_features`.
         extra_texts: texts whose linked concepts should also be in the concept table (e.g. evaluation captions).
     """
-    from kgclip.models.kgclip import link_texts
+    from kgclip.models.kgclip_text import link_texts
     from kgclip.models.train_data import concept_table, load_concept_graph, prepare_features
     from kgclip.text.encoders import load_text_encoder
     from kgclip.text.linker import ConceptLinker

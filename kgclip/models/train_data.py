@@ -184,7 +184,7 @@ def prepare_features(pairs: Sequence[ImageTextPair], *, image_size: int, text_en
     """
     from tqdm.auto import tqdm
 
-    from kgclip.models.kgclip import link_texts
+    from kgclip.models.kgclip_text import link_texts
 
     if not pairs:
         raise ConfigError("no image-text pairs to prepare (empty dataset or split)")
@@ -223,28 +223,16 @@ def prepare_features(pairs: Sequence[ImageTextPair], *, image_size: int, text_en
                         fingerprint=fp)
 
 
-def load_concept_graph(data_dir: str | os.PathLike[str] | None = None) -> Any:
-    """The shipped ontologies (RadLex + Disease Ontology); when they are not built yet, the same two sources read
-    from ``<data_dir>/ontologies`` (default: the shared data folder) in memory."""
-    from kgclip.errors import InputFormatError
-    from kgclip.ontology.store import load_ontologies, shipped_ontology_dirs
+def load_concept_graph() -> Any:
+    """The shipped ontologies (RadLex + Disease Ontology) as one graph: the one recipe training, the engine and
+    the demo share. ``ontologies/build.py`` decides what goes into them; this only loads what it wrote.
 
-    dirs = shipped_ontology_dirs()
-    if dirs:
-        return load_ontologies(dirs)
-    from kgclip.config import shared_data_dir
-    from kgclip.ontology.model import Concept, ConceptGraph, Relation
-    from kgclip.ontology.sources import read_records
+    Raises:
+        InputFormatError: the shipped ontologies are not built (the message names ``python ontologies/build.py``).
+    """
+    from kgclip.ontology.store import load_ontologies
 
-    root = Path(data_dir) if data_dir else shared_data_dir()
-    if root is None or not (root / "ontologies").is_dir():
-        raise InputFormatError("no shipped ontologies (run `python ontologies/build.py`) and no source data folder")
-    radlex = ConceptGraph.from_records(read_records("radlex-csv", root / "ontologies" / "radlex" / "Radlex.csv"),
-                                       name="radlex")
-    doid_records = [r for r in read_records("doid-tsv", root / "ontologies" / "doid", on_error="skip")
-                    if not (isinstance(r, Relation) and r.target.startswith("UBERON:"))
-                    and not (isinstance(r, Concept) and not r.id.startswith(("DOID:", "SYMP:")))]
-    return ConceptGraph.union([radlex, ConceptGraph.from_records(doid_records, name="doid")])
+    return load_ontologies()
 
 
 def concept_table(enrichment: str, ids: Sequence[str], *, graph: Any = None, text_encoder: Any = None,

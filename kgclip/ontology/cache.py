@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kgclip.artifacts import kgclip_version
 from kgclip.atomic import atomic_path
 from kgclip.errors import ArtifactCorruptError
 from kgclip.ontology.model import ConceptGraph, GraphColumns, Relation
@@ -75,8 +76,6 @@ def save_cache(graph: ConceptGraph, path: str | os.PathLike[str], *, fingerprint
     Metadata: name, relation types, origins, dangling relations, duplicate ids, graph fingerprint, kgclip version.
     """
     from safetensors.numpy import save_file
-
-    from kgclip.ontology.store import kgclip_version
 
     cols = graph.columns()
     tensors = {

@@ -32,10 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from kgclip.artifacts import kgclip_version
 from kgclip.atomic import atomic_path
 from kgclip.config import shipped_ontologies_dir
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.fingerprint import fingerprint_bytes, fingerprint_file
+from kgclip.ontology.adjacency import first_occurrences
 from kgclip.ontology.cache import load_cache, read_cache_meta, save_cache
 from kgclip.ontology.changelog import CHANGELOG_FILE
 from kgclip.ontology.locking import LOCK_FILE, LOCK_TIMEOUT, graph_dir_lock
@@ -45,6 +47,7 @@ from kgclip.ontology.rdf import KGCLIP_NS, concept_iri, export_rdf
 __all__ = [
     "save_graph",
     "load_graph_dir",
+    "open_graph",
     "read_meta",
     "save_cache",
     "load_cache",
@@ -76,15 +79,6 @@ _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "|": "|"}
 _ESCAPE_RE = re.compile(r"[\\\t\n\r|]")
 _UNESCAPE_RE = re.compile(r"\\(.)")
 _SPLIT_RE = re.compile(r"(?<!\\)((?:\\\\)*)\|")
-
-
-def kgclip_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("kgclip")
-    except PackageNotFoundError:  # running from a checkout that was never pip-installed
-        return "0+unknown"
 
 
 # ---------------------------------------------------------------------------------------------- text format
@@ -323,7 +317,7 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
             dst.append(j)
             org.append(origins.setdefault(_unesc(f[3]), len(origins)))
     edges = [np.asarray(x, dtype=np.int32) for x in (src, rel, dst, org)]
-    keep = _first_occurrences(*edges[:3], len(rel_types), len(ids))  # a hand-merged file may repeat a line
+    keep = first_occurrences(*edges[:3], len(rel_types), len(ids))  # a hand-merged file may repeat a line
     if keep is not None:
         edges = [e[keep] for e in edges]
     columns = GraphColumns(
@@ -334,29 +328,16 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
     return ConceptGraph.from_columns(columns, name=meta.get("name") or directory.name)
 
 
-def _first_occurrences(src: np.ndarray, rel: np.ndarray, dst: np.ndarray, num_types: int,
-                       num_nodes: int) -> np.ndarray | None:
-    """Mask keeping the first of each repeated ``(source, type, target)`` edge, in order; ``None`` when none repeat.
-
-    Shapes:
-        src, rel, dst: ``int32 [E]``; the mask is ``bool [E]``.
-    """
-    if not len(src):
-        return None
-    key = (src.astype(np.int64) * (num_types + 1) + rel) * (num_nodes + 1) + dst
-    _, first = np.unique(key, return_index=True)
-    if len(first) == len(key):
-        return None
-    keep = np.zeros(len(key), dtype=bool)
-    keep[first] = True
-    return keep
-
-
 # ---------------------------------------------------------------------------------------------- several graphs
 def shipped_ontology_dirs() -> list[Path]:
     """The ontologies kgclip ships (package data, or ``ontologies/`` in a checkout): RadLex and DO, those present."""
     root = shipped_ontologies_dir()
     return [] if root is None else [d for d in (root / "radlex", root / "doid") if is_graph_dir(d)]
+
+
+def open_graph(path: str | os.PathLike[str]) -> ConceptGraph:
+    """A graph from a graph directory (:func:`load_graph_dir`) or a binary cache (a ``.safetensors`` file)."""
+    return load_cache(path) if str(path).endswith(".safetensors") else load_graph_dir(path)
 
 
 def load_ontologies(dirs: Iterable[str | os.PathLike[str]] | None = None, *, name: str = "merged") -> ConceptGraph:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from kgclip.atomic import atomic_directory, atomic_write_json
+from kgclip.data.vqa_rad import VQARadItem
 from kgclip.errors import ArtifactCorruptError, ConfigError, StaleArtifactError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.answerer import (AnswererConfig, AnswererCore, QAExample, kg_bag, normalize_answer,
@@ -319,11 +320,11 @@ def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> np.ndarray:
     return np.array([fold_of[g] for g in groups], dtype=np.int64)
 
 
-def examples_from_vqa_rad(rows: Sequence[Mapping[str, Any]]) -> list[QAExample]:
-    """VQA-RAD JSON rows -> :class:`QAExample` (paraphrases grouped by ``qid_linked_id``)."""
-    return [QAExample(image_key=str(r["image_name"]), question=str(r["question"]), answer=str(r["answer"]),
-                      closed=str(r.get("answer_type", "")).strip().upper() == "CLOSED",
-                      group=str(r.get("qid_linked_id") or "")) for r in rows]
+def examples_from_vqa_rad(items: Sequence[VQARadItem]) -> list[QAExample]:
+    """VQA-RAD items (:func:`kgclip.data.vqa_rad.read_vqa_rad`) -> :class:`QAExample`, keyed by the one image key
+    (:func:`kgclip.data.vqa_rad.image_key`); paraphrases share their ``qid_linked_id`` group."""
+    return [QAExample(image_key=item.image_key, question=item.question, answer=item.answer, closed=item.is_closed,
+                      group=item.linked_id) for item in items]
 
 
 __all__ += ["examples_from_vqa_rad", "group_folds"]

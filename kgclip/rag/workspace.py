@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kgclip.artifacts import read_json_header
+from kgclip.data.vqa_rad import VQARadItem
 from kgclip.atomic import atomic_write_json
 from kgclip.errors import ArtifactCorruptError
-from kgclip.rag.answerer import QAExample, question_kind
+from kgclip.rag.answerer import question_kind
 from kgclip.rag.cases import Case
 
-__all__ = ["MANIFEST", "FORMAT", "qa_statement", "cases_from_vqa_rad", "qa_examples", "write_manifest",
+__all__ = ["MANIFEST", "FORMAT", "qa_statement", "cases_from_vqa_rad", "write_manifest",
            "read_manifest", "shipped_demo_dir"]
 
 MANIFEST = "manifest.json"
@@ -57,21 +58,20 @@ def qa_statement(question: str, answer: str) -> str:
     return f"{q}: {a}."
 
 
-def cases_from_vqa_rad(rows: Sequence[Mapping[str, Any]], image_dir: Path,
-                       train_types: Sequence[str] = ("freeform", "para")) -> list[Case]:
-    """One case per image; its text is the statements of its training questions (test questions stay out)."""
+def cases_from_vqa_rad(items: Sequence[VQARadItem]) -> list[Case]:
+    """One case per image (case id: the image key); its text is the statements of its training questions (test
+    questions stay out)."""
     by_image: dict[str, Case] = {}
-    for r in rows:
-        name = str(r["image_name"])
-        case = by_image.setdefault(name, Case(case_id=Path(name).stem, image=str(image_dir / name),
-                                              body_part=str(r.get("image_organ", "")).strip()))
-        if str(r.get("phrase_type")) in train_types:
-            case.qa.append((str(r["question"]), str(r["answer"])))
+    for item in items:
+        case = by_image.setdefault(item.image_key, Case(case_id=item.image_key, image=str(item.image_path),
+                                                        body_part=item.organ))
+        if item.split == "train":
+            case.qa.append((item.question, item.answer))
     for case in by_image.values():
         lines = list(dict.fromkeys(qa_statement(q, a) for q, a in case.qa))
         case.text = " ".join(lines)
         case.modality = _modality(case.qa)
-    return [c for c in by_image.values() if c.qa or True]
+    return list(by_image.values())
 
 
 def _modality(qa: Sequence[tuple[str, str]]) -> str:
@@ -83,13 +83,6 @@ def _modality(qa: Sequence[tuple[str, str]]) -> str:
                 if key in a_low:
                     return name
     return ""
-
-
-def qa_examples(rows: Sequence[Mapping[str, Any]], train_types: Sequence[str] = ("freeform", "para")
-                ) -> list[QAExample]:
-    return [QAExample(Path(str(r["image_name"])).stem, str(r["question"]), str(r["answer"]),
-                      str(r.get("answer_type", "")).strip().upper() == "CLOSED", str(r.get("qid_linked_id") or ""))
-            for r in rows if str(r.get("phrase_type")) in train_types]
 
 
 def write_manifest(directory: Path, config: dict[str, Any], fingerprints: dict[str, str],
