@@ -33,7 +33,7 @@ def thumbnail_data_uri(image: Any, size: int = 128) -> str:
     from PIL import Image
 
     from kgclip.errors import ImageReadError
-    from kgclip.rag.inputs import load_image
+    from kgclip.models.image_input import load_image
 
     if image is None or (isinstance(image, str) and not image):
         return ""

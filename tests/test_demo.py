@@ -21,7 +21,7 @@ def test_demo_writes_page_with_images_answers_evidence_and_draft(demo_dir):
 
 
 def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
-    from kgclip.rag.workspace import shipped_demo_dir
+    from kgclip.engine import shipped_demo_dir
 
     image = sorted((shipped_demo_dir() / "images").glob("*.jpg"))[0]
     assert main(["ask", str(image), "Is there a fracture?", "--workspace", str(demo_dir), "--json"]) == 0
@@ -33,7 +33,7 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     assert main(["ask", str(image), "", "--workspace", str(demo_dir)]) == 1
     assert "question is empty" in capsys.readouterr().err
     assert main(["ask", str(demo_dir / "missing.dcm"), "Is it?", "--workspace", str(demo_dir)]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert "missing.dcm: no such file" in capsys.readouterr().err
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--k", "0"]) == 1
     assert "must be >= 1" in capsys.readouterr().err
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--filter", "body_part=CHEST"]) == 0

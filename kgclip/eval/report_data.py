@@ -78,7 +78,7 @@ class MedPixReportData:
     def __init__(self, path: str | Path, *, splits: Sequence[str] = ("dev",), featurizer: Any = None,
                  val_fraction: float = 0.2, seed: int = 0, show_progress: bool = False) -> None:
         from kgclip.data.medpix import read_medpix
-        from kgclip.rag.inputs import ThumbnailFeaturizer
+        from kgclip.models.thumbnail import ThumbnailFeaturizer
 
         self.featurizer = featurizer or ThumbnailFeaturizer()
         parts = [read_medpix(path, split="train")] + [read_medpix(path, split=s) for s in splits if s != "train"]

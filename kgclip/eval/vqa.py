@@ -28,7 +28,7 @@ from kgclip.data.vqa_rad import read_vqa_rad
 from kgclip.errors import InputFormatError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
-from kgclip.rag.inputs import ThumbnailFeaturizer
+from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad, group_folds
 
 __all__ = ["evaluate_vqa_rad", "score_predictions", "validation_folds"]

@@ -9,8 +9,8 @@ from kgclip.errors import ConfigError, StaleArtifactError
 from kgclip.data.vqa_rad import read_vqa_rad
 from kgclip.eval.vqa import score_predictions
 from kgclip.rag.answerer import AnswererConfig, normalize_answer, question_kind
-from kgclip.rag.inputs import ThumbnailFeaturizer
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.models.thumbnail import ThumbnailFeaturizer
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 from kgclip.testing import tiny_graph
 from kgclip.text.encoders import load_text_encoder

@@ -6,7 +6,7 @@ import pytest
 
 from kgclip.errors import InputFormatError
 from kgclip.eval.vqa import evaluate_vqa_rad
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
 from kgclip.text.encoders import load_text_encoder
 

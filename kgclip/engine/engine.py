@@ -12,8 +12,8 @@ Staleness: the manifest records the fingerprints of the concept graph, the text 
 each artifact. :meth:`Engine.load` refuses a workspace whose artifacts do not match (or whose text encoder differs
 from the one asked for) with a message saying how to refresh it; :meth:`Engine.refresh` rebuilds what depends on a
 changed ontology; :meth:`Engine.open` loads a workspace with the trained parts asked for, rebuilding it when it was
-built with others. Building, loading and the checks live in :mod:`kgclip.engine_build` and
-:mod:`kgclip.engine_open`; this module holds the queries.
+built with others. Building, loading and the checks live in :mod:`kgclip.engine.build`, :mod:`kgclip.engine.load`
+and :mod:`kgclip.engine.open`; this module holds the queries.
 """
 
 from __future__ import annotations
@@ -25,19 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kgclip.engine_build import (EngineConfig, WorkspaceParts, build_workspace, case_meta, load_workspace,
-                                 write_engine_manifest)
-from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
+from kgclip.engine.build import WorkspaceParts, build_workspace
+from kgclip.engine.cases import Case, case_meta, save_cases
+from kgclip.engine.config import EngineConfig
+from kgclip.engine.load import load_workspace
+from kgclip.engine.manifest import read_manifest, write_engine_manifest
+from kgclip.engine.model_parts import NeighborConcepts
+from kgclip.errors import ConfigError, ImageReadError, InputFormatError, UnknownConceptError
+from kgclip.index.base import SearchHit
+from kgclip.models.image_input import ImageLike, LoadedImage, load_image
+from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
-from kgclip.rag.cases import Case, VectorTable, save_cases
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
-from kgclip.rag.inputs import ImageLike, LoadedImage, ThumbnailFeaturizer, load_image
-from kgclip.rag.model_parts import NeighborConcepts
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
-from kgclip.rag.workspace import read_manifest
 
 if TYPE_CHECKING:
     from kgclip.display import SearchResults, Subgraph
@@ -55,7 +58,7 @@ class Engine:
     """Queries over one workspace. Create with :meth:`build` or :meth:`load`."""
 
     def __init__(self, directory: Path, config: EngineConfig, graph: ConceptGraph, cases: list[Case],
-                 answerer: VQAAnswerer, image_table: VectorTable, text_table: VectorTable, text_encoder: Any,
+                 answerer: VQAAnswerer, image_table: Any, text_table: Any, text_encoder: Any,
                  manifest: dict[str, Any], *, featurizer: Any = None, table_text_encoder: Any = None,
                  neighbors: NeighborConcepts | None = None) -> None:
         self.directory = directory
@@ -64,8 +67,8 @@ class Engine:
         self.cases = cases
         self.case_index = {c.case_id: i for i, c in enumerate(cases)}
         self.answerer = answerer
-        self.image_table = image_table
-        self.text_table = text_table
+        self.image_table = image_table  # a kgclip.index VectorIndex of the case images (ids: case positions)
+        self.text_table = text_table  # the same over the case texts
         self.text_encoder = text_encoder
         # Image vectors: the KG-CLIP model's image tower when configured, else the thumbnail descriptor.
         self.featurizer = featurizer if featurizer is not None else ThumbnailFeaturizer()
@@ -80,7 +83,7 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"Engine({str(self.directory)!r}, cases={len(self.cases)}, concepts={len(self.graph)}, "
-                f"answers={len(self.answerer.core.answers)}, index={self.image_table.backend})")
+                f"answers={len(self.answerer.core.answers)}, index={self.config.index_backend})")
 
     # ------------------------------------------------------------------ build / load / open
     @classmethod
@@ -147,7 +150,7 @@ class Engine:
             StaleArtifactError: the embeddings describe another graph than the workspace's.
             ConfigError: ``workspace_dir`` exists but is not a workspace, or its build data is gone.
         """
-        from kgclip.engine_open import open_workspace
+        from kgclip.engine.open import open_workspace
 
         parts, action = open_workspace(workspace_dir, model_dir=model_dir,
                                        concept_embeddings_dir=concept_embeddings_dir, vqa_rad=vqa_rad,
@@ -174,17 +177,24 @@ class Engine:
     def _image_vector(self, image: ImageLike | LoadedImage) -> np.ndarray:
         return self.featurizer.embed_one(load_image(image))
 
-    def _hit(self, row: tuple[int, float, dict[str, Any]], via: str) -> CaseHit:
-        idx, score, meta = row
+    def _hit(self, hit: SearchHit, via: str) -> CaseHit:
+        idx, meta = int(hit.id), hit.metadata
         case = self.cases[idx] if 0 <= idx < len(self.cases) else None
-        return CaseHit(case_id=str(meta.get("case_id", idx)), score=score, text=str(meta.get("text", "")),
+        return CaseHit(case_id=str(meta.get("case_id", idx)), score=float(hit.score), text=str(meta.get("text", "")),
                        image=str(self.image_path(case.image)) if case else "", via=via,
                        metadata={k: v for k, v in meta.items() if k not in ("text",)})
+
+    @staticmethod
+    def _search(table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
+                ) -> list[SearchHit]:
+        """Top-``k`` hits of one query vector ``[dim]`` in a vector table."""
+        return table.search(np.asarray(vector, np.float32)[None, :], k=k,
+                            filters=dict(filters) if filters else None)[0]
 
     def similar_cases(self, image: ImageLike | LoadedImage, k: int | None = None,
                       filters: Mapping[str, Any] | None = None) -> list[CaseHit]:
         vec = self._image_vector(image)
-        return [self._hit(r, "image") for r in self.image_table.search(vec, k or self.config.k_cases, filters)]
+        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k or self.config.k_cases, filters)]
 
     def ask(self, image: ImageLike | LoadedImage, question: str) -> Answer:
         """Answer a question about an image, with the evidence behind the answer.
@@ -197,10 +207,10 @@ class Engine:
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
-        cases = [self._hit(r, "image") for r in self.image_table.search(vec, self.config.k_cases)]
+        cases = [self._hit(h, "image") for h in self._search(self.image_table, vec, self.config.k_cases)]
         if self.config.model_dir is not None:  # joint space: the image also retrieves case texts (cross-modal)
             seen = {c.case_id for c in cases}
-            cross = self.text_table.search(vec, self.config.k_cases)
+            cross = self._search(self.text_table, vec, self.config.k_cases)
             cases += [h for h in (self._hit(r, "image->text") for r in cross) if h.case_id not in seen]
         concept_ids = [m.concept_id for m in pred.concepts]
         evidence = Evidence(
@@ -253,11 +263,11 @@ class Engine:
             if not text.strip():
                 raise InputFormatError("the search text is empty")
             vec = self.table_text_encoder.encode([text]).numpy()[0]
-            rows, via = self.text_table.search(vec, k, filters), "text"
+            rows, via = self._search(self.text_table, vec, k, filters), "text"
         elif cross_modal:
-            rows, via = self.text_table.search(self._image_vector(image), k, filters), "image->text"
+            rows, via = self._search(self.text_table, self._image_vector(image), k, filters), "image->text"
         else:
-            rows, via = self.image_table.search(self._image_vector(image), k, filters), "image"
+            rows, via = self._search(self.image_table, self._image_vector(image), k, filters), "image"
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
         return SearchResults(self._hit(r, via) for r in rows)
 
@@ -314,8 +324,6 @@ class Engine:
             case = raw if isinstance(raw, Case) else Case(**{k: raw[k] for k in raw if k in Case.__dataclass_fields__})
             src = Path(case.image)
             if not src.is_file():
-                from kgclip.errors import ImageReadError
-
                 raise ImageReadError(f"case {case.case_id!r}: image {str(src)!r} does not exist; nothing was added")
             load_image(src)  # fail before touching the workspace
             if copy_images:

@@ -1,34 +1,55 @@
-"""Workspace helpers for the engine: cases and QA examples from VQA-RAD-style data, and the manifest file.
-Building and loading a workspace live in :mod:`kgclip.engine_build`, the trained parts in
-:mod:`kgclip.rag.model_parts`.
+"""The workspace's cases: one image with its text (findings, caption, or statements derived from its question/answer
+pairs), how they are saved (``cases.json``), the metadata they carry in the vector tables, and how VQA-RAD-style
+rows become cases and training questions.
 """
 
 from __future__ import annotations
 
+import json
 import re
-import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgclip.artifacts import read_json_header
-from kgclip.data.vqa_rad import VQARadItem
 from kgclip.atomic import atomic_write_json
+from kgclip.data.vqa_rad import VQARadItem
 from kgclip.errors import ArtifactCorruptError
 from kgclip.rag.answerer import question_kind
-from kgclip.rag.cases import Case
 
-__all__ = ["MANIFEST", "FORMAT", "qa_statement", "cases_from_vqa_rad", "write_manifest",
-           "read_manifest", "shipped_demo_dir"]
-
-MANIFEST = "manifest.json"
-FORMAT = "kgclip-workspace-1"
+__all__ = ["Case", "save_cases", "load_cases", "case_meta", "qa_statement", "cases_from_vqa_rad"]
 
 
-def shipped_demo_dir() -> Path | None:
-    """The CC0 VQA-RAD sample the package ships (``kgclip/demo_data/vqa-rad``), if present."""
-    path = Path(__file__).resolve().parents[1] / "demo_data" / "vqa-rad"
-    return path if path.is_dir() else None
+@dataclass
+class Case:
+    """One case. ``image`` is a path relative to the workspace (or absolute)."""
+
+    case_id: str
+    image: str
+    text: str = ""
+    modality: str = ""
+    body_part: str = ""
+    qa: list[tuple[str, str]] = field(default_factory=list)
+    concepts: list[str] = field(default_factory=list)  # linked, non-negated concept ids of ``text``
+    split: str = "train"
+
+
+def save_cases(path: Path, cases: Sequence[Case]) -> None:
+    atomic_write_json(path, [asdict(c) for c in cases])
+
+
+def load_cases(path: Path) -> list[Case]:
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactCorruptError(f"{path} is missing or unreadable ({exc}); rebuild the workspace") from exc
+    return [Case(**{**r, "qa": [tuple(x) for x in r.get("qa", [])]}) for r in rows]
+
+
+def case_meta(case: Case) -> dict[str, Any]:
+    """The metadata a case carries in both vector tables (filterable fields, text, linked concepts)."""
+    return {"kind": "case", "case_id": case.case_id, "modality": case.modality, "body_part": case.body_part,
+            "text": case.text, "concepts": list(case.concepts), "source": case.split}
 
 
 def qa_statement(question: str, answer: str) -> str:
@@ -83,25 +104,3 @@ def _modality(qa: Sequence[tuple[str, str]]) -> str:
                 if key in a_low:
                     return name
     return ""
-
-
-def write_manifest(directory: Path, config: dict[str, Any], fingerprints: dict[str, str],
-                   counts: dict[str, int], parts: dict[str, str]) -> None:
-    from kgclip.ontology.store import kgclip_version
-
-    atomic_write_json(directory / MANIFEST, {"format": FORMAT, "kgclip_version": kgclip_version(),
-                                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                             "config": config, "fingerprints": fingerprints, "counts": counts,
-                                             "parts": parts})
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
-    manifest = read_json_header(path, missing=f"{directory} is not a kgclip workspace (no {MANIFEST}); build one "
-                                              "with `kgclip demo --out DIR` or Engine.build(config, DIR)",
-                                recover="rebuild the workspace")
-    if manifest.get("format") != FORMAT:
-        raise ArtifactCorruptError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}; rebuild "
-                                   "the workspace with this kgclip version")
-    return manifest
-

@@ -59,9 +59,10 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
              show_progress: bool = True, config: Any = None) -> DemoResult:
     """Build the demo workspace in ``out`` and write ``out/demo.html``."""
     from kgclip.display import answer_html, report_html, thumbnail_data_uri
-    from kgclip.engine import Engine, EngineConfig
+    from kgclip.engine.build import shipped_demo_dir
+    from kgclip.engine.config import EngineConfig
+    from kgclip.engine.engine import Engine
     from kgclip.data.vqa_rad import read_vqa_rad
-    from kgclip.rag.workspace import shipped_demo_dir
 
     start = time.perf_counter()
     data = data or shipped_demo_dir()

@@ -3,7 +3,7 @@
 A KG-CLIP model (``kgclip train``) and GNN concept embeddings (``kgclip kg train``) live in their own directories;
 a workspace records the fingerprint of each part it was built with. Opening with a part compares the part's
 fingerprint with the manifest's: the same part loads the workspace as it is; another part (or none recorded)
-rebuilds it with its saved :class:`~kgclip.engine_build.EngineConfig` plus the parts asked for, on its own concept
+rebuilds it with its saved :class:`~kgclip.engine.config.EngineConfig` plus the parts asked for, on its own concept
 graph and from the data it was built from; a missing workspace is built with the defaults of ``kgclip demo``.
 Each requested part is read and checked before anything is written, so a missing or corrupt directory fails with
 the workspace untouched.
@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kgclip.engine_build import EngineConfig, WorkspaceParts, build_workspace, load_workspace
+from kgclip.engine.build import WorkspaceParts, build_workspace
+from kgclip.engine.config import EngineConfig
+from kgclip.engine.load import load_workspace
+from kgclip.engine.manifest import MANIFEST, read_manifest
 from kgclip.errors import ConfigError, StaleArtifactError
 from kgclip.ontology.model import ConceptGraph
-from kgclip.rag.workspace import MANIFEST, read_manifest
 
 __all__ = ["OpenPlan", "plan_open", "open_workspace"]
 
@@ -48,7 +50,7 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
         ConfigError: the directory exists but is not a workspace, or the data it was built from is gone.
     """
     from kgclip.kg.embeddings import ConceptEmbeddings
-    from kgclip.rag.model_parts import model_fingerprint
+    from kgclip.engine.model_parts import model_fingerprint
 
     workspace = Path(workspace_dir)
     if model_dir is None and concept_embeddings_dir is None:
