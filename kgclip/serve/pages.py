@@ -93,6 +93,7 @@ async def search_page(request: Request) -> Response:
 
 async def curate_page(request: Request) -> Response:
     names = sorted(state_of(request).ontologies)
+    read_only = state_of(request).config.read_only
     options = "".join(f'<option value="{escape(n)}">{escape(n)}</option>' for n in names)
     body = f"""
 <h2>Curate</h2>
@@ -101,19 +102,22 @@ async def curate_page(request: Request) -> Response:
  <button id="validatebtn" type="button">Validate</button></form>
 <p id="status" class="status" role="status"></p>
 <ul id="concepthits" class="hits"></ul>
-<details><summary>Add a concept</summary>
-<form id="addconcept" class="grid"><input name="id" placeholder="DOID:9000001" required>
- <input name="name" placeholder="name" required><input name="parents" placeholder="parent ids, comma-separated">
- <input name="synonyms" placeholder="synonyms, comma-separated"><input name="author" placeholder="your name" required>
- <input name="reason" placeholder="reason"><button type="submit">Add concept</button></form></details>
+{"" if read_only else _CURATE_EDITS}
 <h3>Changelog</h3>
-<form id="undoform" class="row"><input id="undoauthor" placeholder="your name"><button type="submit">Undo last edit</button>
- </form>
 <ol id="changelog" class="log"></ol>"""
     return _layout(request, "Curate", body, page="curate")
 
 
-def _concept_body(name: str, c: dict[str, Any]) -> str:
+_CURATE_EDITS = """<details><summary>Add a concept</summary>
+<form id="addconcept" class="grid"><input name="id" placeholder="DOID:9000001" required>
+ <input name="name" placeholder="name" required><input name="parents" placeholder="parent ids, comma-separated">
+ <input name="synonyms" placeholder="synonyms, comma-separated"><input name="author" placeholder="your name" required>
+ <input name="reason" placeholder="reason"><button type="submit">Add concept</button></form></details>
+<form id="undoform" class="row"><input id="undoauthor" placeholder="your name"><button type="submit">Undo last edit</button>
+ </form>"""
+
+
+def _concept_body(name: str, c: dict[str, Any], *, read_only: bool) -> str:
     def links(items: list[dict[str, str]]) -> str:
         return "".join(f'<li><a href="/curate/{escape(name)}/{escape(i["id"])}">{escape(i["name"])}</a> '
                        f'<span class="muted">{escape(i["id"])}</span></li>' for i in items) or "<li>none</li>"
@@ -131,22 +135,25 @@ def _concept_body(name: str, c: dict[str, Any]) -> str:
  <h3>Children</h3><ul>{links(c["children"])}</ul><h3>Relations</h3><ul>{rels}</ul></div>
  <div class="col"><img class="svg" alt="neighbourhood" src="/api/ontology/{escape(name)}/concept/{escape(c["id"])}/graph.svg">
  </div></div>
-<h3>Edit</h3>
-<form class="edit grid" data-op="add_relation"><input type="hidden" name="source" value="{escape(c["id"])}">
+{"" if read_only else _EDIT_FORMS.format(id=escape(c["id"]))}
+<p id="status" class="status" role="status"></p>"""
+
+
+_EDIT_FORMS = """<h3>Edit</h3>
+<form class="edit grid" data-op="add_relation"><input type="hidden" name="source" value="{id}">
  <input name="type" placeholder="relation type (e.g. has_symptom)" required><input name="target" placeholder="target id" required>
  <input name="author" placeholder="your name" required><input name="reason" placeholder="reason">
  <button type="submit">Add relation</button></form>
-<form class="edit grid" data-op="update_concept"><input type="hidden" name="id" value="{escape(c["id"])}">
+<form class="edit grid" data-op="update_concept"><input type="hidden" name="id" value="{id}">
  <input name="name" placeholder="new name"><input name="add_synonyms" placeholder="synonyms to add, comma-separated">
  <input name="definition" placeholder="definition"><input name="author" placeholder="your name" required>
  <input name="reason" placeholder="reason"><button type="submit">Update</button></form>
-<form class="edit grid" data-op="deprecate"><input type="hidden" name="id" value="{escape(c["id"])}">
+<form class="edit grid" data-op="deprecate"><input type="hidden" name="id" value="{id}">
  <input name="replaced_by" placeholder="replaced by (id)"><input name="author" placeholder="your name" required>
  <input name="reason" placeholder="reason"><button type="submit">Deprecate</button></form>
-<form class="edit grid" data-op="merge"><input type="hidden" name="keep" value="{escape(c["id"])}">
+<form class="edit grid" data-op="merge"><input type="hidden" name="keep" value="{id}">
  <input name="other" placeholder="merge this id into it" required><input name="author" placeholder="your name" required>
- <input name="reason" placeholder="reason"><button type="submit">Merge</button></form>
-<p id="status" class="status" role="status"></p>"""
+ <input name="reason" placeholder="reason"><button type="submit">Merge</button></form>"""
 
 
 async def concept_page(request: Request) -> Response:
@@ -161,7 +168,7 @@ async def concept_page(request: Request) -> Response:
     if cid not in graph:
         return not_found(request, f"unknown concept {cid!r} in {name}")
     try:
-        body = _concept_body(name, concept_json(graph, cid))
+        body = _concept_body(name, concept_json(graph, cid), read_only=state_of(request).config.read_only)
     except UnknownConceptError:
         return not_found(request)
     return _layout(request, cid, f'<div data-onto="{escape(name)}">{body}</div>', page="curate")

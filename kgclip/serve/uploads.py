@@ -27,7 +27,8 @@ __all__ = ["Upload", "UploadStore", "png_bytes", "SAFE_META_KEYS"]
 # Header fields shown to the user (all already allow-listed by imaging.io; UIDs stay server-side).
 SAFE_META_KEYS = ("source_format", "modality", "body_part", "view_position", "plane", "photometric", "window")
 # Window presets offered for images in Hounsfield units.
-_HU_PRESETS = ("lung", "mediastinum", "soft-tissue", "brain", "bone", "abdomen")
+_HU_PRESETS = tuple(p for p in ("lung", "mediastinum", "soft-tissue", "brain", "bone", "abdomen")
+                    if p in WINDOW_PRESETS)
 
 
 def png_bytes(pixels: np.ndarray, max_side: int = 768) -> bytes:
@@ -50,7 +51,14 @@ class Upload:
     renders: dict[str, bytes] = field(default_factory=dict)
 
     def public_meta(self) -> dict[str, Any]:
-        meta = {k: self.image.meta.get(k) for k in SAFE_META_KEYS if self.image.meta.get(k) is not None}
+        """The header fields worth showing, as short strings (the window as ``center/width``)."""
+        meta: dict[str, Any] = {}
+        for key in SAFE_META_KEYS:
+            value = self.image.meta.get(key)
+            if isinstance(value, dict):  # the window that mapped values to [0, 1]
+                value = "/".join(f"{value[k]:g}" for k in ("center", "width") if isinstance(value.get(k), int | float))
+            if value not in (None, "", []):
+                meta[key] = str(value)
         meta["size"] = f"{self.image.width}x{self.image.height}"
         return meta
 

@@ -150,6 +150,7 @@ function initScan() {
     status("Accepted as case " + data.case_id + "; it is now searchable.");
   }));
   $("citeclose").addEventListener("click", () => { $("citation").hidden = true; });
+  if (document.body.dataset.readOnly === "true") $("acceptbtn").parentNode.hidden = true;
   if (upload) {
     $("scan").src = "/api/upload/" + upload + "/image.png?window=auto";
     $("scan").onerror = () => { upload = null; sessionStorage.removeItem("kgclip-upload"); $("viewer").hidden = true; };
@@ -193,12 +194,12 @@ function initCurate() {
     }));
     status(data.hits.length + " concepts");
   }));
-  $("addconcept").addEventListener("submit", guard(async (e) => {
+  if ($("addconcept")) $("addconcept").addEventListener("submit", guard(async (e) => {
     const data = await call("/api/ontology/" + encodeURIComponent(onto()) + "/edit/add_concept", formData(e.target));
     status("Added: " + data.entries[0].summary);
     await loadChangelog(onto());
   }));
-  $("undoform").addEventListener("submit", guard(async () => {
+  if ($("undoform")) $("undoform").addEventListener("submit", guard(async () => {
     const data = await call("/api/ontology/" + encodeURIComponent(onto()) + "/edit/undo", {n: 1, author: $("undoauthor").value});
     status("Undone: " + data.entries.map((x) => x.summary).join("; "));
     await loadChangelog(onto());
