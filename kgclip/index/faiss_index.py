@@ -40,8 +40,9 @@ from kgclip.errors import ArtifactCorruptError, EncoderMismatchError, IndexError
 from kgclip.index.faiss_factory import (IndexConfig, build_index, hnsw_of, index_family, needed_training_vectors,
                                         train_index)
 from kgclip.index.metadata import MetadataStore, normalise_filters
-from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, DirectoryLock, file_entry, library_versions,
-                                      maybe_locked, read_snapshot, saved_generation, write_snapshot)
+from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, DirectoryLock, file_entry,
+                                      library_versions, maybe_locked, read_snapshot, restore_abandoned,
+                                      saved_generation, write_snapshot)
 from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
 from kgclip.index.vectors import as_ids, checked_batch, exact_top_k, normalised
 
@@ -550,7 +551,8 @@ class FaissIndex:
         """
         target = Path(directory)
         with DirectoryLock(target, timeout=lock_timeout) as lock:
-            if (target / "manifest.json").exists() or create is None:
+            restore_abandoned(target)  # a previous version left aside by a dead writer is not "no index yet"
+            if (target / MANIFEST_NAME).exists() or create is None:
                 index = cls.load(target, encoder_fingerprint)
             else:
                 index = cls(create, encoder_fingerprint=encoder_fingerprint)
