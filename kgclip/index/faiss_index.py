@@ -44,7 +44,7 @@ from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME
                                       library_versions, maybe_locked, read_snapshot, restore_abandoned,
                                       saved_generation, write_snapshot)
 from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
-from kgclip.index.vectors import as_ids, checked_batch, exact_top_k, normalised
+from kgclip.index.vectors import as_ids, checked_batch, checked_k, exact_top_k, normalised
 
 __all__ = ["IndexConfig", "FaissIndex"]
 
@@ -287,12 +287,12 @@ class FaissIndex:
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`search` but returns arrays, without metadata.
 
-        Shapes: ``query`` ``[Q, dim]`` -> scores ``[Q, k]`` float32 and ids ``[Q, k]`` int64 (``-1`` padding).
+        Shapes: ``query`` ``[Q, dim]`` -> scores ``[Q, k']`` float32 and ids ``[Q, k']`` int64 (``-1`` padding),
+        where ``k'`` is ``k`` capped at the number of stored vectors (at most :data:`~kgclip.index.vectors.MAX_K`).
         """
-        if k < 1:
-            raise IndexError_(f"k must be >= 1, got {k}")
         q = normalised(query, self.dim, "query")
         with self._lock:
+            k = checked_k(k, self._index.ntotal, len(q))
             if self._index.ntotal == 0:  # also covers an IVF index that has not been trained yet
                 return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
             allowed = self._store.match(filters)
