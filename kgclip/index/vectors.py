@@ -52,7 +52,7 @@ def normalised(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarr
     if not np.isfinite(arr).all():
         raise IndexError_(f"{what} contain NaN or infinite values")
     arr = np.array(arr, dtype=np.float32, order="C", copy=True)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
     if (norms == 0).any():
         raise IndexError_(f"{what} contain an all-zero vector, which has no direction to compare")
     arr /= norms
