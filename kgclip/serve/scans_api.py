@@ -88,15 +88,25 @@ def _filters(raw: Any) -> dict[str, Any] | None:
     return out or None
 
 
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise InputFormatError(f"{key} must be a short name, e.g. 'chest'")
+    return value.strip() or None
+
+
 async def draft(request: Request) -> Response:
     state = state_of(request)
     data = await json_body(request)
     item = _upload_of(request, data.get("upload"))
     filters = _filters(data.get("filters"))
+    region, modality = _optional_text(data, "region"), _optional_text(data, "modality")
 
     def run() -> Any:
         with state.engine_busy:
-            return state.engine.draft_report(item.image, filters=filters)
+            return state.engine.draft_report(item.image, filters=filters, region=region, modality=modality)
 
     return JSONResponse(draft_json(await run_blocking(run)))
 
@@ -169,13 +179,23 @@ async def accept(request: Request) -> Response:
             path = Path(tmp) / f"{case_id}.png"
             path.write_bytes(png_bytes(item.image.frame(), max_side=4096))
             meta = item.image.meta
-            text = report.text(citations=False)
-            state.engine.add_cases([{"case_id": case_id, "image": str(path), "text": text,
-                                     "modality": meta.get("modality") or "", "body_part": meta.get("body_part") or "",
-                                     "author": author}])
+            findings = " ".join(s.text for s in report.findings)
+            impression = " ".join(s.text for s in report.impression)
+            state.engine.add_cases([{"case_id": case_id, "image": str(path), "findings": findings,
+                                     "impression": impression, "author": author,
+                                     "modality": _optional_text(data, "modality") or meta.get("modality") or "",
+                                     "body_part": _optional_text(data, "region") or meta.get("body_part") or ""}])
         return case_id
 
     return JSONResponse({"case_id": await run_blocking(run)})
+
+
+async def workspace_info(request: Request) -> Response:
+    """What the workspace holds, for the pages' choices: case count, body parts and modalities present."""
+    engine = state_of(request).engine
+    parts = sorted({c.body_part for c in engine.cases if c.body_part})
+    modalities = sorted({c.modality for c in engine.cases if c.modality})
+    return JSONResponse({"cases": len(engine.cases), "body_parts": parts, "modalities": modalities})
 
 
 async def search(request: Request) -> Response:
@@ -245,6 +265,7 @@ def routes() -> list[Route]:
         Route("/api/export", export, methods=["POST"]),
         Route("/api/accept", accept, methods=["POST"]),
         Route("/api/search", search, methods=["POST"]),
+        Route("/api/workspace", workspace_info),
         Route("/api/case/{case_id}", case),
         Route("/api/case/{case_id}/image.png", case_image),
     ]

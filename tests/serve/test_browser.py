@@ -86,20 +86,22 @@ def test_upload_a_dicom_ask_and_see_evidence(page) -> None:  # noqa: ANN001
     assert page.locator("#evidence figure.card").count() >= 1
 
 
-def test_draft_open_citation_edit_accept_then_find_it(page) -> None:  # noqa: ANN001
-    from kgclip.data.demo import demo_vqa_rad_dir
+def test_draft_open_citation_edit_accept_then_find_it(page, workspace) -> None:  # noqa: ANN001
+    from tests.serve.conftest import chest_image
 
-    image = sorted((demo_vqa_rad_dir() / "images").glob("*.jpg"))[-1]
     page.goto("/")
-    page.set_input_files("#file", str(image))
+    page.set_input_files("#file", str(chest_image(workspace)))
     page.wait_for_selector("#viewer:not([hidden])")
+    page.select_option("#region", "chest")
     page.click("#draftbtn")
     page.wait_for_selector("#draft:not([hidden]) li.sentence")
     first = page.locator("#findings li.sentence, #impression li.sentence").first
-    first.locator("button.chip").click()
+    first.locator("button.chip").first.click()
     page.wait_for_selector("#citation:not([hidden])")
     assert page.inner_text("#citeid").strip()
     first.locator(".text").fill("Browser-edited sentence: no pneumothorax.")
+    page.click("#addfinding")
+    page.locator("#findings li.sentence .text").last.fill("Hand-written finding: old rib fracture.")
     page.fill("#author", "dr browser")
     page.click("#acceptbtn")
     page.wait_for_selector("#status:has-text('Accepted as case')")

@@ -101,7 +101,7 @@ function sentenceItem(s) {
   li.dataset.case = s.case_id;
   li.dataset.cases = JSON.stringify(s.cases || []);
   li.dataset.facts = JSON.stringify(s.facts || []);
-  const chips = (s.cases && s.cases.length ? s.cases : [s.case_id]).filter(Boolean).map((caseId) => {
+  const chips = (s.cases && s.cases.length ? s.cases : [s.case_id]).filter(Boolean).map((caseId) => {  // none: written by hand
     const chip = el("button", caseId, {type: "button", class: "chip", title: "open the cited case"});
     chip.addEventListener("click", guard(() => openCitation(caseId)));
     return chip;
@@ -144,7 +144,18 @@ function initScan() {
     renderAnswer(await call("/api/ask", {upload, question: $("question").value}));
     status("");
   }));
-  $("draftbtn").addEventListener("click", guard(async () => { needUpload(); status("Drafting…"); renderDraft(await call("/api/draft", {upload})); }));
+  $("draftbtn").addEventListener("click", guard(async () => { needUpload(); status("Drafting…"); renderDraft(await call("/api/draft", {upload, region: $("region").value})); }));
+  const addSentence = (listId) => () => {
+    $("draft").hidden = false;
+    const li = sentenceItem({text: "", case_id: "", cases: [], facts: []});
+    $(listId).append(li);
+    li.querySelector(".text").focus();
+  };
+  $("addfinding").addEventListener("click", addSentence("findings"));
+  $("addimpression").addEventListener("click", addSentence("impression"));
+  call("/api/workspace").then((info) => {
+    info.body_parts.forEach((part) => $("region").append(el("option", part.toLowerCase(), {value: part.toLowerCase()})));
+  }).catch(() => {});
   const exportAs = (format) => guard(async () => {
     const out = await call("/api/export", {format, findings: collect("findings"), impression: collect("impression")}, {raw: true});
     $("exported").textContent = typeof out.data === "string" ? out.data : JSON.stringify(out.data, null, 2);
@@ -154,7 +165,7 @@ function initScan() {
   $("exporttext").addEventListener("click", exportAs("text"));
   $("acceptbtn").addEventListener("click", guard(async () => {
     needUpload();
-    const data = await call("/api/accept", {upload, author: $("author").value, findings: collect("findings"), impression: collect("impression")});
+    const data = await call("/api/accept", {upload, author: $("author").value, region: $("region").value, findings: collect("findings"), impression: collect("impression")});
     status("Accepted as case " + data.case_id + "; it is now searchable.");
   }));
   $("citeclose").addEventListener("click", () => { $("citation").hidden = true; });
