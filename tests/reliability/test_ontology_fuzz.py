@@ -333,3 +333,70 @@ def test_curation_edit_sequences_undo_to_the_original(fuzz: Callable[..., None])
                 assert Curator.open(d).graph.fingerprint() == original
 
     fuzz(check, 40)
+
+
+# ---------------------------------------------------------------------------------------------- stored directories
+JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 10**20), _field(), st.floats(allow_nan=False)),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                            st.dictionaries(_field(st.sampled_from(["undone", "seq", "op"])), inner,
+                                                            max_size=3)), max_leaves=8)
+ENTRY = st.fixed_dictionaries(
+    {"seq": st.one_of(st.integers(0, 5), JSON), "op": st.sampled_from(["undo", "add_concept", "import", "x"]),
+     "args": st.one_of(st.fixed_dictionaries({"undone": JSON}), st.fixed_dictionaries({"full_refresh": JSON}), JSON),
+     "concept_ids": st.one_of(st.lists(IDS, max_size=3), JSON), "timestamp": _field(),
+     "revert": st.one_of(st.none(), st.fixed_dictionaries({"remove_concepts": JSON}),
+                         st.fixed_dictionaries({"add_relations": JSON}), JSON)},
+    optional={"author": JSON, "reason": JSON, "extra": JSON})
+
+
+def test_hand_edited_changelog_fuzz(fuzz: Callable[..., None]) -> None:
+    import json
+
+    from kgclip.cli.main import main
+
+    @given(st.lists(st.one_of(ENTRY.map(json.dumps), _field()), max_size=6), st.sampled_from(["log", "info", "undo"]))
+    def check(lines: list[str], command: str) -> None:
+        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            save_graph(_TINY, d)
+            (Path(d) / "changelog.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+            try:
+                cur = Curator.open(d)
+                log = cur.changelog
+                log.undoable(), log.changed_ids(), log.full_refresh_needed(), [e.describe() for e in log]
+                log._repr_html_()
+            except KgclipError:
+                pass
+            assert main(["ontology", command, d]) in (0, 1)
+
+    fuzz(check, 20)
+
+
+def test_hand_edited_graph_files_fuzz(fuzz: Callable[..., None]) -> None:
+    concept_row = st.lists(_field(), min_size=1, max_size=9).map("\t".join)
+    relation_row = st.lists(_field(), min_size=1, max_size=5).map("\t".join)
+    header_c = "id\tname\tdeprecated\tsource\tsemantic_types\tsynonyms\txrefs\tdefinition"
+    header_r = "source\ttype\ttarget\torigin"
+
+    @given(st.lists(concept_row, max_size=8), st.lists(relation_row, max_size=8),
+           st.one_of(st.none(), JSON.map(lambda j: __import__("json").dumps(j))), st.booleans())
+    def check(concepts: list[str], relations: list[str], meta: str | None, headers: bool) -> None:
+        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            root = Path(d)
+            (root / "concepts.tsv").write_bytes(_assemble((([header_c] if headers else []) + concepts, "\n", False,
+                                                            0, 1.0)))
+            (root / "relations.tsv").write_bytes(_assemble((([header_r] if headers else []) + relations, "\n", False,
+                                                             0, 1.0)))
+            if meta is not None:
+                (root / "meta.json").write_text(meta, encoding="utf-8", errors="surrogatepass")
+            try:
+                graph = load_graph_dir(root)
+            except KgclipError:
+                return
+            graph.validate()
+            fingerprint = graph.fingerprint()
+            save_graph(graph, root)
+            assert load_graph_dir(root, strict=True).fingerprint() == fingerprint
+
+    fuzz(check, 40)
