@@ -128,6 +128,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True)
     p = edit("cache", _cache, "write the binary cache (one safetensors file) of a graph directory")
     p.add_argument("--out", required=True)
+    from kgclip.cli.suggest_cmd import register as register_suggestions  # suggest, review
+    register_suggestions(sub)
 
 
 # ---------------------------------------------------------------------------------------------- handlers

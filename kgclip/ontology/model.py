@@ -537,6 +537,7 @@ class ConceptGraph:
             src, rel, dst = self.edge_arrays()
             mask = rel == r
             existing = set(zip(src[mask].tolist(), dst[mask].tolist()))
+            del src, rel, dst  # views of the edge buffers: appending below must not find them exported
         added = 0
         for i, xrefs in enumerate(self._xrefs):
             for xref in xrefs:

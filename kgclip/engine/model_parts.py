@@ -1,6 +1,6 @@
 """Optional trained parts of a workspace: the KG-CLIP model (image descriptor and joint-space text side) and the
 GNN concept embeddings (nearest concepts). The engine uses them only when its config names their directories; the
-training-free :class:`~kgclip.rag.inputs.ThumbnailFeaturizer` stays the default.
+training-free :class:`~kgclip.models.thumbnail.ThumbnailFeaturizer` stays the default.
 
 Both wrappers expose a ``fingerprint`` that the workspace manifest records, so a workspace whose model or
 embeddings changed since it was built is detected on load.
@@ -17,10 +17,11 @@ import numpy as np
 from kgclip.errors import StaleArtifactError
 from kgclip.fingerprint import fingerprint_file, fingerprint_json
 from kgclip.ontology.model import ConceptGraph
+from kgclip.models.image_input import ImageLike, LoadedImage, load_image
 from kgclip.rag.evidence import KGFact
-from kgclip.rag.inputs import ImageLike, LoadedImage, load_image
 
-__all__ = ["ModelImageFeaturizer", "ModelTextEncoder", "NeighborConcepts", "model_fingerprint", "NEAREST_RELATION"]
+__all__ = ["ModelImageFeaturizer", "ModelTextEncoder", "NeighborConcepts", "model_fingerprint", "NEAREST_RELATION",
+           "check_fingerprint", "load_model"]
 
 # Relation name of the "nearest by GNN embedding" facts (rendered "X similar by embedding Y").
 NEAREST_RELATION = "similar_by_embedding"

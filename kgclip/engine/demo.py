@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.atomic import atomic_write_text
+from kgclip.data.vqa_rad import VQARadItem
 from kgclip.errors import ConfigError
 
 __all__ = ["DemoResult", "run_demo", "pick_demo_questions"]
@@ -30,21 +31,21 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def pick_demo_questions(rows: list[dict[str, Any]], n: int = 6) -> list[dict[str, Any]]:
+def pick_demo_questions(items: list[VQARadItem], n: int = 6) -> list[VQARadItem]:
     """Held-out (test-split) questions when the data has them, mixing closed and open, one per image first."""
-    test = [r for r in rows if str(r.get("phrase_type", "")).startswith("test")]
-    pool = test or rows
-    closed = [r for r in pool if str(r.get("answer_type", "")).strip().upper() == "CLOSED"]
-    opened = [r for r in pool if str(r.get("answer_type", "")).strip().upper() != "CLOSED"]
-    picked: list[dict[str, Any]] = []
+    test = [r for r in items if r.split == "test"]
+    pool = test or items
+    closed = [r for r in pool if r.is_closed]
+    opened = [r for r in pool if not r.is_closed]
+    picked: list[VQARadItem] = []
     seen_images: set[str] = set()
     for group in (closed, opened, closed, opened):
         for r in group:
             if len(picked) >= n:
                 break
-            if r["image_name"] not in seen_images and r not in picked:
+            if r.image_key not in seen_images and r not in picked:
                 picked.append(r)
-                seen_images.add(r["image_name"])
+                seen_images.add(r.image_key)
                 break
     for r in pool:  # fill up when there are few images
         if len(picked) >= n:
@@ -58,23 +59,24 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
              show_progress: bool = True, config: Any = None) -> DemoResult:
     """Build the demo workspace in ``out`` and write ``out/demo.html``."""
     from kgclip.display import answer_html, report_html, thumbnail_data_uri
-    from kgclip.engine import Engine, EngineConfig
-    from kgclip.eval.vqa import load_vqa_rad_rows
-    from kgclip.rag.workspace import shipped_demo_dir
+    from kgclip.engine.build import shipped_demo_dir
+    from kgclip.engine.config import EngineConfig
+    from kgclip.engine.engine import Engine
+    from kgclip.data.vqa_rad import read_vqa_rad
 
     start = time.perf_counter()
     data = data or shipped_demo_dir()
     if data is None:
         raise ConfigError("the shipped VQA-RAD sample (kgclip/demo_data/vqa-rad) is missing from this install; "
                           "reinstall kgclip or pass --data PATH to a VQA-RAD folder")
-    rows, image_dir = load_vqa_rad_rows(data)
+    items = read_vqa_rad(data)
     engine = Engine.build(config or EngineConfig(), out, vqa_rad=data, show_progress=show_progress)
-    picked = pick_demo_questions(rows, n_questions)
+    picked = pick_demo_questions(items, n_questions)
     result = DemoResult(workspace=Path(out), page=Path(out) / "demo.html")
     for r in picked:
-        result.answers.append(engine.ask(image_dir / r["image_name"], r["question"]))
-        result.gold.append(str(r["answer"]))
-    report_image = image_dir / (picked[0]["image_name"] if picked else rows[0]["image_name"])
+        result.answers.append(engine.ask(r.image_path, r.question))
+        result.gold.append(r.answer)
+    report_image = picked[0].image_path if picked else items[0].image_path
     result.report = engine.draft_report(report_image)
     result.report_image = str(report_image)
     result.seconds = time.perf_counter() - start
@@ -93,8 +95,8 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
         ok = normalize_answer(ans.text) == normalize_answer(gold)
         correct += ok
         parts.append("<hr/><div style='display:flex;gap:16px'>"
-                     f"<div><img src='{thumbnail_data_uri(image_dir / r['image_name'], 256)}' width='256'/>"
-                     f"<div style='font-size:11px;color:#777'>{html.escape(r['image_name'])}</div></div>"
+                     f"<div><img src='{thumbnail_data_uri(r.image_path, 256)}' width='256'/>"
+                     f"<div style='font-size:11px;color:#777'>{html.escape(r.image_name)}</div></div>"
                      f"<div>{answer_html(ans)}<p>gold answer: <b>{html.escape(gold)}</b> "
                      f"{'&#10003;' if ok else '&#10007;'}</p></div></div>")
     parts.append(f"<hr/><h2>Draft report for {html.escape(report_image.name)}</h2><div style='display:flex;gap:16px'>"
