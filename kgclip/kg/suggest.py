@@ -25,7 +25,7 @@ import torch
 
 from kgclip.errors import ConfigError, UnknownConceptError
 from kgclip.kg.embeddings import ConceptEmbeddings
-from kgclip.ontology.align import AlignConfig, TermIndex, align, name_parents, _idf
+from kgclip.ontology.align import AlignConfig, TermIndex, align, name_parents, word_weights
 from kgclip.ontology.ids import IS_A, SAME_AS
 from kgclip.ontology.model import ConceptGraph
 from kgclip.ontology.suggestions import SUGGESTION_KINDS, Suggestion
@@ -149,7 +149,7 @@ def rank_links(graph: ConceptGraph, kind: str, heads: Sequence[str], embeddings:
     if not use_names:
         return {h: predicted.get(h, [])[:per_head] for h in heads}
     index = TermIndex(graph)
-    idf = _idf([index])
+    idf = word_weights([index])
     allowed = set(candidates)
     out = {}
     for h in heads:
@@ -185,8 +185,9 @@ def _same_as(graph: ConceptGraph, other: ConceptGraph | None, embeddings: Concep
     if concept is not None and concept in embeddings:  # nearest concepts by embedding on the other side, too
         seen = {s.target for s in rescored}
         for cid, cos in embeddings.nearest(concept, 50):
-            if cid in b and cid not in seen and cid != concept and (other is not None or cid not in graph.parents(
-                    concept, SAME_AS)) and cos > 0.5:
+            linked = any(g.has_relation(x, SAME_AS, y) for g in (graph, b) for x, y in ((concept, cid), (cid, concept))
+                         if x in g and y in g)
+            if cid in b and cid not in seen and cid != concept and cos > 0.5 and not linked:
                 rescored.append(Suggestion(SAME_AS, concept, cid, round(_EMBEDDING_WEIGHT * cos, 4), "embedding",
                                            f"GNN cosine {cos:.2f}", graph.name_of(concept), b.name_of(cid)))
     rescored.sort(key=lambda s: (-s.score, s.source, s.target))
