@@ -260,9 +260,16 @@ def name_parents(graph: ConceptGraph, concept_id: str, *, k: int = 10, candidate
     own = index.terms.get(concept_id) or [(normalize_words(graph.name_of(concept_id)), True, graph.name_of(concept_id))]
     allowed = set(candidates) if candidates is not None else set(index.terms)
     existing = set(graph.parents(concept_id))
+    # Candidates: concepts named by a tail of the name (the head noun, however common: "disease"), and those
+    # sharing one of its three rarest words (common words would pull in thousands).
+    cap = max(50, len(index) // 100)
     pool: set[str] = set()
     for words, _, _ in own:
-        for w in set(words):
+        for k in range(1, len(words)):
+            pool |= index.exact.get(tuple(sorted(words[-k:])), set())
+        rare = sorted((w for w in set(words) if len(index.postings.get(w, ())) <= cap),
+                      key=lambda w: len(index.postings.get(w, ())))[:3]
+        for w in rare:
             pool |= index.postings.get(w, set())
     scored: list[tuple[float, str, str]] = []
     for other in pool & allowed:
