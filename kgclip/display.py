@@ -89,9 +89,12 @@ def evidence_html(ev: Any, resolve_image: Any = None) -> str:
 def answer_html(answer: Any, resolve_image: Any = None) -> str:
     flags = "".join(f' <span class="cite">[{_e(k)}: {_e(v)}]</span>' for k, v in answer.flags.items())
     cands = ", ".join(f"{_e(t)} ({p:.2f})" for t, p in answer.candidates[:5])
-    head = (f'{_CSS}<div class="kgc"><div><b>Q:</b> {_e(answer.question)}</div>'
-            f'<div style="font-size:16px"><b>A: {_e(answer.text)}</b> <span class="cite">{_e(answer.kind)}, '
-            f"confidence {answer.confidence:.2f}</span>{flags}</div>"
+    if getattr(answer, "abstained", False):
+        said = f'<div style="font-size:16px"><b>cannot answer:</b> {_e(answer.abstain_reason)}</div>'
+    else:
+        said = (f'<div style="font-size:16px"><b>A: {_e(answer.text)}</b> <span class="cite">{_e(answer.kind)}, '
+                f"confidence {answer.confidence:.2f}</span>{flags}</div>")
+    head = (f'{_CSS}<div class="kgc"><div><b>Q:</b> {_e(answer.question)}</div>{said}'
             f'<div class="cite">candidates: {cands}</div></div>')
     if answer.evidence is None:
         return head
