@@ -127,8 +127,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         # What the engine answers: grounded in the training part's similar cases, calibrated, abstaining.
         chosen = (CASE_WEIGHT, OPEN_FROM_CASES)
         settings = {chosen}
-        if use_kg:  # the grid the two grounding constants were selected from (on --split val)
-            settings |= {(w, OPEN_FROM_CASES) for w in (0.0, 0.5, 1.0, 2.0)}
+        if use_kg:  # the grid OPEN_FROM_CASES was selected from (on --split val)
             settings |= {(CASE_WEIGHT, t) for t in (0.0, 0.1, 0.2, 0.4)}
         grounded = grounded_answers(preds, runs, train_items, image_vectors, models, input_ok,
                                     graph if use_kg else None, sorted(settings))
@@ -142,8 +141,6 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         out["kind_accuracy" + suffix] = round(float(kind_ok), 4)
         if use_kg:
             grid = {s: score_predictions([normalize_answer(a.text) for a in ans], scored) for s, ans in grounded.items()}
-            out["acc_closed_by_case_weight"] = {str(w): round(v["acc_closed"], 4) for (w, t), v in grid.items()
-                                                if t == OPEN_FROM_CASES}
             out["acc_open_by_open_from_cases"] = {str(t): round(v["acc_open"], 4) for (w, t), v in grid.items()
                                                   if w == CASE_WEIGHT}
             out.update(trust_figures(grounded[chosen], preds, scored, runs, seed=seed))
