@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from kgclip.data._common import OnError, handle_bad_row, resolve_root
+from kgclip.data.sections import Sections
 
 __all__ = ["IUReport", "read_iu_xray"]
 
@@ -41,6 +42,12 @@ class IUReport:
     @property
     def is_normal(self) -> bool:
         return self.problems == ("normal",)
+
+    @property
+    def sections(self) -> Sections:
+        """The report as sections (indication is history; findings and impression as written)."""
+        return Sections(history=self.indication, comparison=self.comparison, findings=self.findings,
+                        impression=self.impression, headed=True)
 
     @property
     def text(self) -> str:

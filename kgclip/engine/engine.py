@@ -18,20 +18,22 @@ and :mod:`kgclip.engine.open`; this module holds the queries.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kgclip.engine.build import WorkspaceParts, build_workspace
-from kgclip.engine.cases import Case, case_meta, save_cases
+from kgclip.engine.cases import Case
+from kgclip.engine.concept_search import concept_search, text_expansion
 from kgclip.engine.config import EngineConfig
+from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_text
 from kgclip.engine.load import load_workspace
-from kgclip.engine.manifest import read_manifest, write_engine_manifest
+from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
-from kgclip.errors import ConfigError, ImageReadError, InputFormatError, UnknownConceptError
+from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
 from kgclip.index.base import SearchHit
 from kgclip.models.image_input import ImageLike, LoadedImage, load_image
 from kgclip.models.thumbnail import ThumbnailFeaturizer
@@ -41,6 +43,7 @@ from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.grounding import ground_answer, out_of_range_answer
+from kgclip.rag.regions import BodyRegions
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -75,6 +78,7 @@ class Engine:
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
         self._draft_expander: GraphExpander | None = None
+        self._draft_regions: BodyRegions | None = None
         self.open_action: str | None = None  # set by open(): "loaded", "built" or "rebuilt"
 
     def __repr__(self) -> str:
@@ -88,16 +92,20 @@ class Engine:
 
     @classmethod
     def build(cls, config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
-              graph: ConceptGraph | None = None, show_progress: bool = True) -> "Engine":
+              graph: ConceptGraph | None = None, show_progress: bool = True,
+              allow_burned_in: bool = False) -> "Engine":
         """Build a workspace from a VQA-RAD-style folder (JSON + ``images/``; default: the shipped sample).
 
         Cases are the images with statements from their training questions; the answerer trains on the training
         questions (``phrase_type`` freeform/para), so test questions stay unseen. Every input is read and every
         vector computed before the first write, so a bad input (e.g. a missing or corrupt ``model_dir``) leaves an
-        existing workspace untouched.
+        existing workspace untouched. The build is one locked, atomic change of the workspace
+        (:mod:`kgclip.engine.store`); cases added with :meth:`add_cases` are kept; images are stored as
+        de-identified copies (:mod:`kgclip.engine.images`), ``allow_burned_in`` stores those whose header says
+        ``BurnedInAnnotation=YES``.
         """
         return cls._from_parts(build_workspace(config, workspace_dir, vqa_rad=vqa_rad, graph=graph,
-                                               show_progress=show_progress))
+                                               show_progress=show_progress, allow_burned_in=allow_burned_in))
 
     @classmethod
     def load(cls, workspace_dir: str | Path, *, text_encoder: str | None = None,
@@ -180,17 +188,19 @@ class Engine:
                        image=str(self.image_path(case.image)) if case else "", via=via,
                        metadata={k: v for k, v in meta.items() if k not in ("text",)})
 
-    @staticmethod
-    def _search(table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
+    def _search(self, table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
                 ) -> list[SearchHit]:
-        """Top-``k`` hits of one query vector ``[dim]`` in a vector table."""
-        return table.search(np.asarray(vector, np.float32)[None, :], k=k,
-                            filters=dict(filters) if filters else None)[0]
+        """Top-``k`` hits of one query vector ``[dim]`` in a vector table (``k`` capped, see
+        :mod:`kgclip.engine.limits`)."""
+        k = check_k(k, len(self.cases))
+        return table.search(np.asarray(vector, np.float32)[None, :], k=k, filters=check_filters(filters))[0]
 
     def similar_cases(self, image: ImageLike | LoadedImage, k: int | None = None,
                       filters: Mapping[str, Any] | None = None) -> list[CaseHit]:
+        k = check_k(self.config.k_cases if k is None else k, len(self.cases))
+        filters = check_filters(filters)
         vec = self._image_vector(image)
-        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k or self.config.k_cases, filters)]
+        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k, filters)]
 
     def ask(self, image: ImageLike | LoadedImage, question: str) -> Answer:
         """Answer a question about an image, with the evidence behind the answer.
@@ -218,7 +228,7 @@ class Engine:
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
-            kg_facts=self._facts(concept_ids) if self.config.use_kg else [])
+            kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
         # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
         # calibrated abstention (kgclip.rag.grounding).
         answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
@@ -246,9 +256,9 @@ class Engine:
                                               self.neighbors)
         return val
 
-    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
+    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4, question: str = "") -> list[KGFact]:
         """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
-        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept)
+        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept, question=question)
         if self.neighbors is not None:
             facts += self.neighbors.facts(self.graph, concept_ids, k=3, limit=limit)
         return facts
@@ -266,59 +276,99 @@ class Engine:
                 for cid, score in self.neighbors.nearest(concept_id, k)]
 
     def search(self, *, text: str | None = None, image: ImageLike | LoadedImage | None = None, k: int = 10,
-               filters: Mapping[str, Any] | None = None, cross_modal: bool = False) -> "SearchResults":
-        """Cases similar to a text (over case texts) or to an image (image to image).
+               filters: Mapping[str, Any] | None = None, cross_modal: bool = False, concept: str | None = None,
+               descendants: bool = True, expand: bool = False) -> "SearchResults":
+        """Cases similar to a text (over case texts) or to an image (image to image), or cases of a concept.
 
         Args:
             filters: metadata filters, e.g. ``{"body_part": "CHEST"}``, ``{"modality": "CT"}``,
-                ``{"concept": "RADLEX:RID4872"}``.
+                ``{"concept": "RADLEX:RID4872"}`` (exact concept ids).
             cross_modal: with ``image=``, search the case texts instead (image->text in the KG-CLIP model's joint
                 space; needs ``model_dir``).
+            concept: only cases linked to this concept, its ``is_a`` descendants (``descendants``) or its
+                ``same_as`` partners, ranked by ``text=`` / ``image=`` or else by the concept's name; each hit's
+                ``metadata["matched_through"]`` says how (``"lobar pneumonia ⊂ pneumonia"``).
+            expand: with ``text=``, link the text and rank cases of the concepts it names (and their descendants
+                and ``same_as`` partners) first. ``results.expansion`` shows the expansion.
         """
         from kgclip.display import SearchResults
 
-        if (text is None) == (image is None):
-            raise InputFormatError("pass exactly one of text= or image= to search")
+        if (text is not None and image is not None) or (text is None and image is None and concept is None):
+            raise InputFormatError("pass exactly one of text= or image= to search (or concept= alone)")
         if cross_modal and (image is None or self.config.model_dir is None):
             raise ConfigError("cross_modal search takes image= and a workspace built with "
                               "EngineConfig(model_dir=...) (a KG-CLIP model from `kgclip train`)")
+        k, filters = check_k(k, len(self.cases)), check_filters(filters)
         if text is not None:
-            if not text.strip():
-                raise InputFormatError("the search text is empty")
-            vec = self.table_text_encoder.encode([text]).numpy()[0]
-            rows, via = self._search(self.text_table, vec, k, filters), "text"
-        elif cross_modal:
-            rows, via = self._search(self.text_table, self._image_vector(image), k, filters), "image->text"
+            text = check_text(text, "search text", MAX_TEXT_CHARS, "pleural effusion")
+        if image is None:
+            query = text if text is not None else self.graph.name_of(concept)  # type: ignore[arg-type]
+            table, vec, via = self.text_table, self.table_text_encoder.encode([query]).numpy()[0], "text"
         else:
-            rows, via = self._search(self.image_table, self._image_vector(image), k, filters), "image"
+            table, vec = (self.text_table, self._image_vector(image)) if cross_modal else (self.image_table,
+                                                                                          self._image_vector(image))
+            via = "image->text" if cross_modal else "image"
+
+        def run(f: Mapping[str, Any] | None) -> list[CaseHit]:
+            return [self._hit(r, via) for r in self._search(table, vec, k, f)]
+
+        expansion = None
+        if concept is not None:
+            hits, expansion = concept_search(self.graph, concept, run, descendants=descendants, filters=filters)
+        elif expand and text is not None:
+            hits, expansion = text_expansion(self.graph, self.tagger.linker if self.tagger else None, text, run, k,
+                                             descendants=descendants, filters=filters)
+        else:
+            hits = run(filters)
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
-        return SearchResults(self._hit(r, via) for r in rows)
+        results = SearchResults(hits)
+        results.expansion = expansion
+        return results
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
-                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True) -> DraftReport:
-        """Draft findings and an impression from the most similar cases, each sentence citing its case.
+                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True,
+                     region: str | None = None, modality: str | None = None) -> DraftReport:
+        """Draft findings and an impression from the most similar cases of the image's body region, each sentence
+        citing its case (only findings / impression text of the cases is drafted; see :mod:`kgclip.rag.report`).
 
         Args:
             k: cases that vote on the findings (default ``config.draft_k``).
-            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}`` from the DICOM header;
-                the MedPix evaluation drafts from cases sharing the query's modality and body region.
+            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}``.
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
+            region, modality: the query's body region and modality; default: the image header's
+                ``BodyPartExamined`` / ``Modality``, else the similar cases' own regions vote. With no similar case
+                of that region, the draft is empty and ``report.notice`` says so.
         """
-        if k is not None and k < 1:
-            raise ConfigError(f"k (similar cases to draft from) must be >= 1, got {k}")
-        k = k or self.config.draft_k
-        hits = self.similar_cases(image, k + 1, filters)
+        k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
+        loaded = load_image(image)
+        region = region or loaded.meta.get("body_part") or None
+        modality = modality or loaded.meta.get("modality") or None
+        hits = self.similar_cases(loaded, min(k + 1, len(self.cases)), filters)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
-        hits = hits[:k]
+        hits = [self._with_sections(h) for h in hits[:k]]
         if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
+            self._draft_regions = BodyRegions(self.graph)
         report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
-                                  use_kg=self.config.use_kg, expander=self._draft_expander)
+                                  use_kg=self.config.use_kg, expander=self._draft_expander,
+                                  regions=self._draft_regions, query_region=region, query_modality=modality)
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report
+
+    def _with_sections(self, hit: CaseHit) -> CaseHit:
+        """The hit with its case's report sections; a case whose text was made from question/answer pairs is
+        marked so that none of it is drafted (QA pairs are evidence for answers, not report sentences)."""
+        i = self.case_index.get(hit.case_id)
+        case = self.cases[i] if i is not None else None
+        if case is None:
+            return hit
+        extra: dict[str, Any] = {"findings": case.findings, "impression": case.impression}
+        if case.qa and not (case.findings or case.impression):
+            extra["text_source"] = "qa"
+        return replace(hit, metadata={**hit.metadata, **extra})
 
     def explain(self, concept: str, hops: int = 1, max_nodes: int = 40) -> "Subgraph":
         """A concept's neighbourhood in the graph (by id, or by a name the linker recognises)."""
@@ -335,52 +385,29 @@ class Engine:
         return Subgraph(cid, self.graph.name_of(cid), self.graph.subgraph_nx(ids),
                         self._facts([cid], limit=20, per_concept=20))
 
-    def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True) -> int:
+    def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True,
+                  allow_burned_in: bool = False) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
-        search tables and the drafting pool, and save. They vote in :meth:`ask` at once (presence of their findings,
-        their modality / body part); the answerer's head is refit with :meth:`fit_answerer`.
+        search tables and the drafting pool, and save, as one locked, atomic change of the workspace
+        (:mod:`kgclip.engine.adding`). Added cases vote in :meth:`ask` at once (presence of their findings, their
+        modality / body part); the answerer's head is refit with :meth:`fit_answerer`; rebuilds keep added cases.
+
+        Args:
+            copy_images: store a de-identified, content-addressed copy of each image in the workspace
+                (:mod:`kgclip.engine.images`); ``False`` keeps the absolute path of the original.
+            allow_burned_in: store images whose header says ``BurnedInAnnotation=YES`` (refused by default).
 
         Returns:
             How many cases were added or replaced.
+
+        Raises:
+            InputFormatError: a malformed case; ImageReadError: an image is missing or unreadable, or has burned-in
+            annotation; StaleArtifactError: the workspace was rebuilt since this engine loaded it; LockedError:
+            another writer held the workspace too long. Nothing is added then.
         """
-        new: list[Case] = []
-        for raw in cases:
-            case = raw if isinstance(raw, Case) else Case(**{k: raw[k] for k in raw if k in Case.__dataclass_fields__})
-            src = Path(case.image)
-            if not src.is_file():
-                raise ImageReadError(f"case {case.case_id!r}: image {str(src)!r} does not exist; nothing was added")
-            load_image(src)  # fail before touching the workspace
-            if copy_images:
-                dst = self.directory / "images" / src.name
-                if not dst.exists():
-                    shutil.copyfile(src, dst)
-                case.image = f"images/{src.name}"
-            case.concepts = self.tagger.concept_ids(case.text, include_negated=False) if self.tagger else []
-            new.append(case)
-        if not new:
-            return 0
-        ids = []
-        for case in new:
-            if case.case_id in self.case_index:
-                i = self.case_index[case.case_id]
-                self.cases[i] = case
-            else:
-                i = len(self.cases)
-                self.cases.append(case)
-                self.case_index[case.case_id] = i
-            ids.append(i)
-        img = self.featurizer.embed([self.image_path(c.image) for c in new])
-        txt = self.table_text_encoder.encode([c.text or c.case_id for c in new]).numpy()
-        meta = [case_meta(c) for c in new]
-        self.image_table.add(ids, img, meta)
-        self.text_table.add(ids, txt, meta)
-        save_cases(self.directory / "cases.json", self.cases)
-        self.image_table.save(self.directory / "index_image")
-        self.text_table.save(self.directory / "index_text")
-        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
-                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
-                                              self.neighbors)
-        return len(new)
+        from kgclip.engine.adding import add_cases
+
+        return add_cases(self, cases, copy_images=copy_images, allow_burned_in=allow_burned_in)
 
     def use_llm(self, chat_model: Any, *, timeout_s: float = 30.0) -> "Engine":
         """Let a langchain chat model rewrite answers and drafts (citations must survive; else the built-in

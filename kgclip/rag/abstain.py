@@ -52,7 +52,9 @@ class InputCheck:
 
 
 def check_question(question: object) -> str:
-    """The question, stripped; :class:`InputFormatError` for an empty, non-text or over-long one."""
+    """The question, stripped; :class:`InputFormatError` for an empty, non-text, over-long or non-UTF-8 one."""
+    if isinstance(question, bytes):
+        raise InputFormatError("the question is bytes; pass text (str), e.g. 'Is there a pleural effusion?'")
     if not isinstance(question, str) or not question.strip():
         raise InputFormatError("the question is empty; ask something like 'Is there a pleural effusion?'")
     text = question.strip()
@@ -61,6 +63,11 @@ def check_question(question: object) -> str:
                                f"{MAX_QUESTION_CHARS} characters (put case notes into cases, not questions)")
     if "\x00" in text:
         raise InputFormatError("the question contains NUL characters; pass plain text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable command-line bytes arrive as lone surrogates
+        raise InputFormatError("the question is not valid text (bytes that are not UTF-8); retype it, or set the "
+                               "terminal's encoding to UTF-8") from None
     return text
 
 
