@@ -39,7 +39,7 @@ from kgclip.eval.ood import out_of_range_inputs
 from kgclip.eval.vqa_grounded import grounded_answers
 from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
-from kgclip.models.thumbnail import ThumbnailFeaturizer
+from kgclip.models.features import load_image_features
 from kgclip.rag.calibration import accuracy_at_coverage, bootstrap_ci, expected_calibration_error, risk_coverage
 from kgclip.rag.grounding import CASE_WEIGHT, OPEN_FROM_CASES
 from kgclip.rag.router import KINDS
@@ -76,12 +76,14 @@ def score_predictions(predicted: Sequence[str], examples: Sequence[QAExample]) -
 def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encoder: Any,
                      config: AnswererConfig = AnswererConfig(), split: Literal["test", "val"] = "test",
                      val_folds: int = 5, seed: int = 0, show_progress: bool = True,
-                     variants: Sequence[str] = ("kg", "nokg")) -> dict[str, Any]:
+                     variants: Sequence[str] = ("kg", "nokg"), image_features: str = "thumbnail") -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
     scored questions of that split (for ``val``: all training questions, pooled over the folds); ``val_acc`` is
     the cross-validated accuracy inside the training part that selected the blend (mean over folds for ``val``).
+    ``image_features`` names the image feature extractor (:func:`kgclip.models.features.load_image_features`:
+    ``thumbnail``, ``efficientnet-lite0``...).
     """
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -97,7 +99,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
     runs = validation_folds(train, val_folds, seed) if split == "val" else [(train, examples_from_vqa_rad(test_items))]
     image_paths = {item.image_key: item.image_path for item in train_items + test_items}
     scored = [e for _, part in runs for e in part]
-    featurizer = ThumbnailFeaturizer()
+    featurizer = load_image_features(image_features)
     keys = sorted({e.image_key for e in train + scored})
     vectors = featurizer.embed([image_paths[k] for k in keys], show_progress=show_progress)
     image_vectors = dict(zip(keys, vectors))
@@ -189,7 +191,7 @@ def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored
     return out
 
 
-def ood_figures(model: VQAAnswerer, featurizer: ThumbnailFeaturizer) -> dict[str, Any]:
+def ood_figures(model: VQAAnswerer, featurizer: Any) -> dict[str, Any]:
     """Abstention on out-of-range inputs (:func:`kgclip.eval.ood.out_of_range_inputs`), asked a presence question.
 
     An input :func:`check_input` rejects abstains; one it passes goes through the answerer and abstains only if
