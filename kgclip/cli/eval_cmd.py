@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="test: the reported figure, run once after the design is frozen; val: development, on a "
                         "validation split carved from train (the test split is not used)")
     v.add_argument("--text-encoder", default="minilm")
-    v.add_argument("--image-features", default="thumbnail",
-                   help="image feature extractor: thumbnail (default) or efficientnet-lite0 (pretrained, cached)")
+    v.add_argument("--image-features", default="efficientnet-lite0",
+                   help="image feature extractor: efficientnet-lite0 (pretrained, cached; default) or thumbnail")
     v.add_argument("--json", action="store_true", help="print only the JSON line")
     v.set_defaults(handler=_vqa)
     r = sub.add_parser("report", help="draft findings for MedPix dev cases; BLEU-4, ROUGE-L, concept F1")

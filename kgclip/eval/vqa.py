@@ -76,14 +76,15 @@ def score_predictions(predicted: Sequence[str], examples: Sequence[QAExample]) -
 def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encoder: Any,
                      config: AnswererConfig = AnswererConfig(), split: Literal["test", "val"] = "test",
                      val_folds: int = 5, seed: int = 0, show_progress: bool = True,
-                     variants: Sequence[str] = ("kg", "nokg"), image_features: str = "thumbnail") -> dict[str, Any]:
+                     variants: Sequence[str] = ("kg", "nokg"), image_features: str = "efficientnet-lite0") -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
     scored questions of that split (for ``val``: all training questions, pooled over the folds); ``val_acc`` is
     the cross-validated accuracy inside the training part that selected the blend (mean over folds for ``val``).
     ``image_features`` names the image feature extractor (:func:`kgclip.models.features.load_image_features`:
-    ``thumbnail``, ``efficientnet-lite0``...).
+    ``efficientnet-lite0``, the default since it won on ``--split val``: overall 0.409 vs the thumbnail's 0.401,
+    open 0.103 vs 0.082, closed 0.639 vs 0.640; ``thumbnail``...).
     """
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
