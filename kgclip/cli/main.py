@@ -15,7 +15,7 @@ from kgclip.errors import KgclipError
 __all__ = ["main", "build_parser"]
 
 # Command-group modules, in help order. A module that does not exist (yet) is simply not offered.
-_GROUPS = ("demo", "ontology", "kg", "link", "train", "encode", "index", "ask", "report", "eval")
+_GROUPS = ("demo", "ontology", "kg", "link", "train", "encode", "index", "cases", "ask", "report", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
