@@ -48,7 +48,7 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     assert main(["ask", str(demo_dir / "missing.dcm"), "Is it?", "--workspace", str(demo_dir)]) == 1
     assert "missing.dcm: no such file" in capsys.readouterr().err
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--k", "0"]) == 1
-    assert "must be >= 1" in capsys.readouterr().err
+    assert "must be a whole number >= 1" in capsys.readouterr().err
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--filter", "body_part=CHEST"]) == 0
     assert "FINDINGS:" in capsys.readouterr().out
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir), "--filter", "CHEST"]) == 1

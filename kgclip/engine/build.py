@@ -26,7 +26,7 @@ from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.vqa import VQAAnswerer
 
-__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir"]
+__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir", "read_vqa_rad_items"]
 
 
 def shipped_demo_dir() -> Path | None:
@@ -70,13 +70,12 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     """
     from tqdm.auto import tqdm
 
-    from kgclip.eval.vqa import load_vqa_rad_rows
     from kgclip.ontology.store import load_ontologies
 
     vqa_rad = _data_dir(vqa_rad)
     config = config.with_parts()
     steps = tqdm(total=5, desc="building workspace", disable=not show_progress)
-    rows, image_dir = load_vqa_rad_rows(vqa_rad)
+    items = read_vqa_rad_items(vqa_rad)
     if graph is None:
         graph = load_ontologies(list(config.ontology_dirs) or None)
     encoder, featurizer, table_encoder, neighbors = _parts(config, graph, embeddings, model_fp)
@@ -85,7 +84,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     workspace = Path(workspace_dir)
     with mutation(workspace, carry=lambda live: [SALT_FILE]) as staging:
         salt = ensure_uid_salt(staging)
-        cases = cases_from_vqa_rad(rows, image_dir)
+        cases = cases_from_vqa_rad(items)
         for case in cases:  # the workspace owns de-identified copies of its images (thumbnails, re-embedding)
             case.image = store_image(staging, case.image, uid_salt=salt, allow_burned_in=allow_burned_in)
         cases = _with_added_cases(cases, workspace, staging)
@@ -95,7 +94,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
         img = featurizer.embed([_image_path(staging, c) for c in cases], show_progress=show_progress)
         txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
         steps.update()
-        answerer, val = VQAAnswerer.fit(qa_examples(rows), {c.case_id: v for c, v in zip(cases, img)},
+        answerer, val = VQAAnswerer.fit(qa_examples(items), {c.case_id: v for c, v in zip(cases, img)},
                                         graph=graph if config.use_kg else None, text_encoder=encoder,
                                         config=replace(config.answerer, use_kg=config.use_kg),
                                         image_featurizer=featurizer.name, show_progress=show_progress)
@@ -123,6 +122,21 @@ def _data_dir(vqa_rad: str | Path | None) -> str | Path:
         raise ConfigError("no data to build from: pass vqa_rad=PATH (a folder with the VQA-RAD JSON and "
                           "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
     return shipped
+
+
+def read_vqa_rad_items(path: str | Path) -> list[Any]:
+    """The rows of a VQA-RAD-style folder through :mod:`kgclip.data.vqa_rad`, the one reader of that format.
+
+    Raises:
+        ConfigError: the folder (or its JSON) is missing; InputFormatError: a malformed row.
+    """
+    from kgclip.data.vqa_rad import read_vqa_rad
+
+    try:
+        return read_vqa_rad(path)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"cannot build from {path}: {exc}; pass vqa_rad=PATH, a folder with "
+                          "VQA_RAD_Dataset_Public.json and images/") from None
 
 
 def _parts(config: EngineConfig, graph: ConceptGraph, embeddings: Any, model_fp: str | None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.atomic import atomic_write_json
+from kgclip.data.vqa_rad import VQARadItem
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.rag.answerer import QAExample, question_kind
 
@@ -122,21 +123,22 @@ def qa_statement(question: str, answer: str) -> str:
     return f"{q}: {a}."
 
 
-def cases_from_vqa_rad(rows: Sequence[Mapping[str, Any]], image_dir: Path,
-                       train_types: Sequence[str] = ("freeform", "para")) -> list[Case]:
-    """One case per image; its text is the statements of its training questions (test questions stay out)."""
+def cases_from_vqa_rad(items: Sequence[VQARadItem]) -> list[Case]:
+    """One case per image; its text is the statements of its training questions (test questions stay out).
+
+    ``image`` is the source file's path; a build replaces it with the stored copy.
+    """
     by_image: dict[str, Case] = {}
-    for r in rows:
-        name = str(r["image_name"])
-        case = by_image.setdefault(name, Case(case_id=Path(name).stem, image=str(image_dir / name),
-                                              body_part=str(r.get("image_organ", "")).strip()))
-        if str(r.get("phrase_type")) in train_types:
-            case.qa.append((str(r["question"]), str(r["answer"])))
+    for item in items:
+        case = by_image.setdefault(item.image_name, Case(case_id=Path(item.image_name).stem,
+                                                         image=str(item.image_path), body_part=item.organ))
+        if item.split == "train":
+            case.qa.append((item.question, item.answer))
     for case in by_image.values():
         lines = list(dict.fromkeys(qa_statement(q, a) for q, a in case.qa))
         case.text = " ".join(lines)
         case.modality = _modality(case.qa)
-    return [c for c in by_image.values() if c.qa or True]
+    return list(by_image.values())
 
 
 def _modality(qa: Sequence[tuple[str, str]]) -> str:
@@ -150,8 +152,7 @@ def _modality(qa: Sequence[tuple[str, str]]) -> str:
     return ""
 
 
-def qa_examples(rows: Sequence[Mapping[str, Any]], train_types: Sequence[str] = ("freeform", "para")
-                ) -> list[QAExample]:
-    return [QAExample(Path(str(r["image_name"])).stem, str(r["question"]), str(r["answer"]),
-                      str(r.get("answer_type", "")).strip().upper() == "CLOSED", str(r.get("qid_linked_id") or ""))
-            for r in rows if str(r.get("phrase_type")) in train_types]
+def qa_examples(items: Sequence[VQARadItem]) -> list[QAExample]:
+    """The training questions (paraphrases grouped by ``linked_id``), keyed by image like the cases."""
+    return [QAExample(Path(item.image_name).stem, item.question, item.answer, item.is_closed, item.linked_id)
+            for item in items if item.split == "train"]
