@@ -22,6 +22,21 @@ def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
                         "rebuilds the workspace when it was built with others")
 
 
+def check_image_arg(image: str) -> None:
+    """Refuse a missing, empty or non-image file before anything heavy is imported (a bad input fails at once)."""
+    from pathlib import Path
+
+    from kgclip.errors import ImageReadError
+
+    path = Path(image).expanduser()
+    if not path.is_file():
+        raise ImageReadError(f"{image}: no such file. Check the path.")
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    if not head:
+        raise ImageReadError(f"{image}: empty file (0 bytes); it is not an image.")
+
+
 def open_engine(args: argparse.Namespace) -> Any:
     """The engine over ``args.workspace`` with the parts the flags name (progress and a rebuild notice on stderr)."""
     from kgclip.engine import Engine
@@ -45,8 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kgclip.engine.limits import MAX_QUESTION_CHARS, check_text
+
+    question = check_text(args.question, "question", MAX_QUESTION_CHARS, "Is there a pleural effusion?")
+    check_image_arg(args.image)
     engine = open_engine(args)
-    answer = engine.ask(args.image, args.question)
+    answer = engine.ask(args.image, question)
     ev = answer.evidence
     if args.json:
         print(json.dumps({

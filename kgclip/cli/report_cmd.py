@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kgclip.cli.ask_cmd import add_workspace_arguments, open_engine, workspace_json
+from kgclip.cli.ask_cmd import add_workspace_arguments, check_image_arg, open_engine, workspace_json
 from kgclip.errors import ConfigError
 
 
@@ -24,13 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _draft(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
+    from kgclip.engine.limits import MAX_K, check_filters, check_k
+
     filters = {}
     for item in args.filter:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--filter takes KEY=VALUE (e.g. modality=CT), got {item!r}")
         filters[key.strip()] = value.strip()
+    check_filters(filters)  # inputs are checked before the engine (and torch) loads
+    if args.k is not None:
+        check_k(args.k, MAX_K, "k (similar cases to draft from)")
+    check_image_arg(args.image)
+    engine = open_engine(args)
     report = engine.draft_report(args.image, k=args.k, filters=filters or None)
     if args.json:
         def rows(items):  # noqa: ANN001, ANN202
