@@ -16,7 +16,7 @@ from typing import Any
 from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, load_cases, qa_examples, save_cases
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.images import SALT_FILE, ensure_uid_salt, store_image
-from kgclip.engine.manifest import write_engine_manifest
+from kgclip.engine.manifest import MANIFEST, write_engine_manifest
 from kgclip.engine.model_parts import NeighborConcepts
 from kgclip.engine.store import link_tree, mutation
 from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
@@ -72,6 +72,8 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
 
     from kgclip.ontology.store import load_ontologies
 
+    workspace = Path(workspace_dir)
+    _check_target(workspace)
     vqa_rad = _data_dir(vqa_rad)
     config = config.with_parts()
     steps = tqdm(total=5, desc="building workspace", disable=not show_progress)
@@ -81,7 +83,6 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     encoder, featurizer, table_encoder, neighbors = _parts(config, graph, embeddings, model_fp)
     tagger = ConceptTagger(graph) if config.use_kg else None
     steps.update()
-    workspace = Path(workspace_dir)
     with mutation(workspace, carry=lambda live: [SALT_FILE]) as staging:
         salt = ensure_uid_salt(staging)
         cases = cases_from_vqa_rad(items)
@@ -112,6 +113,14 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     steps.close()
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
                           featurizer, table_encoder, neighbors)
+
+
+def _check_target(workspace: Path) -> None:
+    """A build replaces the whole directory: refuse one that holds something other than a workspace."""
+    if workspace.exists() and not (workspace / MANIFEST).is_file() and (
+            not workspace.is_dir() or any(workspace.iterdir())):
+        raise ConfigError(f"{workspace} exists but is not a kgclip workspace (no {MANIFEST}); a build replaces "
+                          "the whole directory, so pass a new or empty directory, or a workspace to rebuild")
 
 
 def _data_dir(vqa_rad: str | Path | None) -> str | Path:

@@ -145,3 +145,17 @@ def test_bad_config_values_are_config_errors(field, value):
 
 def test_every_refusal_is_a_kgclip_error():
     assert issubclass(InputFormatError, KgclipError) and issubclass(ImageReadError, KgclipError)
+
+
+def test_build_refuses_a_directory_that_is_not_a_workspace(tmp_path):
+    from kgclip.testing import tiny_graph
+    from kgclip.testing.synthetic import make_vqa_folder
+
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "thesis.txt").write_text("do not delete")
+    data = make_vqa_folder(tmp_path / "data", n_images=4)
+    with pytest.raises(ConfigError, match="not a kgclip workspace"):
+        Engine.build(EngineConfig(text_encoder="hashing-64"), target, vqa_rad=data, graph=tiny_graph(),
+                     show_progress=False)
+    assert (target / "thesis.txt").read_text() == "do not delete"
