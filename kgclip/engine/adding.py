@@ -30,7 +30,7 @@ _TABLES = ("index_image", "index_text")
 _SAME_BUILD = ("graph", "text_encoder", "image_featurizer", "answerer", "config")
 
 
-def checked_cases(rows: Sequence[Mapping[str, Any] | Case]) -> list[Case]:
+def checked_cases(rows: Sequence[Mapping[str, Any] | Case], where: str = "case") -> list[Case]:
     """The rows as new :class:`Case` objects (the last of equal ``case_id`` wins), each image checked to exist.
 
     Raises:
@@ -44,10 +44,10 @@ def checked_cases(rows: Sequence[Mapping[str, Any] | Case]) -> list[Case]:
                                "them in batches")
     cases: dict[str, Case] = {}
     for i, row in enumerate(rows, start=1):
-        case = case_from_row(row, f"case {i}")
+        case = case_from_row(row, f"{where} {i}")
         path = Path(case.image).expanduser()
         if not path.is_file():
-            raise ImageReadError(f"case {i} ({case.case_id!r}): image {str(path)!r} does not exist; nothing "
+            raise ImageReadError(f"{where} {i} ({case.case_id!r}): image {str(path)!r} does not exist; nothing "
                                  "was added")
         case.image, case.origin = str(path.resolve()), "added"
         cases.pop(case.case_id, None)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, load_cases, qa_examples, save_cases
+from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, load_cases, save_cases
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.images import SALT_FILE, ensure_uid_salt, store_image
-from kgclip.engine.manifest import MANIFEST, write_engine_manifest
+from kgclip.engine.manifest import write_engine_manifest
 from kgclip.engine.model_parts import NeighborConcepts
 from kgclip.engine.store import link_tree, mutation
 from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
@@ -24,9 +24,9 @@ from kgclip.errors import ConfigError
 from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
-from kgclip.rag.vqa import VQAAnswerer
+from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 
-__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir", "read_vqa_rad_items"]
+__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir"]
 
 
 def shipped_demo_dir() -> Path | None:
@@ -70,19 +70,19 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     """
     from tqdm.auto import tqdm
 
+    from kgclip.data.vqa_rad import read_vqa_rad
     from kgclip.ontology.store import load_ontologies
 
-    workspace = Path(workspace_dir)
-    _check_target(workspace)
     vqa_rad = _data_dir(vqa_rad)
     config = config.with_parts()
     steps = tqdm(total=5, desc="building workspace", disable=not show_progress)
-    items = read_vqa_rad_items(vqa_rad)
+    items = read_vqa_rad(vqa_rad)
     if graph is None:
         graph = load_ontologies(list(config.ontology_dirs) or None)
     encoder, featurizer, table_encoder, neighbors = _parts(config, graph, embeddings, model_fp)
     tagger = ConceptTagger(graph) if config.use_kg else None
     steps.update()
+    workspace = Path(workspace_dir)
     with mutation(workspace, carry=lambda live: [SALT_FILE]) as staging:
         salt = ensure_uid_salt(staging)
         cases = cases_from_vqa_rad(items)
@@ -95,7 +95,8 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
         img = featurizer.embed([_image_path(staging, c) for c in cases], show_progress=show_progress)
         txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
         steps.update()
-        answerer, val = VQAAnswerer.fit(qa_examples(items), {c.case_id: v for c, v in zip(cases, img)},
+        train = examples_from_vqa_rad([i for i in items if i.split == "train"])
+        answerer, val = VQAAnswerer.fit(train, {c.case_id: v for c, v in zip(cases, img)},
                                         graph=graph if config.use_kg else None, text_encoder=encoder,
                                         config=replace(config.answerer, use_kg=config.use_kg),
                                         image_featurizer=featurizer.name, show_progress=show_progress)
@@ -115,14 +116,6 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
                           featurizer, table_encoder, neighbors)
 
 
-def _check_target(workspace: Path) -> None:
-    """A build replaces the whole directory: refuse one that holds something other than a workspace."""
-    if workspace.exists() and not (workspace / MANIFEST).is_file() and (
-            not workspace.is_dir() or any(workspace.iterdir())):
-        raise ConfigError(f"{workspace} exists but is not a kgclip workspace (no {MANIFEST}); a build replaces "
-                          "the whole directory, so pass a new or empty directory, or a workspace to rebuild")
-
-
 def _data_dir(vqa_rad: str | Path | None) -> str | Path:
     if vqa_rad is not None:
         return vqa_rad
@@ -131,21 +124,6 @@ def _data_dir(vqa_rad: str | Path | None) -> str | Path:
         raise ConfigError("no data to build from: pass vqa_rad=PATH (a folder with the VQA-RAD JSON and "
                           "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
     return shipped
-
-
-def read_vqa_rad_items(path: str | Path) -> list[Any]:
-    """The rows of a VQA-RAD-style folder through :mod:`kgclip.data.vqa_rad`, the one reader of that format.
-
-    Raises:
-        ConfigError: the folder (or its JSON) is missing; InputFormatError: a malformed row.
-    """
-    from kgclip.data.vqa_rad import read_vqa_rad
-
-    try:
-        return read_vqa_rad(path)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"cannot build from {path}: {exc}; pass vqa_rad=PATH, a folder with "
-                          "VQA_RAD_Dataset_Public.json and images/") from None
 
 
 def _parts(config: EngineConfig, graph: ConceptGraph, embeddings: Any, model_fp: str | None

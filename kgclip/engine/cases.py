@@ -15,14 +15,13 @@ from typing import Any
 from kgclip.atomic import atomic_write_json
 from kgclip.data.vqa_rad import VQARadItem
 from kgclip.errors import ArtifactCorruptError, InputFormatError
-from kgclip.rag.answerer import QAExample, question_kind
+from kgclip.rag.answerer import question_kind
 
-__all__ = ["Case", "save_cases", "load_cases", "case_meta", "case_from_row", "qa_statement", "cases_from_vqa_rad",
-           "qa_examples"]
+__all__ = ["Case", "save_cases", "load_cases", "case_meta", "case_from_row", "qa_statement", "cases_from_vqa_rad"]
 
 _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 100_000
-_TEXT_FIELDS = ("text", "modality", "body_part", "split")
+_TEXT_FIELDS = ("text", "findings", "impression", "modality", "body_part", "split")
 
 
 @dataclass
@@ -38,6 +37,14 @@ class Case:
     concepts: list[str] = field(default_factory=list)  # linked, non-negated concept ids of ``text``
     split: str = "train"
     origin: str = "build"  # "build" (from the data a build reads) or "added" (add_cases: kept by rebuilds)
+    # Report sections when the case has them (what a draft is made of); without them ``text`` is split into
+    # sections (kgclip.data.sections), and a case whose text was made from ``qa`` is never drafted from.
+    findings: str = ""
+    impression: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text and (self.findings or self.impression):  # what search and linking read
+            self.text = " ".join(p for p in (self.findings, self.impression) if p)
 
 
 def save_cases(path: Path, cases: Sequence[Case]) -> None:
@@ -70,8 +77,8 @@ def _text_field(row: Mapping[str, Any], key: str, where: str, limit: int, requir
 
 
 def case_from_row(row: Mapping[str, Any] | Case, where: str) -> Case:
-    """A new :class:`Case` from a caller's row (``case_id``, ``image``, optional ``text``, ``modality``,
-    ``body_part``, ``split``; other keys are ignored), checked field by field.
+    """A new :class:`Case` from a caller's row (``case_id``, ``image``, optional ``text``, ``findings``,
+    ``impression``, ``modality``, ``body_part``, ``split``; other keys are ignored), checked field by field.
 
     Raises:
         InputFormatError: not a mapping, a required field missing, a field of the wrong type, too long or not text
@@ -87,6 +94,7 @@ def case_from_row(row: Mapping[str, Any] | Case, where: str) -> Case:
         if key in row:
             setattr(case, key, _text_field(row, key, where, _MAX_TEXT_CHARS))
     case.split = case.split or "train"
+    case.__post_init__()  # search and linking read ``text``: made from the sections when only they were given
     return case
 
 
@@ -124,14 +132,12 @@ def qa_statement(question: str, answer: str) -> str:
 
 
 def cases_from_vqa_rad(items: Sequence[VQARadItem]) -> list[Case]:
-    """One case per image; its text is the statements of its training questions (test questions stay out).
-
-    ``image`` is the source file's path; a build replaces it with the stored copy.
-    """
+    """One case per image (case id: the image key); its text is the statements of its training questions (test
+    questions stay out)."""
     by_image: dict[str, Case] = {}
     for item in items:
-        case = by_image.setdefault(item.image_name, Case(case_id=Path(item.image_name).stem,
-                                                         image=str(item.image_path), body_part=item.organ))
+        case = by_image.setdefault(item.image_key, Case(case_id=item.image_key, image=str(item.image_path),
+                                                        body_part=item.organ))
         if item.split == "train":
             case.qa.append((item.question, item.answer))
     for case in by_image.values():
@@ -150,9 +156,3 @@ def _modality(qa: Sequence[tuple[str, str]]) -> str:
                 if key in a_low:
                     return name
     return ""
-
-
-def qa_examples(items: Sequence[VQARadItem]) -> list[QAExample]:
-    """The training questions (paraphrases grouped by ``linked_id``), keyed by image like the cases."""
-    return [QAExample(Path(item.image_name).stem, item.question, item.answer, item.is_closed, item.linked_id)
-            for item in items if item.split == "train"]

@@ -19,6 +19,7 @@ and :mod:`kgclip.engine.open`; this module holds the queries.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,9 @@ import numpy as np
 
 from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.cases import Case
+from kgclip.engine.concept_search import concept_search, text_expansion
 from kgclip.engine.config import EngineConfig
-from kgclip.engine.limits import MAX_QUESTION_CHARS, MAX_TEXT_CHARS, check_filters, check_k, check_text
+from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_text
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
@@ -38,7 +40,10 @@ from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
+from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
+from kgclip.rag.grounding import ground_answer, out_of_range_answer
+from kgclip.rag.regions import BodyRegions
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -73,6 +78,7 @@ class Engine:
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
         self._draft_expander: GraphExpander | None = None
+        self._draft_regions: BodyRegions | None = None
         self.open_action: str | None = None  # set by open(): "loaded", "built" or "rebuilt"
 
     def __repr__(self) -> str:
@@ -203,7 +209,13 @@ class Engine:
             InputFormatError: the question is empty.
             ImageReadError: the image is missing or unreadable.
         """
-        question = check_text(question, "question", MAX_QUESTION_CHARS, "Is there a pleural effusion?")
+        question = check_question(question)
+        check = check_input(image)  # out-of-range inputs abstain with a reason; unreadable ones raise
+        if not check.ok:
+            linked = self.tagger.link(question) if self.tagger is not None else []
+            evidence = Evidence(question=question, concepts=linked,
+                                kg_facts=self._facts([m.concept_id for m in linked]) if self.config.use_kg else [])
+            return out_of_range_answer(question, check, evidence)
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
@@ -216,16 +228,36 @@ class Engine:
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
-            kg_facts=self._facts(concept_ids) if self.config.use_kg else [])
-        answer = Answer(text=pred.text, confidence=pred.confidence, kind=pred.kind, evidence=evidence,
-                        question=question, candidates=pred.candidates)
-        if self.llm is not None:
+            kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
+        # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
+        # calibrated abstention (kgclip.rag.grounding).
+        answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
+                               tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
+                               image_threshold=self.answerer.meta.get("image_sim_threshold"),
+                               min_confidence=self.answerer.config.min_confidence)
+        if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
 
-    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
+    def fit_answerer(self, pairs: Sequence[Any], *, replace: bool = False, show_progress: bool = True
+                     ) -> dict[str, Any]:
+        """Refit the answerer on its questions plus the user's ``pairs`` (:func:`kgclip.rag.user_qa.read_qa_pairs`;
+        only those with ``replace``), save it and the manifest. Returns the cross-validated figures."""
+        from kgclip.rag.user_qa import refit_answerer
+
+        answerer, val = refit_answerer(self.answerer, pairs, self.featurizer, graph=self.graph, replace=replace,
+                                       show_progress=show_progress)
+        answerer.tagger = self.tagger
+        answerer.save(self.directory / "answerer")
+        self.answerer = answerer
+        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
+                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
+                                              self.neighbors)
+        return val
+
+    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4, question: str = "") -> list[KGFact]:
         """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
-        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept)
+        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept, question=question)
         if self.neighbors is not None:
             facts += self.neighbors.facts(self.graph, concept_ids, k=3, limit=limit)
         return facts
@@ -243,57 +275,99 @@ class Engine:
                 for cid, score in self.neighbors.nearest(concept_id, k)]
 
     def search(self, *, text: str | None = None, image: ImageLike | LoadedImage | None = None, k: int = 10,
-               filters: Mapping[str, Any] | None = None, cross_modal: bool = False) -> "SearchResults":
-        """Cases similar to a text (over case texts) or to an image (image to image).
+               filters: Mapping[str, Any] | None = None, cross_modal: bool = False, concept: str | None = None,
+               descendants: bool = True, expand: bool = False) -> "SearchResults":
+        """Cases similar to a text (over case texts) or to an image (image to image), or cases of a concept.
 
         Args:
             filters: metadata filters, e.g. ``{"body_part": "CHEST"}``, ``{"modality": "CT"}``,
-                ``{"concept": "RADLEX:RID4872"}``.
+                ``{"concept": "RADLEX:RID4872"}`` (exact concept ids).
             cross_modal: with ``image=``, search the case texts instead (image->text in the KG-CLIP model's joint
                 space; needs ``model_dir``).
+            concept: only cases linked to this concept, its ``is_a`` descendants (``descendants``) or its
+                ``same_as`` partners, ranked by ``text=`` / ``image=`` or else by the concept's name; each hit's
+                ``metadata["matched_through"]`` says how (``"lobar pneumonia ⊂ pneumonia"``).
+            expand: with ``text=``, link the text and rank cases of the concepts it names (and their descendants
+                and ``same_as`` partners) first. ``results.expansion`` shows the expansion.
         """
         from kgclip.display import SearchResults
 
-        if (text is None) == (image is None):
-            raise InputFormatError("pass exactly one of text= or image= to search")
+        if (text is not None and image is not None) or (text is None and image is None and concept is None):
+            raise InputFormatError("pass exactly one of text= or image= to search (or concept= alone)")
         if cross_modal and (image is None or self.config.model_dir is None):
             raise ConfigError("cross_modal search takes image= and a workspace built with "
                               "EngineConfig(model_dir=...) (a KG-CLIP model from `kgclip train`)")
         k, filters = check_k(k, len(self.cases)), check_filters(filters)
         if text is not None:
             text = check_text(text, "search text", MAX_TEXT_CHARS, "pleural effusion")
-            vec = self.table_text_encoder.encode([text]).numpy()[0]
-            rows, via = self._search(self.text_table, vec, k, filters), "text"
-        elif cross_modal:
-            rows, via = self._search(self.text_table, self._image_vector(image), k, filters), "image->text"
+        if image is None:
+            query = text if text is not None else self.graph.name_of(concept)  # type: ignore[arg-type]
+            table, vec, via = self.text_table, self.table_text_encoder.encode([query]).numpy()[0], "text"
         else:
-            rows, via = self._search(self.image_table, self._image_vector(image), k, filters), "image"
+            table, vec = (self.text_table, self._image_vector(image)) if cross_modal else (self.image_table,
+                                                                                          self._image_vector(image))
+            via = "image->text" if cross_modal else "image"
+
+        def run(f: Mapping[str, Any] | None) -> list[CaseHit]:
+            return [self._hit(r, via) for r in self._search(table, vec, k, f)]
+
+        expansion = None
+        if concept is not None:
+            hits, expansion = concept_search(self.graph, concept, run, descendants=descendants, filters=filters)
+        elif expand and text is not None:
+            hits, expansion = text_expansion(self.graph, self.tagger.linker if self.tagger else None, text, run, k,
+                                             descendants=descendants, filters=filters)
+        else:
+            hits = run(filters)
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
-        return SearchResults(self._hit(r, via) for r in rows)
+        results = SearchResults(hits)
+        results.expansion = expansion
+        return results
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
-                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True) -> DraftReport:
-        """Draft findings and an impression from the most similar cases, each sentence citing its case.
+                     filters: Mapping[str, Any] | None = None, exclude_identical: bool = True,
+                     region: str | None = None, modality: str | None = None) -> DraftReport:
+        """Draft findings and an impression from the most similar cases of the image's body region, each sentence
+        citing its case (only findings / impression text of the cases is drafted; see :mod:`kgclip.rag.report`).
 
         Args:
             k: cases that vote on the findings (default ``config.draft_k``).
-            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}`` from the DICOM header;
-                the MedPix evaluation drafts from cases sharing the query's modality and body region.
+            filters: case metadata the voting cases must share, e.g. ``{"modality": "CT"}``.
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
+            region, modality: the query's body region and modality; default: the image header's
+                ``BodyPartExamined`` / ``Modality``, else the similar cases' own regions vote. With no similar case
+                of that region, the draft is empty and ``report.notice`` says so.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
-        hits = self.similar_cases(image, min(k + 1, len(self.cases)), filters)
+        loaded = load_image(image)
+        region = region or loaded.meta.get("body_part") or None
+        modality = modality or loaded.meta.get("modality") or None
+        hits = self.similar_cases(loaded, min(k + 1, len(self.cases)), filters)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
-        hits = hits[:k]
+        hits = [self._with_sections(h) for h in hits[:k]]
         if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
+            self._draft_regions = BodyRegions(self.graph)
         report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
-                                  use_kg=self.config.use_kg, expander=self._draft_expander)
+                                  use_kg=self.config.use_kg, expander=self._draft_expander,
+                                  regions=self._draft_regions, query_region=region, query_modality=modality)
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report
+
+    def _with_sections(self, hit: CaseHit) -> CaseHit:
+        """The hit with its case's report sections; a case whose text was made from question/answer pairs is
+        marked so that none of it is drafted (QA pairs are evidence for answers, not report sentences)."""
+        i = self.case_index.get(hit.case_id)
+        case = self.cases[i] if i is not None else None
+        if case is None:
+            return hit
+        extra: dict[str, Any] = {"findings": case.findings, "impression": case.impression}
+        if case.qa and not (case.findings or case.impression):
+            extra["text_source"] = "qa"
+        return replace(hit, metadata={**hit.metadata, **extra})
 
     def explain(self, concept: str, hops: int = 1, max_nodes: int = 40) -> "Subgraph":
         """A concept's neighbourhood in the graph (by id, or by a name the linker recognises)."""
@@ -314,7 +388,8 @@ class Engine:
                   allow_burned_in: bool = False) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
         search tables and the drafting pool, and save, as one locked, atomic change of the workspace
-        (:mod:`kgclip.engine.adding`). The answerer is not retrained (rebuild for that; rebuilds keep added cases).
+        (:mod:`kgclip.engine.adding`). Added cases vote in :meth:`ask` at once (presence of their findings, their
+        modality / body part); the answerer's head is refit with :meth:`fit_answerer`; rebuilds keep added cases.
 
         Args:
             copy_images: store a de-identified, content-addressed copy of each image in the workspace

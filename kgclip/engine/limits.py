@@ -6,22 +6,26 @@ Limits (documented; raise them here if a real use needs more):
 - ``k``: a whole number >= 1; capped at the number of cases and at :data:`MAX_K`;
 - a question at most :data:`MAX_QUESTION_CHARS` characters, a search text at most :data:`MAX_TEXT_CHARS`; both
   valid Unicode (no lone surrogates, which is how undecodable command-line bytes arrive);
+- the CLI runs :func:`check_workspace_dir` (and :func:`kgclip.rag.abstain.check_question` / ``check_input``) before
+  anything heavy is imported, so a bad input fails in well under a second;
 - filters: keys are names, values are strings / numbers (or a list of them), at most :data:`MAX_FILTER_VALUES`
   values in all.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from kgclip.errors import InputFormatError
+from kgclip.errors import ConfigError, InputFormatError
+from kgclip.rag.abstain import MAX_QUESTION_CHARS  # the one question limit (rag checks questions)
 
 __all__ = ["MAX_K", "MAX_QUESTION_CHARS", "MAX_TEXT_CHARS", "MAX_FILTER_VALUES", "MAX_CASES_PER_ADD",
-           "check_text", "check_k", "check_filters"]
+           "check_text", "check_k", "check_filters", "check_workspace_dir"]
 
 MAX_K = 10_000
-MAX_QUESTION_CHARS = 2_000
 MAX_TEXT_CHARS = 20_000
 MAX_FILTER_VALUES = 1_000
 MAX_CASES_PER_ADD = 100_000
@@ -74,3 +78,16 @@ def check_filters(filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
                                    "by a broader field) or search without filters and select afterwards")
         out[key] = value if len(values) == 1 and not isinstance(value, (list, tuple, set, frozenset)) else values
     return out or None
+
+
+def check_workspace_dir(directory: str | os.PathLike[str]) -> Path:
+    """``directory`` if it holds an engine workspace.
+
+    Raises:
+        ConfigError: it does not exist or is not a workspace.
+    """
+    path = Path(directory)
+    if not (path / "engine_config.json").is_file():
+        what = "does not exist" if not path.exists() else "is not an engine workspace (no engine_config.json)"
+        raise ConfigError(f"{path} {what}; build one with `kgclip demo --out {path}` or pass --workspace DIR")
+    return path

@@ -54,17 +54,13 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
     recover(workspace)  # a writer that died mid-swap: put the previous version back first
     if model_dir is None and concept_embeddings_dir is None:
         return OpenPlan("loaded", None)
-    # Read the requested parts first: a bad directory fails here, before the workspace is touched. (Imported here:
-    # torch_geometric and the model code load only when a part is asked for.)
-    model_fp = emb = None
-    if model_dir is not None:
-        from kgclip.engine.model_parts import model_fingerprint
+    # Only now: importing the KG layer pulls in torch_geometric (seconds), which a plain load never needs.
+    from kgclip.engine.model_parts import model_fingerprint
+    from kgclip.kg.embeddings import ConceptEmbeddings
 
-        model_fp = model_fingerprint(model_dir)
-    if concept_embeddings_dir is not None:
-        from kgclip.kg.embeddings import ConceptEmbeddings
-
-        emb = ConceptEmbeddings.load(concept_embeddings_dir)
+    # Read the requested parts first: a bad directory fails here, before the workspace is touched.
+    model_fp = model_fingerprint(model_dir) if model_dir is not None else None
+    emb = ConceptEmbeddings.load(concept_embeddings_dir) if concept_embeddings_dir is not None else None
     if not (workspace / MANIFEST).is_file():
         if workspace.exists() and (not workspace.is_dir() or any(workspace.iterdir())):
             raise ConfigError(f"{workspace} exists but is not a kgclip workspace (no {MANIFEST}); pass a new or "

@@ -22,7 +22,7 @@ import numpy as np
 from kgclip.errors import ImageReadError
 from kgclip.imaging.window import apply_window, resolve_window, scale_range
 
-__all__ = ["SUPPORTED_PHOTOMETRIC", "read_dicom", "pseudonymise_uid", "DEID_PROFILE"]
+__all__ = ["read_dicom_header", "SUPPORTED_PHOTOMETRIC", "read_dicom", "pseudonymise_uid", "DEID_PROFILE"]
 
 SUPPORTED_PHOTOMETRIC = (
     "MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "PALETTE COLOR",
@@ -97,6 +97,32 @@ def _safe_meta(ds: Any, uid_salt: str) -> dict[str, Any]:
                          ("sop_instance_uid", "SOPInstanceUID"), ("frame_of_reference_uid", "FrameOfReferenceUID")):
         value = _text(ds, keyword)
         meta[key] = pseudonymise_uid(value, uid_salt) if value else None
+    return meta
+
+
+def read_dicom_header(source: str | os.PathLike[str] | bytes | BinaryIO, *, uid_salt: str = "", name: str = "",
+                      force: bool = False) -> dict[str, Any]:
+    """The allow-listed header of a DICOM (no pixel data read), plus ``has_pixels`` and ``sop_class`` (its name).
+
+    For deciding what an object is before decoding it: an RT Dose, a structured report or an ECG waveform.
+
+    Raises:
+        ImageReadError: not a DICOM, or a corrupt header.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
+    try:
+        ds = pydicom.dcmread(source, stop_before_pixels=True, force=force)
+    except InvalidDicomError as exc:
+        raise ImageReadError(f"{name}: not a DICOM file ({exc}). Pass a DICOM, PNG or JPEG image.") from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt headers
+        raise ImageReadError(f"{name}: corrupt or truncated DICOM header ({type(exc).__name__}: {exc}).") from exc
+    meta = _safe_meta(ds, uid_salt)
+    meta["sop_class"] = ds.SOPClassUID.name if "SOPClassUID" in ds else None
+    meta["has_pixels"] = "Rows" in ds and "Columns" in ds
     return meta
 
 

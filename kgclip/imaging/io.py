@@ -27,10 +27,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from kgclip.errors import ConfigError, ImageReadError
-from kgclip.imaging.dicom import read_dicom
+from kgclip.imaging.dicom import read_dicom, read_dicom_header
 from kgclip.imaging.window import apply_window, resolve_window, scale_range
 
-__all__ = ["ImageData", "read_image", "DEFAULT_MAX_PIXELS", "sniff_format"]
+__all__ = ["ImageData", "read_image", "read_header", "DEFAULT_MAX_PIXELS", "sniff_format"]
 
 # 100 M values = 400 MB as float32: a whole CT series as one enhanced multi-frame fits; a 20000^2 image does not.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -252,3 +252,26 @@ def read_image(
         pixels, meta = _read_pil(stream, name, max_pixels, window, max_side)
     return ImageData(pixels, meta)
 
+
+def read_header(source: str | os.PathLike[str] | bytes | bytearray) -> dict[str, Any]:
+    """What an input is, without decoding pixels: ``{"source_format": "dicom", ...the safe DICOM header...,
+    "sop_class", "has_pixels"}`` for a DICOM, ``{"source_format": "png" | "jpeg" | "other"}`` otherwise.
+
+    Raises:
+        ImageReadError: a missing or empty file, or a corrupt DICOM header.
+    """
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageReadError(f"{path}: no such file. Check the path.")
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+        name, opener = str(path), path
+    else:
+        head, name, opener = bytes(source[:132]), "<bytes>", bytes(source)
+    if not head:
+        raise ImageReadError(f"{name}: empty input; it is not an image.")
+    kind = sniff_format(head)
+    if not kind.startswith("dicom"):
+        return {"source_format": kind}
+    return read_dicom_header(opener, name=name, force=kind == "dicom-raw")

@@ -1,4 +1,4 @@
-"""Milvus backend of :class:`~kgclip.index.base.VectorIndex`: the same client code for Milvus Lite and a cluster.
+"""Milvus backend of :class:`~kgclip.index.protocol.VectorIndex`: the same client code for Milvus Lite and a cluster.
 
 ``uri`` chooses where the vectors live:
 
@@ -34,8 +34,6 @@ import numpy as np
 from kgclip.atomic import atomic_directory, atomic_write_json
 from kgclip.config import Config
 from kgclip.errors import ArtifactCorruptError, ConfigError, EncoderMismatchError, IndexError_
-from kgclip.index.vectors import as_ids, checked_batch, normalised
-from kgclip.index.base import INDEX_BACKENDS, MANIFEST_NAME, SearchHit, SearchResults, read_manifest
 from kgclip.index.milvus_support import (
     FILTER_COLUMNS,
     _connect,
@@ -46,6 +44,9 @@ from kgclip.index.milvus_support import (
     milvus_filter,
     milvus_rows,
 )
+from kgclip.index.persistence import MANIFEST_NAME, read_manifest
+from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
+from kgclip.index.vectors import as_ids, checked_batch, normalised
 
 __all__ = ["MilvusIndexConfig", "MilvusIndex", "milvus_filter"]
 
@@ -88,6 +89,7 @@ class MilvusIndexConfig(Config):
             raise ConfigError("timeout and request_timeout must be > 0 and batch_size >= 1")
 
 
+@INDEX_BACKENDS.register("milvus")
 class MilvusIndex:
     """A Milvus collection behind the :class:`~kgclip.index.base.VectorIndex` protocol.
 
@@ -420,5 +422,3 @@ class MilvusIndex:
             yield index
             index.save(target)
 
-
-INDEX_BACKENDS.register("milvus")(MilvusIndex)

@@ -20,19 +20,24 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kgclip.artifacts import read_json_header
+from kgclip.atomic import atomic_directory
 from kgclip.errors import ArtifactCorruptError, IndexError_, LockedError
 from kgclip.fingerprint import fingerprint_bytes
 from kgclip.locking import FileLock
 
-__all__ = ["DirectoryLock", "read_snapshot", "file_entry", "library_versions", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["DirectoryLock", "read_snapshot", "read_manifest", "write_snapshot", "saved_generation", "file_entry",
+           "library_versions", "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME"]
 
 FORMAT_NAME = "kgclip-index"
 FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
 
 
 def lock_path(directory: str | os.PathLike[str]) -> Path:
@@ -182,3 +187,44 @@ def maybe_locked(directory: Path, lock: DirectoryLock | None, timeout: float) ->
         return
     with DirectoryLock(directory, timeout=timeout):
         yield
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a saved index directory (raises ``ArtifactCorruptError`` when missing or unreadable)."""
+    path = Path(directory) / MANIFEST_NAME
+    manifest = read_json_header(
+        path, missing=f"{directory} is not a kgclip index (no {MANIFEST_NAME}). Build one with `kgclip index build` "
+                      "or FaissIndex.save().", recover="rebuild the index or restore a backup.")
+    if "backend" not in manifest:
+        raise ArtifactCorruptError(f"{path} has no 'backend' field; rebuild the index or restore a backup.")
+    return manifest
+
+
+def saved_generation(directory: str | os.PathLike[str]) -> int | None:
+    """The ``generation`` counter of the index saved in ``directory`` (``None`` when there is none)."""
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        return int(manifest.get("generation", 0))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def write_snapshot(directory: str | os.PathLike[str], blobs: Mapping[str, bytes], manifest: Mapping[str, Any]) -> None:
+    """Write ``blobs`` (file name -> bytes, each fsynced) and the manifest as one atomic directory swap.
+
+    Call under the writer lock: any leftover temporary directory then belongs to a writer that died, and is removed.
+    """
+    target = Path(directory)
+    for stale in target.parent.glob(f".{target.name}.new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    with atomic_directory(target) as tmp:
+        for name, data in blobs.items():
+            _write_synced(tmp / name, data)
+        _write_synced(tmp / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from kgclip.config import Config
-from kgclip.errors import ConfigError
+from kgclip.errors import ConfigError, DataNotFoundError
 
 __all__ = ["EncodeConfig", "EncodeResult", "BatchEncoder", "encode_manifest", "manifest_rows"]
 
@@ -234,7 +234,7 @@ def _text_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     from kgclip.errors import InputFormatError
 
     if not path.is_file():
-        raise FileNotFoundError(f"manifest {path} not found")
+        raise DataNotFoundError(f"manifest {path} not found")
     if path.suffix.lower() in (".csv", ".tsv"):
         with open(path, newline="", encoding="utf-8") as handle:
             records = list(csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))

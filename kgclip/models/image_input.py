@@ -93,6 +93,10 @@ def load_image(image: ImageLike | LoadedImage | Any) -> LoadedImage:
     """
     if isinstance(image, LoadedImage):
         return image
+    from kgclip.imaging.io import ImageData, read_image
+
+    if isinstance(image, ImageData):  # already decoded (e.g. a de-identified upload): its header drives routing
+        return _from_image_data(image, "<ImageData>")
     if isinstance(image, np.ndarray):
         return LoadedImage(stretch_grey(image), {}, "<array>")
     if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
@@ -104,6 +108,4 @@ def load_image(image: ImageLike | LoadedImage | Any) -> LoadedImage:
         name = str(image)
     else:
         raise ImageReadError(f"cannot read an image from a {type(image).__name__}; pass a path, bytes or an array")
-    from kgclip.imaging.io import read_image
-
     return _from_image_data(read_image(image), name)

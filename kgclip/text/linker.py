@@ -40,7 +40,15 @@ from kgclip.text.lexicon_cache import cached_lexicon, lexicon_cache_key, lexicon
 from kgclip.text.negation import CUE_WORDS, ContextAnnotator, NegationConfig
 from kgclip.text.spelling import SpellIndex
 
-__all__ = ["LinkerConfig", "Mention", "ConceptLinker"]
+__all__ = ["LinkerConfig", "Mention", "ConceptLinker", "QUESTION_DROP_TERMS"]
+
+# Words that are RadLex / DO terms but say nothing about a case when they stand alone in a question or a report
+# ("image", "left", "normal", "mass"...): a higher layer passes them as ``LinkerConfig(drop_terms=...)``.
+QUESTION_DROP_TERMS: tuple[str, ...] = tuple(sorted("""
+a an the is are of in on this that there image images left right normal abnormal present seen side what which
+where how does do type view or and to be it patient finding findings structure organ part size shape small large
+body area region location level mass
+""".split()))
 
 _MAX_ALTERNATIVES = 8
 # Derivational morphology, tried in order on any token: adjective or participle -> the noun a lexicon names.
@@ -72,6 +80,10 @@ class LinkerConfig(Config):
     min_term_chars: int = 3
     # Extra words that never form a term on their own (besides the built-in English stop words).
     stop_terms: tuple[str, ...] = ()
+    # Mentions whose matched term is one of these (case and punctuation ignored) are dropped after matching. Unlike
+    # stop_terms the lexicon is unchanged: "left" still takes its place in the longest match, so "left lung" links
+    # to the left lung while a lone "left" links to nothing. See QUESTION_DROP_TERMS.
+    drop_terms: tuple[str, ...] = ()
     # Tie-break among concepts sharing a surface form, after "current before deprecated" and "preferred name
     # before synonym": sources earlier in this list win (e.g. ("radlex", "doid")), then the concept id.
     source_priority: tuple[str, ...] = ()
@@ -159,6 +171,11 @@ _MAX_LEXICONS = 4  # a RadLex + DO lexicon holds tens of MB of Python objects
 _FINGERPRINTS: "weakref.WeakKeyDictionary[ConceptGraph, tuple[int, str]]" = weakref.WeakKeyDictionary()
 
 
+def _fold(term: str) -> str:
+    """A term compared case- and punctuation-insensitively: ``"Left-Lung"`` -> ``"left lung"``."""
+    return " ".join(t.lower() for _, _, t in tokenize(term))
+
+
 @functools.lru_cache(maxsize=8)
 def _annotator(config: NegationConfig) -> ContextAnnotator:
     """One annotator per negation config: it is read-only after construction, and building its cue trie costs
@@ -185,6 +202,7 @@ class ConceptLinker:
         self._negation = _annotator(self.config.negation_config) if self.config.negation else None
         self._spell: SpellIndex | None = None
         self._derived: dict[str, str | None] = {}
+        self._drop = frozenset(_fold(t) for t in self.config.drop_terms)
         # Where from_graph found the lexicon: "memory", "disk" or "built" ("given" when passed in directly).
         self.lexicon_source = "given"
 
@@ -232,6 +250,8 @@ class ConceptLinker:
             return []
         text = text[: self.config.max_text_chars]
         found = self._match(text)
+        if found and self._drop:
+            found = [f for f in found if _fold(self.lexicon.display(f[3])) not in self._drop]
         if not found:
             return []
         flags = self._negation.flags(text, [(f[0], f[1]) for f in found]) if self._negation is not None else None
@@ -389,11 +409,13 @@ class ConceptLinker:
             i = end
         return out
 
-    def concepts(self, text: str, include_uncertain: bool = True, include_historical: bool = True) -> list[str]:
-        """Distinct concept ids linked in ``text`` and not negated (optionally also not uncertain / historical)."""
+    def concepts(self, text: str, include_uncertain: bool = True, include_historical: bool = True,
+                 include_negated: bool = False) -> list[str]:
+        """Distinct concept ids linked in ``text``, in text order: not negated (unless ``include_negated``), and
+        optionally also not uncertain / historical."""
         keep = []
         for m in self.link(text):
-            if m.negated or (m.uncertain and not include_uncertain) or (m.historical and not include_historical):
+            if (m.negated and not include_negated) or (m.uncertain and not include_uncertain) or (m.historical and not include_historical):
                 continue
             keep.append(m.concept_id)
         return list(dict.fromkeys(keep))

@@ -27,7 +27,7 @@ from typing import Literal
 from kgclip.config import Config
 from kgclip.errors import ConfigError
 
-__all__ = ["NegationConfig", "CUE_WORDS", "Cue", "ContextAnnotator", "Flags", "find_cues", "annotate"]
+__all__ = ["NegationConfig", "CUE_WORDS", "Cue", "ContextAnnotator", "Flags", "find_cues", "annotate", "flags"]
 
 Category = Literal["negated", "uncertain", "historical", "pseudo", "terminator"]
 Direction = Literal["forward", "backward", "both"]
@@ -289,3 +289,16 @@ def find_cues(text: str) -> list[Cue]:
 def annotate(text: str, mentions: Sequence) -> list:
     """Set context flags on ``mentions`` of ``text`` with the default settings."""
     return _default().annotate(text, mentions)
+
+
+def flags(text: str, spans: Sequence[tuple[int, int]]) -> list[Flags]:
+    """``(negated, uncertain, historical, negation_cue)`` of each ``(start, end)`` span of ``text``, default settings.
+
+    For spans found by something other than :class:`~kgclip.text.linker.ConceptLinker` (which sets these flags on
+    its mentions itself).
+
+    Example:
+        >>> flags("No pleural effusion. Possible pneumonia.", [(3, 19), (30, 39)])
+        [(True, False, False, 'no'), (False, True, False, '')]
+    """
+    return _default().flags(text, spans)

@@ -24,7 +24,7 @@ def _rows(images: Path, prefix: str, n: int) -> list[dict]:
              "text": f"Case {prefix} {i}: small pleural effusion.", "body_part": "CHEST"} for i in range(n)]
 
 
-def test_two_processes_adding_at_once_keep_every_case(ws, tmp_path):
+def test_concurrent_two_processes_adding_at_once_keep_every_case(ws, tmp_path):
     engine, images, path = ws
     before = {c.case_id for c in engine.cases}
     ready = [str(tmp_path / f"ready-{w}") for w in "ab"]
@@ -41,7 +41,7 @@ def test_two_processes_adding_at_once_keep_every_case(ws, tmp_path):
         assert loaded.search(text=f"Case {w} 2: small pleural effusion.", k=1)[0].case_id == f"{w}-2"
 
 
-def test_an_engine_behind_the_disk_merges_instead_of_overwriting(ws):
+def test_concurrent_writer_behind_the_disk_merges_instead_of_overwriting(ws):
     engine, images, path = ws
     other = Engine.load(path)
     other.add_cases(_rows(images, "other", 2))

@@ -66,12 +66,17 @@ def test_bad_filters_are_refused(built, filters):
         engine.draft_report(image, filters=filters)
 
 
-@pytest.mark.parametrize("image", ["/no/such/file.png", b"", b"not an image at all", np.zeros((2, 3, 4, 5)),
-                                   {"a": 1}])
+@pytest.mark.parametrize("image", ["/no/such/file.png", b"", b"not an image at all", {"a": 1}])
 def test_bad_images_are_refused(built, image):
     engine, _, _ = built
     with pytest.raises(ImageReadError):
         engine.ask(image, "Is there a pleural effusion?")
+
+
+def test_a_volume_instead_of_an_image_abstains_with_a_reason(built):
+    engine, _, _ = built
+    answer = engine.ask(np.zeros((2, 3, 4, 5)), "Is there a pleural effusion?")  # readable, but out of range
+    assert answer.abstained
 
 
 def test_huge_png_is_refused_before_decoding(built, tmp_path):

@@ -57,7 +57,7 @@ def test_same_file_name_in_two_folders_gives_two_images(ws):
     assert {c.case_id: c.image for c in Engine.load(path).cases}["a-again"] == by_id["a"]  # stored once
 
 
-def test_burned_in_annotation_is_refused_unless_overridden(ws):
+def test_phi_burned_in_annotation_is_refused_unless_overridden(ws):
     engine, tmp, path = ws
     dcm = write_phi_dicom(tmp / "burned.dcm", burned_in="YES")
     before = (path / "cases.json").read_bytes()
@@ -69,7 +69,7 @@ def test_burned_in_annotation_is_refused_unless_overridden(ws):
                               "text": "y"}]) == 1
 
 
-def test_each_workspace_has_its_own_random_salt_kept_across_rebuilds(ws, tmp_path_factory):
+def test_phi_each_workspace_has_its_own_random_salt_kept_across_rebuilds(ws, tmp_path_factory):
     engine, tmp, path = ws
     salt = read_uid_salt(path)
     assert salt and re.fullmatch(r"[0-9a-f]{32}", salt) and (path / SALT_FILE).is_file()
@@ -79,7 +79,7 @@ def test_each_workspace_has_its_own_random_salt_kept_across_rebuilds(ws, tmp_pat
     assert read_uid_salt(path) == salt
 
 
-def test_png_and_jpeg_copies_keep_the_descriptor_and_drop_metadata(ws):
+def test_phi_png_and_jpeg_copies_keep_the_descriptor_and_drop_metadata(ws):
     from PIL import Image, PngImagePlugin
 
     engine, tmp, path = ws

@@ -20,8 +20,26 @@ def test_hashing_encoder_contract() -> None:
 
 
 def test_unknown_encoder_names_the_choices() -> None:
-    with pytest.raises(ModelNotFoundError, match="minilm"):
+    with pytest.raises(ModelNotFoundError, match="minilm") as info:
         load_text_encoder("no-such-model")
+    assert "hashing" in str(info.value) and "among choices" in str(info.value)
+    with pytest.raises(ModelNotFoundError, match="integer dimension"):
+        load_text_encoder("hashing:wide")
+    with pytest.raises(ModelNotFoundError, match="needs a directory"):
+        load_text_encoder("hf:")
+
+
+def test_names_resolve_through_the_registry(tmp_path) -> None:
+    from kgclip.resolver import Registry
+    from kgclip.text.encoders import TEXT_ENCODERS
+
+    assert isinstance(TEXT_ENCODERS, Registry) and {"minilm", "hashing", "hf"} <= set(TEXT_ENCODERS)
+    # aliases resolve to the same factory; case, "-" and "_" do not matter
+    assert TEXT_ENCODERS.resolve("all-MiniLM-L6-v2") is TEXT_ENCODERS.resolve("MiniLM") is TEXT_ENCODERS["default"]
+    assert load_text_encoder("Hashing-48").dim == 48 and load_text_encoder("hashing").dim == 256
+    assert load_text_encoder("hashing:32").fingerprint == load_text_encoder("hashing-32").fingerprint
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        load_text_encoder(str(tmp_path))  # an existing directory is read as a model directory
 
 
 @pytest.mark.slow
@@ -31,6 +49,7 @@ def test_minilm_encoder() -> None:
     out = enc.encode(["No pleural effusion.", "Pleural effusion is absent.", "Fractured femur."])
     assert out.shape == (3, enc.dim) and torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-4)
     assert float(out[0] @ out[1]) > float(out[0] @ out[2])
+    assert load_text_encoder("all-MiniLM-L6-v2", device="cpu") is enc  # one loaded copy per model
 
 
 def test_disk_cached_encoder(tmp_path) -> None:

@@ -167,3 +167,24 @@ def test_graph_without_synonyms_or_concepts() -> None:
     assert empty.link("No pleural effusion.") == []
     nameless = ConceptGraph.from_records([Concept("X:1", ""), Concept("X:2", "no"), Concept("X:3", "a")])
     assert ConceptLinker.from_graph(nameless, LinkerConfig(disk_cache=False)).link("no a effusion") == []
+
+
+def test_drop_terms_filter_mentions_without_changing_the_lexicon() -> None:
+    from kgclip.text.linker import QUESTION_DROP_TERMS
+
+    plain = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(disk_cache=False))
+    text = "Is the lung normal? No pleural effusion. Lung cancer."
+    dropping = ConceptLinker.from_graph(tiny_graph(), LinkerConfig(disk_cache=False, drop_terms=("LUNG",)))
+    assert dropping.lexicon is plain.lexicon  # drop_terms is not part of the lexicon's cache key
+    assert "RADLEX:RID1301" in ids(plain.link(text)) and "RADLEX:RID1301" not in ids(dropping.link(text))
+    # "lung cancer" still wins its longest match: the dropped word does not split it
+    assert "DOID:1324" in ids(dropping.link(text))
+    kept = {m.concept_id: m for m in dropping.link(text)}
+    assert kept["RADLEX:RID4872"].negated  # flags are those of the full link
+    assert "left" in QUESTION_DROP_TERMS and "pleural effusion" not in QUESTION_DROP_TERMS
+
+
+def test_concepts_can_include_negated(linker: ConceptLinker) -> None:
+    text = "No pleural effusion. Cardiomegaly."
+    assert linker.concepts(text) == ["RADLEX:RID1392"]
+    assert linker.concepts(text, include_negated=True) == ["RADLEX:RID4872", "RADLEX:RID1392"]

@@ -121,3 +121,13 @@ def test_empty_inputs() -> None:
     assert ContextAnnotator().flags("", []) == []
     assert ContextAnnotator().flags("nothing here", [(0, 7)]) == [(False, False, False, "")]
     assert find_cues("") == []
+
+
+def test_module_level_flags_for_spans_found_elsewhere() -> None:
+    from kgclip.text.negation import flags
+
+    text = "No pleural effusion. Possible pneumonia. Cardiomegaly."
+    spans = [(text.index("pleural"), text.index(".")), (text.index("pneumonia"), text.index("pneumonia") + 9),
+             (text.index("Cardio"), len(text) - 1)]
+    assert flags(text, spans) == [(True, False, False, "no"), (False, True, False, ""), (False, False, False, "")]
+    assert flags(text, []) == []

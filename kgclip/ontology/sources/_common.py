@@ -41,7 +41,8 @@ class Policy:
         """Report a bad row: raise, or warn and return (the caller then skips the row)."""
         where = str(path) if path is not None else self.path
         if self.on_error == "raise":
-            raise InputFormatError(message + " (or pass on_error='skip' to skip bad rows with a warning)",
+            raise InputFormatError(message + " (or skip bad rows with a warning: `--on-error skip` on the command "
+                                   "line, on_error=\"skip\" in Python)",
                                    path=where, line=line)
         self.skipped += 1
         loc = f"{where}:{line}" if line is not None else where
