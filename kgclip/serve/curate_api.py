@@ -44,6 +44,15 @@ class GraphCache:
 
 
 _CACHE = GraphCache()
+# Edits from this server to one directory queue here, so a burst of them waits its turn instead of timing out on
+# the directory's file lock (which then only arbitrates with other processes: the CLI, other servers).
+_EDIT_QUEUES: dict[Path, threading.Lock] = {}
+_EDIT_QUEUES_LOCK = threading.Lock()
+
+
+def _edit_queue(directory: Path) -> threading.Lock:
+    with _EDIT_QUEUES_LOCK:
+        return _EDIT_QUEUES.setdefault(directory.resolve(), threading.Lock())
 
 
 def _directory(request: Request) -> Path:
@@ -166,7 +175,7 @@ async def edit(request: Request) -> Response:
     reason = data.get("reason") if isinstance(data.get("reason"), str) and data.get("reason").strip() else None
 
     def run() -> Any:
-        with Curator.locked(directory, author=author) as cur:
+        with _edit_queue(directory), Curator.locked(directory, author=author) as cur:
             return _edit(cur, op, data, author, reason)
 
     result = await run_blocking(run)
@@ -215,8 +224,12 @@ async def review(request: Request) -> Response:
     if not isinstance(n, int) or decision not in ("accept", "reject"):
         raise InputFormatError("send {'n': <suggestion number>, 'decision': 'accept' | 'reject', 'author': ...}")
     reason = data.get("reason") if isinstance(data.get("reason"), str) and data.get("reason").strip() else None
-    entries = await run_blocking(review_suggestions, directory, accept=[n] if decision == "accept" else [],
-                                 reject=[n] if decision == "reject" else [], author=author, reason=reason)
+    def run() -> Any:
+        with _edit_queue(directory):
+            return review_suggestions(directory, accept=[n] if decision == "accept" else [],
+                                      reject=[n] if decision == "reject" else [], author=author, reason=reason)
+
+    entries = await run_blocking(run)
     return JSONResponse({"ok": True, "entries": [{"seq": e.seq, "op": e.op, "summary": e.describe()} for e in entries]})
 
 
