@@ -106,6 +106,9 @@ async def curate_page(request: Request) -> Response:
 <p id="status" class="status" role="status"></p>
 <ul id="concepthits" class="hits"></ul>
 {"" if read_only else _CURATE_EDITS}
+<h3>Review queue</h3><p class="muted" id="reviewnote"></p>
+<div class="row"><input id="reviewauthor" maxlength="100" placeholder="your name (to accept or reject)"></div>
+<ol id="suggestions" class="log"></ol>
 <h3>Changelog</h3>
 <ol id="changelog" class="log"></ol>"""
     return _layout(request, "Curate", body, page="curate")

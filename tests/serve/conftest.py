@@ -70,6 +70,22 @@ def onto_dir(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.fixture()
+def doid_with_suggestions(tmp_path: Path) -> Path:
+    """A small DO-like graph with `same_as` suggestions into the tiny RadLex graph (from the real aligner)."""
+    from kgclip.cli.main import main
+    from kgclip.ontology.model import Concept, ConceptGraph, Relation
+
+    radlex, doid = tmp_path / "radlex", tmp_path / "doid"
+    save_graph(tiny_graph(), radlex)
+    save_graph(ConceptGraph.from_records([
+        Concept("DOID:4", "disease"), Concept("DOID:3905", "hydrothorax disease", synonyms=("pleural effusions",)),
+        Concept("DOID:1324", "lung cancer"), Relation("DOID:1324", "is_a", "DOID:4"),
+        Relation("DOID:3905", "is_a", "DOID:4")], name="doid"), doid)
+    assert main(["ontology", "suggest", str(doid), "--kind", "same_as", "--with", str(radlex)]) == 0
+    return doid
+
+
 def make_client(workspace: Path | None, onto: Path | None = None, **kwargs) -> CsrfClient:  # noqa: ANN003
     config = ServeConfig(workspace=workspace, ontologies=(onto,) if onto else (), **kwargs)
     return CsrfClient(create_app(config), base_url="http://127.0.0.1")

@@ -202,6 +202,30 @@ async function loadChangelog(onto) {
   $("changelog").replaceChildren(...data.entries.slice(0, 30).map((e) => el("li", "#" + e.seq + " " + e.summary + (e.author ? " — " + e.author : "") + (e.reason ? " (" + e.reason + ")" : ""))));
 }
 
+async function loadSuggestions(onto) {
+  const data = await call("/api/ontology/" + encodeURIComponent(onto) + "/suggestions");
+  $("reviewnote").textContent = data.note || (data.total_pending + " pending suggestions (computed by the link predictor and the aligner; nothing is applied until accepted)");
+  const readOnly = document.body.dataset.readOnly === "true";
+  $("suggestions").replaceChildren(...data.pending.slice(0, 30).map((s) => {
+    const li = el("li", null, {"data-n": String(s.n)});
+    li.append(el("span", "#" + s.n + " " + (s.source_name || s.source) + " —" + s.kind + "→ " + (s.target_name || s.target) + " "),
+              el("span", "(" + s.method + ", " + s.score + (s.why ? "; " + s.why : "") + ")", {class: "muted"}));
+    if (!readOnly) {
+      for (const decision of ["accept", "reject"]) {
+        const b = el("button", decision, {type: "button", class: "tool " + decision});
+        b.addEventListener("click", guard(async () => {
+          const out = await call("/api/ontology/" + encodeURIComponent(onto) + "/review", {n: s.n, decision, author: $("reviewauthor").value});
+          status((decision === "accept" ? "Accepted: " : "Rejected: ") + out.entries.map((x) => x.summary).join("; "));
+          await loadSuggestions(onto);
+          await loadChangelog(onto);
+        }));
+        li.append(" ", b);
+      }
+    }
+    return li;
+  }));
+}
+
 function initCurate() {
   const onto = () => $("onto").value;
   $("conceptsearch").addEventListener("submit", guard(async () => {
@@ -227,8 +251,8 @@ function initCurate() {
     const data = await call("/api/ontology/" + encodeURIComponent(onto()) + "/validate");
     status(data.summary, !data.ok);
   }));
-  $("onto").addEventListener("change", guard(() => loadChangelog(onto())));
-  if (onto()) loadChangelog(onto()).catch((err) => status(err.message, true));
+  $("onto").addEventListener("change", guard(() => Promise.all([loadChangelog(onto()), loadSuggestions(onto())])));
+  if (onto()) Promise.all([loadChangelog(onto()), loadSuggestions(onto())]).catch((err) => status(err.message, true));
 }
 
 function initConcept() {
