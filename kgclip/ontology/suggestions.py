@@ -29,6 +29,7 @@ from typing import Any
 
 from kgclip.atomic import atomic_write_text
 from kgclip.errors import InputFormatError, StaleArtifactError
+from kgclip.ontology.changelog import json_line, jsonl_lines
 
 __all__ = ["Suggestion", "SuggestionFile", "SUGGESTIONS_FILE", "write_suggestions", "read_suggestions",
            "check_fresh", "SUGGESTION_KINDS", "SELF", "current_fingerprints", "review"]
@@ -151,8 +152,8 @@ def save(file: SuggestionFile) -> None:
     """Rewrite a suggestions file atomically (a crash leaves the old file or the new one)."""
     if file.path is None:
         raise InputFormatError("this suggestions file has no path; write it with write_suggestions")
-    lines = [json.dumps(file.header, sort_keys=True, ensure_ascii=False)]
-    lines += [json.dumps(s.to_dict(), sort_keys=True, ensure_ascii=False) for s in file.suggestions]
+    # One JSON Lines rule for the ontology layer (kgclip.ontology.changelog): a name holding U+2028 stays one line.
+    lines = [json_line(file.header)] + [json_line(s.to_dict()) for s in file.suggestions]
     atomic_write_text(file.path, "\n".join(lines) + "\n")
 
 
@@ -173,9 +174,12 @@ def read_suggestions(path: str | os.PathLike[str]) -> SuggestionFile:
                                f"{target.parent}`")
     header: dict[str, Any] | None = None
     items: list[Suggestion] = []
-    for number, line in enumerate(target.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    try:
+        text = target.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"byte {exc.start} is not UTF-8; recompute the file with `kgclip ontology suggest`",
+                               path=str(target)) from exc
+    for number, line in jsonl_lines(text):
         try:
             d = json.loads(line)
             if d.get("type") == "header" and header is None:

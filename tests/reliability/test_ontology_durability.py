@@ -223,3 +223,17 @@ def test_changelog_written_by_older_versions_with_raw_separators_still_loads(tmp
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_suggestion_files_keep_names_with_line_separators(tmp_path: Path) -> None:
+    from kgclip.errors import InputFormatError
+    from kgclip.ontology.suggestions import Suggestion, read_suggestions, write_suggestions
+
+    odd = Suggestion("same_as", "DOID:9", "RADLEX:RID5", 0.9, "name", why="a\u2028b", source_name="x\x85y",
+                     target_name="p\u2029q")
+    write_suggestions(tmp_path / "s.jsonl", [odd], {"g": "fp"})
+    back = read_suggestions(tmp_path / "s.jsonl")
+    assert [(s.why, s.source_name, s.target_name) for s in back.suggestions] == [("a\u2028b", "x\x85y", "p\u2029q")]
+    (tmp_path / "s.jsonl").write_bytes(b'{"type": "header"}\n\xff\n')
+    with pytest.raises(InputFormatError, match="not UTF-8"):
+        read_suggestions(tmp_path / "s.jsonl")
