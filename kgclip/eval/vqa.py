@@ -76,7 +76,8 @@ def score_predictions(predicted: Sequence[str], examples: Sequence[QAExample]) -
 def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encoder: Any,
                      config: AnswererConfig = AnswererConfig(), split: Literal["test", "val"] = "test",
                      val_folds: int = 5, seed: int = 0, show_progress: bool = True,
-                     variants: Sequence[str] = ("kg", "nokg"), image_features: str = "efficientnet-lite0") -> dict[str, Any]:
+                     variants: Sequence[str] = ("kg", "nokg"),
+                     image_features: str = "efficientnet-lite0") -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
@@ -143,7 +144,8 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         kind_ok = np.mean([(p.kind == "closed") == e.closed for p, e in zip(preds, scored)])
         out["kind_accuracy" + suffix] = round(float(kind_ok), 4)
         if use_kg:
-            grid = {s: score_predictions([normalize_answer(a.text) for a in ans], scored) for s, ans in grounded.items()}
+            grid = {s: score_predictions([normalize_answer(a.text) for a in ans], scored)
+                    for s, ans in grounded.items()}
             out["acc_open_by_open_from_cases"] = {str(t): round(v["acc_open"], 4) for (w, t), v in grid.items()
                                                   if w == CASE_WEIGHT}
             out.update(trust_figures(grounded[chosen], preds, scored, runs, seed=seed))
