@@ -44,7 +44,7 @@ from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME
                                       library_versions, maybe_locked, read_snapshot, restore_abandoned,
                                       saved_generation, write_snapshot)
 from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
-from kgclip.index.vectors import as_ids, checked_batch, exact_top_k, normalised
+from kgclip.index.vectors import as_ids, checked_batch, checked_k, exact_top_k, normalised
 
 __all__ = ["IndexConfig", "FaissIndex"]
 
@@ -93,9 +93,12 @@ class FaissIndex:
     def _set_index(self, index: Any, pos2id: np.ndarray | None = None, alive: np.ndarray | None = None) -> None:
         self._index = index
         self._family = index_family(index)
-        hnsw = hnsw_of(index)
-        if hnsw is not None and index.ntotal == 0:
-            hnsw.efConstruction = self.config.ef_construction
+        # The IVF / HNSW parts whose search parameters each search sets (looked up once: a SWIG downcast per
+        # query is a measurable share of a single small query).
+        self._ivf = faiss.try_extract_index_ivf(index)
+        self._hnsw = hnsw_of(index)
+        if self._hnsw is not None and index.ntotal == 0:
+            self._hnsw.efConstruction = self.config.ef_construction
         n = index.ntotal if self._family == "graph" else 0
         self._pos2id = pos2id if pos2id is not None else np.full(n, -1, dtype=np.int64)
         self._alive = alive if alive is not None else np.zeros(n, dtype=bool)
@@ -275,9 +278,9 @@ class FaissIndex:
         Shapes: ``query`` ``[Q, dim]`` or ``[dim]`` -> Q lists of at most ``k`` :class:`SearchHit`, best first.
         """
         scores, labels = self.search_arrays(query, k, filters)
-        # One vectorised metadata fetch for the whole batch, not one query per hit.
+        # One metadata fetch for the whole batch, not one query per hit.
         valid = labels >= 0
-        meta = self._store.get_many(np.unique(labels[valid]).tolist())
+        meta = self._store.get_many(labels[valid].tolist())
         out: list[list[SearchHit]] = []
         for row_s, row_l, row_v in zip(scores.tolist(), labels.tolist(), valid.tolist()):
             out.append(SearchResults(SearchHit(i, s, meta.get(i, {})) for s, i, v in zip(row_s, row_l, row_v) if v))
@@ -287,12 +290,12 @@ class FaissIndex:
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`search` but returns arrays, without metadata.
 
-        Shapes: ``query`` ``[Q, dim]`` -> scores ``[Q, k]`` float32 and ids ``[Q, k]`` int64 (``-1`` padding).
+        Shapes: ``query`` ``[Q, dim]`` -> scores ``[Q, k']`` float32 and ids ``[Q, k']`` int64 (``-1`` padding),
+        where ``k'`` is ``k`` capped at the number of stored vectors (at most :data:`~kgclip.index.vectors.MAX_K`).
         """
-        if k < 1:
-            raise IndexError_(f"k must be >= 1, got {k}")
         q = normalised(query, self.dim, "query")
         with self._lock:
+            k = checked_k(k, self._index.ntotal, len(q))
             if self._index.ntotal == 0:  # also covers an IVF index that has not been trained yet
                 return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
             allowed = self._store.match(filters)
@@ -335,10 +338,9 @@ class FaissIndex:
 
     def _search_index(self, q: np.ndarray, k: int, allowed: np.ndarray | None, cache_key: Any = None
                       ) -> tuple[np.ndarray, np.ndarray]:
-        ivf = faiss.try_extract_index_ivf(self._index)
+        ivf, hnsw = self._ivf, self._hnsw
         if ivf is not None:
             ivf.nprobe = self.config.nprobe
-        hnsw = hnsw_of(self._index)
         ef = max(self.config.ef_search, k)
         if hnsw is not None:
             hnsw.efSearch = ef

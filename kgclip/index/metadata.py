@@ -33,6 +33,8 @@ FILTER_KEYS = tuple(c for c in COLUMNS if c != "text") + ("concept",)
 _KINDS = {"image", "text", "case"}
 # SQLite's default limit on host parameters is 32766 (>= 3.32); stay well below it.
 _CHUNK = 20_000
+_FEW = 64  # up to this many ids are bound one parameter each
+_MARKS = [",".join("?" * n) for n in range(_FEW + 1)]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -219,11 +221,15 @@ class MetadataStore:
         loads = json.loads
         with self._lock:
             for chunk in _chunks(unique):
-                # One JSON parameter instead of thousands of bound ones: much cheaper for SQLite to take in.
-                rows = self._conn.execute(
-                    "SELECT id, coalesce(doc, '{}') FROM items WHERE id IN (SELECT value FROM json_each(?))",
-                    (json.dumps(chunk),),
-                ).fetchall()
+                if len(chunk) <= _FEW:  # one search's hits: bound parameters (SQLite caches the statement)
+                    rows = self._conn.execute(
+                        f"SELECT id, coalesce(doc, '{{}}') FROM items WHERE id IN ({_MARKS[len(chunk)]})", chunk
+                    ).fetchall()
+                else:  # one JSON parameter instead of thousands of bound ones: much cheaper for SQLite to take in
+                    rows = self._conn.execute(
+                        "SELECT id, coalesce(doc, '{}') FROM items WHERE id IN (SELECT value FROM json_each(?))",
+                        (json.dumps(chunk),),
+                    ).fetchall()
                 if rows:
                     found_ids, docs = zip(*rows)
                     # One parse of a JSON array instead of one json.loads call per row.

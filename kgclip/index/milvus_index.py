@@ -46,7 +46,7 @@ from kgclip.index.milvus_support import (
 )
 from kgclip.index.persistence import MANIFEST_NAME, read_manifest
 from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
-from kgclip.index.vectors import as_ids, checked_batch, normalised
+from kgclip.index.vectors import as_ids, checked_batch, checked_k, normalised
 
 __all__ = ["MilvusIndexConfig", "MilvusIndex", "milvus_filter"]
 
@@ -266,11 +266,11 @@ class MilvusIndex:
 
     def _search(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None, fields: list[str]
                 ) -> list[list[SearchHit]]:
-        if k < 1:
-            raise IndexError_(f"k must be >= 1, got {k}")
-        if k > _MAX_TOPK:
-            raise IndexError_(f"Milvus returns at most {_MAX_TOPK} hits per query, got k={k}")
         q = normalised(query, self.dim, "query")
+        # Counting the collection is a request: only worth it when k is large enough to need the cap.
+        k = checked_k(k, len(self) if isinstance(k, int) and k > 100 else k, len(q))
+        if k > _MAX_TOPK:
+            raise IndexError_(f"Milvus returns at most {_MAX_TOPK} hits per query, got k={k}; ask for fewer")
         expr = milvus_filter(filters)  # validates the filter keys
         cfg = self.config
         params: dict[str, Any] = {"metric_type": "IP", "params": {}}

@@ -21,6 +21,7 @@ from kgclip.index.metadata import COLUMNS, normalise_filters
 __all__ = ["milvus_filter", "milvus_rows", "drop_collection"]
 
 FILTER_COLUMNS = tuple(c for c in COLUMNS if c != "text")
+_MAX_EXPR_VALUES = 16_384  # values per key in one Milvus filter expression (the expression is sent as text)
 _KINDS = {"image", "text", "case"}
 
 _EPHEMERAL: dict[str, Any] = {}
@@ -75,6 +76,9 @@ def milvus_filter(filters: Mapping[str, Any] | None) -> str:
                 f"unknown filter {name!r} for a Milvus index: valid filters are {[*FILTER_COLUMNS, 'text', 'concept']} "
                 "(filters on other metadata keys need the faiss backend)"
             )
+        if len(values) > _MAX_EXPR_VALUES:
+            raise IndexError_(f"filter {name!r} has {len(values)} values; a Milvus filter takes at most "
+                              f"{_MAX_EXPR_VALUES} (filter on a coarser key, or use the faiss backend)")
         listed = ", ".join(_literal(v) for v in values)
         parts.append(f"array_contains_any(concepts, [{listed}])" if name == "concept" else f"{name} in [{listed}]")
     return " and ".join(parts)

@@ -63,3 +63,55 @@ def test_build_from_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert len(index) == 300 and index.family == "ivf"
     assert main(["index", "build", ix]) == 1  # neither --input nor --vectors
     assert "--input" in capsys.readouterr().err
+
+
+def test_string_ids_and_filters_on_any_metadata_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"id": "case-7/a", "text": "left pleural effusion", "finding": "effusion", "year": 2020},
+            {"id": "case-9", "text": "right pleural effusion", "finding": "effusion", "year": 2021},
+            {"id": 11, "text": "acute subdural hematoma", "finding": "hematoma", "year": 2021},
+            {"text": "no acute abnormality"}]
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ix = str(tmp_path / "ix")
+    assert main(["index", "build", ix, "--input", str(src), "--encoder", "hashing-64"]) == 0
+    index = FaissIndex.load(ix)
+    assert sorted(m.get("external_id", "") for m in index.get(index.ids())) == ["", "", "case-7/a", "case-9"]
+    assert 12 in index.ids().tolist()  # the row without an id got the next small one, not one after a hashed id
+    capsys.readouterr()
+    assert main(["index", "search", ix, "pleural effusion", "--filter", "finding=effusion", "--filter",
+                 "year=2021", "--json"]) == 0
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == ["case-9"]
+    more = tmp_path / "b.csv"
+    more.write_text('id,text,finding\ncase-9,"right pleural effusion, larger",effusion\n')
+    assert main(["index", "add", ix, "--input", str(more)]) == 0  # the same string id replaces the item
+    assert main(["index", "remove", ix, "case-7/a", "11"]) == 0
+    capsys.readouterr()
+    assert main(["index", "search", ix, "effusion", "-k", "10", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert sorted(str(h["id"]) for h in hits) == ["12", "case-9"]
+    assert next(h for h in hits if h["id"] == "case-9")["metadata"]["text"] == "right pleural effusion, larger"
+
+
+def test_encoder_recorded_as_given(tmp_path: Path, items: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kgclip.index.persistence import read_manifest
+
+    ix = tmp_path / "ix"
+    assert main(["index", "build", str(ix), "--input", str(items), "--encoder", "hashing-64"]) == 0
+    assert read_manifest(ix)["encoder_name"] == "hashing-64"
+    # An index whose manifest names an encoder that cannot be loaded (older kgclip recorded the model folder's
+    # name, e.g. "model"): the error says to pass --encoder.
+    manifest = json.loads((ix / "manifest.json").read_text())
+    manifest["encoder_name"] = "model"
+    (ix / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["index", "search", str(ix), "x"]) == 1
+    assert "--encoder" in capsys.readouterr().err
+    assert main(["index", "search", str(ix), "x", "--encoder", "hashing-64"]) == 0
+
+
+@pytest.mark.slow
+def test_build_with_minilm_then_search(tmp_path: Path, items: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ix = str(tmp_path / "ix")
+    assert main(["index", "build", ix, "--input", str(items), "--encoder", "minilm"]) == 0
+    capsys.readouterr()
+    assert main(["index", "search", ix, "pleural effusion", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hits"][0]["id"] == 10
