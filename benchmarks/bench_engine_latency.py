@@ -37,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from kgclip.engine import Engine
-    from kgclip.rag.workspace import shipped_demo_dir
+    from kgclip.engine import shipped_demo_dir
 
     root = Path(__file__).resolve().parents[1]
     workspace = Path(args.workspace) if args.workspace else root / "indexes" / "demo"
     tmp = None
     if not (workspace / "manifest.json").is_file():
-        from kgclip.rag.demo import run_demo
+        from kgclip.engine.demo import run_demo
 
         tmp = tempfile.TemporaryDirectory()
         workspace = Path(tmp.name) / "demo"
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.text_encoder.encode([f"{question} [{i} {time.time()}]"])
         encode_ms.append(1000 * (time.perf_counter() - t))
     result = {
-        "n": n, "threads": args.threads or "default", "cases": len(engine.cases), "concepts": len(engine.graph), "index": engine.image_table.backend,
+        "n": n, "threads": args.threads or "default", "cases": len(engine.cases), "concepts": len(engine.graph), "index": engine.config.index_backend,
         "load_s": round(load_s, 2),
         "ask_p50_ms": round(statistics.median(ask_ms), 1), "ask_p95_ms": round(_pct(ask_ms, 0.95), 1),
         "draft_p50_ms": round(statistics.median(draft_ms), 1), "draft_p95_ms": round(_pct(draft_ms, 0.95), 1),

@@ -13,7 +13,7 @@ from typing import Any
 
 from kgclip.errors import ArtifactCorruptError
 
-__all__ = ["read_json_header"]
+__all__ = ["read_json_header", "kgclip_version"]
 
 
 def read_json_header(path: str | os.PathLike[str], *, missing: str, recover: str,
@@ -36,3 +36,13 @@ def read_json_header(path: str | os.PathLike[str], *, missing: str, recover: str
     if not isinstance(data, dict):
         raise ArtifactCorruptError(f"{path} holds no JSON object; {recover}")
     return data
+
+
+def kgclip_version() -> str:
+    """The installed kgclip version, stamped into artifact headers (``"0+unknown"`` in a never-installed checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kgclip")
+    except PackageNotFoundError:
+        return "0+unknown"

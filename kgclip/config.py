@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from kgclip.atomic import atomic_write_json
 from kgclip.errors import ConfigError
 
-__all__ = ["Config", "kgclip_home", "shared_data_dir"]
+__all__ = ["Config", "kgclip_home", "shared_data_dir", "shipped_ontologies_dir"]
 
 C = TypeVar("C", bound="Config")
 
@@ -77,6 +77,22 @@ class Config:
 def kgclip_home() -> Path:
     """Cache and workspace root: ``$KGCLIP_HOME`` or ``~/.cache/kgclip``; read lazily, never at import."""
     return Path(os.environ.get("KGCLIP_HOME", Path.home() / ".cache" / "kgclip"))
+
+
+def shipped_ontologies_dir() -> Path | None:
+    """Where the shipped curated graphs (RadLex, Disease Ontology) are, or ``None`` if this install has none.
+
+    An installed wheel carries them as package data (``kgclip/shipped_ontologies``, mapped from the repository's
+    ``ontologies/`` by pyproject.toml); an editable install or a source checkout reads ``ontologies/`` beside the
+    package. Both are read-only inputs: curators edit a copy (``kgclip ontology import``/``cp -r``) or the checkout.
+    """
+    import importlib.resources
+
+    packaged = Path(str(importlib.resources.files("kgclip").joinpath("shipped_ontologies")))
+    for candidate in (packaged, Path(__file__).resolve().parents[1] / "ontologies"):
+        if candidate.is_dir() and any(candidate.glob("*/concepts.tsv")):
+            return candidate
+    return None
 
 
 def shared_data_dir() -> Path | None:

@@ -33,7 +33,7 @@ def thumbnail_data_uri(image: Any, size: int = 128) -> str:
     from PIL import Image
 
     from kgclip.errors import ImageReadError
-    from kgclip.rag.inputs import load_image
+    from kgclip.models.image_input import load_image
 
     if image is None or (isinstance(image, str) and not image):
         return ""
@@ -71,6 +71,7 @@ def evidence_html(ev: Any, resolve_image: Any = None) -> str:
     if ev.kg_facts:
         out.append("<b>Knowledge-graph facts:</b><ul>" + "".join(
             f"<li>{_e(f.source_name)} <i>{_e(f.relation.replace('_', ' '))}</i> {_e(f.target_name)} "
+            f"{'' if getattr(f, 'curated', True) else '<b>(suggested, not curated)</b> '}"
             f'<span class="cite">{_e(f.source_id)} &rarr; {_e(f.target_id)}</span></li>' for f in ev.kg_facts)
             + "</ul>")
     if ev.similar_questions:
@@ -88,9 +89,12 @@ def evidence_html(ev: Any, resolve_image: Any = None) -> str:
 def answer_html(answer: Any, resolve_image: Any = None) -> str:
     flags = "".join(f' <span class="cite">[{_e(k)}: {_e(v)}]</span>' for k, v in answer.flags.items())
     cands = ", ".join(f"{_e(t)} ({p:.2f})" for t, p in answer.candidates[:5])
-    head = (f'{_CSS}<div class="kgc"><div><b>Q:</b> {_e(answer.question)}</div>'
-            f'<div style="font-size:16px"><b>A: {_e(answer.text)}</b> <span class="cite">{_e(answer.kind)}, '
-            f"confidence {answer.confidence:.2f}</span>{flags}</div>"
+    if getattr(answer, "abstained", False):
+        said = f'<div style="font-size:16px"><b>cannot answer:</b> {_e(answer.abstain_reason)}</div>'
+    else:
+        said = (f'<div style="font-size:16px"><b>A: {_e(answer.text)}</b> <span class="cite">{_e(answer.kind)}, '
+                f"confidence {answer.confidence:.2f}</span>{flags}</div>")
+    head = (f'{_CSS}<div class="kgc"><div><b>Q:</b> {_e(answer.question)}</div>{said}'
             f'<div class="cite">candidates: {cands}</div></div>')
     if answer.evidence is None:
         return head
@@ -99,10 +103,17 @@ def answer_html(answer: Any, resolve_image: Any = None) -> str:
 
 def report_html(report: Any, resolve_image: Any = None) -> str:
     def sentences(items: Sequence[Any]) -> str:
-        return "".join(f'<li>{_e(s.text)} <span class="cite">[{_e(s.case_id)}]</span></li>' for s in items)
+        def one(s: Any) -> str:
+            cites = " ".join(f"[{_e(c)}]" for c in getattr(s, "citations", (s.case_id,)))
+            facts = "".join(f'<br/><span class="cite">{_e(f)}</span>' for f in getattr(s, "facts", ()))
+            return f'<li>{_e(s.text)} <span class="cite">{cites}</span>{facts}</li>'
+
+        return "".join(one(s) for s in items)
 
     flags = "".join(f' <span class="cite">[{_e(k)}: {_e(v)}]</span>' for k, v in report.flags.items())
-    out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}<ol>{sentences(report.findings)}</ol>",
+    notice = getattr(report, "notice", "")
+    findings = f"<p><i>{_e(notice[:1].upper() + notice[1:])}.</i></p>" if notice and not report.findings else ""
+    out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}{findings}<ol>{sentences(report.findings)}</ol>",
            f"<b>IMPRESSION</b><ol>{sentences(report.impression)}</ol>"]
     if report.similar_cases:
         out.append("<details><summary>Source cases</summary>" + search_results_html(
@@ -131,9 +142,11 @@ class SearchResults(list):
     """Hits of one search, best first, rendered as a table with thumbnails in a notebook."""
 
     resolve_image: Any = None
+    expansion: Any = None  # a concept search's expansion (kgclip.ontology.expand / kgclip.text.concept_query)
 
     def _repr_html_(self) -> str:
-        return search_results_html(list(self), resolve_image=self.resolve_image)
+        shown = f"<p>searched: {_e(self.expansion.describe())}</p>" if self.expansion is not None else ""
+        return shown + search_results_html(list(self), resolve_image=self.resolve_image)
 
 
 def subgraph_html(graph: Any, highlight: Sequence[str] = (), width: int = 640, height: int = 420) -> str:

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import kgclip.engine_open as engine_open
+import kgclip.engine.open as engine_open
 from kgclip.cli.main import main
 from kgclip.engine import Engine, EngineConfig
-from kgclip.engine_open import plan_open
+from kgclip.engine.open import plan_open
 from kgclip.errors import ArtifactCorruptError, ConfigError, ModelNotFoundError, StaleArtifactError
 from kgclip.ontology.model import Concept, ConceptGraph
-from kgclip.rag.model_parts import NEAREST_RELATION, model_fingerprint
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.engine.model_parts import NEAREST_RELATION, model_fingerprint
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
 from kgclip.testing.parts import save_tiny_embeddings, save_tiny_model
 
@@ -91,7 +91,7 @@ def test_same_parts_load_without_rebuild(base, ws, builds, tmp_path) -> None:  #
 
 def test_open_hashes_each_requested_model_once(base, ws, monkeypatch) -> None:  # noqa: ANN001
     """The plan's fingerprint of the model is reused by the load and by a rebuild (hashing reads the weights)."""
-    from kgclip.rag import model_parts
+    from kgclip.engine import model_parts
 
     hashed: list[str] = []
     real = model_parts.model_fingerprint
@@ -219,7 +219,9 @@ def test_cli_flags_load_or_rebuild(base, ws, builds, capsys) -> None:  # noqa: A
     assert main(["report", "draft", img, *where, "--model-dir", str(base / "model-b"), "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out.strip().splitlines()[-1])
-    assert report["findings"] and report["workspace"]["action"] == "rebuilt" and len(builds) == 1
+    # A workspace of question/answer cases has no findings to draft from: the draft says so (issue 14).
+    assert (report["findings"] or "findings text" in report["notice"]) and report["workspace"]["action"] == "rebuilt"
+    assert len(builds) == 1
     notices = [line for line in captured.err.splitlines() if "rebuilding" in line]
     assert len(notices) == 1 and "model-b" in notices[0]
     assert main(["ask", img, QUESTION, *where, "--model-dir", str(base / "model-b")]) == 0
@@ -238,7 +240,7 @@ def test_cli_bad_model_dir_is_a_clear_error(base, ws, tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_cli_builds_a_missing_workspace_with_demo_defaults(base, tmp_path, capsys) -> None:  # noqa: ANN001
-    from kgclip.rag.workspace import shipped_demo_dir
+    from kgclip.engine import shipped_demo_dir
 
     if shipped_demo_dir() is None:
         pytest.skip("the shipped VQA-RAD sample is missing")

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from kgclip.rag.answerer import normalize_answer
-    from kgclip.rag.demo import run_demo
+    from kgclip.engine.demo import run_demo
 
     config = None
     if args.model_dir or args.concept_embeddings:

@@ -166,10 +166,9 @@ def _previous_collection(directory: Path, uri: str) -> str | None:
 
 def _backend_class(directory: str) -> Any:
     """The index class the manifest in ``directory`` names (``FaissIndex``, ``MilvusIndex``)."""
-    from kgclip.index.base import INDEX_BACKENDS, _ensure_builtin_backends, read_manifest
+    from kgclip.index.base import backend_class
 
-    _ensure_builtin_backends()
-    return INDEX_BACKENDS.resolve(read_manifest(directory)["backend"])
+    return backend_class(directory)
 
 
 def _add(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ __all__ = ["register", "default_embeddings_dir"]
 
 
 def default_embeddings_dir() -> Path:
-    """``indexes/kg`` of the checkout kgclip runs from."""
-    return Path(__file__).resolve().parents[2] / "indexes" / "kg"
+    """``indexes/kg`` under the current directory (as every other default output path), never the install's tree."""
+    return Path("indexes") / "kg"
 
 
 def _ontology_dirs(values: list[str] | None) -> list[Path]:
@@ -125,7 +125,7 @@ def _neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
-_EMB_HELP = "embeddings directory (default: indexes/kg in the checkout)"
+_EMB_HELP = "embeddings directory (default: ./indexes/kg)"
 
 
 def register(subparsers: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -15,7 +16,8 @@ from kgclip.errors import KgclipError
 __all__ = ["main", "build_parser"]
 
 # Command-group modules, in help order. A module that does not exist (yet) is simply not offered.
-_GROUPS = ("demo", "ontology", "kg", "link", "train", "encode", "index", "ask", "report", "eval")
+_GROUPS = ("demo", "ask", "report", "search", "cases", "vqa", "serve", "ontology", "kg", "link", "train", "encode",
+           "index", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kgclip",
         description="Knowledge-graph-augmented image-text retrieval and VQA for medical imaging.",
     )
+    from kgclip import __version__
+
+    parser.add_argument("--version", action="version", version=f"kgclip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in _GROUPS:
         name = f"kgclip.cli.{group}_cmd"
@@ -47,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kgclip: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kgclip ontology search ... | head`): not an error. Point stdout at devnull so the
+        # interpreter's final flush does not raise a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

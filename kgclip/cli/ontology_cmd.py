@@ -1,7 +1,7 @@
 """``kgclip ontology ...``: import sources into a curated graph directory, inspect it, edit it, diff and export it.
 
-Each command is a thin call into :mod:`kgclip.ontology.store`, :mod:`~kgclip.ontology.curation` and
-:mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a refused edit or a failed import
+Each command is a thin call into :mod:`kgclip.ontology.importing`, :mod:`~kgclip.ontology.store`,
+:mod:`~kgclip.ontology.curation` and :mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a refused edit or a failed import
 leaves the directory untouched. Commands that write a directory hold its writers' lock from reading it to writing it
 (:func:`kgclip.ontology.locking.graph_dir_lock`), so two simultaneous edits run one after the other; a writer that
 waits longer than ``--wait`` seconds fails with a clear error instead.
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         wait(p)
 
     p = add("import", _import, "read a source file into a graph directory (merging with what is there)")
-    p.add_argument("format", help="radlex-csv, radlex-owl, owl, obo, doid-tsv, umls-rrf, slake-kg, or auto")
+    p.add_argument("format", help="a reader name (list them with `kgclip ontology formats`), or auto")
     p.add_argument("path", help="the source file (or UMLS META directory)")
     p.add_argument("--into", required=True, help="graph directory to create or merge into")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
@@ -62,6 +62,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--author", help="recorded in the changelog")
     wait(p)
 
+    add("formats", _formats, "the reader names (and their aliases) that import accepts")
     p = edit("info", _info, "counts, relation types, sources, fingerprint and validity of a graph")
     p.add_argument("--json", action="store_true", help="print meta.json-style JSON")
     p = edit("show", _show, "one concept with its relations")
@@ -96,6 +97,10 @@ def register(subparsers: Any) -> None:
         p.add_argument("type", help="relation type, e.g. is_a, part_of, located_in")
         p.add_argument("target")
         who(p)
+    p = edit("declare-relation", _declare_relation, "let edits use a new relation type (add-relation refuses "
+                                                     "types the graph does not declare)")
+    p.add_argument("type", help="the new type's name: lower-case letters, digits and _, e.g. located_in")
+    who(p)
     p = edit("deprecate", _deprecate, "mark a concept deprecated")
     p.add_argument("id")
     p.add_argument("--replaced-by", help="the concept that replaces it")
@@ -123,6 +128,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True)
     p = edit("cache", _cache, "write the binary cache (one safetensors file) of a graph directory")
     p.add_argument("--out", required=True)
+    from kgclip.cli.suggest_cmd import register as register_suggestions  # suggest, review
+    register_suggestions(sub)
 
 
 # ---------------------------------------------------------------------------------------------- handlers
@@ -133,94 +140,28 @@ def _curator(args: argparse.Namespace) -> Any:
     return Curator.locked(args.dir, author=getattr(args, "author", None), timeout=args.wait)
 
 
-def _load(path: str) -> Any:
-    from kgclip.ontology.cache import load_cache
-    from kgclip.ontology.store import load_graph_dir
-
-    return load_cache(path) if str(path).endswith(".safetensors") else load_graph_dir(path)
-
-
-def _source_fingerprint(path: Path) -> str:
-    from kgclip.fingerprint import fingerprint_file, fingerprint_json
-
-    if path.is_dir():
-        return fingerprint_json([[p.name, fingerprint_file(p)] for p in sorted(path.iterdir()) if p.is_file()])
-    return fingerprint_file(path)
-
-
-def _parse_options(fmt: str, items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` reader options, typed by the reader's signature: collections split on commas, booleans from
-    true/false, ``none`` -> ``None``."""
-    import inspect
-
-    from kgclip.errors import ConfigError
-    from kgclip.ontology.sources import READERS
-
-    params = inspect.signature(READERS.resolve(fmt)).parameters
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(f"--option {item!r} is not KEY=VALUE")
-        if key not in params or key in ("path", "on_error"):
-            valid = sorted(k for k in params if k not in ("path", "on_error"))
-            raise ConfigError(f"reader {fmt!r} has no option {key!r}; its options are {valid}")
-        hint = str(params[key].annotation)
-        if value.lower() == "none" and "None" in hint:
-            options[key] = None
-        elif "bool" in hint:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ConfigError(f"--option {key} takes true or false, not {value!r}")
-            options[key] = value.lower() in ("true", "1", "yes")
-        elif any(word in hint for word in ("Collection", "Sequence", "Iterable", "set[", "tuple[", "list[")):
-            options[key] = tuple(v.strip() for v in value.split(",") if v.strip())
-        else:
-            options[key] = value
-    return options
-
-
 def _import(args: argparse.Namespace) -> int:
-    from kgclip.ontology.locking import graph_dir_lock
-    from kgclip.ontology.model import ConceptGraph
-    from kgclip.ontology.sources import detect_format, read_records
-    from kgclip.ontology.store import is_graph_dir, read_meta
+    from kgclip.ontology.importing import import_source
+    from kgclip.ontology.sources import detect_format, parse_options
 
-    path, into = Path(args.path), Path(args.into)
-    fmt = detect_format(path) if args.format == "auto" else args.format
-    name = args.name or (read_meta(into).get("name") if is_graph_dir(into) else None) or into.name
-    # Everything is read and merged in memory first: a bad source raises before the directory is touched.
-    new = ConceptGraph.from_records(read_records(fmt, path, on_error=args.on_error, **_parse_options(fmt, args.option)),
-                                    name=name)
-    # The lock covers reading what is there, merging and writing, so a concurrent edit is not overwritten.
-    with graph_dir_lock(into, args.wait):
-        graph, changes = _merge_into(args, new, into, fmt, path, name)
-    print(f"imported {fmt} {path} into {into}: {changes.summary()}")
-    print(f"{graph!r}; {graph.validate().summary()}")
+    fmt = detect_format(args.path) if args.format == "auto" else args.format
+    result = import_source(fmt, args.path, args.into, on_error=args.on_error,
+                           options=parse_options(fmt, args.option) if args.option else None, name=args.name,
+                           replace=args.replace, author=args.author, wait=args.wait)
+    print(f"imported {result.source['format']} {args.path} into {args.into}: {result.changes.summary()}")
+    print(f"{result.graph!r}; {result.graph.validate().summary()}")
     return 0
 
 
-def _merge_into(args: argparse.Namespace, new: Any, into: Path, fmt: str, path: Path, name: str) -> tuple[Any, Any]:
-    """Merge ``new`` into the graph in ``into`` (or replace it), log the import and save; the caller holds the lock."""
-    from kgclip.ontology.changelog import CHANGELOG_FILE, IMPORT_ID_LIMIT, Changelog
-    from kgclip.ontology.diff import diff_graphs
-    from kgclip.ontology.model import ConceptGraph
-    from kgclip.ontology.store import is_graph_dir, load_graph_dir, read_meta, save_graph
+def _formats(args: argparse.Namespace) -> int:
+    from kgclip.ontology.sources import READERS
 
-    existing = load_graph_dir(into) if is_graph_dir(into) else ConceptGraph(name=name)
-    graph = new if args.replace or not len(existing) else ConceptGraph.union([existing, new], name=name)
-    changes = diff_graphs(existing, graph)
-    changelog = Changelog.load(into / CHANGELOG_FILE)
-    source = {"format": fmt, "path": path.name, "fingerprint": _source_fingerprint(path), "on_error": args.on_error}
-    ids = sorted(changes.changed_ids)
-    full = len(ids) > IMPORT_ID_LIMIT
-    changelog.append("import", {**source, "replace": bool(args.replace), "full_refresh": full,
-                                "added": len(changes.added_concepts), "changed": len(changes.changed_concepts),
-                                "removed": len(changes.removed_concepts)},
-                     [] if full else ids, author=args.author)
-    old_sources = [] if args.replace else [s for s in read_meta(into).get("sources", []) if s != source]
-    save_graph(graph, into, changelog=changelog, sources=[*old_sources, source])
-    return graph, changes
+    aliases: dict[str, list[str]] = {}
+    for alias, name in READERS.aliases().items():
+        aliases.setdefault(name, []).append(alias)
+    for name in READERS:
+        print(f"{name}\t{', '.join(aliases.get(name, []))}")
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -239,6 +180,9 @@ def _info(args: argparse.Namespace) -> int:
           f"{graph.num_relations} relations, {len(graph.dangling)} dangling")
     for rtype, n in sorted(counts.get("relation_types", {}).items(), key=lambda kv: -kv[1]):
         print(f"  {rtype:<24} {n}")
+    unused = meta.get("declared_relation_types", [])
+    if unused:
+        print(f"  declared, no relations yet: {', '.join(unused)}")
     for source in meta.get("sources", []):
         print(f"  source: {source.get('format')} {source.get('path')} ({source.get('fingerprint', '')[:12]})")
     print(f"fingerprint {graph.fingerprint()}; changelog {len(log)} entries (last #{log.last_seq})")
@@ -310,6 +254,11 @@ def _remove_relation(args: argparse.Namespace) -> int:
         return _done(curator.remove_relation(args.source, args.type, args.target, reason=args.reason))
 
 
+def _declare_relation(args: argparse.Namespace) -> int:
+    with _curator(args) as curator:
+        return _done(curator.declare_relation_type(args.type, reason=args.reason))
+
+
 def _deprecate(args: argparse.Namespace) -> int:
     with _curator(args) as curator:
         return _done(curator.deprecate(args.id, replaced_by=args.replaced_by, reason=args.reason))
@@ -352,8 +301,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from kgclip.ontology.diff import diff_graphs
+    from kgclip.ontology.store import open_graph
 
-    result = diff_graphs(_load(args.a), _load(args.b))
+    result = diff_graphs(open_graph(args.a), open_graph(args.b))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
         return 0

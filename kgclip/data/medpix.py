@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kgclip.data._common import OnError, handle_bad_row, load_json, resolve_root
+from kgclip.data.sections import Sections
 
 __all__ = ["MedPixImage", "MedPixCase", "MedPix", "read_medpix", "medpix_pairs"]
 
@@ -75,6 +76,14 @@ class MedPixCase:
     keywords: str
     image_ids: tuple[str, ...]
     split: str
+
+    @property
+    def sections(self) -> Sections:
+        """The case as report sections: History and Exam are history, Findings the findings, the Case Diagnosis
+        the impression; the discussion and differential are ``other`` (never drafted)."""
+        return Sections(history=" ".join(p for p in (self.history, self.exam) if p), findings=self.findings,
+                        impression=self.diagnosis, other=" ".join(p for p in (self.differential, self.discussion) if p),
+                        headed=True)
 
 
 @dataclasses.dataclass(frozen=True)

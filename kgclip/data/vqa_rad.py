@@ -1,6 +1,10 @@
 """VQA-RAD reader (``VQA_RAD_Dataset_Public.json`` + ``images/``), CC0 1.0.
 
-Split as in the literature: ``phrase_type`` ``freeform``/``para`` is train (1,797 rows), ``test_freeform``/``test_para``
+This is the one reader of VQA-RAD: evaluation, the engine's workspace build, training pairs and the demo all read
+through :func:`read_vqa_rad`, and all name an image by :func:`image_key` (the file name without its extension,
+``synpic54610``), which is also the case id of the image in a workspace.
+
+The one split definition: ``phrase_type`` ``freeform``/``para`` is train (1,797 rows), ``test_freeform``/``test_para``
 the standard test set (451 rows). ``answer_type`` is ``CLOSED``/``OPEN`` (two rows carry a trailing space, stripped
 here); five answers are JSON numbers, read as text.
 
@@ -14,12 +18,19 @@ import dataclasses
 from pathlib import Path
 
 from kgclip.data._common import OnError, handle_bad_row, load_json, resolve_root
+from kgclip.errors import InputFormatError
 
-__all__ = ["VQARadItem", "read_vqa_rad", "VQA_RAD_JSON", "TRAIN_PHRASE_TYPES", "TEST_PHRASE_TYPES"]
+__all__ = ["VQARadItem", "read_vqa_rad", "image_key", "VQA_RAD_JSON", "TRAIN_PHRASE_TYPES", "TEST_PHRASE_TYPES"]
 
 VQA_RAD_JSON = "VQA_RAD_Dataset_Public.json"
 TRAIN_PHRASE_TYPES = frozenset({"freeform", "para"})
 TEST_PHRASE_TYPES = frozenset({"test_freeform", "test_para"})
+
+
+def image_key(image_name: str | Path) -> str:
+    """The one key of a VQA-RAD image everywhere (features, answerer memory, workspace case id): the file name
+    without its extension (``images/synpic54610.jpg`` -> ``synpic54610``)."""
+    return Path(str(image_name)).stem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +67,11 @@ class VQARadItem:
     def is_closed(self) -> bool:
         return self.answer_type == "CLOSED"
 
+    @property
+    def image_key(self) -> str:
+        """See :func:`image_key`."""
+        return image_key(self.image_name)
+
 
 def read_vqa_rad(
     root: str | Path | None = None,
@@ -77,9 +93,16 @@ def read_vqa_rad(
         raise ValueError(f"VQA-RAD splits are 'train' and 'test', got {split!r}")
     base = resolve_root(root, "vqa-rad", "VQA-RAD")
     json_path = base if base.is_file() else base / VQA_RAD_JSON
+    if not json_path.is_file():
+        raise InputFormatError(f"no VQA-RAD JSON ({VQA_RAD_JSON}) in {base}; pass the folder holding "
+                               f"{VQA_RAD_JSON} and images/, or the JSON file itself", path=str(json_path))
+    rows = load_json(json_path)
+    if not isinstance(rows, list):
+        raise InputFormatError("expected a JSON list of VQA-RAD rows (question, answer, image_name, phrase_type, "
+                               "answer_type)", path=str(json_path))
     image_dir = json_path.parent / "images"
     items: list[VQARadItem] = []
-    for i, row in enumerate(load_json(json_path), start=1):
+    for i, row in enumerate(rows, start=1):
         try:
             phrase_type = str(row["phrase_type"]).strip()
             answer_type = str(row["answer_type"]).strip().upper()
@@ -109,6 +132,6 @@ def read_vqa_rad(
             qid=str(row.get("qid", i)), image_name=image_name, image_path=path.resolve(), question=question,
             answer=answer, answer_type=answer_type, phrase_type=phrase_type, split=row_split,
             organ=str(row.get("image_organ", "")).strip().upper(),
-            question_type=str(row.get("question_type", "")).strip(), linked_id=str(row.get("qid_linked_id", "")),
+            question_type=str(row.get("question_type", "")).strip(), linked_id=str(row.get("qid_linked_id") or ""),
         ))
     return items

@@ -17,6 +17,11 @@ the linked, non-negated concepts of the draft and of the reference):
   no negation; its configuration selected on ``val`` the same way;
 * ``random``: the findings of a random training case (seeded);
 * ``image_only``: the findings of the nearest training case by image alone, without KG or metadata.
+
+Besides the text figures (each with a bootstrap 95 % interval over cases, ``*_ci``), every system's drafted
+sentences are checked: ``region_violations`` (sentences per report whose linked anatomy lies outside the query's
+body region, through the graph: :class:`~kgclip.rag.regions.BodyRegions`) and ``history_sentences`` (sentences that
+are history, lab values or question/answer text). The copying baselines show what the checks catch.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kgclip.data.sections import report_sentences, sentence_kind
 from kgclip.eval.report_data import MedPixReportData, ReportSplit
 from kgclip.eval.report_select import (DrafterChoice, MemoTagger, ReportScorer, RetrievalConfig, baseline_drafts,
-                                       draft_split, select_draft_config)
-from kgclip.eval.text_metrics import bleu4, concept_f1, rouge_l
+                                       draft_reports, select_draft_config)
+from kgclip.eval.text_metrics import bleu4, bootstrap_bleu4_ci, bootstrap_ci, concept_f1, rouge_l
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
-from kgclip.rag.report import DraftConfig
+from kgclip.rag.regions import BodyRegions, regions_of_label
+from kgclip.rag.report import DraftConfig, split_sentences
 
 __all__ = ["bleu4", "rouge_l", "concept_f1", "evaluate_report", "NOKG_RETRIEVAL", "NOKG_DRAFT"]
 
@@ -43,20 +50,62 @@ NOKG_DRAFT = DraftConfig(max_findings=3, nearest_bonus=2.0)
 _SYSTEMS = (("engine", ""), ("engine_nokg", "_engine_nokg"), ("random", "_random"), ("image_only", "_image_only"))
 
 
+def _safety(data: MedPixReportData, split: ReportSplit, sentences: list[list[str]], tagger: MemoTagger,
+            regions: BodyRegions, history_keys: set[str]) -> dict[str, float]:
+    """``region_violations``: drafted sentences per report naming anatomy outside the query's body region;
+    ``history_sentences``: drafted sentences (all reports) that are history, lab values or question/answer text
+    (by their form, or found verbatim in a pool case's History / Exam)."""
+    violations = history = 0
+    for qi, sents in enumerate(sentences):
+        query = regions_of_label(data.query_metadata(split, qi)["region"])
+        for text in sents:
+            concepts = tagger.concept_ids(text, include_negated=True)
+            violations += bool(regions.outside(concepts, query))
+            history += sentence_kind(text) != "finding" or _key(text) in history_keys
+    return {"region_violations": round(violations / max(len(sentences), 1), 4), "history_sentences": history}
+
+
+def _key(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" .")
+
+
+def _history_keys(data: MedPixReportData) -> set[str]:
+    """Every sentence of every case's History and Exam (what a draft must never contain)."""
+    return {_key(s.text) for c in data.cases.values() for s in report_sentences(c.sections.history, section="history")}
+
+
 def _figures(data: MedPixReportData, split: ReportSplit, tagger: MemoTagger, graph: ConceptGraph,
-             engine: DrafterChoice, nokg: DrafterChoice, seed: int) -> dict[str, float]:
-    """All four systems on one split, concept F1 linked on whole drafts (exact)."""
+             engine: DrafterChoice, nokg: DrafterChoice, seed: int) -> dict[str, Any]:
+    """All four systems on one split: concept F1 linked on whole drafts (exact), bootstrap 95 % CIs, and the
+    region / history checks of every drafted sentence."""
     scorer = ReportScorer(tagger, split.references)
-    drafts = {
-        "engine": draft_split(data, split, engine.retrieval, engine.draft, tagger=tagger, graph=graph,
-                              expander=GraphExpander(graph, engine.draft.graph_hops)),
-        "engine_nokg": draft_split(data, split, nokg.retrieval, nokg.draft, tagger=None, graph=None, use_kg=False),
-        **baseline_drafts(data, split, seed),
+    regions = BodyRegions(graph)
+    reports = {
+        "engine": draft_reports(data, split, engine.retrieval, engine.draft, tagger=tagger, graph=graph,
+                                expander=GraphExpander(graph, engine.draft.graph_hops), regions=regions),
+        "engine_nokg": draft_reports(data, split, nokg.retrieval, nokg.draft, tagger=None, graph=None, use_kg=False),
     }
-    out: dict[str, float] = {}
+    drafts = {name: [r.findings_text for r in rs] for name, rs in reports.items()}
+    drafts.update(baseline_drafts(data, split, seed))
+    sentences = {name: [[s.text for s in r.findings + r.impression] for r in rs] for name, rs in reports.items()}
+    for name in ("random", "image_only"):  # a copied case: every sentence of its findings
+        sentences[name] = [split_sentences(t) for t in drafts[name]]
+    history_keys = _history_keys(data)
+    out: dict[str, Any] = {}
+    per_case = {}
     for name, suffix in _SYSTEMS:
         for metric, value in scorer.score(drafts[name], exact=True).items():
             out[metric + suffix] = round(value, 4)
+        per_case[name] = scorer.per_case(drafts[name], exact=True)
+        for metric in ("concept_f1", "rouge_l"):
+            out[f"{metric}{suffix}_ci"] = bootstrap_ci(per_case[name][metric], seed=seed)
+        out[f"bleu4{suffix}_ci"] = bootstrap_bleu4_ci(drafts[name], split.references, seed=seed)
+        for metric, value in _safety(data, split, sentences[name], tagger, regions, history_keys).items():
+            out[metric + suffix] = value
+    # Paired: the engine minus its no-KG ablation, case by case.
+    out["concept_f1_minus_nokg_ci"] = bootstrap_ci(per_case["engine"]["concept_f1"]
+                                                   - per_case["engine_nokg"]["concept_f1"], seed=seed)
+    out["n_drafted"] = sum(bool(r.findings) for r in reports["engine"])
     return out
 
 
@@ -98,7 +147,7 @@ def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph
         test = data.split(split)
         out.update(_figures(data, test, tagger, graph, engine, nokg, seed))
         out["n_cases"] = len(test)
-        out.update({f"val_{k}": v for k, v in val_figures.items()})
+        out.update({f"val_{k}": v for k, v in val_figures.items() if not k.endswith("_ci")})
     out.update({
         "n_val_cases": len(val), "val_fraction": val_fraction, "seed": seed,
         "n_pool_images": int(len(data.split(split).pool)),

@@ -78,7 +78,7 @@ class MedPixReportData:
     def __init__(self, path: str | Path, *, splits: Sequence[str] = ("dev",), featurizer: Any = None,
                  val_fraction: float = 0.2, seed: int = 0, show_progress: bool = False) -> None:
         from kgclip.data.medpix import read_medpix
-        from kgclip.rag.inputs import ThumbnailFeaturizer
+        from kgclip.models.thumbnail import ThumbnailFeaturizer
 
         self.featurizer = featurizer or ThumbnailFeaturizer()
         parts = [read_medpix(path, split="train")] + [read_medpix(path, split=s) for s in splits if s != "train"]
@@ -137,7 +137,7 @@ class MedPixReportData:
     def retrieve(self, split: ReportSplit, qi: int, k: int, *, filter_: str = "modality+region",
                  case_text: str = "findings", meta_bonus: float = 0.0) -> list[CaseHit]:
         """The ``k`` most similar pool cases of query ``qi`` (best image per case), sharing the metadata
-        ``filter_`` names; the nearest case of any kind when none shares it.
+        ``filter_`` names (none when no pool case shares it: a draft is never made from another region).
 
         ``meta_bonus`` is added to an image's cosine for each of body location, acquisition detail (sequence,
         contrast) and plane it shares with the query, divided by three (all header fields, no text)."""
@@ -158,10 +158,12 @@ class MedPixReportData:
             hits.append(self._hit(cand, float(row[j]), case_text))
             if len(hits) >= k:
                 break
-        if not hits:
-            j = int(order[0])
-            hits = [self._hit(self.images[int(split.pool[j])], float(row[j]), case_text)]
         return hits
+
+    def query_metadata(self, split: ReportSplit, qi: int) -> dict[str, str]:
+        """What a DICOM header would tell about query ``qi``: its modality and body region (never its text)."""
+        img = self.images[split.queries[qi]]
+        return {"modality": img.modality, "region": img.location_category}
 
     def _shared_meta(self, split: ReportSplit) -> np.ndarray:
         """``[Q, P]`` count of header fields (location, modality detail, plane) each pool image shares with each
@@ -180,11 +182,15 @@ class MedPixReportData:
         return cached
 
     def _hit(self, img: Any, score: float, case_text: str) -> CaseHit:
-        text = self.findings(img.case_id)
+        case = self.cases[img.case_id]
+        findings = case.findings
         if case_text == "findings+caption" and img.caption:
-            text = f"{text}\n{img.caption}"
-        return CaseHit(img.case_id, score, text, image=str(img.image_path), via="image",
-                       metadata={"modality": img.modality, "body_part": img.location_category})
+            findings = f"{findings}\n{img.caption}"
+        # Sections as the case stores them: its Findings field is the findings section; its diagnosis names the
+        # diagnosis (for the impression); history and exam are never offered for drafting.
+        return CaseHit(img.case_id, score, findings, image=str(img.image_path), via="image",
+                       metadata={"modality": img.modality, "body_part": img.location_category,
+                                 "findings": findings, "diagnosis": case.diagnosis})
 
     def nearest_case(self, split: ReportSplit, qi: int) -> str:
         """The pool case of the nearest image, by image alone (no metadata, no KG)."""

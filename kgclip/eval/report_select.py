@@ -26,9 +26,11 @@ from kgclip.eval.text_metrics import bleu4, concept_f1, rouge_l
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger, LinkedConcept
 from kgclip.rag.consensus import GraphExpander
-from kgclip.rag.report import DraftConfig, draft_from_cases, split_sentences
+from kgclip.rag.regions import BodyRegions
+from kgclip.rag.report import DraftConfig, DraftReport, draft_from_cases, split_sentences
 
-__all__ = ["RetrievalConfig", "DrafterChoice", "MemoTagger", "ReportScorer", "draft_split", "select_draft_config",
+__all__ = ["RetrievalConfig", "DrafterChoice", "MemoTagger", "ReportScorer", "draft_split", "draft_reports",
+           "select_draft_config",
            "KG_SEARCH_SPACE", "NOKG_SEARCH_SPACE", "baseline_drafts"]
 
 
@@ -69,6 +71,8 @@ KG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "d.dedupe_concepts": (True, False),
     "d.remove_contradictions": (True, False),
     "d.word_weight": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "d.objective": ("gain", "expected_f1"),
+    "d.keep_modality": (True, False),
 }
 NOKG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = dict(_SHARED_SPACE)
 
@@ -112,12 +116,18 @@ class ReportScorer:
             out.update(self.tagger.concept_ids(sent, include_negated=False))
         return out
 
-    def score(self, hyps: Sequence[str], *, exact: bool = False) -> dict[str, float]:
+    def per_case(self, hyps: Sequence[str], *, exact: bool = False) -> dict[str, np.ndarray]:
+        """``concept_f1`` and ``rouge_l`` of each draft (``[Q]`` arrays), for bootstrap intervals."""
         if len(hyps) != len(self.references):
             raise ValueError(f"{len(hyps)} drafts for {len(self.references)} references")
-        f1 = float(np.mean([concept_f1(self.concepts(h, exact), g) for h, g in zip(hyps, self.gold)]))
-        rl = float(np.mean([rouge_l(h, r) for h, r in zip(hyps, self.references)]))
-        return {"concept_f1": f1, "bleu4": bleu4(hyps, self.references), "rouge_l": rl}
+        return {"concept_f1": np.array([concept_f1(self.concepts(h, exact), g) for h, g in zip(hyps, self.gold)]),
+                "rouge_l": np.array([rouge_l(h, r) for h, r in zip(hyps, self.references)])}
+
+    def score(self, hyps: Sequence[str], *, exact: bool = False) -> dict[str, float]:
+        cases = self.per_case(hyps, exact=exact)
+        return {"concept_f1": float(np.mean(cases["concept_f1"])) if len(hyps) else 0.0,
+                "bleu4": bleu4(hyps, self.references),
+                "rouge_l": float(np.mean(cases["rouge_l"])) if len(hyps) else 0.0}
 
 
 def selection_score(figures: dict[str, float]) -> float:
@@ -125,17 +135,32 @@ def selection_score(figures: dict[str, float]) -> float:
     return figures["concept_f1"] + figures["bleu4"] + figures["rouge_l"]
 
 
-def draft_split(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
-                tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
-                expander: GraphExpander | None = None) -> list[str]:
-    """The findings text drafted for every query of ``split``."""
+def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
+                  tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
+                  expander: GraphExpander | None = None, regions: BodyRegions | None = None,
+                  impression: bool = True) -> list[DraftReport]:
+    """The report drafted for every query of ``split``, told the query's modality and body region (what its header
+    carries); ``impression=False`` skips the impression (selection only scores findings)."""
+    if use_kg and graph is not None and regions is None:
+        regions = BodyRegions(graph)
     out = []
     for qi in range(len(split)):
         hits = data.retrieve(split, qi, retrieval.k, filter_=retrieval.filter, case_text=retrieval.case_text,
                              meta_bonus=retrieval.meta_bonus)
-        report = draft_from_cases(hits, tagger=tagger, graph=graph, config=draft, use_kg=use_kg, expander=expander)
-        out.append(report.findings_text)
+        meta = data.query_metadata(split, qi)
+        out.append(draft_from_cases(hits, tagger=tagger, graph=graph, config=draft, use_kg=use_kg,
+                                    expander=expander, regions=regions, query_region=meta["region"],
+                                    query_modality=meta["modality"], max_impression=None if impression else 0))
     return out
+
+
+def draft_split(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
+                tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
+                expander: GraphExpander | None = None, regions: BodyRegions | None = None) -> list[str]:
+    """The findings text drafted for every query of ``split`` (:func:`draft_reports`)."""
+    return [r.findings_text for r in draft_reports(data, split, retrieval, draft, tagger=tagger, graph=graph,
+                                                   use_kg=use_kg, expander=expander, regions=regions,
+                                                   impression=False)]
 
 
 def baseline_drafts(data: MedPixReportData, split: ReportSplit, seed: int = 0) -> dict[str, list[str]]:
@@ -187,6 +212,7 @@ def select_draft_config(data: MedPixReportData, tagger: MemoTagger, graph: Conce
     space = space or (KG_SEARCH_SPACE if use_kg else NOKG_SEARCH_SPACE)
     retrieval, draft = start or (RetrievalConfig(), DraftConfig())
     expanders: dict[int, GraphExpander] = {}
+    regions = BodyRegions(graph) if use_kg and graph is not None else None
     memo: dict[str, tuple[float, dict[str, float]]] = {}
     trials: list[tuple[dict[str, Any], float]] = []
 
@@ -194,7 +220,8 @@ def select_draft_config(data: MedPixReportData, tagger: MemoTagger, graph: Conce
         key = repr((r, d))
         if key not in memo:
             exp = expanders.setdefault(d.graph_hops, GraphExpander(graph, d.graph_hops))
-            hyps = draft_split(data, split, r, d, tagger=tagger, graph=graph, use_kg=use_kg, expander=exp)
+            hyps = draft_split(data, split, r, d, tagger=tagger, graph=graph, use_kg=use_kg, expander=exp,
+                               regions=regions)
             figures = scorer.score(hyps)
             memo[key] = (selection_score(figures), figures)
             trials.append(({"retrieval": r.to_dict(), "draft": d.to_dict()}, memo[key][0]))

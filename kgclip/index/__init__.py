@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "VectorIndex": "base", "SearchHit": "base", "create_index": "base", "load_index": "base",
+    "VectorIndex": "protocol", "SearchHit": "protocol", "create_index": "base", "load_index": "base",
     "FaissIndex": "faiss_index", "IndexConfig": "faiss_index", "MetadataStore": "metadata",
     "KgclipEmbeddings": "langchain", "KgclipVectorStore": "langchain", "KgclipRetriever": "langchain",
 }

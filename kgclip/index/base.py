@@ -1,30 +1,26 @@
-"""The vector index protocol every backend implements, the search result type, and the backend registry.
+"""Create and load indexes by backend name: the entry points of :mod:`kgclip.index`.
 
-A backend (FAISS here, Milvus later) stores unit vectors under explicit 64-bit integer ids together with item
-metadata, searches them by inner product (cosine similarity), supports remove / update (``add`` with an existing
-id replaces it), filtered search that returns the true top-k among matching items, and saves to / loads from a
-directory. ``tests/index/conformance.py`` is the behaviour every registered backend must pass.
+``create_index("faiss", dim=384, factory="HNSW32")`` and ``load_index(directory)`` resolve the backend through
+:data:`~kgclip.index.protocol.INDEX_BACKENDS`, whose error lists the registered names. The protocol and result
+types are defined in :mod:`kgclip.index.protocol` (which backends import) and re-exported here.
+
+Adding a backend is one module that decorates its class with ``@INDEX_BACKENDS.register("name")`` and one import
+line in :func:`_import_backends`.
 """
 
 from __future__ import annotations
 
-import html
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import numpy as np
-
-from kgclip.artifacts import read_json_header
-from kgclip.errors import ArtifactCorruptError
-from kgclip.resolver import Registry
+from kgclip.index.persistence import MANIFEST_NAME, read_manifest
+from kgclip.index.protocol import INDEX_BACKENDS, Filters, SearchHit, SearchResults, VectorIndex
 
 __all__ = [
     "SearchHit",
     "SearchResults",
     "VectorIndex",
+    "Filters",
     "INDEX_BACKENDS",
     "create_index",
     "load_index",
@@ -32,149 +28,28 @@ __all__ = [
     "MANIFEST_NAME",
 ]
 
-MANIFEST_NAME = "manifest.json"
 
-#: Filters accepted by ``search``: a column name (``kind``, ``source``, ``modality``, ``body_part``, ``view``,
-#: ``case_id``) or ``concept`` mapped to one value or a list of accepted values (OR within a key, AND across keys).
-Filters = Mapping[str, Any]
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower, and searches build many
-class SearchHit:
-    """One search result.
-
-    Attributes:
-        id: the item's 64-bit integer id, as given to ``add``.
-        score: inner product of the (unit) query and item vectors, i.e. cosine similarity; higher is closer.
-        metadata: the item's stored metadata (``kind``, ``modality``, ``text``, ``concepts``... and extra keys).
-    """
-
-    id: int
-    score: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def _repr_html_(self) -> str:
-        return _hits_html([self])
-
-
-class SearchResults(list):
-    """The hits of one query (a ``list[SearchHit]``, best first) with a notebook rendering."""
-
-    def _repr_html_(self) -> str:
-        return _hits_html(list(self))
-
-
-def _hits_html(hits: Sequence[SearchHit]) -> str:
-    rows = []
-    for rank, hit in enumerate(hits, 1):
-        meta = dict(hit.metadata)
-        text = str(meta.pop("text", "") or "")
-        if len(text) > 160:
-            text = text[:157] + "..."
-        rest = ", ".join(f"{k}={v}" for k, v in meta.items() if v not in (None, "", [], {}))
-        rows.append(
-            f"<tr><td>{rank}</td><td>{hit.id}</td><td>{hit.score:.4f}</td>"
-            f"<td>{html.escape(text)}</td><td>{html.escape(rest)}</td></tr>"
-        )
-    return (
-        "<table><thead><tr><th>#</th><th>id</th><th>score</th><th>text</th><th>metadata</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-@runtime_checkable
-class VectorIndex(Protocol):
-    """What every index backend provides.
-
-    Vectors are L2-normalised on the way in (both items and queries), so scores are cosine similarities.
-    """
-
-    @property
-    def dim(self) -> int:
-        """Vector dimension."""
-        ...
-
-    @property
-    def encoder_fingerprint(self) -> str | None:
-        """Fingerprint of the encoder that produced the item vectors (checked again at load time)."""
-        ...
-
-    def add(
-        self,
-        ids: Sequence[int] | np.ndarray,
-        vectors: np.ndarray,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
-    ) -> None:
-        """Add items; an id already present is replaced (vector and metadata).
-
-        Shapes: ``ids`` ``[N]`` int64, ``vectors`` ``[N, dim]`` float32, ``metadata`` length N.
-        """
-        ...
-
-    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
-        """Remove items by id; unknown ids are ignored. Returns how many were removed."""
-        ...
-
-    def search(
-        self, query: np.ndarray, k: int = 10, filters: Filters | None = None
-    ) -> list[list[SearchHit]]:
-        """Top-``k`` items per query among those matching ``filters``, best first.
-
-        Shapes: ``query`` ``[Q, dim]`` (or ``[dim]``) -> Q lists of at most ``k`` hits.
-        """
-        ...
-
-    def get(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
-        """Stored metadata for each id (``None`` where unknown)."""
-        ...
-
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the index atomically into ``directory`` (replacing an earlier save)."""
-        ...
-
-    @classmethod
-    def load(
-        cls, directory: str | os.PathLike[str], encoder_fingerprint: str | None = None, **kwargs: Any
-    ) -> "VectorIndex":
-        """Load a saved index; refuses a different ``encoder_fingerprint`` with ``EncoderMismatchError``."""
-        ...
-
-    def __len__(self) -> int: ...
-
-
-#: Index backends by name; each value is a class implementing :class:`VectorIndex`.
-INDEX_BACKENDS: Registry[type] = Registry("index backend")
-
-
-def _ensure_builtin_backends() -> None:
-    # Importing registers the backend; done lazily so that importing kgclip.index.base never imports faiss.
-    if "faiss" not in INDEX_BACKENDS:
-        import kgclip.index.faiss_index  # noqa: F401
-    if "milvus" not in INDEX_BACKENDS:
-        import kgclip.index.milvus_index  # noqa: F401  (pymilvus itself is imported only when an index is made)
+def _import_backends() -> None:
+    """Import the backend modules, which register themselves (on first use, so ``import kgclip.index`` stays light;
+    pymilvus itself is imported only when a Milvus index is made)."""
+    import kgclip.index.faiss_index  # noqa: F401
+    import kgclip.index.milvus_index  # noqa: F401
 
 
 def create_index(backend: str = "faiss", /, **kwargs: Any) -> VectorIndex:
     """Create an empty index of the named backend, e.g. ``create_index("faiss", dim=384, factory="HNSW32")``."""
-    _ensure_builtin_backends()
+    _import_backends()
     return INDEX_BACKENDS.resolve(backend)(**kwargs)
 
 
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a saved index directory (raises ``ArtifactCorruptError`` when missing or unreadable)."""
-    path = Path(directory) / MANIFEST_NAME
-    manifest = read_json_header(
-        path, missing=f"{directory} is not a kgclip index (no {MANIFEST_NAME}). Build one with `kgclip index build` "
-                      "or FaissIndex.save().", recover="rebuild the index or restore a backup.")
-    if "backend" not in manifest:
-        raise ArtifactCorruptError(f"{path} has no 'backend' field; rebuild the index or restore a backup.")
-    return manifest
+def backend_class(directory: str | os.PathLike[str]) -> Any:
+    """The class of the backend a saved index's manifest names (``FaissIndex``, ``MilvusIndex``...)."""
+    _import_backends()
+    return INDEX_BACKENDS.resolve(read_manifest(directory)["backend"])
 
 
 def load_index(
     directory: str | os.PathLike[str], encoder_fingerprint: str | None = None, **kwargs: Any
 ) -> VectorIndex:
     """Load a saved index with the backend its manifest names."""
-    _ensure_builtin_backends()
-    backend = read_manifest(directory)["backend"]
-    return INDEX_BACKENDS.resolve(backend).load(directory, encoder_fingerprint=encoder_fingerprint, **kwargs)
+    return backend_class(directory).load(directory, encoder_fingerprint=encoder_fingerprint, **kwargs)

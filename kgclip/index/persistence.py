@@ -20,19 +20,25 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kgclip.artifacts import read_json_header
+from kgclip.atomic import atomic_directory
 from kgclip.errors import ArtifactCorruptError, IndexError_, LockedError
 from kgclip.fingerprint import fingerprint_bytes
 from kgclip.locking import FileLock
 
-__all__ = ["DirectoryLock", "read_snapshot", "file_entry", "library_versions", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["DirectoryLock", "read_snapshot", "read_manifest", "write_snapshot", "saved_generation", "file_entry",
+           "library_versions", "recover_interrupted_save", "restore_abandoned", "FORMAT_NAME", "FORMAT_VERSION",
+           "MANIFEST_NAME"]
 
 FORMAT_NAME = "kgclip-index"
 FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
 
 
 def lock_path(directory: str | os.PathLike[str]) -> Path:
@@ -166,12 +172,38 @@ def _restore_if_abandoned(target: Path) -> bool:
     """Put back the previous version left aside by a writer that died mid-swap; False if a writer is active."""
     try:
         with DirectoryLock(target, timeout=0):
-            leftovers = sorted(target.parent.glob(f".{target.name}.old-*"))
-            if not target.exists() and leftovers:
-                os.replace(leftovers[-1], target)
+            restore_abandoned(target)
             return True
     except LockedError:
         return False
+
+
+def restore_abandoned(directory: str | os.PathLike[str]) -> None:
+    """Finish what a writer that died mid-save left behind; the caller holds the writer lock.
+
+    A save builds ``.<name>.new-*``, renames the live directory to ``.<name>.old-*`` and the new one into place,
+    then deletes the old one. A crash between the two renames leaves no live directory: the newest ``.old-*``
+    version is put back. Any other ``.new-*`` / ``.old-*`` leftover is an abandoned temporary copy and is removed.
+    """
+    target = Path(directory)
+    olds = list(target.parent.glob(f".{target.name}.old-*"))
+    if not target.exists() and olds:
+        newest = max(olds, key=lambda p: (saved_generation(p) or 0, p.stat().st_mtime))
+        os.replace(newest, target)
+        olds.remove(newest)
+    for stale in [*olds, *target.parent.glob(f".{target.name}.new-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
+    """:func:`restore_abandoned` when a dead writer left something behind and no writer is active now.
+
+    Cheap when there is nothing to do (two directory globs); run before reading a manifest, so an index whose save
+    was interrupted between its two renames opens again instead of looking absent.
+    """
+    target = Path(directory)
+    if any(target.parent.glob(f".{target.name}.old-*")) or any(target.parent.glob(f".{target.name}.new-*")):
+        _restore_if_abandoned(target)
 
 
 @contextlib.contextmanager
@@ -182,3 +214,47 @@ def maybe_locked(directory: Path, lock: DirectoryLock | None, timeout: float) ->
         return
     with DirectoryLock(directory, timeout=timeout):
         yield
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a saved index directory (raises ``ArtifactCorruptError`` when missing or unreadable).
+
+    An interrupted save is recovered first (:func:`recover_interrupted_save`).
+    """
+    recover_interrupted_save(directory)
+    path = Path(directory) / MANIFEST_NAME
+    manifest = read_json_header(
+        path, missing=f"{directory} is not a kgclip index (no {MANIFEST_NAME}). Build one with `kgclip index build` "
+                      "or FaissIndex.save().", recover="rebuild the index or restore a backup.")
+    if "backend" not in manifest:
+        raise ArtifactCorruptError(f"{path} has no 'backend' field; rebuild the index or restore a backup.")
+    return manifest
+
+
+def saved_generation(directory: str | os.PathLike[str]) -> int | None:
+    """The ``generation`` counter of the index saved in ``directory`` (``None`` when there is none)."""
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        return int(manifest.get("generation", 0))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def write_snapshot(directory: str | os.PathLike[str], blobs: Mapping[str, bytes], manifest: Mapping[str, Any]) -> None:
+    """Write ``blobs`` (file name -> bytes, each fsynced) and the manifest as one atomic directory swap.
+
+    Call under the writer lock: any leftover temporary directory then belongs to a writer that died, and is removed.
+    """
+    target = Path(directory)
+    restore_abandoned(target)
+    with atomic_directory(target) as tmp:
+        for name, data in blobs.items():
+            _write_synced(tmp / name, data)
+        _write_synced(tmp / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -1,4 +1,4 @@
-"""Input checks every index backend applies to ids and vectors (one rule set, so backends agree)."""
+"""Input checks every index backend applies to ids and vectors (one rule set, so backends agree), and exact top-k."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from kgclip.errors import IndexError_
 
-__all__ = ["as_ids", "normalised", "checked_batch"]
+__all__ = ["as_ids", "normalised", "checked_batch", "exact_top_k"]
 
 
 def as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -48,3 +48,26 @@ def checked_batch(ids: Sequence[int] | np.ndarray, vectors: np.ndarray, dim: int
     if len(np.unique(id_array)) != len(id_array):
         raise IndexError_("ids repeat within one add() call; give each item once")
     return id_array, x
+
+
+def exact_top_k(q: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` rows of ``vectors`` by inner product with each query, best first.
+
+    Shapes: ``q`` ``[Q, dim]``, ``vectors`` ``[M, dim]`` -> scores ``[Q, k]`` float32 (``-inf`` padding) and row
+    positions ``[Q, k]`` int64 (``-1`` padding, when ``M < k``).
+    """
+    scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+    positions = np.full((len(q), k), -1, dtype=np.int64)
+    if len(vectors) == 0:
+        return scores, positions
+    kk = min(k, len(vectors))
+    step = max(1, 50_000_000 // len(vectors))  # bound the [Q, M] score matrix to ~200 MB
+    for start in range(0, len(q), step):
+        sims = q[start:start + step] @ vectors.T
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < len(vectors) else \
+            np.broadcast_to(np.arange(len(vectors)), (len(sims), len(vectors)))
+        top_scores = np.take_along_axis(sims, top, 1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        scores[start:start + step, :kk] = np.take_along_axis(top_scores, order, 1)
+        positions[start:start + step, :kk] = np.take_along_axis(top, order, 1)
+    return scores, positions

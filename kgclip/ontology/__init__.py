@@ -9,7 +9,10 @@ Public API (imported lazily, so ``import kgclip.ontology`` stays light and pulls
   :func:`export_rdf` (:mod:`kgclip.ontology.rdf`), :func:`graph_dir_lock` (:mod:`kgclip.ontology.locking`);
 - curation: :class:`Curator` (:mod:`kgclip.ontology.curation`), :class:`Changelog`, :class:`ChangeEntry`
   (:mod:`kgclip.ontology.changelog`), :func:`find_concepts` (:mod:`kgclip.ontology.query`);
-- diff: :func:`diff_graphs`, :class:`GraphDiff` (:mod:`kgclip.ontology.diff`).
+- diff: :func:`diff_graphs`, :class:`GraphDiff` (:mod:`kgclip.ontology.diff`);
+- import into a graph directory: :func:`import_source` (:mod:`kgclip.ontology.importing`);
+- the shipped RadLex + Disease Ontology graph, built by one recipe: :func:`shipped_graph`
+  (:mod:`kgclip.ontology.shipped`).
 
 Example:
     >>> from kgclip.ontology import load_ontologies, Curator
@@ -29,7 +32,7 @@ _EXPORTS = {
     "save_graph": "store", "load_graph_dir": "store", "load_ontologies": "store", "shipped_ontology_dirs": "store",
     "save_cache": "cache", "load_cache": "cache", "export_rdf": "rdf", "graph_dir_lock": "locking",
     "Curator": "curation", "Changelog": "changelog", "ChangeEntry": "changelog", "find_concepts": "query",
-    "diff_graphs": "diff", "GraphDiff": "diff",
+    "diff_graphs": "diff", "GraphDiff": "diff", "shipped_graph": "shipped", "import_source": "importing",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -43,7 +46,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from kgclip.ontology.model import (Concept, ConceptGraph, Relation, ValidationReport, normalize_curie,
                                        normalize_relation_type)
     from kgclip.ontology.query import find_concepts
+    from kgclip.ontology.importing import import_source
     from kgclip.ontology.rdf import export_rdf
+    from kgclip.ontology.shipped import shipped_graph
     from kgclip.ontology.sources import detect_format, load_graph, read_records
     from kgclip.ontology.store import load_graph_dir, load_ontologies, save_graph, shipped_ontology_dirs
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kgclip.ontology.graph_views import compressed_adjacency
+from kgclip.ontology.adjacency import compressed_adjacency
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph
 
 __all__ = ["IsAParents", "find_concepts"]

@@ -134,3 +134,20 @@ class GraphColumns:
     origins: list[str]
     dangling: list[Relation]
     duplicate_ids: list[str]
+    declared_relation_types: list[str] = dataclasses.field(default_factory=list)  # declared, without relations yet
+
+    def check(self) -> None:
+        """Raise ``ValueError`` when the columns disagree in length or edges point outside the node range."""
+        n = len(self.ids)
+        lengths = {len(self.names), len(self.synonyms), len(self.semantic_types), len(self.definitions),
+                   len(self.sources), len(self.deprecated), len(self.xrefs)}
+        if lengths != {n}:
+            raise ValueError(f"concept columns have different lengths {sorted(lengths)} (expected {n})")
+        e = len(self.edge_source)
+        if {len(self.edge_type), len(self.edge_target), len(self.edge_origin)} != {e}:
+            raise ValueError("edge columns have different lengths")
+        for arr, bound, what in ((self.edge_source, n, "source"), (self.edge_target, n, "target"),
+                                 (self.edge_type, len(self.relation_types), "type"),
+                                 (self.edge_origin, len(self.origins), "origin")):
+            if e and (int(np.min(arr)) < 0 or int(np.max(arr)) >= bound):
+                raise ValueError(f"edge {what} index out of range")

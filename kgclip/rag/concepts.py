@@ -1,7 +1,9 @@
-"""Concept linking for the RAG layer: the text layer's :class:`~kgclip.text.linker.ConceptLinker` when installed,
-otherwise a small longest-match dictionary linker with NegEx-style negation, so the engine works either way.
+"""Concept tagging for answering and drafting, on the text layer: :class:`~kgclip.text.linker.ConceptLinker`
+finds the mentions and its :class:`~kgclip.text.negation.ContextAnnotator` sets their negation / uncertainty.
 
-Both give :class:`LinkedConcept` records; the rest of ``kgclip.rag`` only sees these.
+The tagger adds what answering needs on top: mentions of concepts of the workspace graph only, without the words
+that are ontology terms but carry no meaning in a question ("image", "left", "normal"...), as
+:class:`LinkedConcept` records; the rest of ``kgclip.rag`` only sees these.
 """
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ import re
 from dataclasses import dataclass
 
 from kgclip.ontology.model import IS_A, ConceptGraph
+from kgclip.text.linker import ConceptLinker
 
 __all__ = ["LinkedConcept", "ConceptTagger", "expand_concepts"]
 
 _WORD = re.compile(r"[a-z0-9]+")
-_NEG = {"no", "not", "without", "negative", "free", "absent", "absence", "denies", "neither", "nor", "none"}
-_UNCERTAIN = {"may", "might", "possible", "possibly", "probable", "suspicious", "questionable", "cannot",
-              "likely", "versus", "vs", "differential", "consider", "concerning"}
-_TERMINATORS = {"but", "however", "although", "except", "which", "with"}
-# Words that are RadLex / DO terms but carry no meaning in a question ("image", "left", "normal"...).
-_STOP = {"a", "an", "the", "is", "are", "of", "in", "on", "this", "that", "there", "image", "images", "left",
-         "right", "normal", "abnormal", "present", "seen", "side", "what", "which", "where", "how", "does", "do",
-         "type", "view", "or", "and", "to", "be", "it", "patient", "finding", "findings", "structure", "organ",
-         "part", "size", "shape", "small", "large", "body", "area", "region", "location", "level", "mass"}
+# Terms of RadLex / DO that carry no meaning in a question or a case statement: a mention whose matched term is
+# one of these is dropped (the linker still links them in other uses, e.g. `kgclip link`).
+_QUESTION_NOISE = frozenset({
+    "a", "an", "the", "is", "are", "of", "in", "on", "this", "that", "there", "image", "images", "left", "right",
+    "normal", "abnormal", "present", "seen", "side", "what", "which", "where", "how", "does", "do", "type", "view",
+    "or", "and", "to", "be", "it", "patient", "finding", "findings", "structure", "organ", "part", "size", "shape",
+    "small", "large", "body", "area", "region", "location", "level", "mass"})
+_MAX_CHARS = 20_000  # bounded time on pathological input
 
 
 @dataclass(frozen=True)
@@ -39,60 +41,8 @@ class LinkedConcept:
     score: float = 1.0
 
 
-class _DictLinker:
-    """Longest-match lookup of word n-grams (up to 6 words) in a name -> concept table."""
-
-    max_words = 6
-
-    def __init__(self, graph: ConceptGraph) -> None:
-        table: dict[str, str] = {}
-        for concept in graph.concepts(include_deprecated=False):
-            for name in concept.all_names:
-                key = " ".join(_WORD.findall(name.lower()))
-                if len(key) < 3 or key in _STOP or key.isdigit():
-                    continue
-                table.setdefault(key, concept.id)
-                if key.endswith("s") and len(key) > 4:  # crude singular for plurals in synonyms
-                    table.setdefault(key[:-1], concept.id)
-        self.table = table
-
-    def link(self, text: str) -> list[tuple[int, int, str, str]]:
-        words = [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text.lower())]
-        out = []
-        i = 0
-        while i < len(words):
-            hit = None
-            for n in range(min(self.max_words, len(words) - i), 0, -1):
-                key = " ".join(w for _, _, w in words[i:i + n])
-                cid = self.table.get(key) or (self.table.get(key[:-1]) if key.endswith("s") else None)
-                if cid is not None:
-                    hit = (words[i][0], words[i + n - 1][1], cid, text[words[i][0]:words[i + n - 1][1]], n)
-                    break
-            if hit:
-                out.append(hit[:4])
-                i += hit[4]
-            else:
-                i += 1
-        return out
-
-
-def _negation_flags(text: str, start: int) -> tuple[bool, bool]:
-    """NegEx-style: a trigger within the 6 words before the mention, in the same clause, negates it."""
-    clause = re.split(r"[.;:!?]", text[:start].lower())[-1]
-    window = _WORD.findall(clause)[-6:]
-    negated = uncertain = False
-    for word in reversed(window):
-        if word in _TERMINATORS:
-            break
-        negated = negated or word in _NEG
-        uncertain = uncertain or word in _UNCERTAIN
-    if "no increase" in clause or "not only" in clause:  # pseudo-negations
-        negated = False
-    return negated, uncertain
-
-
 class ConceptTagger:
-    """Link text to concepts of ``graph``; uses the text layer's linker when it is installed.
+    """Link text to concepts of ``graph`` (a :class:`~kgclip.text.linker.ConceptLinker` over the graph).
 
     Example:
         >>> from kgclip.testing import tiny_graph
@@ -100,41 +50,22 @@ class ConceptTagger:
         ['pleural effusion', 'cardiomegaly']
     """
 
-    def __init__(self, graph: ConceptGraph, *, use_text_linker: bool = True) -> None:
+    def __init__(self, graph: ConceptGraph, linker: ConceptLinker | None = None) -> None:
         self.graph = graph
-        self._linker = None
-        if use_text_linker:
-            try:
-                from kgclip.text.linker import ConceptLinker
-
-                self._linker = ConceptLinker.from_graph(graph)
-            except Exception:  # noqa: BLE001 - not installed yet, or failed: the built-in linker still works
-                self._linker = None
-        self._fallback = None if self._linker is not None else _DictLinker(graph)
-        self.backend = "text.linker" if self._linker is not None else "builtin"
+        self.linker = linker if linker is not None else ConceptLinker.from_graph(graph)
 
     def link(self, text: str) -> list[LinkedConcept]:
         """Mentions in reading order. Empty or non-text input gives ``[]``."""
-        if not text or not text.strip():
+        if not isinstance(text, str) or not text.strip():
             return []
-        text = text[:20_000]  # bounded time on pathological input
+        text = text[:_MAX_CHARS]
         out: list[LinkedConcept] = []
-        if self._linker is not None:
-            for m in self._linker.link(text):
-                cid = m.concept_id
-                concept = self.graph.get(cid)
-                if concept is None:
-                    continue
-                matched = getattr(m, "matched", text[m.start:m.end])
-                if " ".join(_WORD.findall(str(matched).lower())) in _STOP:
-                    continue
-                out.append(LinkedConcept(cid, concept.name, m.start, m.end, str(matched),
-                                         bool(getattr(m, "negated", False)), bool(getattr(m, "uncertain", False)),
-                                         float(getattr(m, "score", 1.0))))
-            return out
-        for start, end, cid, matched in self._fallback.link(text):
-            negated, uncertain = _negation_flags(text, start)
-            out.append(LinkedConcept(cid, self.graph.name_of(cid), start, end, matched, negated, uncertain))
+        for m in self.linker.link(text):
+            concept = self.graph.get(m.concept_id)
+            if concept is None or " ".join(_WORD.findall(m.matched.lower())) in _QUESTION_NOISE:
+                continue
+            out.append(LinkedConcept(m.concept_id, concept.name, m.start, m.end, m.matched, m.negated, m.uncertain,
+                                     float(m.score)))
         return out
 
     def concept_ids(self, text: str, *, include_negated: bool = True) -> list[str]:

@@ -9,7 +9,7 @@ mentions vote separately, which lets the drafter drop a sentence asserting what 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +60,14 @@ class GraphExpander:
         self.hops = hops
         self._memo: dict[str, dict[str, int]] = {}
         self._diagnosis: dict[str, bool] = {}
+        self._cache: dict[tuple[str, str], object] = {}
+
+    def cached(self, kind: str, key: str, compute: Callable[[], object]) -> object:
+        """``compute()`` memoised under ``(kind, key)`` (other per-concept graph look-ups of a drafting sweep)."""
+        hit = self._cache.get((kind, key), self)
+        if hit is self:
+            hit = self._cache[(kind, key)] = compute()
+        return hit
 
     def ancestors(self, concept_id: str) -> dict[str, int]:
         """``{ancestor or equivalent: levels up}`` (equivalents at level 0), the concept itself excluded."""

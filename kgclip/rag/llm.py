@@ -94,10 +94,12 @@ class LLMRewriter:
                        flags={**answer.flags, "llm": "rewritten", "builtin_answer": answer.text})
 
     def rewrite_report(self, report: DraftReport) -> DraftReport:
-        text, why = self._call(_REPORT_PROMPT.format(draft=report.text(citations=True)))
+        if not report.findings:  # nothing drafted (its notice says why): nothing to rewrite
+            return report
+        text, why = self._call(_REPORT_PROMPT.format(draft=report.text(citations=True, facts=False)))
         if text is None:
             return replace(report, flags={**report.flags, "llm_fallback": why})
-        required = {s.case_id for s in report.findings + report.impression}
+        required = {c for s in report.findings + report.impression for c in s.citations}
         sections = {"findings": [], "impression": []}
         current = "findings"
         for raw in text.splitlines():
@@ -118,9 +120,13 @@ class LLMRewriter:
                     return replace(report, flags={**report.flags, "llm_fallback": f"unknown citation [{ids[0]}]"})
                 sentence = re.sub(r"\s+([.;!?])", r"\1", CITATION.sub("", part)).strip()
                 sentence = sentence if sentence.endswith((".", "!", "?")) else sentence.rstrip(";") + "."
-                sections[current].append(ReportSentence(sentence, ids[-1], 0.0))
-        cited = {s.case_id for s in sections["findings"] + sections["impression"]}
+                sections[current].append(ReportSentence(sentence, ids[-1], 0.0, cases=tuple(dict.fromkeys(ids))))
+        cited = {c for s in sections["findings"] + sections["impression"] for c in s.citations}
         if not sections["findings"] or required - cited:
             return replace(report, flags={**report.flags, "llm_fallback": "citations dropped"})
-        return replace(report, findings=sections["findings"], impression=sections["impression"] or report.impression,
+        impression = sections["impression"] or report.impression
+        if len(impression) == len(report.impression):  # same lines reworded: keep the graph facts they rest on
+            impression = [replace(new, concepts=old.concepts, facts=old.facts) for new, old in
+                          zip(impression, report.impression)]
+        return replace(report, findings=sections["findings"], impression=impression,
                        flags={**report.flags, "llm": "rewritten"})

@@ -14,6 +14,15 @@ How a draft is chosen (with the knowledge graph):
 4. a sentence asserting a concept the similar cases mostly negate, or one contradicting an already chosen sentence
    (a concept and its negation, or an is-a relative's), is removed and kept in ``removed`` with the reason.
 
+Only findings and impression sentences of a case are candidates (:mod:`kgclip.data.sections`): its history, lab
+values, figure citations and question/answer statements never are. With a query body region (from the DICOM header,
+an image classifier, or else a vote of the similar cases' own regions), only cases of that region are drafted from
+and a sentence naming anatomy outside it (:class:`~kgclip.rag.regions.BodyRegions`) is removed; with a query
+modality, so is a sentence describing another modality ("US: ..." in a CT case). When no similar case of the region
+has findings, the draft is empty and says so in ``notice``, never drafted from another region. Left and right:
+each sentence keeps its own case's side; a later sentence giving the other side of a finding already reported is
+removed. The impression is reasoned through the graph (:mod:`kgclip.rag.impression`).
+
 With ``word_weight > 0`` content words the similar cases share count too, beside concepts (phrasing that BLEU and
 ROUGE reward). Without the graph (``use_kg=False``, or no tagger) the same selection runs on content words alone: no
 concepts, no negation, no contradiction check. The defaults of :class:`DraftConfig` were chosen on a validation split
@@ -29,16 +38,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kgclip.config import Config
+from kgclip.data.sections import SectionSentence, report_sentences
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
+from kgclip.rag.impression import reason_impression
+from kgclip.rag.regions import BodyRegions
+from kgclip.rag.report_scope import (DraftQuery, case_text_sentences, link_sentence, normalize_modality,
+                                     scope_hits)
 
-__all__ = ["ReportSentence", "DraftReport", "DraftConfig", "draft_from_cases", "split_sentences"]
+__all__ = ["ReportSentence", "DraftReport", "DraftConfig", "draft_from_cases", "split_sentences", "case_text_sentences",
+           "normalize_modality"]
 
-# Sentence ends, line breaks, and list bullets ("• ...", " - Extends ...") all start a new sentence.
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])|\n+|\s*•\s*|\s+-\s+(?=[A-Z])")
+_SIDES = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,13 @@ class DraftConfig(Config):
     word_weight: float = 1.0
     order: str = "case"  # "case": chosen sentences in source-case order (reads like a report); "score": by gain
     max_impression: int = 2  # diagnosis concepts in the impression
+    keep_region: bool = True  # drop sentences naming anatomy outside the query's body region
+    keep_modality: bool = True  # drop sentences that describe another modality than the query's
+    region_vote: float = 0.5  # share of the similar cases' vote a region needs to stand for a query without one
+    fact_weight: float = 0.5  # impression: weight of graph facts from the drafted findings beside case diagnoses
+    # "gain": a sentence gains sum(support - min_support) over what it adds; "expected_f1": it gains the rise of
+    # the draft's expected F1 against a reference drawn from the similar cases (stops by itself, no min_support).
+    objective: str = "gain"
 
     def __post_init__(self) -> None:
         if self.max_findings < 1 or self.max_impression < 0:
@@ -66,21 +87,28 @@ class DraftConfig(Config):
             raise ConfigError(f"min_support must be in [0, 1), got {self.min_support}")
         if self.graph_hops < 0 or not 0.0 <= self.graph_credit <= 1.0:
             raise ConfigError("graph_hops must be >= 0 and graph_credit in [0, 1]")
-        if self.word_weight < 0:
-            raise ConfigError(f"word_weight must be >= 0, got {self.word_weight}")
+        if self.word_weight < 0 or self.fact_weight < 0:
+            raise ConfigError(f"word_weight and fact_weight must be >= 0, got {self.word_weight}, {self.fact_weight}")
         if self.order not in ("case", "score"):
             raise ConfigError(f"order must be 'case' or 'score', got {self.order!r}")
+        if self.objective not in ("gain", "expected_f1"):
+            raise ConfigError(f"objective must be 'gain' or 'expected_f1', got {self.objective!r}")
+        if not 0.0 < self.region_vote <= 1.0:
+            raise ConfigError(f"region_vote must be in (0, 1], got {self.region_vote}")
 
 
 @dataclass(frozen=True)
 class ReportSentence:
-    """One sentence of a draft with its citation.
+    """One sentence of a draft with its citations.
 
     Attributes:
         text: the sentence.
-        case_id: the case it was taken from (its citation).
+        case_id: the case it was taken from (its citation; an impression line: its best-supporting case).
         score: why it ranked where it did (its consensus gain with the KG; its case's similarity without).
         concepts: linked, non-negated concept ids; ``negated``: linked, negated ones.
+        cases: every case it rests on (an impression line cites several; a findings sentence its own).
+        facts: the knowledge-graph facts it rests on (impression lines), e.g. ``"pneumonia has symptom cough"``.
+        source: the section of the cited case the text came from (``findings``; ``graph`` for impression lines).
     """
 
     text: str
@@ -88,18 +116,28 @@ class ReportSentence:
     score: float
     concepts: tuple[str, ...] = ()
     negated: tuple[str, ...] = ()
+    cases: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()
+    source: str = "findings"
+
+    @property
+    def citations(self) -> tuple[str, ...]:
+        return self.cases or (self.case_id,)
 
 
 @dataclass
 class DraftReport:
-    """A drafted report: findings and impression sentences, each citing its source case.
+    """A drafted report: findings and impression sentences, each citing its source case(s).
 
     Attributes:
         findings: findings sentences, in report order.
-        impression: impression sentences (top diagnosis concepts), each citing the case(s) they come from.
-        similar_cases: the retrieved cases the sentences came from.
-        removed: sentences dropped as duplicates or contradictions, with the reason (for auditing).
+        impression: impression lines (diagnoses reasoned through the graph), each citing cases and facts.
+        similar_cases: the retrieved cases of the query's region the sentences came from.
+        removed: sentences dropped (duplicates, contradictions, other region or modality), with the reason.
         flags: how it was produced, e.g. ``{"llm_fallback": "citations dropped"}``.
+        notice: why nothing could be drafted (e.g. ``"no similar chest cases to draft from"``), else ``""``.
+        region: the query's body regions; ``region_source``: where they came from (``"query"`` or the similar
+            cases' vote); ``modality``: the query's modality (``""``: unknown).
     """
 
     findings: list[ReportSentence] = field(default_factory=list)
@@ -107,18 +145,27 @@ class DraftReport:
     similar_cases: list[CaseHit] = field(default_factory=list)
     removed: list[tuple[ReportSentence, str]] = field(default_factory=list)
     flags: dict[str, str] = field(default_factory=dict)
+    notice: str = ""
+    region: tuple[str, ...] = ()
+    region_source: str = ""
+    modality: str = ""
 
     @property
     def findings_text(self) -> str:
         return " ".join(s.text for s in self.findings)
 
-    def text(self, citations: bool = True) -> str:
-        def line(s: ReportSentence) -> str:
-            return f"{s.text} [{s.case_id}]" if citations else s.text
+    def text(self, citations: bool = True, facts: bool = True) -> str:
+        """Plain text: ``FINDINGS:`` and ``IMPRESSION:`` sections, each sentence with its ``[case]`` citations and,
+        with ``facts``, the graph facts of each impression line."""
+        from kgclip.rag.report_export import report_text
 
-        findings = "\n".join(line(s) for s in self.findings) or "No findings could be drafted."
-        impression = "\n".join(line(s) for s in self.impression) or "-"
-        return f"FINDINGS:\n{findings}\n\nIMPRESSION:\n{impression}"
+        return report_text(self, citations=citations, facts=facts)
+
+    def to_fhir(self, **kwargs: object) -> dict:
+        """The draft as a FHIR R4 ``DiagnosticReport`` resource (see :func:`kgclip.rag.report_export.to_fhir`)."""
+        from kgclip.rag.report_export import to_fhir
+
+        return to_fhir(self, **kwargs)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         return self.text()
@@ -130,9 +177,8 @@ class DraftReport:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a findings text (also splitting bullet lists), each ending in punctuation."""
-    parts = [p.strip(" \t-*•") for p in _SPLIT.split(text or "")]
-    return [p if p.endswith((".", "!", "?")) else p + "." for p in parts if len(p) > 3]
+    """Sentences of a findings text (bullets, numbered lists, citations stripped), each ending in punctuation."""
+    return [s.text for s in report_sentences(text)]
 
 
 def _text_key(text: str) -> str:
@@ -147,6 +193,7 @@ class _Candidate:
     words: tuple[str, ...]  # content words (the units of agreement without the graph, or beside it)
     weight: float = 0.0  # the source case's vote
     key: str = ""  # normalised text, for exact-duplicate checks
+    sides: frozenset[str] = frozenset()  # "left" / "right" as written
 
 
 @dataclass
@@ -157,47 +204,84 @@ class _Cases:
     pos: list[list[str]] = field(default_factory=list)
     neg: list[list[str]] = field(default_factory=list)
     words: list[list[str]] = field(default_factory=list)
+    diagnoses: list[list[str]] = field(default_factory=list)  # concepts of each case's diagnosis / impression
 
 
-def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None) -> _Cases:
+def _off_query(sent: SectionSentence, concepts: Sequence[str], query: DraftQuery, cfg: DraftConfig) -> str | None:
+    """Why a candidate does not belong in this query's report (other modality, anatomy outside the region)."""
+    if cfg.keep_modality and query.modality and sent.modality and sent.modality != query.modality:
+        return f"describes {sent.modality}, the query is {query.modality}"
+    if cfg.keep_region and query.body is not None and query.regions:
+        outside = query.body.outside(concepts, query.regions)
+        if outside:
+            return f"anatomy outside the {'/'.join(sorted(query.regions))} region: {outside[0]}"
+    return None
+
+
+def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None, query: DraftQuery, cfg: DraftConfig,
+                removed: list[tuple[ReportSentence, str]]) -> _Cases:
     out = _Cases()
     for rank, hit in enumerate(hits):
         pos_all: list[str] = list(hit.metadata.get("concepts", []) or []) if tagger is not None else []
         neg_all: list[str] = []
         words_all: list[str] = []
-        for i, sent in enumerate(split_sentences(hit.text)):
-            pos: tuple[str, ...] = ()
-            neg: tuple[str, ...] = ()
-            if tagger is not None:
-                mentions = tagger.link(sent)
-                # Uncertain mentions ("suspicious for pneumonia") are reported findings too.
-                pos = tuple(dict.fromkeys(m.concept_id for m in mentions if not m.negated))
-                neg = tuple(dict.fromkeys(m.concept_id for m in mentions if m.negated))
-            words = tuple(content_words(sent))
+        diagnoses: list[str] = []
+        if tagger is not None and hit.metadata.get("diagnosis"):
+            diagnoses += link_sentence(tagger, str(hit.metadata["diagnosis"]))[0]
+        for i, sent in enumerate(case_text_sentences(hit)):
+            pos, neg = link_sentence(tagger, sent.text)
+            if sent.section == "impression":
+                diagnoses += pos
+            if not sent.draftable:
+                continue
+            rs = ReportSentence(sent.text, hit.case_id, float(hit.score), pos, neg, source=sent.section)
+            why = _off_query(sent, pos + neg, query, cfg)
+            if why:
+                removed.append((rs, why))
+                continue
+            words = tuple(content_words(sent.text))
             pos_all += pos
             neg_all += neg
             words_all += words
-            out.cands.append(_Candidate(ReportSentence(sent, hit.case_id, float(hit.score), pos, neg),
-                                        rank, i, words, key=_text_key(sent)))
+            if sent.section != "findings":
+                continue  # impression sentences vote, only findings sentences are drafted as findings
+            sides = frozenset(m.lower() for m in _SIDES.findall(sent.text))
+            out.cands.append(_Candidate(rs, rank, i, words, key=_text_key(sent.text), sides=sides))
         out.pos.append(list(dict.fromkeys(pos_all)))
         asserted = set(pos_all)  # a case that asserts a concept somewhere does not count as negating it
         out.neg.append([c for c in dict.fromkeys(neg_all) if c not in asserted])
         out.words.append(list(dict.fromkeys(words_all)))
+        out.diagnoses.append(list(dict.fromkeys(diagnoses)))
     return out
 
 
-def _contradiction(cand: ReportSentence, chosen_pos: set[str], chosen_neg: set[str], support: ConceptSupport,
+def _contradiction(cand: _Candidate, chosen_pos: set[str], chosen_neg: set[str], support: ConceptSupport,
                    expander: GraphExpander) -> str | None:
-    for c in cand.concepts:
+    s = cand.sentence
+    for c in s.concepts:
         if support.neg(c) > support.pos(c):
             return f"asserts {c}, which the similar cases mostly negate"
         for n in chosen_neg:
             if expander.related(c, n):
                 return f"contradicts an earlier sentence about {n}"
-    for n in cand.negated:
+    for n in s.negated:
         for c in chosen_pos:
             if expander.related(c, n):
                 return f"contradicts an earlier sentence about {c}"
+    return None
+
+
+def _side_conflict(cand: _Candidate, chosen: Sequence[_Candidate]) -> str | None:
+    """A sentence giving one side (left / right) of a finding another case's chosen sentence gives the other side
+    of: each sentence keeps its own case's side, so only one of them can stay."""
+    if len(cand.sides) != 1:
+        return None
+    s = cand.sentence
+    for other in chosen:
+        o = other.sentence
+        if (len(other.sides) == 1 and other.sides != cand.sides and o.case_id != s.case_id
+                and set(o.concepts) & set(s.concepts)):
+            return f"gives the {next(iter(cand.sides))} side where [{o.case_id}] gives the other"
     return None
 
 
@@ -205,28 +289,43 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
                      config: DraftConfig | None = None,
                      sentence_scorer: Callable[[list[str]], np.ndarray] | None = None, max_findings: int | None = None,
                      max_impression: int | None = None, use_kg: bool = True,
-                     expander: GraphExpander | None = None) -> DraftReport:
+                     expander: GraphExpander | None = None, query_region: str | Sequence[str] | None = None,
+                     query_modality: str | None = None, regions: BodyRegions | None = None) -> DraftReport:
     """Draft a report from retrieved cases (best first); see the module docstring for how.
 
     Args:
-        hits: similar cases with their text; ``metadata["concepts"]`` (the case's linked concepts), when present,
-            also counts as the case's votes.
+        hits: similar cases with their text; ``metadata`` may carry ``findings`` / ``impression`` (sections),
+            ``diagnosis``, ``modality``, ``body_part`` (or ``region``), ``concepts`` (the case's linked concepts,
+            which also count as its votes) and ``text_source="qa"`` (text made from question/answer pairs).
         tagger: concept linker; ``None`` or ``use_kg=False``: agreement on content words only, no concepts.
-        graph: the concept graph (is-a support and contradictions); ``None``: exact concept matches only.
+        graph: the concept graph (is-a support, contradictions, regions, impression).
         config: drafting knobs (default :class:`DraftConfig`); ``max_findings`` / ``max_impression`` override it.
         sentence_scorer: optional ``sentences -> [S]`` similarity of each sentence to the query image (a KG-CLIP
             model's image-text score), added to the vote of the sentence's case in the nearest-case bonus.
-        expander: a :class:`GraphExpander` to reuse across calls (it memoises ancestors); built from ``graph``
-            and ``config.graph_hops`` when omitted.
+        expander, regions: a :class:`GraphExpander` / :class:`BodyRegions` to reuse across calls (both memoise).
+        query_region: the query's body region label(s) (DICOM ``BodyPartExamined``, a classifier's label);
+            ``None``: the similar cases' regions vote.
+        query_modality: the query's modality (``CT``, ``MR``, ``CR``...); ``None``: unknown.
     """
     cfg = config or DraftConfig()
     n_find = cfg.max_findings if max_findings is None else max_findings
     n_imp = cfg.max_impression if max_impression is None else max_impression
-    report = DraftReport(similar_cases=list(hits))
     kg = use_kg and tagger is not None
-    cases = _read_cases(hits, tagger if kg else None)
+    link = tagger if kg else None
     if kg and (expander is None or expander.graph is not graph or expander.hops != cfg.graph_hops):
         expander = GraphExpander(graph, cfg.graph_hops)
+    if kg and graph is not None and (regions is None or regions.graph is not graph):
+        regions = BodyRegions(graph)
+    report = DraftReport()
+    hits, query, report.notice = scope_hits(hits, link, regions if kg else None, temperature=cfg.temperature,
+                                            region_vote=cfg.region_vote, query_region=query_region,
+                                            query_modality=query_modality)
+    report.similar_cases = list(hits)
+    report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
+    report.modality = query.modality
+    if report.notice:
+        return report
+    cases = _read_cases(hits, link, query, cfg, report.removed)
     weights = case_weights([h.score for h in hits], cfg.temperature)
     ids = [h.case_id for h in hits]
     support = (concept_support(ids, cases.pos, cases.neg, weights, expander=expander, credit=cfg.graph_credit)
@@ -238,13 +337,50 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
         extra = np.asarray(sentence_scorer([c.sentence.text for c in cases.cands]), dtype=np.float64)
     for c, e in zip(cases.cands, extra.tolist()):
         c.weight = float(weights[c.rank]) + e
+    w_total = float(np.sum(weights)) or 1.0
+    expected = (float(np.dot(weights, [len(p) for p in cases.pos])) / w_total if kg else 1.0,
+                float(np.dot(weights, [len(w) for w in cases.words])) / w_total)
+    chosen = _select(cases.cands, report, support, words, expander, cfg, n_find, kg, word_weight,
+                     (max(expected[0], 1.0), max(expected[1], 1.0)))
+    if cfg.order == "case":
+        chosen.sort(key=lambda c: (c.rank, c.position))
+    report.findings = [c.sentence for c in chosen]
+    if not report.findings:
+        report.notice = (f"no findings could be drafted: the similar {'/'.join(report.region)} cases agree on none "
+                         f"({len(report.removed)} sentences left out; see .removed)")
+    if kg and n_imp > 0:
+        chosen_neg = {n for s in report.findings for n in s.negated}
+        lines = reason_impression(report.findings, ids, cases.diagnoses, weights, support, expander, chosen_neg,
+                                  n_imp, fact_weight=cfg.fact_weight)
+        report.impression = [ReportSentence(x.text, x.cases[0], x.score, (x.concept,), cases=x.cases, facts=x.facts,
+                                            source="graph") for x in lines]
+    return report
 
+
+def _ef1(support: ConceptSupport, units: set[str] | list[str], expected: float) -> float:
+    """Expected F1 of a draft's units against a reference holding each unit with probability ``support.pos`` and
+    ``expected`` units in all: ``2 * sum(p) / (|draft| + expected)``."""
+    return 2.0 * sum(support.pos(u) for u in units) / (len(units) + expected) if units else 0.0
+
+
+def _ef1_gain(support: ConceptSupport, chosen: set[str], new: list[str], expected: float) -> float:
+    if not new:
+        return 0.0
+    return _ef1(support, chosen | set(new), expected) - _ef1(support, chosen, expected)
+
+
+def _select(pool: list[_Candidate], report: DraftReport, support: ConceptSupport, words: ConceptSupport,
+            expander: GraphExpander | None, cfg: DraftConfig, n_find: int, kg: bool,
+            word_weight: float, expected: tuple[float, float] = (1.0, 1.0)) -> list[_Candidate]:
+    """Greedy choice of findings sentences by the consensus gain of what they add (see module doc, steps 3-4).
+
+    ``expected``: the similar cases' weighted mean count of concepts and of content words (the expected size of
+    the reference, for ``objective="expected_f1"``)."""
     chosen: list[_Candidate] = []
     chosen_pos: set[str] = set()
     chosen_neg: set[str] = set()
     chosen_words: set[str] = set()
     seen_text: set[str] = set()
-    pool = list(cases.cands)
     dedupe = cfg.dedupe_concepts
     while pool and len(chosen) < n_find:
         best, best_gain, keep = None, 0.0, []
@@ -256,58 +392,40 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
             if kg and not (s.concepts or s.negated):  # acquisition boilerplate, no finding
                 report.removed.append((s, "no finding concept"))
                 continue
+            side = _side_conflict(cand, chosen) if kg and cfg.remove_contradictions else None
+            if side:
+                report.removed.append((s, side))
+                continue
             new_pos = [c for c in s.concepts if c not in chosen_pos] if dedupe else list(s.concepts)
             new_neg = [c for c in s.negated if c not in chosen_neg]
             new_words = [w for w in cand.words if w not in chosen_words] if dedupe or not kg else list(cand.words)
             if (kg and not new_pos and not new_neg) or (not kg and not new_words):
                 report.removed.append((s, "concepts already reported" if kg else "words already reported"))
                 continue
-            why = _contradiction(s, chosen_pos, chosen_neg, support, expander) if kg and cfg.remove_contradictions \
-                else None
+            why = (_contradiction(cand, chosen_pos, chosen_neg, support, expander)
+                   if kg and cfg.remove_contradictions and expander is not None else None)
             if why:
                 report.removed.append((s, why))
                 continue
             keep.append(cand)
-            gain = (sum(support.pos(c) - cfg.min_support for c in new_pos)
-                    + word_weight * sum(words.pos(w) - cfg.min_support for w in new_words))
+            if cfg.objective == "expected_f1":
+                gain = (_ef1_gain(support, chosen_pos, new_pos, expected[0])
+                        + word_weight * _ef1_gain(words, chosen_words, new_words, expected[1]))
+            else:
+                gain = (sum(support.pos(c) - cfg.min_support for c in new_pos)
+                        + word_weight * sum(words.pos(w) - cfg.min_support for w in new_words))
             gain *= 1.0 + cfg.nearest_bonus * cand.weight
             if gain > best_gain:
                 best, best_gain = cand, gain
         if best is None:
             break
         b = best.sentence
-        chosen.append(_Candidate(ReportSentence(b.text, b.case_id, round(best_gain, 4), b.concepts, b.negated),
-                                 best.rank, best.position, best.words, best.weight, best.key))
+        chosen.append(_Candidate(ReportSentence(b.text, b.case_id, round(best_gain, 4), b.concepts, b.negated,
+                                                (b.case_id,), source=b.source),
+                                 best.rank, best.position, best.words, best.weight, best.key, best.sides))
         seen_text.add(best.key)
         chosen_pos.update(b.concepts)
         chosen_neg.update(b.negated)
         chosen_words.update(best.words)
         pool = [c for c in keep if c is not best]
-    if cfg.order == "case":
-        chosen.sort(key=lambda c: (c.rank, c.position))
-    report.findings = [c.sentence for c in chosen]
-    report.impression = _impression(expander, support, chosen_neg, n_imp) if kg else []
-    if not report.impression and report.findings:
-        first = max(report.findings, key=lambda s: s.score)
-        report.impression.append(ReportSentence(first.text, first.case_id, first.score, first.concepts))
-    return report
-
-
-def _impression(expander: GraphExpander, support: ConceptSupport, chosen_neg: set[str],
-                n: int) -> list[ReportSentence]:
-    """The best-supported diagnosis concepts (asserted by at least one case, not negated in the draft)."""
-    graph = expander.graph
-    if graph is None or n <= 0:
-        return []
-    ranked: list[str] = []
-    for c in sorted(support.best_case, key=lambda c: (-support.pos(c), c)):
-        if len(ranked) >= n:
-            break
-        if c not in chosen_neg and expander.is_diagnosis(c):
-            ranked.append(c)
-    out = []
-    for i, cid in enumerate(ranked):
-        name = graph.name_of(cid)
-        text = f"Findings most consistent with {name}." if i == 0 else f"Consider {name}."
-        out.append(ReportSentence(text, support.best_case[cid], round(support.pos(cid), 4), (cid,)))
-    return out
+    return chosen

@@ -45,3 +45,36 @@ def test_sample_rebuilds_identically_and_excludes_medpix(shared_data: Path, tmp_
         name = row["image_name"]
         assert (demo_vqa_rad_dir() / "images" / name).read_bytes() == (
             shared_data / "vqa-rad" / "images" / name).read_bytes()
+
+
+def test_demo_metadata_is_derived_from_training_questions_never_test_ones() -> None:
+    import numpy as np
+
+    from kgclip.data.demo import derive_image_metadata, fill_by_neighbours, read_demo_metadata
+
+    rows = [
+        {"image_name": "a.jpg", "image_organ": "CHEST", "phrase_type": "freeform", "question": "What modality is used?",
+         "answer": "PA Xray"},
+        {"image_name": "b.jpg", "image_organ": "HEAD", "phrase_type": "para", "question": "Is this an MRI?",
+         "answer": "yes"},
+        {"image_name": "c.jpg", "image_organ": "HEAD", "phrase_type": "freeform",
+         "question": "What MRI sequence is shown?", "answer": "T2 weighted"},
+        {"image_name": "d.jpg", "image_organ": "ABD", "phrase_type": "test_freeform",
+         "question": "What modality is used?", "answer": "CT"},  # a test answer never leaks
+        {"image_name": "e.jpg", "image_organ": "HEAD ", "phrase_type": "freeform", "question": "Is this a CT?",
+         "answer": "no"},
+    ]
+    meta = derive_image_metadata(rows)
+    assert meta["a.jpg"] == {"modality": "XR", "region": "CHEST"}
+    assert meta["b.jpg"]["modality"] == meta["c.jpg"]["modality"] == "MR"
+    assert meta["d.jpg"] == {"modality": "", "region": "ABD"}
+    assert meta["e.jpg"] == {"modality": "", "region": "HEAD"}
+    vec = {n: np.array(v, dtype=np.float32) for n, v in
+           {"b.jpg": [1, 0], "c.jpg": [0.9, 0.436], "e.jpg": [0.95, 0.31], "a.jpg": [0, 1], "d.jpg": [0, 1]}.items()}
+    filled = fill_by_neighbours(meta, vec, k=2)
+    assert filled["e.jpg"]["modality"] == "MR" and filled["e.jpg"]["modality_source"] == "neighbours"
+    assert filled["b.jpg"]["modality_source"] == "questions"
+    shipped = read_demo_metadata()
+    items = read_vqa_rad(demo_vqa_rad_dir())
+    assert set(shipped) == {i.image_name for i in items}
+    assert all(m["region"] in ("HEAD", "CHEST", "ABD") and m["modality"] for m in shipped.values())

@@ -15,7 +15,7 @@ from kgclip.data.dataset import ImageTextDataset, collate_image_text
 from kgclip.data.iu_xray import read_iu_xray
 from kgclip.data.manifest import ManifestItem, read_manifest, write_manifest
 from kgclip.data.medpix import medpix_pairs, read_medpix
-from kgclip.data.vqa_rad import read_vqa_rad
+from kgclip.data.vqa_rad import image_key, read_vqa_rad
 from kgclip.errors import ImageReadError, InputFormatError
 from kgclip.imaging.transforms import ImageTransform, TransformConfig
 
@@ -112,6 +112,20 @@ def test_vqa_rad_reader(tmp_path: Path) -> None:
     assert [i.qid for i in read_vqa_rad(root / "VQA_RAD_Dataset_Public.json", split="test")] == ["3", "4"]
     with pytest.raises(ValueError, match="train"):
         read_vqa_rad(root, split="dev")
+    # The one image-key rule (features, answerer memory, workspace case ids) and the paraphrase group.
+    assert items[0].image_key == image_key("images/synpic1.jpg") == "synpic1" and items[3].image_key == "synpic2"
+    assert items[0].linked_id == "link1"
+
+
+def test_vqa_rad_train_split_reads_no_test_image(tmp_path: Path) -> None:
+    rows = [_vqa_row(1, "freeform", "Yes", "CLOSED"), _vqa_row(2, "test_freeform", "No", "CLOSED", "gone.jpg")]
+    root = _vqa(tmp_path / "vqa", rows)
+    (root / "images" / "gone.jpg").unlink()
+    assert [i.qid for i in read_vqa_rad(root, split="train")] == ["1"]
+    with pytest.raises(InputFormatError, match="gone.jpg"):
+        read_vqa_rad(root, split="test")
+    with pytest.raises(InputFormatError, match="no VQA-RAD JSON"):
+        read_vqa_rad(root / "images")
 
 
 def test_vqa_rad_bad_rows(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ _CRASHER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
     import kgclip.atomic as atomic
-    import kgclip.index.faiss_store as fs
+    import kgclip.index.persistence as fs
     from kgclip.index.faiss_index import FaissIndex
 
     target, stage = sys.argv[1], sys.argv[2]

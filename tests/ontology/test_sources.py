@@ -23,9 +23,19 @@ def sig(graph: ConceptGraph) -> tuple[dict, list]:
 
 # ----------------------------------------------------------------------------------------- registry
 def test_registry_lists_every_format() -> None:
-    assert sorted(READERS) == sorted(f.replace("-", "") for f in FORMATS)
-    with pytest.raises(ResolutionError, match="among choices"):
+    assert list(READERS) == list(FORMATS) == sorted(FORMATS)
+    assert {"radlex-csv", "radlex-owl", "owl", "obo", "doid-tsv", "umls-rrf", "slake-kg"} == set(FORMATS)
+    with pytest.raises(ResolutionError, match=r"among choices \{doid-tsv, obo, owl, radlex-csv"):
         read_records("owl2", FIXTURES / "tiny_ontology.owl")
+
+
+def test_reader_aliases_resolve_through_the_registry() -> None:
+    assert READERS.canonical("UMLS") == "umls-rrf" and READERS.resolve("rrf") is READERS.resolve("umls-rrf")
+    assert READERS.canonical("Turtle") == "owl" and READERS.canonical("slake") == "slake-kg"
+    assert "doid" in READERS and "doid2" not in READERS
+    assert set(READERS.aliases().values()) <= set(FORMATS)
+    via_alias = load_graph("rdf-xml", FIXTURES / "tiny_ontology.owl")
+    assert via_alias.fingerprint() == load_graph("owl", FIXTURES / "tiny_ontology.owl").fingerprint()
 
 
 def test_unknown_option_is_a_clear_error() -> None:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from kgclip.errors import ConfigError, StaleArtifactError
-from kgclip.eval.vqa import load_vqa_rad_rows, score_predictions
+from kgclip.data.vqa_rad import read_vqa_rad
+from kgclip.eval.vqa import score_predictions
 from kgclip.rag.answerer import AnswererConfig, normalize_answer, question_kind
-from kgclip.rag.inputs import ThumbnailFeaturizer
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.models.thumbnail import ThumbnailFeaturizer
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 from kgclip.testing import tiny_graph
 from kgclip.text.encoders import load_text_encoder
@@ -20,11 +21,11 @@ FAST = AnswererConfig()
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = make_vqa_folder(tmp_path_factory.mktemp("vqa"), n_images=16)
-    rows, images = load_vqa_rad_rows(root)
-    train = examples_from_vqa_rad([r for r in rows if not r["phrase_type"].startswith("test")])
-    test = examples_from_vqa_rad([r for r in rows if r["phrase_type"].startswith("test")])
-    keys = sorted({e.image_key for e in train + test})
-    vecs = dict(zip(keys, ThumbnailFeaturizer().embed([images / k for k in keys])))
+    items = read_vqa_rad(root)
+    train = examples_from_vqa_rad([i for i in items if i.split == "train"])
+    test = examples_from_vqa_rad([i for i in items if i.split == "test"])
+    paths = {i.image_key: i.image_path for i in items}
+    vecs = dict(zip(paths, ThumbnailFeaturizer().embed(list(paths.values()))))
     return train, test, vecs
 
 

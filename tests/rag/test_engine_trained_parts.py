@@ -13,8 +13,8 @@ import torch
 from kgclip.engine import Engine, EngineConfig
 from kgclip.errors import ConfigError, ModelNotFoundError, StaleArtifactError
 from kgclip.ontology.model import Concept, ConceptGraph
-from kgclip.rag.model_parts import NEAREST_RELATION
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.engine.model_parts import NEAREST_RELATION
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
 from kgclip.testing.parts import save_tiny_embeddings, save_tiny_model
 

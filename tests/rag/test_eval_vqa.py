@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kgclip.errors import InputFormatError
-from kgclip.eval.vqa import evaluate_vqa_rad, load_vqa_rad_rows
-from kgclip.rag.synthetic import make_vqa_folder
+from kgclip.eval.vqa import evaluate_vqa_rad
+from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
 from kgclip.text.encoders import load_text_encoder
 
@@ -55,11 +55,15 @@ def test_validation_folds_keep_paraphrase_groups_whole():
 
 
 def test_bad_folders_are_refused(tmp_path):
+    enc = load_text_encoder("hashing-64")
     with pytest.raises(InputFormatError, match="no VQA-RAD JSON"):
-        load_vqa_rad_rows(tmp_path)
-    (tmp_path / "x.json").write_text("{not json")
-    with pytest.raises(InputFormatError, match="cannot read"):
-        load_vqa_rad_rows(tmp_path)
+        evaluate_vqa_rad(tmp_path, graph=None, text_encoder=enc, show_progress=False)
+    (tmp_path / "VQA_RAD_Dataset_Public.json").write_text("{not json")
+    with pytest.raises(InputFormatError, match="invalid JSON"):
+        evaluate_vqa_rad(tmp_path, graph=None, text_encoder=enc, show_progress=False)
+    (tmp_path / "VQA_RAD_Dataset_Public.json").write_text('{"question": "a dict, not a list"}')
+    with pytest.raises(InputFormatError, match="JSON list"):
+        evaluate_vqa_rad(tmp_path, graph=None, text_encoder=enc, show_progress=False)
 
 
 @pytest.mark.data

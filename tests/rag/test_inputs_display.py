@@ -1,4 +1,4 @@
-"""Image inputs, the thumbnail descriptor, the fallback linker, and the HTML renderings."""
+"""Image inputs (through kgclip.imaging.io), the thumbnail descriptor, the concept tagger, and the HTML renderings."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 
 from kgclip.display import subgraph_html, thumbnail_data_uri
 from kgclip.errors import ImageReadError
+from kgclip.engine.cases import qa_statement
+from kgclip.models.image_input import grey_luma, load_image
+from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.rag.concepts import ConceptTagger, expand_concepts
-from kgclip.rag.inputs import ThumbnailFeaturizer, load_image
-from kgclip.rag.workspace import qa_statement
 from kgclip.testing import tiny_graph
 
 
@@ -21,7 +22,7 @@ def test_load_image_from_array_png_and_errors(tmp_path):
     img = load_image(tmp_path / "a.png")
     assert img.pixels.shape == (48, 64) and img.pixels.min() >= 0 and img.pixels.max() <= 1
     assert load_image(arr).pixels.shape == (48, 64)
-    with pytest.raises(ImageReadError, match="does not exist"):
+    with pytest.raises(ImageReadError, match="missing.png"):
         load_image(tmp_path / "missing.png")
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(ImageReadError, match="empty"):
@@ -31,6 +32,24 @@ def test_load_image_from_array_png_and_errors(tmp_path):
         load_image(tmp_path / "t.png")
     with pytest.raises(ImageReadError, match="2-D"):
         load_image(np.zeros((2, 3, 4, 5)))
+
+
+def test_colour_jpeg_and_png_match_pillows_grey(tmp_path):
+    """Colour images become Pillow's own ``convert("L")`` values (the descriptor's figures rest on them)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for name in ("c.png", "c.jpg"):
+        Image.fromarray(rgb).save(tmp_path / name)
+        with Image.open(tmp_path / name) as img:
+            want = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        assert np.array_equal(load_image(tmp_path / name).pixels, want)
+        assert np.array_equal(load_image((tmp_path / name).read_bytes()).pixels, want)
+    assert np.array_equal(grey_luma(rgb.astype(np.float32) / 255.0),
+                          np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255.0)
+    with pytest.raises(ImageReadError, match="dict"):
+        load_image({"not": "an image"})
 
 
 def test_real_dicom_reads():
@@ -52,13 +71,14 @@ def test_thumbnail_descriptor_same_image_closest(tmp_path):
     assert v[0] @ v[1] > 0.99 > v[0] @ v[2]  # contrast / brightness changes do not matter, content does
 
 
-def test_fallback_linker_and_statements():
-    tagger = ConceptTagger(tiny_graph(), use_text_linker=False)
+def test_tagger_and_statements():
+    tagger = ConceptTagger(tiny_graph())
     mentions = tagger.link("No pleural effusion. Enlarged heart, possible pneumonia.")
     names = {m.name: m for m in mentions}
     assert names["pleural effusion"].negated and not names["cardiomegaly"].negated
     assert names["pneumonia"].uncertain
-    assert tagger.link("") == []
+    assert tagger.link("") == [] and tagger.link(None) == []
+    assert tagger.link("What is shown in the left image?") == []  # question words are not findings
     assert "DOID:4" in expand_concepts(tiny_graph(), ["DOID:552"])
     assert qa_statement("Is there a pleural effusion?", "No") == "There is no pleural effusion."
     assert qa_statement("Are the lungs normal appearing?", "No") == "The lungs are not normal."

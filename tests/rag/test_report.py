@@ -22,11 +22,16 @@ CANCER, ADENO, PNEUMONIA = "DOID:1324", "DOID:3910", "DOID:552"
 KG_ONLY = DraftConfig(temperature=0.0, min_support=0.5, word_weight=0.0, max_findings=6)
 
 
+def _hit(case_id, score, text, metadata=None):
+    """A chest case (the drafter only drafts from cases of the query's body region)."""
+    return CaseHit(case_id, score, text, metadata={"body_part": "CHEST", **(metadata or {})})
+
+
 def _hits():
     return [
-        CaseHit("case-a", 0.9, "Small left pleural effusion. Mild cardiomegaly.", metadata={"concepts": [PNEUMONIA]}),
-        CaseHit("case-b", 0.8, "There is a pleural effusion on the left. No pneumothorax. Heart size normal."),
-        CaseHit("case-c", 0.7, "No pleural effusion. Right lower lobe consolidation, suspicious for pneumonia.",
+        _hit("case-a", 0.9, "Small left pleural effusion. Mild cardiomegaly.", metadata={"concepts": [PNEUMONIA]}),
+        _hit("case-b", 0.8, "There is a pleural effusion on the left. No pneumothorax. Heart size normal."),
+        _hit("case-c", 0.7, "No pleural effusion. Right lower lobe consolidation, suspicious for pneumonia.",
                 metadata={"concepts": [PNEUMONIA]}),
     ]
 
@@ -52,9 +57,9 @@ def test_every_sentence_cites_its_case_and_concepts_are_not_repeated():
 
 def test_consensus_beats_the_nearest_case_and_min_support_stops_the_draft():
     g = tiny_graph()
-    hits = [CaseHit("near", 0.95, "Pneumothorax on the right."),
-            CaseHit("b", 0.90, "Cardiomegaly."), CaseHit("c", 0.85, "Cardiomegaly is present."),
-            CaseHit("d", 0.80, "Enlarged heart with cardiomegaly.")]
+    hits = [_hit("near", 0.95, "Pneumothorax on the right."),
+            _hit("b", 0.90, "Cardiomegaly."), _hit("c", 0.85, "Cardiomegaly is present."),
+            _hit("d", 0.80, "Enlarged heart with cardiomegaly.")]
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
     # Only cardiomegaly (3 of 4 cases) clears min_support; the nearest case's lone pneumothorax does not.
     assert [s.text for s in report.findings] == ["Cardiomegaly."]
@@ -75,8 +80,8 @@ def test_graph_support_a_specific_mention_supports_its_ancestor():
     assert support.pos(ADENO) == pytest.approx(0.5)  # a general mention does not support the specific one
     flat = concept_support(["x", "y"], [[ADENO], [CANCER]], [[], []], np.ones(2), expander=None)
     assert flat.pos(CANCER) == pytest.approx(0.5)
-    hits = [CaseHit("x", 0.9, "Lung adenocarcinoma."), CaseHit("y", 0.8, "Lung cancer."),
-            CaseHit("z", 0.7, "Epilepsy.")]
+    hits = [_hit("x", 0.9, "Lung adenocarcinoma."), _hit("y", 0.8, "Lung cancer."),
+            _hit("z", 0.7, "Epilepsy.")]
     cfg = dataclasses.replace(KG_ONLY, min_support=0.4)
     with_graph = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=cfg)
     assert [s.text for s in with_graph.findings] == ["Lung cancer."]  # 1.5 of 3 votes only with the graph
@@ -86,8 +91,8 @@ def test_graph_support_a_specific_mention_supports_its_ancestor():
 
 def test_sentence_asserting_what_similar_cases_negate_is_removed():
     g = tiny_graph()
-    hits = [CaseHit("a", 0.9, "Pneumothorax."), CaseHit("b", 0.8, "No pneumothorax. Cardiomegaly."),
-            CaseHit("c", 0.7, "No pneumothorax. Cardiomegaly.")]
+    hits = [_hit("a", 0.9, "Pneumothorax."), _hit("b", 0.8, "No pneumothorax. Cardiomegaly."),
+            _hit("c", 0.7, "No pneumothorax. Cardiomegaly.")]
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(KG_ONLY,
                                                                                                   min_support=0.2))
     reasons = {s.text: why for s, why in report.removed}
@@ -109,7 +114,7 @@ def test_case_weights_and_max_findings():
 
 
 def test_without_kg_words_agree_and_text_is_deduplicated():
-    hits = _hits() + [CaseHit("case-d", 0.6, "Mild cardiomegaly.")]
+    hits = _hits() + [_hit("case-d", 0.6, "Mild cardiomegaly.")]
     cfg = DraftConfig(temperature=0.0, min_support=0.2, max_findings=10)
     report = draft_from_cases(hits, tagger=None, graph=None, config=cfg)
     texts = [s.text for s in report.findings]
@@ -141,3 +146,98 @@ def test_metrics():
     assert rouge_l("", "x") == 0.0
     assert concept_f1({"a", "b"}, {"b", "c"}) == 0.5
     assert concept_f1(set(), set()) == 1.0
+
+
+# --- sections, regions, laterality, impression, export, bad input (issue 14) ---------------------------------------
+
+
+def test_history_lab_citations_and_qa_text_are_never_drafted():
+    g = tiny_graph()
+    note = ("History: 48-year-old male with fever and cough. PCR positive for influenza. "
+            "Findings: Small left pleural effusion (Fig. 2). Impression: pneumonia.")
+    hits = [_hit("a", 0.9, note), _hit("b", 0.8, "Findings: Pleural effusion on the left. Cardiomegaly."),
+            _hit("q", 0.85, "Is there a pleural effusion: yes. What lobe of the brain is the lesion located in: "
+                            "Right frontal lobe.", {"text_source": "qa"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    texts = [s.text for s in report.findings]
+    assert texts and all("year-old" not in t and "PCR" not in t and "Fig" not in t and ":" not in t for t in texts)
+    assert texts[0] == "Small left pleural effusion."
+    assert all(s.source == "findings" for s in report.findings)
+    # The similar case's impression (pneumonia) supports the impression line, which cites it.
+    assert report.impression and "pneumonia" in report.impression[0].text
+    assert "a" in report.impression[0].citations
+
+
+def test_a_draft_keeps_to_the_query_region_and_says_so_when_it_cannot():
+    g = tiny_graph()
+    chest = [_hit("c1", 0.9, "Pleural effusion. Lung consolidation."), _hit("c2", 0.8, "Pleural effusion.")]
+    head = [CaseHit("h1", 0.95, "Brain lesion with epilepsy.", metadata={"body_part": "HEAD"})]
+    report = draft_from_cases(head + chest, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="CHEST")
+    assert report.region == ("chest",) and report.region_source == "query"
+    assert {h.case_id for h in report.similar_cases} == {"c1", "c2"}  # the head case is never drafted from
+    assert [s.case_id for s in report.findings] == ["c1"]
+    none = draft_from_cases(head, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="CHEST")
+    assert none.findings == [] and none.notice == "no similar chest cases to draft from"
+    assert "No similar chest cases to draft from." in none.text()
+    # A chest case whose sentence names brain anatomy: that sentence is removed, with the reason.
+    mixed = [_hit("c3", 0.9, "Pleural effusion. Brain lesion."), _hit("c4", 0.8, "Brain lesion. Pleural effusion.")]
+    kept = draft_from_cases(mixed, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
+    assert [s.text for s in kept.findings] == ["Pleural effusion."]
+    assert any("outside the chest region" in why for _, why in kept.removed)
+
+
+def test_without_query_region_the_similar_cases_vote_and_no_region_is_a_notice():
+    g = tiny_graph()
+    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    assert report.region == ("chest",) and "vote" in report.region_source
+    bare = [CaseHit("x", 0.9, "Pleural effusion."), CaseHit("y", 0.8, "Pleural effusion.")]
+    out = draft_from_cases(bare, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    assert out.findings == [] and "no body region" in out.notice
+    qa_only = [_hit("q", 0.9, "Is there an effusion: yes.", {"text_source": "qa"})]
+    empty = draft_from_cases(qa_only, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
+    assert empty.findings == [] and "no findings" in empty.notice and "chest" in empty.notice
+
+
+def test_modality_and_laterality_contradictions_are_removed():
+    g = tiny_graph()
+    hits = [_hit("a", 0.9, "US: Left pleural effusion. CT: Right pleural effusion.", {"modality": "CT"}),
+            _hit("b", 0.8, "Left pleural effusion with consolidation.", {"modality": "CT"}),
+            _hit("m", 0.85, "Left pleural effusion.", {"modality": "MR"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(
+        KG_ONLY, min_support=0.3), query_modality="CT", query_region="chest")
+    assert "m" not in {h.case_id for h in report.similar_cases}
+    # Effusion and consolidation gain most; the nearest case's right-sided effusion then contradicts its side.
+    assert [s.text for s in report.findings] == ["Left pleural effusion with consolidation."]
+    reasons = {s.text: why for s, why in report.removed}
+    assert "describes US" in reasons["Left pleural effusion."]
+    assert reasons["Right pleural effusion."] == "gives the right side where [b] gives the other"
+
+
+def test_impression_is_never_a_symptom_and_cites_cases_and_facts():
+    g = tiny_graph()
+    hits = [_hit("a", 0.9, "Consolidation. Cough.", {"diagnosis": "Pneumonia"}),
+            _hit("b", 0.8, "Consolidation with cough.", {"diagnosis": "Pneumonia"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(KG_ONLY,
+                                                                                                  max_impression=3))
+    texts = [s.text for s in report.impression]
+    assert texts[0] == "Findings most consistent with pneumonia."
+    assert not any("Consider" in t or "cough" in t.lower() for t in texts)
+    assert set(report.impression[0].citations) == {"a", "b"}
+
+
+def test_fhir_export_and_plain_text():
+    g = tiny_graph()
+    report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    fhir = report.to_fhir(subject="Patient/p1", names={c.id: c.name for c in g.concepts()})
+    assert fhir["resourceType"] == "DiagnosticReport" and fhir["status"] == "preliminary"
+    obs = {o["id"]: o for o in fhir["contained"]}
+    assert obs["f1"]["valueString"] == "Small left pleural effusion."
+    assert obs["f1"]["derivedFrom"][0]["identifier"]["value"] == "case-a"
+    assert [r["reference"] for r in fhir["result"]] == ["#f1", "#i1"]
+    assert fhir["conclusionCode"][0]["coding"][0]["code"] == "552"
+    import base64
+    import json
+
+    assert "[case-a]" in base64.b64decode(fhir["presentedForm"][0]["data"]).decode()
+    json.dumps(fhir)  # JSON-ready
+    assert report.text(citations=False).startswith("FINDINGS:\nSmall left pleural effusion.")

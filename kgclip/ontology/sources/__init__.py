@@ -24,14 +24,15 @@ read: building, caching and hashing live in :mod:`kgclip.ontology.model` and :mo
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kgclip.errors import InputFormatError
+from kgclip.errors import ConfigError, InputFormatError
 from kgclip.ontology.model import Concept, ConceptGraph, Relation
-from kgclip.ontology.sources._common import SourceWarning
+from kgclip.ontology.sources._common import Policy, SourceWarning
 from kgclip.ontology.sources.doid_tsv import read_doid_tsv
 from kgclip.ontology.sources.obo import read_obo
 from kgclip.ontology.sources.owl import read_owl
@@ -41,17 +42,23 @@ from kgclip.ontology.sources.slake_kg import read_slake_kg
 from kgclip.ontology.sources.umls_rrf import read_umls_rrf
 from kgclip.resolver import Registry
 
-__all__ = ["READERS", "FORMATS", "read_records", "load_graph", "detect_format", "SourceWarning", "Reader"]
+__all__ = ["READERS", "FORMATS", "read_records", "parse_options", "load_graph", "detect_format", "SourceWarning", "Reader"]
 
 Reader = Callable[..., Iterator[Concept | Relation]]
 
 READERS: Registry[Reader] = Registry("ontology format")
-for _name, _reader in (("radlex-csv", read_radlex_csv), ("radlex-owl", read_radlex_owl), ("owl", read_owl),
-                       ("obo", read_obo), ("doid-tsv", read_doid_tsv), ("umls-rrf", read_umls_rrf),
-                       ("slake-kg", read_slake_kg)):
-    READERS.register(_name)(_reader)
+# The one table of reader names and their aliases (``kgclip ontology import`` and ``read_records`` resolve here).
+for _name, _reader, _aliases in (
+        ("radlex-csv", read_radlex_csv, ()),
+        ("radlex-owl", read_radlex_owl, ()),
+        ("owl", read_owl, ("rdf-xml", "turtle", "ttl")),
+        ("obo", read_obo, ()),
+        ("doid-tsv", read_doid_tsv, ("doid", "do-tsv")),
+        ("umls-rrf", read_umls_rrf, ("umls", "rrf")),
+        ("slake-kg", read_slake_kg, ("slake",))):
+    READERS.register(_name, aliases=_aliases)(_reader)
 
-FORMATS = ("radlex-csv", "radlex-owl", "owl", "obo", "doid-tsv", "umls-rrf", "slake-kg")
+FORMATS = tuple(READERS)  # the registered names, sorted
 
 
 def read_records(fmt: str, path: str | os.PathLike[str], *, on_error: str = "raise",
@@ -59,18 +66,59 @@ def read_records(fmt: str, path: str | os.PathLike[str], *, on_error: str = "rai
     """Stream the records of one ontology file (or release directory) in format ``fmt``.
 
     Args:
-        fmt: one of :data:`FORMATS` (``"auto"`` sniffs it with :func:`detect_format`).
+        fmt: one of :data:`FORMATS` or an alias of one (``"auto"`` sniffs it with :func:`detect_format`).
         path: the file or directory.
         on_error: ``"raise"`` or ``"skip"`` for bad rows.
         **options: reader-specific options (e.g. ``sabs=`` for ``umls-rrf``, ``namespace=`` for ``owl``).
     """
-    if fmt == "auto":
-        fmt = detect_format(path)
+    fmt = detect_format(path) if fmt == "auto" else READERS.canonical(fmt)
     reader = READERS.resolve(fmt)
+    policy = Policy(on_error, path)
     try:
-        return reader(path, on_error=on_error, **options)
+        records = reader(path, on_error=on_error, **options)
     except TypeError as exc:  # an option this reader does not take
         raise InputFormatError(f"reader {fmt!r} does not accept these options: {exc}") from None
+    return _with_valid_ids(records, policy)
+
+
+def _with_valid_ids(records: Iterator[Concept | Relation], policy: Policy) -> Iterator[Concept | Relation]:
+    """Every reader's records, less concepts whose id no graph can hold (empty, or with spaces at either end: a
+    source's blank ``id:`` line or ``rdf:about=" "``), reported through the bad-row policy."""
+    for record in records:
+        if isinstance(record, Concept) and (not record.id or record.id != record.id.strip()):
+            policy.bad(f"a concept has the invalid id {record.id!r} (named {record.name[:60]!r}); give it an id")
+            continue
+        yield record
+
+
+def parse_options(fmt: str, items: Iterable[str]) -> dict[str, Any]:
+    """Reader options from ``KEY=VALUE`` text (``kgclip ontology import --option``), typed by the reader's signature.
+
+    Collections split on commas, booleans from true/false/yes/no/1/0, ``none`` is ``None`` where the option takes
+    it; an unknown key is a :class:`~kgclip.errors.ConfigError` listing the reader's options.
+    """
+    params = inspect.signature(READERS.resolve(fmt)).parameters
+    valid = sorted(k for k in params if k not in ("path", "on_error"))
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r} is not KEY=VALUE")
+        if key not in valid:
+            raise ConfigError(f"reader {fmt!r} has no option {key!r}; its options are {valid}")
+        hint = str(params[key].annotation)
+        if value.lower() == "none" and "None" in hint:
+            options[key] = None
+        elif "bool" in hint:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"--option {key} takes true or false, not {value!r}")
+            options[key] = value.lower() in ("true", "1", "yes")
+        elif any(word in hint for word in ("Collection", "Sequence", "Iterable", "set[", "tuple[", "list[")):
+            options[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+        else:
+            options[key] = value
+    return options
 
 
 def load_graph(fmt: str, path: str | os.PathLike[str], *, on_error: str = "raise", name: str | None = None,

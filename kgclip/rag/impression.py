@@ -1,0 +1,152 @@
+"""The impression of a drafted report, reasoned through the concept graph.
+
+Candidate diagnoses are disease concepts (Disease Ontology classes, or concepts under a "disease" / "disorder" root)
+supported two ways:
+
+* by the similar cases' own diagnoses (their diagnosis field or impression section, linked to concepts), each case
+  voting with its similarity weight for its diagnoses and, with half a vote, for their is-a parents;
+* by the drafted findings through the graph: a finding that *is* a disease or is-a one, a disease that
+  ``has_symptom`` a drafted finding, a disease located (``located_in`` / ``has_location`` / ``has_finding_site``) in
+  drafted anatomy. Each such link is a fact the impression line cites.
+
+Symptoms and signs are never an impression ("Consider fever" is not a diagnosis), nor a disease the draft negates,
+nor a class too general to say anything (fewer than three is-a levels below its root, unless a leaf). Each line cites the cases and
+the facts it rests on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kgclip.ontology.model import IS_A, ConceptGraph
+from kgclip.rag.consensus import ConceptSupport, GraphExpander
+
+__all__ = ["reason_impression", "is_disease", "ImpressionLine"]
+
+
+@dataclass(frozen=True)
+class ImpressionLine:
+    """One impression line: its text, the diagnosis concept, its score, the cases and graph facts it rests on."""
+
+    text: str
+    concept: str
+    score: float
+    cases: tuple[str, ...]
+    facts: tuple[str, ...]
+
+_LOCATION_RELATIONS = ("located_in", "has_location", "has_finding_site")
+_DISEASE_ROOTS = {"disease", "disorder"}
+_SYMPTOM_ROOTS = {"symptom", "sign or symptom", "sign", "symptoms"}
+
+
+def _root_path(graph: ConceptGraph, cid: str, limit: int = 25) -> list[str]:
+    """Names of the first-parent is-a chain above ``cid`` (nearest first)."""
+    out, node = [], cid
+    for _ in range(limit):
+        parents = graph.parents(node, IS_A)
+        if not parents:
+            break
+        node = parents[0]
+        out.append(graph.name_of(node).lower())
+    return out
+
+
+def is_disease(graph: ConceptGraph | None, cid: str) -> bool:
+    """A disease concept specific enough for an impression (see module docstring)."""
+    if graph is None or cid not in graph:
+        return False
+    concept = graph.get(cid)
+    if cid.startswith("SYMP:") or (concept is not None and concept.source == "symp"):
+        return False
+    path = _root_path(graph, cid)
+    if _SYMPTOM_ROOTS & set(path):
+        return False
+    from_do = cid.startswith("DOID:") or (concept is not None and concept.source == "doid")
+    if not from_do and not _DISEASE_ROOTS & set(path):
+        return False
+    # Specific enough: three is-a levels below the root, or a leaf below it ("disease" itself never).
+    return len(path) >= 3 or (len(path) >= 1 and not graph.children(cid, IS_A))
+
+
+def _disease(expander: GraphExpander, cid: str) -> bool:
+    return bool(expander.cached("disease", cid, lambda: is_disease(expander.graph, cid)))
+
+
+def _finding_facts(findings: Sequence[Any], expander: GraphExpander) -> dict[str, list[tuple[str, str]]]:
+    """``{disease: [(fact, citing case)]}`` from the drafted findings through the graph."""
+    graph = expander.graph
+    out: dict[str, list[tuple[str, str]]] = {}
+
+    def add(d: str, fact: str, case: str) -> None:
+        if _disease(expander, d):
+            out.setdefault(d, []).append((fact, case))
+
+    for s in findings:
+        for f in s.concepts:
+            name = graph.name_of(f)
+            add(f, f"{name} is reported in the findings", s.case_id)
+            for a in expander.ancestors(f):
+                add(a, f"{name} is a {graph.name_of(a)}", s.case_id)
+            for rel in ("has_symptom", *_LOCATION_RELATIONS):
+                sources = expander.cached(rel, f, lambda f=f, rel=rel: graph.children(f, rel))
+                for d in sources:  # type: ignore[union-attr]
+                    add(d, f"{graph.name_of(d)} {rel.replace('_', ' ')} {name}", s.case_id)
+    return out
+
+
+def reason_impression(findings: Sequence[Any], case_ids: Sequence[str],
+                      case_diagnoses: Sequence[Sequence[str]], weights: np.ndarray, support: ConceptSupport,
+                      expander: GraphExpander, negated: set[str], n: int, *,
+                      fact_weight: float = 0.5) -> list[ImpressionLine]:
+    """Up to ``n`` impression lines (see module docstring).
+
+    Args:
+        findings: the drafted findings sentences (``.concepts``, ``.case_id``).
+        case_diagnoses: per similar case, the concepts of its diagnosis / impression (may be empty lists; then
+            the diseases its findings mention vote, through ``support``).
+        weights: ``[K]`` the similar cases' votes.
+        support: the concept consensus of the similar cases' findings.
+    """
+    graph = expander.graph
+    if graph is None or n <= 0:
+        return []
+    total = float(np.sum(weights)) or 1.0
+    dx_support: dict[str, float] = {}
+    dx_cases: dict[str, list[tuple[float, str]]] = {}
+    for cid, dxs, w in zip(case_ids, case_diagnoses, weights.tolist()):
+        votes: dict[str, float] = {}
+        for d in dxs:
+            votes[d] = 1.0
+            for a in expander.ancestors(d):
+                votes.setdefault(a, 0.5)
+        for d, v in votes.items():
+            dx_support[d] = dx_support.get(d, 0.0) + w * v / total
+            dx_cases.setdefault(d, []).append((w * v, cid))
+    if not dx_support:  # no diagnoses stored: the diseases the similar cases' findings mention vote
+        dx_support = {d: v for d, v in support.positive.items() if _disease(expander, d)}
+        dx_cases = {d: [(1.0, support.best_case[d])] for d in dx_support if d in support.best_case}
+    facts = _finding_facts(findings, expander)
+    scored = []
+    for d in set(dx_support) | set(facts):
+        if d in negated or not _disease(expander, d):
+            continue
+        fact_list = list(dict.fromkeys(f for f, _ in facts.get(d, [])))
+        score = dx_support.get(d, 0.0) + fact_weight * min(1.0, 0.5 * len(fact_list))
+        if score > 0:
+            scored.append((score, d, fact_list))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    out = []
+    for i, (score, d, fact_list) in enumerate(scored[:n]):
+        cases = [c for _, c in sorted(dx_cases.get(d, []), key=lambda t: -t[0])]
+        cases += [c for f, c in facts.get(d, [])]
+        cases = list(dict.fromkeys(cases))[:3]
+        if not cases:
+            continue
+        name = graph.name_of(d)
+        text = f"Findings most consistent with {name}." if i == 0 else f"Differential diagnosis includes {name}."
+        out.append(ImpressionLine(text, d, round(score, 4), tuple(cases), tuple(fact_list[:3])))
+    return out

@@ -1,0 +1,191 @@
+"""Body regions: what region a scan shows (from its metadata) and where a concept lies (through the graph), so that
+a draft keeps to the query's region.
+
+Regions are coarse and few: ``head, neck, chest, abdomen, pelvis, spine, limb, breast``. A metadata label (a DICOM
+``BodyPartExamined`` such as ``CHEST`` or ``ABDOMENPELVIS``, a dataset's organ or location label such as ``ABD`` or
+``Brain and Neuro``) maps to a set of them (:func:`regions_of_label`).
+
+Where an anatomy concept lies comes from the graph, never from a word list over report text: a concept lies in the
+regions of the *anchor* organs it reaches through ``part_of`` (when the graph has it), through ``is_a`` (a "right
+frontal lobe" is a "lobe of cerebral hemisphere"), and through the part-of its ontology name states ("lobe *of
+cerebral hemisphere*", "head *of pancreas*"). Anchors are a few dozen organ names per region, resolved in the graph
+by name or synonym. A concept that reaches no anchor has no known region and never counts as outside.
+
+Neighbouring regions are compatible (a chest CT shows the upper abdomen and the spine; an abdominal CT the lung
+bases), so what counts as outside is anatomy a radiologist would never describe on that scan: brain on a chest film,
+liver on a head MR.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from kgclip.ontology.model import IS_A, PART_OF, ConceptGraph
+
+__all__ = ["REGIONS", "regions_of_label", "compatible", "BodyRegions"]
+
+REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "spine", "limb", "breast")
+
+# Which regions a scan of one region also shows.
+_ADJACENT: dict[str, frozenset[str]] = {
+    "head": frozenset({"neck"}),
+    "neck": frozenset({"head", "chest", "spine"}),
+    "chest": frozenset({"neck", "abdomen", "spine", "breast", "limb"}),
+    "abdomen": frozenset({"chest", "pelvis", "spine"}),
+    "pelvis": frozenset({"abdomen", "spine", "limb"}),
+    "spine": frozenset({"neck", "chest", "abdomen", "pelvis", "head"}),
+    "limb": frozenset({"pelvis", "chest"}),
+    "breast": frozenset({"chest"}),
+}
+
+# Metadata labels -> regions: words looked up in a lower-cased label (DICOM BodyPartExamined defined terms, common
+# dataset organ / location labels). Order matters only for readability; every matching word adds its regions.
+_LABEL_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (r"head and neck|head & neck|headneck", ("head", "neck")),
+    (r"abdomenpelvis|abdpelv|abdomen and pelvis|abd/pel", ("abdomen", "pelvis")),
+    (r"chestabdomen|chestabdpelv|thoracoabdominal", ("chest", "abdomen")),
+    (r"c-?spine|t-?spine|l-?spine|spine|spinal|vertebra|lumbar|sacrum|coccyx|tspine|lspine|cspine", ("spine",)),
+    (r"head|brain|skull|neuro|cranial|cranium|orbit|eye|face|sinus|iac|ophthalm|dental|tooth|teeth|jaw|tmj",
+     ("head",)),
+    (r"neck|thyroid|larynx|pharynx", ("neck",)),
+    (r"chest|thorax|thoracic|lung|pulmonary|cardiac|heart|cardio|mediastin|rib", ("chest",)),
+    (r"abd|abdomen|abdominal|gastro|liver|hepat|pancrea|spleen|kidney|renal|bowel|colon|stomach", ("abdomen",)),
+    (r"pelvi|genitourinary|urinary|reproductive|bladder|prostate|uter|ovar|rectum|hip", ("pelvis",)),
+    (r"genitourinary|urinary|reproductive", ("abdomen",)),
+    (r"extremit|limb|arm|leg|knee|shoulder|elbow|wrist|hand|foot|ankle|femur|tibia|humerus|musculoskeletal|"
+     r"muscle|hip", ("limb",)),
+    (r"breast|mammo", ("breast",)),
+)
+_LABEL_RE = [(re.compile(r"(?<![a-z])(?:" + words + ")"), regions) for words, regions in _LABEL_WORDS]
+
+
+def regions_of_label(label: str | None) -> frozenset[str]:
+    """The regions a metadata label names (``"CHEST"`` -> chest; ``"ABDOMENPELVIS"`` -> abdomen, pelvis;
+    ``"Spine and Muscles"`` -> spine, limb); empty when the label is empty or unknown."""
+    text = (label or "").strip().lower()
+    out: set[str] = set(r for r in REGIONS if r == text)
+    for pattern, regions in _LABEL_RE:
+        if pattern.search(text):
+            out.update(regions)
+    return frozenset(out)
+
+
+def compatible(region: str, query: Iterable[str]) -> bool:
+    """Whether anatomy of ``region`` may appear in a report of a scan showing ``query`` regions."""
+    q = set(query)
+    return region in q or any(region in _ADJACENT.get(r, ()) for r in q)
+
+
+# Anchor organs per region, by ontology name or synonym (RadLex anatomy, DO organ-disease classes).
+_ANCHORS: dict[str, tuple[str, ...]] = {
+    "head": ("head", "brain", "skull", "orbit", "eye", "face", "cerebral hemisphere", "cerebellum", "brainstem",
+             "pituitary gland", "paranasal sinus", "temporal bone", "nasal cavity", "mandible", "maxilla", "scalp",
+             "lateral ventricle", "corpus callosum", "thalamus", "basal ganglia", "brain disease",
+             "central nervous system disease"),
+    "neck": ("neck", "thyroid gland", "larynx", "pharynx", "parotid gland", "oral cavity", "tongue"),
+    "chest": ("thorax", "lung", "heart", "mediastinum", "pleura", "chest wall", "bronchus", "pericardium",
+              "thoracic aorta", "trachea", "lung disease", "heart disease", "lower respiratory tract disease"),
+    "abdomen": ("abdomen", "liver", "gallbladder", "pancreas", "spleen", "kidney", "adrenal gland", "stomach",
+                "small intestine", "large intestine", "colon", "duodenum", "jejunum", "ileum", "appendix",
+                "retroperitoneum", "bile duct", "abdominal aorta", "mesentery", "liver disease", "kidney disease",
+                "pancreas disease", "intestinal disease"),
+    "pelvis": ("pelvis", "urinary bladder", "prostate", "uterus", "ovary", "rectum", "vagina", "testis", "scrotum",
+               "prostate disease", "ovarian disease", "uterine disease"),
+    "spine": ("spine", "spinal cord", "vertebra", "intervertebral disk", "sacrum", "coccyx", "spinal canal",
+              "spinal cord disease"),
+    "limb": ("knee", "shoulder", "elbow", "wrist", "hand", "foot", "ankle", "femur", "tibia", "fibula", "humerus",
+             "radius", "ulna", "thigh", "leg", "arm", "forearm", "knee joint", "hip joint"),
+    "breast": ("breast", "breast disease"),
+}
+# Anchors whose bare mention in a report is usually part of another organ ("femoral head", "neck of the pancreas",
+# "hand-foot"): they place descendants and "X of <anchor>" names, but a mention of the word alone places nothing.
+_AMBIGUOUS = frozenset({"head", "neck", "face", "leg", "arm", "hand", "foot", "spine", "eye"})
+_SIDE = re.compile(r"^(?:left|right|bilateral|both)\s+")
+_OF = re.compile(r"^.+?\s+of\s+(?:the\s+)?(?:left\s+|right\s+)?(.+)$")
+
+
+class BodyRegions:
+    """Regions of concepts through the graph (see module docstring), memoised per concept.
+
+    Args:
+        graph: the concept graph.
+        max_hops: is-a / part-of levels walked up from a concept.
+    """
+
+    def __init__(self, graph: ConceptGraph | None, *, max_hops: int = 10) -> None:
+        self.graph = graph
+        self.max_hops = max_hops
+        self._by_name: dict[str, str] = {}
+        self._anchor: dict[str, frozenset[str]] = {}
+        self._memo: dict[str, frozenset[str]] = {}
+        self._ambiguous: set[str] = set()
+        if graph is None:
+            return
+        wanted = {n for names in _ANCHORS.values() for n in names}
+        for concept in graph.concepts(include_deprecated=False):
+            for name in concept.all_names:
+                key = " ".join(name.lower().split())
+                self._by_name.setdefault(key, concept.id)
+        for region, names in _ANCHORS.items():
+            for n in names:
+                cid = self._by_name.get(n)
+                if cid is not None and n in wanted:
+                    self._anchor[cid] = self._anchor.get(cid, frozenset()) | {region}
+                    if n in _AMBIGUOUS:
+                        self._ambiguous.add(cid)
+
+    def of_concept(self, concept_id: str) -> frozenset[str]:
+        """The regions a concept lies in (empty: not anatomy the graph places, or unknown)."""
+        hit = self._memo.get(concept_id)
+        if hit is not None:
+            return hit
+        self._memo[concept_id] = frozenset()  # guards against cycles while walking
+        out = self._walk(concept_id)
+        self._memo[concept_id] = out
+        return out
+
+    def _walk(self, concept_id: str) -> frozenset[str]:
+        g = self.graph
+        if g is None or concept_id not in g:
+            return frozenset()
+        frontier, seen = [concept_id], {concept_id}
+        for _ in range(self.max_hops + 1):
+            found: set[str] = set()
+            nxt: list[str] = []
+            for c in frontier:
+                found |= self._anchor.get(c, frozenset()) | self._named(c)
+                for p in g.parents(c, IS_A) + g.parents(c, PART_OF):
+                    if p not in seen:
+                        seen.add(p)
+                        nxt.append(p)
+            if found:  # the nearest anchors win: a "head of femur" is limb, not head
+                return frozenset(found)
+            frontier = nxt
+            if not frontier:
+                break
+        return frozenset()
+
+    def _named(self, concept_id: str) -> frozenset[str]:
+        """The part-of a name states: "lobe of cerebral hemisphere" -> cerebral hemisphere; "right lung" -> lung."""
+        name = " ".join(self.graph.name_of(concept_id).lower().split())
+        out: set[str] = set()
+        for target in (_SIDE.sub("", name), *(m.group(1) for m in [_OF.match(name)] if m)):
+            if target == name:
+                continue
+            cid = self._by_name.get(target)
+            if cid is not None and cid != concept_id:
+                out |= self._anchor.get(cid, frozenset()) or self.of_concept(cid)
+        return frozenset(out)
+
+    def outside(self, concept_ids: Iterable[str], query: Iterable[str]) -> list[str]:
+        """The concepts that lie only in regions incompatible with the ``query`` regions (empty query: none)."""
+        q = frozenset(query)
+        if not q:
+            return []
+        out = []
+        for cid in concept_ids:
+            regions = frozenset() if cid in self._ambiguous else self.of_concept(cid)
+            if regions and not any(compatible(r, q) for r in regions):
+                out.append(cid)
+        return out

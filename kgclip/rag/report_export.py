@@ -1,0 +1,101 @@
+"""A drafted report as plain text and as a FHIR R4 ``DiagnosticReport`` resource (JSON-ready dict).
+
+In FHIR, each findings sentence and each impression line is a contained ``Observation`` (status ``preliminary``)
+whose ``derivedFrom`` names the cited similar cases as logical ``ImagingStudy`` references (by identifier: the
+cases live in the kgclip workspace, not on a FHIR server); impression lines list the graph facts they rest on in
+``note``. The report's ``conclusion`` is the impression text and ``conclusionCode`` its diagnosis concepts;
+``presentedForm`` carries the plain text with its ``[case]`` citations.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+__all__ = ["report_text", "to_fhir", "CASE_SYSTEM"]
+
+CASE_SYSTEM = "urn:kgclip:case"
+_CODE_SYSTEMS = {"RADLEX": "http://radlex.org", "DOID": "http://purl.obolibrary.org/obo/doid.owl",
+                 "SYMP": "http://purl.obolibrary.org/obo/symp.owl", "UMLS": "http://www.nlm.nih.gov/research/umls"}
+
+
+def report_text(report: Any, citations: bool = True, facts: bool = True) -> str:
+    """``FINDINGS:`` and ``IMPRESSION:`` with one sentence a line, each ending in its citations ``[case] [case]``
+    (and, with ``facts``, an impression line's graph facts on the next line); a draft that could not be made says
+    why (its ``notice``)."""
+    def line(s: Any) -> str:
+        if not citations:
+            return s.text
+        cited = f"{s.text} " + " ".join(f"[{c}]" for c in s.citations)
+        if facts and getattr(s, "facts", ()):
+            cited += "\n  facts: " + "; ".join(s.facts)
+        return cited
+
+    if report.notice and not report.findings:
+        return f"FINDINGS:\n{report.notice[:1].upper() + report.notice[1:]}.\n\nIMPRESSION:\n-"
+    findings = "\n".join(line(s) for s in report.findings) or "No findings could be drafted."
+    impression = "\n".join(line(s) for s in report.impression) or "-"
+    return f"FINDINGS:\n{findings}\n\nIMPRESSION:\n{impression}"
+
+
+def _coding(concept_id: str, display: str = "") -> dict[str, Any]:
+    prefix, _, code = concept_id.partition(":")
+    coding = {"system": _CODE_SYSTEMS.get(prefix.upper(), "urn:kgclip:concept"), "code": code or concept_id}
+    if display:
+        coding["display"] = display
+    return coding
+
+
+def _observation(i: str, s: Any, kind: str, names: dict[str, str]) -> dict[str, Any]:
+    obs: dict[str, Any] = {
+        "resourceType": "Observation", "id": i, "status": "preliminary",
+        "code": {"text": kind}, "valueString": s.text,
+        "derivedFrom": [{"type": "ImagingStudy", "identifier": {"system": CASE_SYSTEM, "value": c},
+                         "display": f"similar case {c}"} for c in s.citations],
+    }
+    if s.concepts:
+        obs["interpretation"] = [{"coding": [_coding(c, names.get(c, ""))]} for c in s.concepts]
+    if getattr(s, "facts", ()):
+        obs["note"] = [{"text": f"knowledge graph: {f}"} for f in s.facts]
+    return obs
+
+
+def to_fhir(report: Any, *, subject: str | None = None, imaging_study: str | None = None,
+            names: dict[str, str] | None = None, issued: str | None = None) -> dict[str, Any]:
+    """The draft as a FHIR R4 ``DiagnosticReport`` (status ``preliminary``: a draft for a radiologist to edit).
+
+    Args:
+        subject: a reference for the patient (e.g. ``"Patient/123"``); left out when ``None`` (no PHI is added).
+        imaging_study: a reference for the query study (``"ImagingStudy/abc"``).
+        names: concept id -> display name, for codings.
+        issued: ISO-8601 instant (default: now, UTC).
+    """
+    names = names or {}
+    findings = [_observation(f"f{i + 1}", s, "finding", names) for i, s in enumerate(report.findings)]
+    impression = [_observation(f"i{i + 1}", s, "impression", names) for i, s in enumerate(report.impression)]
+    text = report_text(report)
+    out: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "status": "preliminary",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD",
+                                  "display": "Radiology"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "18748-4",
+                             "display": "Diagnostic imaging study"}], "text": "Draft report from similar cases"},
+        "issued": issued or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "contained": findings + impression,
+        "result": [{"reference": f"#{o['id']}"} for o in findings + impression],
+        "conclusion": " ".join(s.text for s in report.impression) or report.notice or "",
+        "presentedForm": [{"contentType": "text/plain; charset=utf-8", "title": "Draft report",
+                           "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}],
+    }
+    codes = [c for s in report.impression for c in s.concepts]
+    if codes:
+        out["conclusionCode"] = [{"coding": [_coding(c, names.get(c, ""))]} for c in dict.fromkeys(codes)]
+    if subject:
+        out["subject"] = {"reference": subject}
+    if imaging_study:
+        out["imagingStudy"] = [{"reference": imaging_study}]
+    if not out["contained"]:
+        del out["contained"], out["result"]
+    return out
