@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -25,7 +26,25 @@ import torch
 from kgclip.atomic import atomic_directory
 from kgclip.errors import ModelNotFoundError
 from kgclip.fingerprint import Hasher
-from kgclip.text.encoders import HFTextEncoder, _CachedEncoder, available_threads, length_batches
+from kgclip.text.batching import CachedEncoder, available_threads, length_batches
+
+
+class SourceTower(Protocol):
+    """What is read from the float32 tower (a :class:`kgclip.text.encoders.HFTextEncoder`, which imports this
+    module to register ``onnx-int8``: hence a protocol, not an import)."""
+
+    path: Path
+    name: str
+    dim: int
+    max_length: int
+    is_clip: bool
+    model: torch.nn.Module
+    tokenizer: Any
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 __all__ = ["OnnxTextEncoder", "onnx_available", "KEEP_FP32", "RECIPE"]
 
@@ -47,7 +66,7 @@ def onnx_available() -> bool:
 class _Pooled(torch.nn.Module):
     """The tower plus its pooling and normalisation, as one traceable module."""
 
-    def __init__(self, source: HFTextEncoder) -> None:
+    def __init__(self, source: SourceTower) -> None:
         super().__init__()
         self.model = source.model  # registered, so the tracer sees its weights as parameters, not constants
         self.__dict__["source"] = source
@@ -58,7 +77,7 @@ class _Pooled(torch.nn.Module):
                                            "token_type_ids": token_type_ids})
 
 
-def _export(source: HFTextEncoder, directory: Path) -> None:
+def _export(source: SourceTower, directory: Path) -> None:
     """Write ``model.onnx`` (float32) and ``model-int8.onnx`` into ``directory``."""
     import warnings
 
@@ -81,7 +100,7 @@ def _export(source: HFTextEncoder, directory: Path) -> None:
                      op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
 
 
-class OnnxTextEncoder(_CachedEncoder):
+class OnnxTextEncoder(CachedEncoder):
     """ONNX Runtime (int8) version of a BERT-like :class:`HFTextEncoder`; same tokenizer, pooling and ``dim``.
 
     Args:
@@ -92,7 +111,7 @@ class OnnxTextEncoder(_CachedEncoder):
         quantize: int8 (default) or the plain float32 export.
     """
 
-    def __init__(self, source: HFTextEncoder, *, cache_dir: str | os.PathLike[str] | None = None,
+    def __init__(self, source: SourceTower, *, cache_dir: str | os.PathLike[str] | None = None,
                  threads: int | None = None, quantize: bool = True) -> None:
         super().__init__()
         if not onnx_available():
