@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the mentions as JSON")
     parser.add_argument("--no-fuzzy", action="store_true", help="exact, word-order and morphology matching only")
     parser.add_argument("--fuzzy-threshold", type=float, default=None,
-                        help="character-trigram similarity needed for a spelling correction (default 0.6)")
+                        help="similarity 1 - edits/length needed for a spelling correction (default 0.6)")
     parser.add_argument("--no-negation", action="store_true", help="do not detect negation / uncertainty / history")
     parser.set_defaults(handler=_link)
 

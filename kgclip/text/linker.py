@@ -35,7 +35,7 @@ from kgclip.config import Config
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.text.lexicon import (BAG_SKIP, HAS_LONGER, IS_TERM, NEGATING_PREFIXES, STOP_WORDS, Lexicon,
-                                 normalize_token, tokenize)
+                                 borrowed_synonyms, normalize_token, tokenize)
 from kgclip.text.lexicon_cache import cached_lexicon, lexicon_cache_key, lexicon_inputs_fingerprint
 from kgclip.text.negation import CUE_WORDS, ContextAnnotator, NegationConfig
 from kgclip.text.spelling import SpellIndex
@@ -228,7 +228,8 @@ class ConceptLinker:
         def build() -> Lexicon:
             columns = graph.columns()  # plain columns: no Concept object per concept
             return Lexicon.build(zip(columns.ids, columns.names, columns.synonyms, columns.sources,
-                                     columns.deprecated), min_term_chars=config.min_term_chars,
+                                     columns.deprecated), borrowed=borrowed_synonyms(columns),
+                                 min_term_chars=config.min_term_chars,
                                  abbreviation_max_chars=config.abbreviation_max_chars,
                                  source_priority=config.source_priority, stop_terms=config.stop_terms)
 
