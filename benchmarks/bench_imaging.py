@@ -6,6 +6,10 @@ Measures, in one run on this machine:
   metadata + float32) over total time of ``pydicom.dcmread(path).pixel_array`` (decode only) on the real DICOMs of
   ``<data>/dicom`` plus pydicom's own CT, MR, RLE, multi-frame and JPEG 2000 test files (best of ``--repeats``);
 - ``images_per_s``: built-in CNN tower forward passes at its default size (160 px), batch 32, eval mode;
+- ``images_per_s_lite0``: the default pretrained tower, EfficientNet-Lite0 at 224 px, same batch and threads, on the
+  CPU; ``images_per_s_lite0_gpu`` (bf16 autocast, batch 128) where CUDA is present;
+- ``images_per_s_lite0_cached``: the same images through :class:`kgclip.models.features.TowerFeatures` once they
+  are cached (what training heads, VQA and drafting pay after the first pass);
 - ``images_per_s_vit_b32``: the peer: a ViT-B/32 CLIP vision tower (the architecture of the usual pretrained
   CLIP; random weights, speed only) at 224 px, same batch and threads;
 - ``images_per_s_end_to_end``: JPEG file -> ``read_image`` (``max_side`` hint) -> transform -> built-in tower,
@@ -73,6 +77,38 @@ def bench_tower(tower: Callable[[torch.Tensor], torch.Tensor], size: int, batche
     return batch_size / statistics.median(times)
 
 
+def bench_lite0(quick: bool) -> dict:
+    """EfficientNet-Lite0 throughput: CPU fp32, GPU bf16 where present, and cache hits through TowerFeatures."""
+    import tempfile
+
+    from kgclip.models.features import TowerFeatures
+
+    lite0 = load_image_tower("efficientnet-lite0").eval()
+    out = {"images_per_s_lite0": round(bench_tower(lite0, 224, 2 if quick else 5), 1), "lite0_image_size": 224}
+    if torch.cuda.is_available():
+        gpu = load_image_tower("efficientnet-lite0").eval().cuda()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                y = gpu(x.cuda(non_blocking=True))
+            torch.cuda.synchronize()
+            return y
+
+        out["images_per_s_lite0_gpu"] = round(bench_tower(run, 224, 5, batch_size=128), 1)
+        out["gpu"] = torch.cuda.get_device_name(0)
+    rng = np.random.default_rng(0)
+    images = [rng.random((256, 256)).astype(np.float32) for _ in range(16 if quick else 64)]
+    with tempfile.TemporaryDirectory() as cache:
+        fx = TowerFeatures(lite0, cache_dir=cache, device="cpu")
+        start = time.perf_counter()
+        fx.features(images)
+        out["images_per_s_lite0_first_pass"] = round(len(images) / (time.perf_counter() - start), 1)
+        start = time.perf_counter()
+        fx.features(images)
+        out["images_per_s_lite0_cached"] = round(len(images) / (time.perf_counter() - start), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="shared data dir (default: kgclip's lookup)")
@@ -97,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     result["images_per_s"] = round(bench_tower(tower, DEFAULT_IMAGE_SIZE, 3 if args.quick else 8), 1)
     result["image_size"] = DEFAULT_IMAGE_SIZE
     result["builtin_params"] = sum(p.numel() for p in tower.parameters())
+    result.update(bench_lite0(args.quick))
     if not args.quick:
         from transformers import CLIPVisionConfig, CLIPVisionModel
 

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_retrieval_medpix import ZS_CLASSES
 
     from kgclip.models.kgclip import KGClipModel
+    from kgclip.models.train import encode_pair_images, frozen_feature_source
     from kgclip.models.train_data import load_concept_graph, medpix_pairs, prepare_features
     from kgclip.models.zeroshot import ZeroShotClassifier, zero_shot_accuracy
     from kgclip.text.linker import ConceptLinker
@@ -47,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     linker = ConceptLinker.from_graph(load_concept_graph())
     model = KGClipModel.from_pretrained(args.model, linker=linker)
     pairs = medpix_pairs(root, "train")[:64] if args.quick else medpix_pairs(root, "dev")
+    # A pretrained tower's model reads the cached tower features (the same images' pixels give the same vectors).
     feats = prepare_features(pairs, image_size=model.config.image_size, text_encoder=model.text_encoder,
-                             linker=None, progress=False)
-    image_emb = model.encode_images(feats.images)
-    result: dict[str, object] = {"model": args.model, "enrichment": model.config.enrichment,
+                             linker=None, progress=False, **frozen_feature_source(model.config))
+    image_emb = encode_pair_images(model, feats)
+    result: dict[str, object] = {"model": args.model, "image_tower": model.config.image_tower,
+                                 "train_blocks": model.config.train_blocks, "enrichment": model.config.enrichment,
                                  "split": "train[:64]" if args.quick else "dev",
                                  "n": len(pairs)}
     for task, classes in ZS_CLASSES.items():

@@ -71,6 +71,7 @@ def evidence_html(ev: Any, resolve_image: Any = None) -> str:
     if ev.kg_facts:
         out.append("<b>Knowledge-graph facts:</b><ul>" + "".join(
             f"<li>{_e(f.source_name)} <i>{_e(f.relation.replace('_', ' '))}</i> {_e(f.target_name)} "
+            f"{'' if getattr(f, 'curated', True) else '<b>(suggested, not curated)</b> '}"
             f'<span class="cite">{_e(f.source_id)} &rarr; {_e(f.target_id)}</span></li>' for f in ev.kg_facts)
             + "</ul>")
     if ev.similar_questions:
@@ -88,9 +89,12 @@ def evidence_html(ev: Any, resolve_image: Any = None) -> str:
 def answer_html(answer: Any, resolve_image: Any = None) -> str:
     flags = "".join(f' <span class="cite">[{_e(k)}: {_e(v)}]</span>' for k, v in answer.flags.items())
     cands = ", ".join(f"{_e(t)} ({p:.2f})" for t, p in answer.candidates[:5])
-    head = (f'{_CSS}<div class="kgc"><div><b>Q:</b> {_e(answer.question)}</div>'
-            f'<div style="font-size:16px"><b>A: {_e(answer.text)}</b> <span class="cite">{_e(answer.kind)}, '
-            f"confidence {answer.confidence:.2f}</span>{flags}</div>"
+    if getattr(answer, "abstained", False):
+        said = f'<div style="font-size:16px"><b>cannot answer:</b> {_e(answer.abstain_reason)}</div>'
+    else:
+        said = (f'<div style="font-size:16px"><b>A: {_e(answer.text)}</b> <span class="cite">{_e(answer.kind)}, '
+                f"confidence {answer.confidence:.2f}</span>{flags}</div>")
+    head = (f'{_CSS}<div class="kgc"><div><b>Q:</b> {_e(answer.question)}</div>{said}'
             f'<div class="cite">candidates: {cands}</div></div>')
     if answer.evidence is None:
         return head
@@ -138,9 +142,11 @@ class SearchResults(list):
     """Hits of one search, best first, rendered as a table with thumbnails in a notebook."""
 
     resolve_image: Any = None
+    expansion: Any = None  # a concept search's expansion (kgclip.ontology.expand / kgclip.text.concept_query)
 
     def _repr_html_(self) -> str:
-        return search_results_html(list(self), resolve_image=self.resolve_image)
+        shown = f"<p>searched: {_e(self.expansion.describe())}</p>" if self.expansion is not None else ""
+        return shown + search_results_html(list(self), resolve_image=self.resolve_image)
 
 
 def subgraph_html(graph: Any, highlight: Sequence[str] = (), width: int = 640, height: int = 420) -> str:

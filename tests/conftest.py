@@ -47,3 +47,23 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``kgclip demo`` run once per test session on what the package ships (tests share it read-only).
+
+    ``KGCLIP_TEST_DEMO_DIR`` names a demo workspace already built by this checkout's code, to skip the build while
+    iterating on tests.
+    """
+    import os
+
+    from kgclip.cli.main import main
+
+    prebuilt = os.environ.get("KGCLIP_TEST_DEMO_DIR")
+    if prebuilt and (Path(prebuilt) / "demo.html").is_file():
+        return Path(prebuilt)
+    out = tmp_path_factory.getbasetemp() / "kgclip-demo"
+    if not (out / "demo.html").is_file():
+        assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    return out

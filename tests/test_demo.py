@@ -10,19 +10,6 @@ import pytest
 from kgclip.cli.main import main
 
 
-def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run the demo once per test session (shared with the notebook test through the session's base temp)."""
-    out = tmp_path_factory.getbasetemp() / "kgclip-demo"
-    if not (out / "demo.html").is_file():
-        assert main(["demo", "--out", str(out), "--quiet"]) == 0
-    return out
-
-
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory):
-    return demo_workspace(tmp_path_factory)
-
-
 def test_demo_writes_page_with_images_answers_evidence_and_draft(demo_dir):
     page = (demo_dir / "demo.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 6  # the asked images and evidence thumbnails

@@ -152,9 +152,11 @@ def test_milvus_workspace_agrees_with_faiss(built, tmp_path):
     loaded.add_cases([{"case_id": "new-1", "image": str(data / "images" / "synth000.png"),
                        "text": "Large right pneumothorax.", "body_part": "CHEST"}])
     assert Engine.load(ws).search(text="pneumothorax", k=1)[0].case_id == "new-1"
-    # Rebuilding the workspace replaces its collections instead of appending to them.
+    # Rebuilding the workspace replaces its collections instead of appending to them, and keeps the added case.
+    n_built = len(engine.cases)
     again = Engine.build(config, ws, vqa_rad=data, graph=tiny_graph(), show_progress=False)
-    assert len(again.text_table) == len(mv.text_table)
+    assert len(again.text_table) == len(again.cases) == n_built + 1
+    assert again.search(text="pneumothorax", k=1)[0].case_id == "new-1"
     other = Engine.build(EngineConfig(text_encoder="hashing-32", index_backend="milvus"), ws, vqa_rad=data,
                          graph=tiny_graph(), show_progress=False)  # another encoder (and dim) rebuilds too
     assert other.text_table.dim == 32 and Engine.load(ws).text_table.dim == 32

@@ -10,11 +10,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 
-def test_analyst_notebook_runs(tmp_path_factory, repo_root, monkeypatch):
-    from tests.test_demo import demo_workspace
-
-    workspace = demo_workspace(tmp_path_factory)
-    monkeypatch.setenv("KGCLIP_WORKSPACE", str(workspace))
+def test_analyst_notebook_runs(demo_dir, repo_root, monkeypatch):
+    monkeypatch.setenv("KGCLIP_WORKSPACE", str(demo_dir))
     path = Path(repo_root) / "notebooks" / "analyst.ipynb"
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",

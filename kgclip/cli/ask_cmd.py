@@ -22,6 +22,25 @@ def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
                         "rebuilds the workspace when it was built with others")
 
 
+def check_inputs(args: argparse.Namespace) -> Any:
+    """Check the question, the workspace and the image before anything heavy is imported; returns the image.
+
+    A bad input fails here in a fraction of a second (no torch, no text tower). A missing workspace is fine when
+    trained parts are named: :meth:`~kgclip.engine.Engine.open` builds one.
+    """
+    from kgclip.engine.limits import check_workspace_dir
+    from kgclip.rag.abstain import check_input, check_question
+
+    if getattr(args, "question", None) is not None:
+        args.question = check_question(args.question)
+    if args.model_dir is None and args.concept_embeddings is None:
+        check_workspace_dir(args.workspace)
+    # Raises for what cannot be read at all; an out-of-range input (an RT dose, a tiny picture) is left to the engine,
+    # which answers "cannot answer: why".
+    check_input(args.image)
+    return args.image
+
+
 def open_engine(args: argparse.Namespace) -> Any:
     """The engine over ``args.workspace`` with the parts the flags name (progress and a rebuild notice on stderr)."""
     from kgclip.engine import Engine
@@ -45,13 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    image = check_inputs(args)
     engine = open_engine(args)
-    answer = engine.ask(args.image, args.question)
+    answer = engine.ask(image, args.question)
     ev = answer.evidence
     if args.json:
         print(json.dumps({
             "question": answer.question, "answer": answer.text, "kind": answer.kind,
             "confidence": round(answer.confidence, 4), "candidates": answer.candidates, "flags": answer.flags,
+            "abstained": answer.abstained, "abstain_reason": answer.abstain_reason, "route": answer.route,
             "concepts": [{"id": c.concept_id, "name": c.name, "negated": c.negated} for c in ev.concepts],
             "similar_questions": [{"question": q.question, "answer": q.answer, "case": q.case_id,
                                    "score": round(q.score, 4)} for q in ev.similar_questions],
@@ -59,7 +80,10 @@ def _run(args: argparse.Namespace) -> int:
                               for c in ev.similar_cases],
             "kg_facts": [str(f) for f in ev.kg_facts], "workspace": workspace_json(engine)}))
         return 0
-    print(f"Q: {answer.question}\nA: {answer.text}  ({answer.kind}, confidence {answer.confidence:.2f})")
+    if answer.abstained:
+        print(f"Q: {answer.question}\ncannot answer: {answer.abstain_reason}")
+    else:
+        print(f"Q: {answer.question}\nA: {answer.text}  ({answer.kind}, confidence {answer.confidence:.2f})")
     if ev.concepts:
         print("concepts: " + ", ".join(f"{c.name} [{c.concept_id}]{' (negated)' if c.negated else ''}"
                                        for c in ev.concepts))

@@ -43,9 +43,17 @@ def _graph(args: argparse.Namespace):
 def _link(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from kgclip.errors import InputFormatError
     from kgclip.text.linker import ConceptLinker, LinkerConfig
 
     text = sys.stdin.read() if args.text == ["-"] else " ".join(args.text)
+    if not text.strip():
+        raise InputFormatError("nothing to link: pass some text, e.g. kgclip link \"No pleural effusion.\"")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable command-line bytes arrive as lone surrogates
+        raise InputFormatError("the text holds bytes that are not UTF-8; convert it (e.g. iconv -t UTF-8) "
+                               "and try again") from None
     config = LinkerConfig(fuzzy=not args.no_fuzzy, negation=not args.no_negation)
     if args.fuzzy_threshold is not None:
         config = dataclasses.replace(config, fuzzy_threshold=args.fuzzy_threshold)

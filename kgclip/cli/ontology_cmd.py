@@ -1,7 +1,7 @@
 """``kgclip ontology ...``: import sources into a curated graph directory, inspect it, edit it, diff and export it.
 
-Each command is a thin call into :mod:`kgclip.ontology.store`, :mod:`~kgclip.ontology.curation` and
-:mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a refused edit or a failed import
+Each command is a thin call into :mod:`kgclip.ontology.importing`, :mod:`~kgclip.ontology.store`,
+:mod:`~kgclip.ontology.curation` and :mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a refused edit or a failed import
 leaves the directory untouched. Commands that write a directory hold its writers' lock from reading it to writing it
 (:func:`kgclip.ontology.locking.graph_dir_lock`), so two simultaneous edits run one after the other; a writer that
 waits longer than ``--wait`` seconds fails with a clear error instead.
@@ -97,6 +97,10 @@ def register(subparsers: Any) -> None:
         p.add_argument("type", help="relation type, e.g. is_a, part_of, located_in")
         p.add_argument("target")
         who(p)
+    p = edit("declare-relation", _declare_relation, "let edits use a new relation type (add-relation refuses "
+                                                     "types the graph does not declare)")
+    p.add_argument("type", help="the new type's name: lower-case letters, digits and _, e.g. located_in")
+    who(p)
     p = edit("deprecate", _deprecate, "mark a concept deprecated")
     p.add_argument("id")
     p.add_argument("--replaced-by", help="the concept that replaces it")
@@ -124,6 +128,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True)
     p = edit("cache", _cache, "write the binary cache (one safetensors file) of a graph directory")
     p.add_argument("--out", required=True)
+    from kgclip.cli.suggest_cmd import register as register_suggestions  # suggest, review
+    register_suggestions(sub)
 
 
 # ---------------------------------------------------------------------------------------------- handlers
@@ -174,6 +180,9 @@ def _info(args: argparse.Namespace) -> int:
           f"{graph.num_relations} relations, {len(graph.dangling)} dangling")
     for rtype, n in sorted(counts.get("relation_types", {}).items(), key=lambda kv: -kv[1]):
         print(f"  {rtype:<24} {n}")
+    unused = meta.get("declared_relation_types", [])
+    if unused:
+        print(f"  declared, no relations yet: {', '.join(unused)}")
     for source in meta.get("sources", []):
         print(f"  source: {source.get('format')} {source.get('path')} ({source.get('fingerprint', '')[:12]})")
     print(f"fingerprint {graph.fingerprint()}; changelog {len(log)} entries (last #{log.last_seq})")
@@ -243,6 +252,11 @@ def _add_relation(args: argparse.Namespace) -> int:
 def _remove_relation(args: argparse.Namespace) -> int:
     with _curator(args) as curator:
         return _done(curator.remove_relation(args.source, args.type, args.target, reason=args.reason))
+
+
+def _declare_relation(args: argparse.Namespace) -> int:
+    with _curator(args) as curator:
+        return _done(curator.declare_relation_type(args.type, reason=args.reason))
 
 
 def _deprecate(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kgclip.cli.ask_cmd import add_workspace_arguments, open_engine, workspace_json
+from kgclip.cli.ask_cmd import add_workspace_arguments, check_inputs, open_engine, workspace_json
 from kgclip.errors import ConfigError
 
 FORMATS = ("text", "json", "fhir")
@@ -54,8 +54,11 @@ def _draft(args: argparse.Namespace) -> int:
     if args.json and args.format not in (None, "json"):
         raise ConfigError(f"--json and --format {args.format} disagree; pass one of them")
     filters = _filters(args.filter)
+    if args.k is not None and args.k < 1:
+        raise ConfigError(f"--k (similar cases to draft from) must be >= 1, got {args.k}")
+    image = check_inputs(args)  # before the engine loads: bad input fails at once
     engine = open_engine(args)
-    report = engine.draft_report(args.image, k=args.k, filters=filters or None, region=args.region,
+    report = engine.draft_report(image, k=args.k, filters=filters or None, region=args.region,
                                  modality=args.modality)
     if fmt == "json":
         text = json.dumps({"findings": _rows(report.findings), "impression": _rows(report.impression),

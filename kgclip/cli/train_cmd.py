@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--enrichment", default="auto", choices=("auto", "gnn", "text", "none"),
                    help="KG enrichment: GNN concept embeddings (auto: when --kg holds them, else text-only)")
     p.add_argument("--kg", default=None, help="concept embeddings directory (default: indexes/kg)")
+    p.add_argument("--tower", default="efficientnet-lite0",
+                   help="image tower: efficientnet-lite0 (pretrained, trains on its cached features; the default), "
+                        "builtin-cnn (trained from scratch on pixels), or any name load_image_tower resolves")
+    p.add_argument("--train-blocks", type=int, default=0,
+                   help="pretrained towers: 0 keeps the tower frozen, k fine-tunes its last k blocks and head")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -55,7 +60,14 @@ def _run(args: argparse.Namespace) -> int:
         enrichment = "gnn" if (kg_dir.is_dir() and any(kg_dir.iterdir())) else "text"
         if enrichment == "text":
             print(f"no concept embeddings in {kg_dir} (run `kgclip kg train`); using text-only concept features")
-    config = TrainConfig()
+    from kgclip.models.backbones import is_builtin
+    from kgclip.models.train import pretrained_recipe
+
+    if is_builtin(args.tower):
+        config = TrainConfig(model=dataclasses.replace(TrainConfig().model, image_tower=args.tower))
+    else:
+        config = pretrained_recipe(train_blocks=args.train_blocks)
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, image_tower=args.tower))
     # concept_dim is filled from the concept table by train_pairs; 1 is a placeholder that keeps the config valid.
     model = dataclasses.replace(config.model, enrichment=enrichment, concept_dim=0 if enrichment == "none" else 1)
     if args.image_size:
@@ -71,7 +83,8 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = train_pairs(config, pairs, out, kg_dir=kg_dir, resume=not args.no_resume,
                          progress=not args.no_progress, extra={"source": source, "enrichment": enrichment})
-    summary = {"out": str(result.out_dir), "enrichment": enrichment, "best_epoch": result.best_epoch,
+    summary = {"out": str(result.out_dir), "image_tower": config.model.image_tower,
+               "train_blocks": config.model.train_blocks, "enrichment": enrichment, "best_epoch": result.best_epoch,
                "val_mean_recall": round(result.best_score, 4), "train_pairs": result.n_train,
                "val_pairs": result.n_val, "seconds": round(time.perf_counter() - t0, 1)}
     print(json.dumps(summary))

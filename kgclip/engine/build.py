@@ -9,16 +9,17 @@ short is refused on load, never answered from.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, save_cases
+from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, load_cases, save_cases
 from kgclip.engine.config import EngineConfig
+from kgclip.engine.images import SALT_FILE, ensure_uid_salt, store_image
 from kgclip.engine.manifest import write_engine_manifest
 from kgclip.engine.model_parts import NeighborConcepts
-from kgclip.engine.tables import new_table
+from kgclip.engine.store import link_tree, mutation
+from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
 from kgclip.errors import ConfigError
 from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
@@ -54,82 +55,125 @@ class WorkspaceParts:
 
 def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
                     graph: ConceptGraph | None = None, show_progress: bool = True,
-                    embeddings: Any = None, model_fp: str | None = None) -> WorkspaceParts:
-    """Build a workspace (see :meth:`kgclip.engine.Engine.build`).
+                    embeddings: Any = None, model_fp: str | None = None,
+                    allow_burned_in: bool = False) -> WorkspaceParts:
+    """Build a workspace (see :meth:`kgclip.engine.Engine.build`), as one :func:`~kgclip.engine.store.mutation`.
+
+    Cases added to an existing workspace with ``add_cases`` are kept: re-linked to the (new) graph and re-embedded
+    from their stored images. The workspace's UID salt is kept too.
 
     Args:
         embeddings: the ``ConceptEmbeddings`` of ``config.concept_embeddings_dir`` when the caller already read
             them (they are still checked against the graph).
         model_fp: the fingerprint of ``config.model_dir`` when the caller already computed it.
+        allow_burned_in: store images whose header says ``BurnedInAnnotation=YES`` (default: refused).
     """
     from tqdm.auto import tqdm
 
     from kgclip.data.vqa_rad import read_vqa_rad
-    from kgclip.ontology.store import load_ontologies, save_cache
-    from kgclip.text.encoders import load_text_encoder
+    from kgclip.ontology.store import load_ontologies
 
-    if vqa_rad is None:
-        vqa_rad = shipped_demo_dir()
-        if vqa_rad is None:
-            raise ConfigError("no data to build from: pass vqa_rad=PATH (a folder with the VQA-RAD JSON and "
-                              "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
+    vqa_rad = _data_dir(vqa_rad)
     config = config.with_parts()
-    steps = tqdm(total=6, desc="building workspace", disable=not show_progress)
+    steps = tqdm(total=5, desc="building workspace", disable=not show_progress)
     items = read_vqa_rad(vqa_rad)
     if graph is None:
         graph = load_ontologies(list(config.ontology_dirs) or None)
+    encoder, featurizer, table_encoder, neighbors = _parts(config, graph, embeddings, model_fp)
+    tagger = ConceptTagger(graph) if config.use_kg else None
     steps.update()
+    workspace = Path(workspace_dir)
+    with mutation(workspace, carry=lambda live: [SALT_FILE]) as staging:
+        salt = ensure_uid_salt(staging)
+        cases = cases_from_vqa_rad(items)
+        for case in cases:  # the workspace owns de-identified copies of its images (thumbnails, re-embedding)
+            case.image = store_image(staging, case.image, uid_salt=salt, allow_burned_in=allow_burned_in)
+        cases = _with_added_cases(cases, workspace, staging)
+        for case in cases:
+            case.concepts = tagger.concept_ids(case.text, include_negated=False) if tagger else []
+        steps.update()
+        img = featurizer.embed([_image_path(staging, c) for c in cases], show_progress=show_progress)
+        txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
+        steps.update()
+        train = examples_from_vqa_rad([i for i in items if i.split == "train"])
+        answerer, val = VQAAnswerer.fit(train, {c.case_id: v for c, v in zip(cases, img)},
+                                        graph=graph if config.use_kg else None, text_encoder=encoder,
+                                        config=replace(config.answerer, use_kg=config.use_kg),
+                                        image_featurizer=featurizer.name, show_progress=show_progress)
+        answerer.tagger = tagger
+        steps.update()
+        tables = _write_version(staging, config, graph, cases, answerer, img, txt, featurizer, table_encoder)
+        source = str(Path(vqa_rad).expanduser().resolve())  # absolute: Engine.open / refresh rebuild from it
+        manifest = write_engine_manifest(staging, config, graph, encoder, featurizer, cases,
+                                         {"val_acc": val["val_acc"], "source": source}, neighbors)
+        for table in tables:
+            detach(table)  # an external store bound to the staging path is reopened from the workspace below
+        release_local_stores(workspace)  # and the previous version's stores are about to be swapped away
+    image_table, text_table = (reopen(t, workspace / f"index_{n}") for t, n in zip(tables, ("image", "text")))
+    steps.update()
+    steps.close()
+    return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
+                          featurizer, table_encoder, neighbors)
+
+
+def _data_dir(vqa_rad: str | Path | None) -> str | Path:
+    if vqa_rad is not None:
+        return vqa_rad
+    shipped = shipped_demo_dir()
+    if shipped is None:
+        raise ConfigError("no data to build from: pass vqa_rad=PATH (a folder with the VQA-RAD JSON and "
+                          "images/); the shipped sample kgclip/demo_data/vqa-rad is missing")
+    return shipped
+
+
+def _parts(config: EngineConfig, graph: ConceptGraph, embeddings: Any, model_fp: str | None
+           ) -> tuple[Any, Any, Any, NeighborConcepts | None]:
+    """The text encoder, the image featuriser, the case-text encoder and the concept neighbours of a build."""
+    from kgclip.text.encoders import load_text_encoder
+
     encoder = load_text_encoder(config.text_encoder, device="cpu")
     if config.concept_embeddings_dir is not None:
         embeddings = read_embeddings(config.concept_embeddings_dir, embeddings)
         embeddings.check_current(graph, directory=config.concept_embeddings_dir)
     featurizer, table_encoder, neighbors = trained_parts(config, encoder, graph, model_fp=model_fp,
                                                          embeddings=embeddings)
-    cases = cases_from_vqa_rad(items)
-    sources = [Path(c.image) for c in cases]
-    tagger = ConceptTagger(graph) if config.use_kg else None
-    for case in cases:
-        case.concepts = tagger.concept_ids(case.text, include_negated=False) if tagger else []
-    steps.update()
-    img = featurizer.embed(sources, show_progress=show_progress)
-    txt = table_encoder.encode([c.text or c.case_id for c in cases], show_progress=show_progress).numpy()
-    steps.update()
-    train = examples_from_vqa_rad([i for i in items if i.split == "train"])
-    answerer, val = VQAAnswerer.fit(train, {c.case_id: v for c, v in zip(cases, img)},
-                                    graph=graph if config.use_kg else None, text_encoder=encoder,
-                                    config=replace(config.answerer, use_kg=config.use_kg),
-                                    image_featurizer=featurizer.name, show_progress=show_progress)
-    answerer.tagger = tagger
-    steps.update()
-    # Everything is computed: from here on the workspace is written (manifest last).
-    workspace = Path(workspace_dir)
-    (workspace / "images").mkdir(parents=True, exist_ok=True)
-    for case, src in zip(cases, sources):  # the workspace owns copies of its images (thumbnails, re-embedding)
-        dst = workspace / "images" / src.name
-        if src.is_file() and not dst.exists():
-            shutil.copyfile(src, dst)
-        case.image = f"images/{src.name}"
-    image_table = new_table(config.index_backend, config.index_uri, workspace, "image", featurizer.dim,
-                            featurizer.fingerprint)
-    text_table = new_table(config.index_backend, config.index_uri, workspace, "text", table_encoder.dim,
-                           table_encoder.fingerprint)
+    return encoder, featurizer, table_encoder, neighbors
+
+
+def _image_path(directory: Path, case: Case) -> Path:
+    """A case image: stored in the workspace (relative) or left where it was (absolute, ``copy_images=False``)."""
+    path = Path(case.image)
+    return path if path.is_absolute() else directory / path
+
+
+def _with_added_cases(cases: list[Case], workspace: Path, staging: Path) -> list[Case]:
+    """``cases`` plus the cases ``add_cases`` put into the current workspace (their stored images hard-linked)."""
+    if not (workspace / "cases.json").is_file():
+        return cases
+    added = [c for c in load_cases(workspace / "cases.json") if c.origin == "added"]
+    for case in added:
+        if not Path(case.image).is_absolute() and not (staging / case.image).exists():
+            link_tree(workspace / case.image, staging / case.image)
+    added_ids = {a.case_id for a in added}  # an added case replaces a built one of the same id
+    return [c for c in cases if c.case_id not in added_ids] + added
+
+
+def _write_version(staging: Path, config: EngineConfig, graph: ConceptGraph, cases: list[Case],
+                   answerer: VQAAnswerer, img: Any, txt: Any, featurizer: Any, table_encoder: Any) -> list[Any]:
+    """Write every artifact but the manifest into ``staging``; returns the two vector tables."""
+    from kgclip.ontology.store import save_cache
+
+    tables = [new_table(config.index_backend, config.index_uri, staging, name, enc.dim, enc.fingerprint)
+              for name, enc in (("image", featurizer), ("text", table_encoder))]
     meta = [case_meta(c) for c in cases]
-    image_table.add(list(range(len(cases))), img, meta)
-    text_table.add(list(range(len(cases))), txt, meta)
-    steps.update()
-    save_cache(graph, workspace / "graph.safetensors")
-    save_cases(workspace / "cases.json", cases)
-    answerer.save(workspace / "answerer")
-    image_table.save(workspace / "index_image")
-    text_table.save(workspace / "index_text")
-    config.save(workspace / "engine_config.json")
-    source = str(Path(vqa_rad).expanduser().resolve())  # absolute: Engine.open / refresh rebuild from it
-    manifest = write_engine_manifest(workspace, config, graph, encoder, featurizer, cases,
-                                     {"val_acc": val["val_acc"], "source": source}, neighbors)
-    steps.update()
-    steps.close()
-    return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                          featurizer, table_encoder, neighbors)
+    for table, vectors, name in zip(tables, (img, txt), ("image", "text")):
+        table.add(list(range(len(cases))), vectors, meta)
+        table.save(staging / f"index_{name}")
+    save_cache(graph, staging / "graph.safetensors")
+    save_cases(staging / "cases.json", cases)
+    answerer.save(staging / "answerer")
+    config.save(staging / "engine_config.json")
+    return tables
 
 
 def read_embeddings(directory: str, embeddings: Any = None) -> Any:

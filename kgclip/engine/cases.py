@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kgclip.atomic import atomic_write_json
 from kgclip.data.vqa_rad import VQARadItem
-from kgclip.errors import ArtifactCorruptError
+from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.rag.answerer import question_kind
 
-__all__ = ["Case", "save_cases", "load_cases", "case_meta", "qa_statement", "cases_from_vqa_rad"]
+__all__ = ["Case", "save_cases", "load_cases", "case_meta", "case_from_row", "qa_statement", "cases_from_vqa_rad"]
+
+_MAX_ID_CHARS = 256
+_MAX_TEXT_CHARS = 100_000
+_TEXT_FIELDS = ("text", "findings", "impression", "modality", "body_part", "split")
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Case:
     qa: list[tuple[str, str]] = field(default_factory=list)
     concepts: list[str] = field(default_factory=list)  # linked, non-negated concept ids of ``text``
     split: str = "train"
+    origin: str = "build"  # "build" (from the data a build reads) or "added" (add_cases: kept by rebuilds)
     # Report sections when the case has them (what a draft is made of); without them ``text`` is split into
     # sections (kgclip.data.sections), and a case whose text was made from ``qa`` is never drafted from.
     findings: str = ""
@@ -52,6 +57,45 @@ def load_cases(path: Path) -> list[Case]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ArtifactCorruptError(f"{path} is missing or unreadable ({exc}); rebuild the workspace") from exc
     return [Case(**{**r, "qa": [tuple(x) for x in r.get("qa", [])]}) for r in rows]
+
+
+def _text_field(row: Mapping[str, Any], key: str, where: str, limit: int, required: bool = False) -> str:
+    value = row.get(key, "")
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InputFormatError(f"{where}: {key!r} must be text, got {type(value).__name__} ({str(value)[:40]!r})")
+    if required and not value.strip():
+        raise InputFormatError(f"{where}: {key!r} is missing or empty; every case needs a case_id and an image")
+    if len(value) > limit:
+        raise InputFormatError(f"{where}: {key!r} has {len(value):,} characters, above the limit of {limit:,}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputFormatError(f"{where}: {key!r} is not valid UTF-8 text; re-save the input as UTF-8") from None
+    return value
+
+
+def case_from_row(row: Mapping[str, Any] | Case, where: str) -> Case:
+    """A new :class:`Case` from a caller's row (``case_id``, ``image``, optional ``text``, ``findings``,
+    ``impression``, ``modality``, ``body_part``, ``split``; other keys are ignored), checked field by field.
+
+    Raises:
+        InputFormatError: not a mapping, a required field missing, a field of the wrong type, too long or not text
+            (``where`` names the row, e.g. ``"cases.jsonl line 3"``).
+    """
+    if isinstance(row, Case):
+        row = asdict(row)
+    if not isinstance(row, Mapping):
+        raise InputFormatError(f"{where}: a case is a mapping with case_id, image and text, got {type(row).__name__}")
+    case = Case(case_id=_text_field(row, "case_id", where, _MAX_ID_CHARS, required=True).strip(),
+                image=_text_field(row, "image", where, 4096, required=True))
+    for key in _TEXT_FIELDS:
+        if key in row:
+            setattr(case, key, _text_field(row, key, where, _MAX_TEXT_CHARS))
+    case.split = case.split or "train"
+    case.__post_init__()  # search and linking read ``text``: made from the sections when only they were given
+    return case
 
 
 def case_meta(case: Case) -> dict[str, Any]:

@@ -18,28 +18,31 @@ and :mod:`kgclip.engine.open`; this module holds the queries.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kgclip.engine.build import WorkspaceParts, build_workspace
-from kgclip.engine.cases import Case, case_meta, save_cases
+from kgclip.engine.cases import Case
+from kgclip.engine.concept_search import concept_search, text_expansion
 from kgclip.engine.config import EngineConfig
+from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_text
 from kgclip.engine.load import load_workspace
-from kgclip.engine.manifest import read_manifest, write_engine_manifest
+from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
-from kgclip.errors import ConfigError, ImageReadError, InputFormatError, UnknownConceptError
+from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
 from kgclip.index.base import SearchHit
 from kgclip.models.image_input import ImageLike, LoadedImage, load_image
 from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
+from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
+from kgclip.rag.grounding import ground_answer, out_of_range_answer
 from kgclip.rag.regions import BodyRegions
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
@@ -48,12 +51,6 @@ if TYPE_CHECKING:
     from kgclip.display import SearchResults, Subgraph
 
 __all__ = ["Engine", "EngineConfig"]
-
-
-def _check_question(question: object) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputFormatError("the question is empty; ask something like 'Is there a pleural effusion?'")
-    return question.strip()
 
 
 class Engine:
@@ -95,16 +92,20 @@ class Engine:
 
     @classmethod
     def build(cls, config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
-              graph: ConceptGraph | None = None, show_progress: bool = True) -> "Engine":
+              graph: ConceptGraph | None = None, show_progress: bool = True,
+              allow_burned_in: bool = False) -> "Engine":
         """Build a workspace from a VQA-RAD-style folder (JSON + ``images/``; default: the shipped sample).
 
         Cases are the images with statements from their training questions; the answerer trains on the training
         questions (``phrase_type`` freeform/para), so test questions stay unseen. Every input is read and every
         vector computed before the first write, so a bad input (e.g. a missing or corrupt ``model_dir``) leaves an
-        existing workspace untouched.
+        existing workspace untouched. The build is one locked, atomic change of the workspace
+        (:mod:`kgclip.engine.store`); cases added with :meth:`add_cases` are kept; images are stored as
+        de-identified copies (:mod:`kgclip.engine.images`), ``allow_burned_in`` stores those whose header says
+        ``BurnedInAnnotation=YES``.
         """
         return cls._from_parts(build_workspace(config, workspace_dir, vqa_rad=vqa_rad, graph=graph,
-                                               show_progress=show_progress))
+                                               show_progress=show_progress, allow_burned_in=allow_burned_in))
 
     @classmethod
     def load(cls, workspace_dir: str | Path, *, text_encoder: str | None = None,
@@ -187,17 +188,19 @@ class Engine:
                        image=str(self.image_path(case.image)) if case else "", via=via,
                        metadata={k: v for k, v in meta.items() if k not in ("text",)})
 
-    @staticmethod
-    def _search(table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
+    def _search(self, table: Any, vector: np.ndarray, k: int, filters: Mapping[str, Any] | None = None
                 ) -> list[SearchHit]:
-        """Top-``k`` hits of one query vector ``[dim]`` in a vector table."""
-        return table.search(np.asarray(vector, np.float32)[None, :], k=k,
-                            filters=dict(filters) if filters else None)[0]
+        """Top-``k`` hits of one query vector ``[dim]`` in a vector table (``k`` capped, see
+        :mod:`kgclip.engine.limits`)."""
+        k = check_k(k, len(self.cases))
+        return table.search(np.asarray(vector, np.float32)[None, :], k=k, filters=check_filters(filters))[0]
 
     def similar_cases(self, image: ImageLike | LoadedImage, k: int | None = None,
                       filters: Mapping[str, Any] | None = None) -> list[CaseHit]:
+        k = check_k(self.config.k_cases if k is None else k, len(self.cases))
+        filters = check_filters(filters)
         vec = self._image_vector(image)
-        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k or self.config.k_cases, filters)]
+        return [self._hit(h, "image") for h in self._search(self.image_table, vec, k, filters)]
 
     def ask(self, image: ImageLike | LoadedImage, question: str) -> Answer:
         """Answer a question about an image, with the evidence behind the answer.
@@ -206,7 +209,13 @@ class Engine:
             InputFormatError: the question is empty.
             ImageReadError: the image is missing or unreadable.
         """
-        question = _check_question(question)
+        question = check_question(question)
+        check = check_input(image)  # out-of-range inputs abstain with a reason; unreadable ones raise
+        if not check.ok:
+            linked = self.tagger.link(question) if self.tagger is not None else []
+            evidence = Evidence(question=question, concepts=linked,
+                                kg_facts=self._facts([m.concept_id for m in linked]) if self.config.use_kg else [])
+            return out_of_range_answer(question, check, evidence)
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
@@ -219,16 +228,44 @@ class Engine:
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
             similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
-            kg_facts=self._facts(concept_ids) if self.config.use_kg else [])
-        answer = Answer(text=pred.text, confidence=pred.confidence, kind=pred.kind, evidence=evidence,
-                        question=question, candidates=pred.candidates)
-        if self.llm is not None:
+            kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
+        # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
+        # calibrated abstention (kgclip.rag.grounding).
+        answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
+                               tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
+                               image_threshold=self.answerer.meta.get("image_sim_threshold"),
+                               min_confidence=self.answerer.config.min_confidence,
+                               known_cases=frozenset(self.answerer.core.train_keys))
+        if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
 
-    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
+    def fit_answerer(self, pairs: Sequence[Any], *, replace: bool = False, show_progress: bool = True
+                     ) -> dict[str, Any]:
+        """Refit the answerer on its questions plus the user's ``pairs`` (:func:`kgclip.rag.user_qa.read_qa_pairs`;
+        only those with ``replace``), save it and the manifest. Returns the cross-validated figures."""
+        from kgclip.engine.cases import load_cases
+        from kgclip.engine.manifest import MANIFEST, write_engine_manifest
+        from kgclip.engine.store import mutation
+        from kgclip.rag.user_qa import refit_answerer
+
+        answerer, val = refit_answerer(self.answerer, pairs, self.featurizer, graph=self.graph, replace=replace,
+                                       show_progress=show_progress)  # all fitting before the workspace is touched
+        answerer.tagger = self.tagger
+        # One locked, atomic change: the new answerer and manifest swap in together (kgclip.engine.store).
+        with mutation(self.directory, carry=lambda live: [p.name for p in live.iterdir()
+                                                          if p.name not in ("answerer", MANIFEST)]) as staging:
+            build = read_manifest(self.directory)["config"].get("build", {})
+            answerer.save(staging / "answerer")
+            config = EngineConfig.load(staging / "engine_config.json")
+            self.manifest = write_engine_manifest(staging, config, self.graph, self.text_encoder, self.featurizer,
+                                                  load_cases(staging / "cases.json"), build, self.neighbors)
+        self.answerer = answerer
+        return val
+
+    def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4, question: str = "") -> list[KGFact]:
         """Graph relations of the concepts, plus their nearest concepts by GNN embedding when configured."""
-        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept)
+        facts = kg_facts(self.graph, concept_ids, limit=limit, per_concept=per_concept, question=question)
         if self.neighbors is not None:
             facts += self.neighbors.facts(self.graph, concept_ids, k=3, limit=limit)
         return facts
@@ -246,33 +283,54 @@ class Engine:
                 for cid, score in self.neighbors.nearest(concept_id, k)]
 
     def search(self, *, text: str | None = None, image: ImageLike | LoadedImage | None = None, k: int = 10,
-               filters: Mapping[str, Any] | None = None, cross_modal: bool = False) -> "SearchResults":
-        """Cases similar to a text (over case texts) or to an image (image to image).
+               filters: Mapping[str, Any] | None = None, cross_modal: bool = False, concept: str | None = None,
+               descendants: bool = True, expand: bool = False) -> "SearchResults":
+        """Cases similar to a text (over case texts) or to an image (image to image), or cases of a concept.
 
         Args:
             filters: metadata filters, e.g. ``{"body_part": "CHEST"}``, ``{"modality": "CT"}``,
-                ``{"concept": "RADLEX:RID4872"}``.
+                ``{"concept": "RADLEX:RID4872"}`` (exact concept ids).
             cross_modal: with ``image=``, search the case texts instead (image->text in the KG-CLIP model's joint
                 space; needs ``model_dir``).
+            concept: only cases linked to this concept, its ``is_a`` descendants (``descendants``) or its
+                ``same_as`` partners, ranked by ``text=`` / ``image=`` or else by the concept's name; each hit's
+                ``metadata["matched_through"]`` says how (``"lobar pneumonia ⊂ pneumonia"``).
+            expand: with ``text=``, link the text and rank cases of the concepts it names (and their descendants
+                and ``same_as`` partners) first. ``results.expansion`` shows the expansion.
         """
         from kgclip.display import SearchResults
 
-        if (text is None) == (image is None):
-            raise InputFormatError("pass exactly one of text= or image= to search")
+        if (text is not None and image is not None) or (text is None and image is None and concept is None):
+            raise InputFormatError("pass exactly one of text= or image= to search (or concept= alone)")
         if cross_modal and (image is None or self.config.model_dir is None):
             raise ConfigError("cross_modal search takes image= and a workspace built with "
                               "EngineConfig(model_dir=...) (a KG-CLIP model from `kgclip train`)")
+        k, filters = check_k(k, len(self.cases)), check_filters(filters)
         if text is not None:
-            if not text.strip():
-                raise InputFormatError("the search text is empty")
-            vec = self.table_text_encoder.encode([text]).numpy()[0]
-            rows, via = self._search(self.text_table, vec, k, filters), "text"
-        elif cross_modal:
-            rows, via = self._search(self.text_table, self._image_vector(image), k, filters), "image->text"
+            text = check_text(text, "search text", MAX_TEXT_CHARS, "pleural effusion")
+        if image is None:
+            query = text if text is not None else self.graph.name_of(concept)  # type: ignore[arg-type]
+            table, vec, via = self.text_table, self.table_text_encoder.encode([query]).numpy()[0], "text"
         else:
-            rows, via = self._search(self.image_table, self._image_vector(image), k, filters), "image"
+            table, vec = (self.text_table, self._image_vector(image)) if cross_modal else (self.image_table,
+                                                                                          self._image_vector(image))
+            via = "image->text" if cross_modal else "image"
+
+        def run(f: Mapping[str, Any] | None) -> list[CaseHit]:
+            return [self._hit(r, via) for r in self._search(table, vec, k, f)]
+
+        expansion = None
+        if concept is not None:
+            hits, expansion = concept_search(self.graph, concept, run, descendants=descendants, filters=filters)
+        elif expand and text is not None:
+            hits, expansion = text_expansion(self.graph, self.tagger.linker if self.tagger else None, text, run, k,
+                                             descendants=descendants, filters=filters)
+        else:
+            hits = run(filters)
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.
-        return SearchResults(self._hit(r, via) for r in rows)
+        results = SearchResults(hits)
+        results.expansion = expansion
+        return results
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
                      filters: Mapping[str, Any] | None = None, exclude_identical: bool = True,
@@ -289,13 +347,11 @@ class Engine:
                 ``BodyPartExamined`` / ``Modality``, else the similar cases' own regions vote. With no similar case
                 of that region, the draft is empty and ``report.notice`` says so.
         """
-        if k is not None and k < 1:
-            raise ConfigError(f"k (similar cases to draft from) must be >= 1, got {k}")
-        k = k or self.config.draft_k
+        k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
         loaded = load_image(image)
         region = region or loaded.meta.get("body_part") or None
         modality = modality or loaded.meta.get("modality") or None
-        hits = self.similar_cases(loaded, k + 1, filters)
+        hits = self.similar_cases(loaded, min(k + 1, len(self.cases)), filters)
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
         hits = [self._with_sections(h) for h in hits[:k]]
@@ -336,51 +392,29 @@ class Engine:
         return Subgraph(cid, self.graph.name_of(cid), self.graph.subgraph_nx(ids),
                         self._facts([cid], limit=20, per_concept=20))
 
-    def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True) -> int:
+    def add_cases(self, cases: Sequence[Mapping[str, Any] | Case], *, copy_images: bool = True,
+                  allow_burned_in: bool = False) -> int:
         """Add cases (``case_id``, ``image`` path, ``text``, optional ``modality`` / ``body_part``) to the
-        search tables and the drafting pool, and save. The answerer is not retrained (rebuild for that).
+        search tables and the drafting pool, and save, as one locked, atomic change of the workspace
+        (:mod:`kgclip.engine.adding`). Added cases vote in :meth:`ask` at once (presence of their findings, their
+        modality / body part); the answerer's head is refit with :meth:`fit_answerer`; rebuilds keep added cases.
+
+        Args:
+            copy_images: store a de-identified, content-addressed copy of each image in the workspace
+                (:mod:`kgclip.engine.images`); ``False`` keeps the absolute path of the original.
+            allow_burned_in: store images whose header says ``BurnedInAnnotation=YES`` (refused by default).
 
         Returns:
             How many cases were added or replaced.
+
+        Raises:
+            InputFormatError: a malformed case; ImageReadError: an image is missing or unreadable, or has burned-in
+            annotation; StaleArtifactError: the workspace was rebuilt since this engine loaded it; LockedError:
+            another writer held the workspace too long. Nothing is added then.
         """
-        new: list[Case] = []
-        for raw in cases:
-            case = raw if isinstance(raw, Case) else Case(**{k: raw[k] for k in raw if k in Case.__dataclass_fields__})
-            src = Path(case.image)
-            if not src.is_file():
-                raise ImageReadError(f"case {case.case_id!r}: image {str(src)!r} does not exist; nothing was added")
-            load_image(src)  # fail before touching the workspace
-            if copy_images:
-                dst = self.directory / "images" / src.name
-                if not dst.exists():
-                    shutil.copyfile(src, dst)
-                case.image = f"images/{src.name}"
-            case.concepts = self.tagger.concept_ids(case.text, include_negated=False) if self.tagger else []
-            new.append(case)
-        if not new:
-            return 0
-        ids = []
-        for case in new:
-            if case.case_id in self.case_index:
-                i = self.case_index[case.case_id]
-                self.cases[i] = case
-            else:
-                i = len(self.cases)
-                self.cases.append(case)
-                self.case_index[case.case_id] = i
-            ids.append(i)
-        img = self.featurizer.embed([self.image_path(c.image) for c in new])
-        txt = self.table_text_encoder.encode([c.text or c.case_id for c in new]).numpy()
-        meta = [case_meta(c) for c in new]
-        self.image_table.add(ids, img, meta)
-        self.text_table.add(ids, txt, meta)
-        save_cases(self.directory / "cases.json", self.cases)
-        self.image_table.save(self.directory / "index_image")
-        self.text_table.save(self.directory / "index_text")
-        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
-                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
-                                              self.neighbors)
-        return len(new)
+        from kgclip.engine.adding import add_cases
+
+        return add_cases(self, cases, copy_images=copy_images, allow_burned_in=allow_burned_in)
 
     def use_llm(self, chat_model: Any, *, timeout_s: float = 30.0) -> "Engine":
         """Let a langchain chat model rewrite answers and drafts (citations must survive; else the built-in

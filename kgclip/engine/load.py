@@ -12,6 +12,7 @@ from kgclip.engine.cases import load_cases
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
+from kgclip.engine.store import read_consistently
 from kgclip.engine.tables import load_table
 from kgclip.errors import EncoderMismatchError, ModelNotFoundError, StaleArtifactError
 from kgclip.fingerprint import fingerprint_file
@@ -33,13 +34,20 @@ def load_workspace(workspace_dir: str | Path, *, text_encoder: str | None = None
         embeddings: the ``ConceptEmbeddings`` of the configured directory, when the caller already read them.
         model_fp: the fingerprint of the configured model directory, when the caller already computed it.
     """
+    workspace = Path(workspace_dir)
+    return read_consistently(workspace, lambda: _load(workspace, text_encoder, check_ontology_sources, config,
+                                                      embeddings, model_fp))
+
+
+def _load(workspace: Path, text_encoder: str | None, check_ontology_sources: bool, config: EngineConfig | None,
+          embeddings: Any, model_fp: str | None) -> WorkspaceParts:
     from kgclip.ontology.store import load_cache, load_ontologies
     from kgclip.text.encoders import load_text_encoder
 
-    workspace = Path(workspace_dir)
     manifest = read_manifest(workspace)
-    config = config or EngineConfig.load(workspace / "engine_config.json")
     fps = manifest["fingerprints"]
+    saved = _saved_config(workspace, fps)
+    config = config or saved
     encoder = load_text_encoder(text_encoder or config.text_encoder, device="cpu")
     if encoder.fingerprint != fps["text_encoder"]:
         raise EncoderMismatchError(
@@ -68,6 +76,16 @@ def load_workspace(workspace_dir: str | Path, *, text_encoder: str | None = None
     text_table = load_table(workspace / "index_text", table_encoder.fingerprint)
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
                           featurizer, table_encoder, neighbors)
+
+
+def _saved_config(workspace: Path, fps: Mapping[str, str]) -> EngineConfig:
+    """``engine_config.json``, refused when it changed since the manifest was written (checksum of the file)."""
+    path = workspace / "engine_config.json"
+    config = EngineConfig.load(path)  # ConfigError naming the field for an invalid edit
+    if "config_file" in fps and fingerprint_file(path) != fps["config_file"]:
+        raise StaleArtifactError(f"{path} changed since workspace {workspace} was built; restore it, or rebuild "
+                                 "the workspace with the config you want (Engine.build)")
+    return config
 
 
 def _load_parts(workspace: Path, config: EngineConfig, encoder: Any, graph: ConceptGraph,

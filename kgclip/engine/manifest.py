@@ -60,6 +60,7 @@ def write_engine_manifest(workspace: Path, config: EngineConfig, graph: ConceptG
         "cases": fingerprint_file(workspace / "cases.json"),
         "answerer": fingerprint_file(workspace / "answerer" / "answerer.safetensors"),
         "config": fingerprint_json(config.to_dict()),
+        "config_file": fingerprint_file(workspace / "engine_config.json"),  # edits to the file are detected
     }
     counts = {"cases": len(cases), "concepts": len(graph), "relations": graph.num_relations,
               "qa": sum(len(c.qa) for c in cases)}

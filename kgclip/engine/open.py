@@ -21,6 +21,7 @@ from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import MANIFEST, read_manifest
+from kgclip.engine.store import recover
 from kgclip.errors import ConfigError, StaleArtifactError
 from kgclip.ontology.model import ConceptGraph
 
@@ -49,12 +50,14 @@ def plan_open(workspace_dir: str | Path, *, model_dir: str | Path | None = None,
         StaleArtifactError: the requested embeddings describe another graph than the workspace's.
         ConfigError: the directory exists but is not a workspace, or the data it was built from is gone.
     """
-    from kgclip.kg.embeddings import ConceptEmbeddings
-    from kgclip.engine.model_parts import model_fingerprint
-
     workspace = Path(workspace_dir)
+    recover(workspace)  # a writer that died mid-swap: put the previous version back first
     if model_dir is None and concept_embeddings_dir is None:
         return OpenPlan("loaded", None)
+    # Only now: importing the KG layer pulls in torch_geometric (seconds), which a plain load never needs.
+    from kgclip.engine.model_parts import model_fingerprint
+    from kgclip.kg.embeddings import ConceptEmbeddings
+
     # Read the requested parts first: a bad directory fails here, before the workspace is touched.
     model_fp = model_fingerprint(model_dir) if model_dir is not None else None
     emb = ConceptEmbeddings.load(concept_embeddings_dir) if concept_embeddings_dir is not None else None

@@ -14,7 +14,10 @@ from typing import Any
 
 from kgclip.errors import ArtifactCorruptError, ConfigError, IndexError_, KgclipError, ResolutionError
 
-__all__ = ["backend_class", "keeps_external_store", "new_table", "load_table"]
+__all__ = ["backend_class", "keeps_external_store", "new_table", "load_table", "detach", "reopen",
+           "release_local_stores"]
+
+_LITE_FILE = "milvus.db"  # the local store of an external-store table kept inside its workspace directory
 
 
 def backend_class(name: str) -> type:
@@ -48,7 +51,7 @@ def new_table(backend: str, uri: str | None, workspace: Path, name: str, dim: in
     kwargs: dict[str, Any] = {}
     if keeps_external_store(cls):
         if uri is None:  # own Lite file in the table directory, fixed collection: rebuilds replace it
-            kwargs = {"uri": str(workspace / f"index_{name}" / "milvus.db"), "collection": f"kgclip_{name}"}
+            kwargs = {"uri": str(workspace / f"index_{name}" / _LITE_FILE), "collection": f"kgclip_{name}"}
             if Path(kwargs["uri"]).exists():  # the workspace's own earlier collection, perhaps of another dim
                 from kgclip.index.milvus_support import drop_collection
 
@@ -81,3 +84,36 @@ def load_table(directory: Path, fingerprint: str) -> Any:
         raise ArtifactCorruptError(f"{directory} is a vector table in the format of an older kgclip; rebuild the "
                                    "workspace with `kgclip demo --out DIR` or Engine.build(config, DIR)")
     return load_index(directory, encoder_fingerprint=fingerprint)
+
+
+def detach(table: Any) -> None:
+    """Release an external-store table written into a staging directory before that directory is renamed (a
+    Milvus Lite server is bound to its file's path); in-process tables need nothing."""
+    if not keeps_external_store(type(table)):
+        return
+    table.close()
+    uri = str(getattr(table, "uri", "") or "")
+    if uri and "://" not in uri:
+        _release(uri)
+
+
+def release_local_stores(workspace: Path) -> None:
+    """Stop the servers of the local stores inside ``workspace``'s table directories before the directory is
+    swapped: a Milvus Lite server is bound to its file's path and would otherwise keep serving the old file."""
+    for name in ("index_image", "index_text"):
+        path = Path(workspace) / name / _LITE_FILE
+        if path.exists():
+            _release(str(path))
+
+
+def _release(path: str) -> None:
+    from kgclip.index.milvus_support import _release_lite
+
+    _release_lite(path)
+
+
+def reopen(table: Any, directory: Path) -> Any:
+    """``table`` as saved in ``directory``: itself for an in-process table, reconnected for an external store."""
+    if not keeps_external_store(type(table)):
+        return table
+    return load_table(directory, table.encoder_fingerprint)

@@ -32,9 +32,11 @@ class IndexConfig(Config):
     factory: str = "Flat"  # FAISS factory string without ids/metric: Flat, IVF4096,Flat, IVF1024,PQ32, HNSW32...
     nprobe: int = 16  # IVF lists visited per query (recall vs speed)
     ef_search: int = 64  # HNSW candidate list size per query (recall vs speed); raised to k when smaller
-    ef_construction: int = 40  # HNSW build-time candidate list size (graph quality vs build time)
+    ef_construction: int = 200  # HNSW build-time candidate list size (graph quality vs build time; see README)
     device: str = "cpu"  # cpu | auto (GPU via faiss-gpu when present) | cuda (GPU required)
     exact_filter_max: int = 50_000  # filtered searches matching at most this many items are scored exactly
+    filter_boost: float = 8.0  # broad filtered IVF / HNSW searches raise nprobe / efSearch by 1 / matching fraction,
+    # at most this factor (1 disables), so recall stays about that of an unfiltered search
     compact_min_dead_fraction: float = 0.0  # save() rebuilds a graph index when tombstones exceed this fraction
     spherical: bool = True  # IVF training: normalise centroids (spherical k-means suits cosine similarity)
 
@@ -52,6 +54,8 @@ class IndexConfig(Config):
             raise ConfigError("nprobe, ef_search and ef_construction must be >= 1")
         if self.exact_filter_max < 0 or not 0.0 <= self.compact_min_dead_fraction <= 1.0:
             raise ConfigError("exact_filter_max must be >= 0 and compact_min_dead_fraction within [0, 1]")
+        if not self.filter_boost >= 1.0:
+            raise ConfigError(f"filter_boost must be >= 1 (1 disables the boost), got {self.filter_boost}")
 
 
 def build_index(config: IndexConfig) -> Any:

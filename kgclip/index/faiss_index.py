@@ -40,12 +40,16 @@ from kgclip.errors import ArtifactCorruptError, EncoderMismatchError, IndexError
 from kgclip.index.faiss_factory import (IndexConfig, build_index, hnsw_of, index_family, needed_training_vectors,
                                         train_index)
 from kgclip.index.metadata import MetadataStore, normalise_filters
-from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, DirectoryLock, file_entry, library_versions,
-                                      maybe_locked, read_snapshot, saved_generation, write_snapshot)
+from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, DirectoryLock, file_entry,
+                                      library_versions, maybe_locked, read_snapshot, restore_abandoned,
+                                      saved_generation, write_snapshot)
 from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
 from kgclip.index.vectors import as_ids, checked_batch, exact_top_k, normalised
 
 __all__ = ["IndexConfig", "FaissIndex"]
+
+
+_GPU_MAX_K = 2048  # faiss-gpu's largest top-k; larger k is served by the CPU index
 
 
 def _gpu_available() -> bool:
@@ -335,10 +339,11 @@ class FaissIndex:
         if ivf is not None:
             ivf.nprobe = self.config.nprobe
         hnsw = hnsw_of(self._index)
+        ef = max(self.config.ef_search, k)
         if hnsw is not None:
-            hnsw.efSearch = max(self.config.ef_search, k)
+            hnsw.efSearch = ef
         selector, keep = self._selector(allowed, cache_key)
-        gpu = self._gpu() if selector is None else None
+        gpu = self._gpu() if selector is None and k <= _GPU_MAX_K else None
         if selector is None and gpu is None and self._family == "idmap":
             # Search the wrapped index and map positions to ids in numpy: IndexIDMap2.search maps them in an OpenMP
             # loop whose thread wake-up costs milliseconds per call on a busy machine (single queries suffer most).
@@ -350,15 +355,28 @@ class FaissIndex:
             params = faiss.SearchParametersIVF() if ivf is not None else (
                 faiss.SearchParametersHNSW() if hnsw is not None else faiss.SearchParameters())
             params.sel = selector
+            boost = self._filter_boost(allowed)
             if ivf is not None:
-                params.nprobe = self.config.nprobe
+                params.nprobe = min(int(ivf.nlist), int(np.ceil(self.config.nprobe * boost)))
             if hnsw is not None:
-                params.efSearch = max(self.config.ef_search, k)
+                params.efSearch = int(np.ceil(ef * boost))
             scores, labels = self._index.search(q, k, params=params)
             del keep
         if self._family == "graph":
             labels = np.where(labels >= 0, self._pos2id[np.maximum(labels, 0)], -1)
         return scores, labels
+
+    def _filter_boost(self, allowed: np.ndarray | None) -> float:
+        """How much to widen a search that skips non-matching (or removed) entries: 1 / matching fraction, capped.
+
+        FAISS's HNSW walks every entry but keeps only selected ones, so of an ``efSearch`` candidate list only the
+        matching fraction counts towards the result; an IVF search likewise finds only the matching fraction of
+        its ``nprobe`` lists. Widening both by the inverse (at most ``filter_boost`` times) keeps recall at about
+        that of an unfiltered search.
+        """
+        total = max(1, self._index.ntotal)
+        matching = len(self) if allowed is None else len(allowed)
+        return max(1.0, min(self.config.filter_boost, total / max(1, matching)))
 
     def _id_map(self) -> np.ndarray:
         """Position -> id array of an IndexIDMap2 (cached until the next write)."""
@@ -533,7 +551,8 @@ class FaissIndex:
         """
         target = Path(directory)
         with DirectoryLock(target, timeout=lock_timeout) as lock:
-            if (target / "manifest.json").exists() or create is None:
+            restore_abandoned(target)  # a previous version left aside by a dead writer is not "no index yet"
+            if (target / MANIFEST_NAME).exists() or create is None:
                 index = cls.load(target, encoder_fingerprint)
             else:
                 index = cls(create, encoder_fingerprint=encoder_fingerprint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -22,11 +23,12 @@ import numpy as np
 
 from kgclip.errors import ArtifactCorruptError, IndexError_
 
-__all__ = ["MetadataStore", "COLUMNS", "FILTER_KEYS", "normalise_filters"]
+__all__ = ["MetadataStore", "COLUMNS", "FILTER_KEYS", "MAX_FILTER_VALUES", "normalise_filters"]
 
 #: Metadata keys stored as indexed columns (and usable as filters).
 COLUMNS = ("kind", "source", "modality", "body_part", "view", "case_id", "text")
-#: Keys accepted in ``filters`` (``concept`` / ``concepts`` match any linked concept id).
+#: Keys with their own index in ``filters`` (``concept`` / ``concepts`` match any linked concept id); any other
+#: metadata key present in the data is matched in the stored JSON.
 FILTER_KEYS = tuple(c for c in COLUMNS if c != "text") + ("concept",)
 _KINDS = {"image", "text", "case"}
 # SQLite's default limit on host parameters is 32766 (>= 3.32); stay well below it.
@@ -47,25 +49,52 @@ CREATE INDEX IF NOT EXISTS item_concepts_concept ON item_concepts(concept);
 """
 
 
+#: Metadata keys a filter may name beyond the columns: JSON-path safe names (letters, digits, ``_``, ``-``).
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+#: Most accepted values in one filter (beyond this, filter on a coarser key or search without the filter).
+MAX_FILTER_VALUES = 1_000_000
+
+
 def normalise_filters(filters: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    """Validate ``filters`` and return a canonical, hashable form (sorted keys, tuples of accepted values)."""
+    """Validate ``filters`` and return a canonical, hashable form (sorted keys, tuples of accepted values).
+
+    A key is a column (``kind``, ``source``, ``modality``, ``body_part``, ``view``, ``case_id``, ``text``),
+    ``concept`` / ``concepts`` (any linked concept id), or any other metadata key (matched in the stored JSON: a
+    scalar equal to one of the values, or a list holding one). A value is a string or number, or a list of them
+    (OR within a key, AND across keys).
+    """
     if not filters:
         return ()
+    if not isinstance(filters, Mapping):
+        raise IndexError_(f"filters must be a mapping of key -> value(s), got {type(filters).__name__}")
     out = []
     for key, value in filters.items():
         name = "concept" if key == "concepts" else key
-        if name not in FILTER_KEYS:
+        if not isinstance(name, str) or not _KEY_RE.match(name):
             raise IndexError_(
-                f"unknown filter {key!r}; valid filters are {list(FILTER_KEYS)} "
-                "(one value, or a list of accepted values)"
+                f"filter key {key!r} is not a metadata key name; valid filters are {list(FILTER_KEYS)} or another "
+                "metadata key made of letters, digits, '_' and '-'"
             )
         if value is None:
             continue
         values = tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else (value,)
         if not values:
             raise IndexError_(f"filter {key!r} has an empty list of values; drop the filter or give a value")
-        out.append((name, tuple(sorted(values, key=str))))
+        if len(values) > MAX_FILTER_VALUES:
+            raise IndexError_(f"filter {key!r} has {len(values)} values; at most {MAX_FILTER_VALUES} are accepted")
+        for v in values:
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool) or (isinstance(v, float) and v != v):
+                raise IndexError_(
+                    f"filter {key!r}: values must be strings or numbers (or a list of them), got "
+                    f"{type(v).__name__} {_short(v)}; give e.g. {{{key!r}: ['a', 'b']}}"
+                )
+        out.append((name, tuple(sorted(set(values), key=lambda v: (isinstance(v, str), str(v))))))
     return tuple(sorted(out))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class MetadataStore:
@@ -216,18 +245,36 @@ class MetadataStore:
                 return cached
             where, params = [], []
             for name, values in key:
-                marks = ",".join("?" * len(values))
+                # One JSON parameter per key, however many values: no "too many SQL variables".
                 if name == "concept":
-                    where.append(f"id IN (SELECT id FROM item_concepts WHERE concept IN ({marks}))")
+                    where.append("id IN (SELECT id FROM item_concepts WHERE concept IN (SELECT value FROM json_each(?)))")
+                elif name in COLUMNS:
+                    where.append(f"{name} IN (SELECT CAST(value AS TEXT) FROM json_each(?))")
                 else:
-                    where.append(f"{name} IN ({marks})")
-                params.extend(values)
+                    self._check_key_present(name)
+                    # json_each over a scalar yields the scalar itself, over a list each element.
+                    where.append("EXISTS (SELECT 1 FROM json_each(items.doc, ?) AS m "
+                                 "WHERE m.value IN (SELECT value FROM json_each(?)))")
+                    params.append(f'$."{name}"')
+                params.append(json.dumps(list(values)))
             rows = self._conn.execute(f"SELECT id FROM items WHERE {' AND '.join(where)} ORDER BY id", params)
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
             self._match_cache[key] = ids
             while len(self._match_cache) > 32:
                 self._match_cache.popitem(last=False)
             return ids
+
+    def _check_key_present(self, name: str) -> None:
+        """Refuse a filter on a metadata key no item has (a typo would otherwise match nothing, silently)."""
+        if self._conn.execute("SELECT 1 FROM items WHERE json_type(doc, ?) IS NOT NULL LIMIT 1",
+                              (f'$."{name}"',)).fetchone():
+            return
+        present = [r[0] for r in self._conn.execute(
+            "SELECT DISTINCT m.key FROM (SELECT doc FROM items WHERE doc IS NOT NULL LIMIT 10000), json_each(doc) AS m "
+            "ORDER BY 1 LIMIT 50")]
+        extra = [k for k in present if k not in FILTER_KEYS and k not in ("concepts",)]
+        raise IndexError_(f"unknown filter {name!r}: no item has that metadata key; valid filters are "
+                          f"{list(FILTER_KEYS)} and the other metadata keys in this index: {extra}")
 
     def stats(self) -> dict[str, Any]:
         """Counts per kind and modality (for ``kgclip index info``)."""

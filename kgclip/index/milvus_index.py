@@ -116,6 +116,7 @@ class MilvusIndex:
         self.encoder_name = encoder_name
         self._encoder_fingerprint = encoder_fingerprint
         self._lock = threading.RLock()
+        self._writer_lock: Any = None  # the DirectoryLock held by updating(), which save() then reuses
         self.uri = _ephemeral_uri() if self.ephemeral else str(config.uri)
         self._client = _connect(self.uri, token, config.timeout)
         self._open_collection(create)
@@ -329,12 +330,18 @@ class MilvusIndex:
         with self._lock:
             self.flush()
             if copy:
-                with atomic_directory(target) as tmp:
-                    self._copy_to(str(tmp / _LITE_DIR))
-                    atomic_write_json(tmp / MANIFEST_NAME, self._manifest(_LITE_DIR))
-                    # Milvus Lite keeps one server per path: stop the one serving the copy being replaced, so
-                    # the next load reads the new copy (indexes loaded from the old copy must be reloaded).
-                    _release_lite(str(target / _LITE_DIR))
+                from kgclip.index.persistence import maybe_locked, restore_abandoned
+
+                # Under the writer lock, as a FAISS save: readers then never mistake this save's temporary
+                # directory for one a dead writer left behind.
+                with maybe_locked(target, self._writer_lock, 60.0):
+                    restore_abandoned(target)
+                    with atomic_directory(target) as tmp:
+                        self._copy_to(str(tmp / _LITE_DIR))
+                        atomic_write_json(tmp / MANIFEST_NAME, self._manifest(_LITE_DIR))
+                        # Milvus Lite keeps one server per path: stop the one serving the copy being replaced, so
+                        # the next load reads the new copy (indexes loaded from the old copy must be reloaded).
+                        _release_lite(str(target / _LITE_DIR))
                 return target
             target.mkdir(parents=True, exist_ok=True)
             uri = self.uri
@@ -411,14 +418,19 @@ class MilvusIndex:
     def updating(cls, directory: str | os.PathLike[str], encoder_fingerprint: str | None = None, *,
                  lock_timeout: float = 60.0, create: MilvusIndexConfig | None = None) -> Iterator["MilvusIndex"]:
         """Load (or create with ``create``), modify and save ``directory`` under its writer lock (as FAISS does)."""
-        from kgclip.index.persistence import DirectoryLock
+        from kgclip.index.persistence import DirectoryLock, restore_abandoned
 
         target = Path(directory)
-        with DirectoryLock(target, timeout=lock_timeout):
+        with DirectoryLock(target, timeout=lock_timeout) as lock:
+            restore_abandoned(target)
             if (target / MANIFEST_NAME).exists() or create is None:
                 index = cls.load(target, encoder_fingerprint)
             else:
                 index = cls(create, encoder_fingerprint=encoder_fingerprint)
-            yield index
-            index.save(target)
+            index._writer_lock = lock
+            try:
+                yield index
+                index.save(target)
+            finally:
+                index._writer_lock = None
 

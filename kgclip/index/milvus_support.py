@@ -70,6 +70,11 @@ def milvus_filter(filters: Mapping[str, Any] | None) -> str:
     """
     parts = []
     for name, values in normalise_filters(filters):
+        if name != "concept" and name not in COLUMNS:
+            raise IndexError_(
+                f"unknown filter {name!r} for a Milvus index: valid filters are {[*FILTER_COLUMNS, 'text', 'concept']} "
+                "(filters on other metadata keys need the faiss backend)"
+            )
         listed = ", ".join(_literal(v) for v in values)
         parts.append(f"array_contains_any(concepts, [{listed}])" if name == "concept" else f"{name} in [{listed}]")
     return " and ".join(parts)

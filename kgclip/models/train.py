@@ -32,14 +32,14 @@ import torch.nn.functional as F
 from kgclip.atomic import atomic_directory, atomic_write_json
 from kgclip.config import Config, kgclip_home
 from kgclip.errors import ArtifactCorruptError, ConfigError
-from kgclip.models.kgclip import KGClipConfig, KGClipModel
+from kgclip.models.kgclip import KGClipConfig, KGClipModel, KGClipOutput
 from kgclip.models.losses import (batch_concept_targets, concept_alignment_loss, concept_soft_targets,
                                   soft_info_nce)
 from kgclip.models.retrieval_metrics import RetrievalMetrics, relevance_from_keys, retrieval_metrics
 from kgclip.models.train_data import PairFeatures
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_pairs", "evaluate_retrieval", "split_by_group",
-           "default_out_dir"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_pairs", "evaluate_retrieval", "encode_pair_images",
+           "split_by_group", "default_out_dir", "frozen_feature_source", "pretrained_recipe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +162,7 @@ def evaluate_retrieval(model: KGClipModel, features: PairFeatures, indices: Sequ
     idx = list(range(len(features))) if indices is None else list(indices)
     model.eval()
     device = model.logit_scale.device
-    image_emb = model.encode_images(features.images[idx], batch_size=batch_size)
+    image_emb = encode_pair_images(model, features, idx, batch_size)
     text_parts = []
     for i in range(0, len(idx), batch_size):
         rows = idx[i:i + batch_size]
@@ -171,6 +171,25 @@ def evaluate_retrieval(model: KGClipModel, features: PairFeatures, indices: Sequ
     texts = [features.texts[i] for i in idx]
     relevant = relevance_from_keys(texts, texts)
     return retrieval_metrics(image_emb, torch.cat(text_parts), relevant)
+
+
+@torch.no_grad()
+def encode_pair_images(model: KGClipModel, features: PairFeatures, indices: Sequence[int] | None = None,
+                       batch_size: int = 128) -> torch.Tensor:
+    """Unit image embeddings of ``features`` (its cached tower features when it has them, else its pixels).
+
+    Shapes: -> ``[len(indices), embed_dim]`` float32 on the CPU.
+    """
+    idx = list(range(len(features))) if indices is None else list(indices)
+    if features.image_feats is None:
+        return model.encode_images(features.images[idx], batch_size=batch_size)
+    was = model.training
+    model.eval()
+    device = model.logit_scale.device
+    out = [model.encode_image_features(features.image_feats[idx[i:i + batch_size]].to(device)).float().cpu()
+           for i in range(0, len(idx), batch_size)]
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
 
 
 def _score(metrics: RetrievalMetrics) -> float:
@@ -264,6 +283,14 @@ def train(config: TrainConfig, features: PairFeatures, out_dir: str | os.PathLik
     if features.text_emb.shape[1] != model.text_encoder.dim:
         raise ConfigError(f"features hold {features.text_emb.shape[1]}-d caption vectors but the text tower gives "
                           f"{model.text_encoder.dim}; prepare features with the model's text tower")
+    part = model.frozen_features_part()
+    if (part is None) != (features.image_feats is None) or (
+            part is not None and features.image_feats is not None and (features.image_feats.dim() == 2) != (part == "pooled")):
+        raise ConfigError(
+            f"model.train_blocks={config.model.train_blocks} trains on {part or 'pixels'}, but the features hold "
+            f"{'pixels' if features.image_feats is None else 'tower features'}; prepare them with "
+            f"prepare_features(..., image_features=TowerFeatures(tower), image_part={part!r})" if part else
+            "prepare them without image_features (train_blocks -1 trains the whole tower on pixels)")
     if config.model.enrichment != "none":
         features = features.with_concepts(model)
     train_idx, val_idx = split_by_group(features.groups, config.val_fraction, config.seed)
@@ -306,11 +333,15 @@ def train(config: TrainConfig, features: PairFeatures, out_dir: str | os.PathLik
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             rows = order[step_in_epoch * batch:(step_in_epoch + 1) * batch]
-            pixels = images[rows].float() / 255.0
-            if config.augment:
-                pixels = _augment(pixels, gen, config.crop_scale_min)
             concepts = [t[rows] for t in features.concepts]
-            out = model(model.prepare_pixels(pixels), features.text_emb[rows], *concepts)
+            if features.image_feats is not None:  # a frozen (or partly frozen) pretrained tower: cached features
+                out = KGClipOutput(model.encode_image_features(features.image_feats[rows]),
+                                   model.encode_text_features(features.text_emb[rows], *concepts), model.scale())
+            else:
+                pixels = images[rows].float() / 255.0
+                if config.augment:
+                    pixels = _augment(pixels, gen, config.crop_scale_min)
+                out = model(model.prepare_pixels(pixels), features.text_emb[rows], *concepts)
             if config.soft_target_weight > 0:
                 targets = concept_soft_targets(features.link_idx[rows], features.link_mask[rows],
                                                config.soft_target_weight)
@@ -363,6 +394,38 @@ def train(config: TrainConfig, features: PairFeatures, out_dir: str | os.PathLik
                        seconds=time.perf_counter() - start, n_train=len(train_idx), n_val=len(val_idx))
 
 
+def pretrained_recipe(train_blocks: int = 0, **model_options: Any) -> TrainConfig:
+    """The default KG-CLIP recipe on the pretrained EfficientNet-Lite0 tower (chosen on MedPix validation cases
+    carved from train; see ``benchmarks/bench_retrieval_medpix.py --split val``).
+
+    Args:
+        train_blocks: 0 trains on frozen pooled features (seconds per run once the features are cached); k > 0 also
+            fine-tunes the tower's last k blocks and head (on the cached input of those blocks).
+        **model_options: other :class:`~kgclip.models.kgclip.KGClipConfig` fields (``enrichment``...).
+    """
+    model = KGClipConfig(image_tower="efficientnet-lite0", train_blocks=train_blocks, image_hidden=512,
+                         **model_options)
+    return TrainConfig(model=model, epochs=30, batch_size=128, lr=1e-3, warmup_steps=20, augment=False)
+
+
+def frozen_feature_source(model_config: KGClipConfig, **options: Any) -> dict[str, Any]:
+    """``prepare_features`` arguments for a model that trains on cached tower outputs (``{}`` for pixels).
+
+    Args:
+        model_config: the architecture (its ``image_tower`` and ``train_blocks``).
+        **options: :class:`kgclip.models.features.TowerFeatures` options (``cache_dir``, ``device``...).
+    """
+    if model_config.train_blocks < 0:
+        return {}
+    from kgclip.models.backbones import load_image_tower
+    from kgclip.models.features import TowerFeatures
+
+    tower = load_image_tower(model_config.image_tower)
+    k = model_config.train_blocks
+    part = "pooled" if k == 0 else f"tap{int(getattr(tower, 'n_blocks', 0)) - k}"
+    return {"image_features": TowerFeatures(tower, **options), "image_part": part}
+
+
 def default_out_dir() -> Path:
     """``indexes/model`` of the checkout when it exists, else ``kgclip_home()/model``."""
     repo_indexes = Path(__file__).resolve().parents[2] / "indexes"
@@ -392,7 +455,8 @@ def train_pairs(config: TrainConfig, pairs: Sequence[Any], out_dir: str | os.Pat
     graph = load_concept_graph()
     linker = ConceptLinker.from_graph(graph)
     features = prepare_features(pairs, image_size=config.model.image_size, text_encoder=text_encoder,
-                                linker=linker, cache_dir=cache_dir, progress=progress)
+                                linker=linker, cache_dir=cache_dir, progress=progress,
+                                **frozen_feature_source(config.model))
     table: dict[str, Any] = {}
     enrichment = config.model.enrichment
     if enrichment != "none":

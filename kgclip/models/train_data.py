@@ -124,6 +124,8 @@ class PairFeatures:
             (for the concept-overlap soft targets, whatever the model's concept table).
         concepts: the model's ``(idx, mask, neg_idx, neg_mask)`` ``[N, K]`` tensors (empty when not enriched).
         fingerprint: of the pairs, image size, text tower and links.
+        image_feats: cached outputs of a frozen pretrained tower (pooled ``[N, D]`` or a block input
+            ``[N, C, h, w]``) when training runs on features instead of pixels; ``images`` is then empty ``[N, 0]``.
     """
 
     texts: list[str]
@@ -136,6 +138,7 @@ class PairFeatures:
     link_mask: torch.Tensor
     concepts: tuple[torch.Tensor, ...] = ()
     fingerprint: str = ""
+    image_feats: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -170,7 +173,7 @@ def _cached_tensor(path: Path, build: Any) -> torch.Tensor:
 
 def prepare_features(pairs: Sequence[ImageTextPair], *, image_size: int, text_encoder: Any, linker: Any = None,
                      max_link_concepts: int = 16, cache_dir: str | os.PathLike[str] | None = None,
-                     progress: bool = True) -> PairFeatures:
+                     progress: bool = True, image_features: Any = None, image_part: str = "pooled") -> PairFeatures:
     """Decode, resize and encode ``pairs`` once (cached under ``cache_dir``, default ``kgclip_home()/cache``).
 
     Args:
@@ -181,6 +184,9 @@ def prepare_features(pairs: Sequence[ImageTextPair], *, image_size: int, text_en
         max_link_concepts: affirmed concepts per pair kept for the soft targets.
         cache_dir: cache root; ``False``-like empty string disables the disk cache.
         progress: show progress bars.
+        image_features: a :class:`kgclip.models.features.TowerFeatures`: images are not decoded at ``image_size``;
+            its cached ``image_part`` (``"pooled"``, ``"tap<k>"``) becomes ``image_feats``.
+        image_part: which tower output to keep (see :meth:`kgclip.models.kgclip.KGClipModel.frozen_features_part`).
     """
     from tqdm.auto import tqdm
 
@@ -203,7 +209,15 @@ def prepare_features(pairs: Sequence[ImageTextPair], *, image_size: int, text_en
             pairs, desc=f"decoding images at {image_size} px", disable=not progress, leave=False)])
         return torch.from_numpy(arr).unsqueeze(1)
 
-    images = _cached_tensor(root / "pairs" / f"images-{image_fp}.safetensors", build_images)
+    image_feats = None
+    if image_features is not None:
+        image_feats = image_features.features([p.image for p in pairs], (image_part,), show_progress=progress)[
+            image_part]
+        image_fp = Hasher().update_str(image_fp).update_str(image_features.fingerprint).update_str(
+            image_part).hexdigest()
+        images = torch.zeros(len(pairs), 0, dtype=torch.uint8)
+    else:
+        images = _cached_tensor(root / "pairs" / f"images-{image_fp}.safetensors", build_images)
     texts = [p.text for p in pairs]
     text_fp = Hasher().update_str(str(text_encoder.fingerprint)).update_json(texts).hexdigest()
     text_emb = _cached_tensor(root / "pairs" / f"text-{text_fp}.safetensors",
@@ -220,7 +234,7 @@ def prepare_features(pairs: Sequence[ImageTextPair], *, image_size: int, text_en
     fp = Hasher().update_str(image_fp).update_str(text_fp).update_json(links).hexdigest()
     return PairFeatures(texts=texts, groups=[p.group for p in pairs], meta=[dict(p.meta) for p in pairs],
                         images=images, text_emb=text_emb, links=links, link_idx=link_idx, link_mask=link_mask,
-                        fingerprint=fp)
+                        fingerprint=fp, image_feats=image_feats)
 
 
 def load_concept_graph() -> Any:

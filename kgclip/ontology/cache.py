@@ -100,6 +100,7 @@ def save_cache(graph: ConceptGraph, path: str | os.PathLike[str], *, fingerprint
         "origins": json.dumps(cols.origins),
         "dangling": json.dumps([[r.source, r.type, r.target, r.origin] for r in cols.dangling]),
         "duplicate_ids": json.dumps(cols.duplicate_ids),
+        "declared_relation_types": json.dumps(cols.declared_relation_types),
         "graph_fingerprint": graph.fingerprint() if fingerprint is True else (fingerprint or ""),
         "sources": json.dumps(list(sources)),
         "kgclip_version": kgclip_version(),
@@ -119,7 +120,7 @@ def read_cache_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
             meta = dict(handle.metadata() or {})
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a truncated or foreign file
         raise ArtifactCorruptError(f"cannot read ontology cache {path}: {exc}. Delete it and rebuild it") from exc
-    for key in ("relation_types", "origins", "dangling", "duplicate_ids", "sources"):
+    for key in ("relation_types", "origins", "dangling", "duplicate_ids", "sources", "declared_relation_types"):
         if key in meta:
             meta[key] = json.loads(meta[key])
     return meta
@@ -160,7 +161,8 @@ def load_cache(path: str | os.PathLike[str], *, verify: bool = False) -> Concept
             edge_source=t["src"], edge_type=t["rel"], edge_target=t["dst"], edge_origin=t["org"],
             relation_types=json.loads(meta["relation_types"]), origins=json.loads(meta["origins"]),
             dangling=[Relation(*r) for r in json.loads(meta["dangling"])],
-            duplicate_ids=json.loads(meta["duplicate_ids"]))
+            duplicate_ids=json.loads(meta["duplicate_ids"]),
+            declared_relation_types=[str(t) for t in json.loads(meta.get("declared_relation_types", "[]"))])
         if len(columns.ids) != n or len(columns.edge_source) != int(meta["relations"]):
             raise ValueError("counts differ from the metadata")
         graph = ConceptGraph.from_columns(columns, name=meta.get("name", "graph"))

@@ -9,7 +9,8 @@ whether an import since then was too large to list its ids (more than :data:`IMP
 
 Revert patches (``ChangeEntry.revert``) are JSON: ``remove_touching`` (ids whose relations all go),
 ``remove_relations`` (``[source, type, target]``), ``restore_concepts`` (concept records), ``remove_concepts``
-(ids) and ``add_relations`` (``[source, type, target, origin]``), applied in that order by :func:`apply_revert`.
+(ids), ``add_relations`` (``[source, type, target, origin]``) and ``undeclare_relation_types`` (names), applied in
+that order by :func:`apply_revert`.
 
 Example:
     >>> log = Changelog()
@@ -33,10 +34,33 @@ from typing import Any
 from kgclip.errors import CurationError, InputFormatError
 from kgclip.ontology.model import Concept, ConceptGraph, Relation
 
-__all__ = ["ChangeEntry", "Changelog", "CHANGELOG_FILE", "IMPORT_ID_LIMIT", "apply_revert"]
+__all__ = ["ChangeEntry", "Changelog", "CHANGELOG_FILE", "IMPORT_ID_LIMIT", "apply_revert", "json_line", "jsonl_lines"]
 
 CHANGELOG_FILE = "changelog.jsonl"  # its name inside a graph directory
 IMPORT_ID_LIMIT = 10_000  # an import touching more ids than this records "full refresh" instead of the list
+
+
+# Line breaks for str.splitlines() (and editors) that JSON leaves unescaped; written as \u escapes.
+_LINE_BREAK_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
+def json_line(obj: Any) -> str:
+    """``obj`` as one line of JSON Lines (no trailing newline): keys sorted, non-ASCII text kept readable, and every
+    character that a tool may take for a line break (U+0085, U+2028, U+2029; JSON escapes the C0 controls) escaped.
+    Read such files back with :func:`jsonl_lines`."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).translate(_LINE_BREAK_ESCAPES)
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of each non-blank line of a JSON Lines text, split on ``\\n`` only.
+
+    ``str.splitlines()`` would also split inside a JSON string holding U+2028 / U+2029 / U+0085 (which older writers
+    left unescaped), breaking that entry in two.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            yield number, line
 
 
 def _now() -> str:
@@ -53,7 +77,7 @@ class ChangeEntry:
     Attributes:
         seq: 1-based sequence number, increasing through the log.
         op: ``add_concept``, ``update_concept``, ``deprecate``, ``merge``, ``add_relation``, ``remove_relation``,
-            ``import`` or ``undo``.
+            ``declare_relation_type``, ``import`` or ``undo``.
         args: the edit's arguments, as given.
         concept_ids: ids whose concept or relations changed (what an incremental refresh must re-encode).
         timestamp: UTC, ISO 8601.
@@ -72,15 +96,29 @@ class ChangeEntry:
     revert: dict[str, Any] | None = None
 
     def to_json(self) -> str:
+        """One line of JSON: non-ASCII text stays readable, but every character that some tool treats as a line
+        break (U+0085, U+2028, U+2029; the C0 controls are escaped by JSON itself) is written as a ``\\u`` escape,
+        so the file has exactly one entry per ``\\n``."""
         d = dataclasses.asdict(self)
         d["concept_ids"] = list(self.concept_ids)
-        return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return json_line(d)
 
     @classmethod
     def from_json(cls, line: str) -> "ChangeEntry":
+        """Parse one line; ``ValueError`` (or ``TypeError``) when it is not a well-formed entry."""
         d = json.loads(line)
-        d["concept_ids"] = tuple(d.get("concept_ids", ()))
-        return cls(**d)
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        entry = cls(**{**d, "concept_ids": tuple(d.get("concept_ids") or ())})
+        if not (isinstance(entry.seq, int) and isinstance(entry.op, str) and isinstance(entry.args, dict)
+                and (entry.revert is None or isinstance(entry.revert, dict))
+                and all(isinstance(c, str) for c in entry.concept_ids)
+                and all(isinstance(x, (str, type(None))) for x in (entry.author, entry.reason, entry.timestamp))):
+            raise ValueError("a field has the wrong type")
+        undone = entry.args.get("undone", [])
+        if not isinstance(undone, list) or not all(isinstance(s, int) for s in undone):
+            raise ValueError("'undone' is not a list of sequence numbers")
+        return entry
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items() if v not in (None, (), [], ""))
@@ -147,12 +185,10 @@ class Changelog:
     @classmethod
     def from_jsonl(cls, text: str, *, path: str = "<changelog>") -> "Changelog":
         entries = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        for number, line in jsonl_lines(text):
             try:
                 entries.append(ChangeEntry.from_json(line))
-            except (json.JSONDecodeError, TypeError) as exc:
+            except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
                 raise InputFormatError(f"not a changelog entry ({exc}); restore the file from git", path=path,
                                        line=number) from exc
         return cls(entries)
@@ -210,3 +246,5 @@ def apply_revert(graph: ConceptGraph, patch: dict[str, Any]) -> None:
         graph.remove_concept(cid)
     for s, t, d, o in patch.get("add_relations", ()):
         graph.add_relation(Relation(s, t, d, o))
+    for relation_type in patch.get("undeclare_relation_types", ()):
+        graph.undeclare_relation_type(relation_type)

@@ -36,16 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.errors import CurationError
+from kgclip.ontology import store
 from kgclip.ontology.changelog import (CHANGELOG_FILE, ChangeEntry, Changelog, apply_revert,
                                       concept_from_json, concept_to_json, relation_to_json)
+from kgclip.ontology.commit import recover
+from kgclip.ontology.ids import REPLACED_BY, id_problem, normalize_relation_type, relation_type_problem, text_problem
 from kgclip.ontology.locking import LOCK_TIMEOUT, graph_dir_lock, meta_stamp
-from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation, ValidationReport, normalize_relation_type
+from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation, ValidationReport
 from kgclip.ontology.query import IsAParents, find_concepts
 
 __all__ = ["Curator", "Changelog", "ChangeEntry", "find_concepts", "REPLACED_BY"]
 
-REPLACED_BY = "replaced_by"  # relation from a deprecated / merged-away concept to the one that replaces it
-_ID_RE = re.compile(r"^[^\s:]+:\S(?:.*\S)?$")
+_TYPE_SPELLING = re.compile(r"^[A-Za-z][A-Za-z0-9 _-]*$")  # other spellings of a type name ("Has Symptom")
 _UNSEEN = object()  # a curator built from a graph has not seen its directory: its first save does not check
 
 
@@ -90,10 +92,10 @@ class Curator:
     def open(cls, directory: str | os.PathLike[str], *, author: str | None = None, autosave: bool = True,
              lock_timeout: float | None = None) -> "Curator":
         """A curator over the graph stored in ``directory`` (and its changelog); see also :meth:`locked`."""
-        from kgclip.ontology.store import load_graph_dir
-
+        if Path(directory).is_dir():
+            recover(directory)  # finish a save that a crash interrupted, before taking the stamp it changes
         seen = meta_stamp(Path(directory))  # read before the graph: a save in between shows up as a conflict
-        graph = load_graph_dir(directory)
+        graph = store.load_graph_dir(directory)
         curator = cls(graph, directory, changelog=Changelog.load(Path(directory) / CHANGELOG_FILE), author=author,
                       autosave=autosave, lock_timeout=lock_timeout)
         curator._seen = seen
@@ -112,8 +114,6 @@ class Curator:
             >>> with Curator.locked("ontologies/radlex", author="ann") as cur:   # doctest: +SKIP
             ...     cur.add_relation("RADLEX:RID1301", "part_of", "RADLEX:RID1243")
         """
-        from kgclip.ontology import store
-
         if not store.is_graph_dir(directory):
             store.load_graph_dir(directory)  # raises the "create it with import" error, creating nothing
         timeout = LOCK_TIMEOUT if timeout is None else timeout
@@ -134,8 +134,6 @@ class Curator:
                 curator from :meth:`open` that another writer overtook, or a writer that ignores the lock).
             LockedError: another writer held the lock for longer than ``lock_timeout``.
         """
-        from kgclip.ontology import store
-
         target = Path(directory) if directory is not None else self.directory
         if target is None:
             raise CurationError("this curator has no directory; pass one to save()")
@@ -180,12 +178,52 @@ class Curator:
     def _is_a_path(self, starts: Iterable[str], goals: set[str]) -> list[str] | None:
         return self._is_a_parents().path(starts, goals)
 
-    def _check_id(self, op: str, concept_id: str) -> None:
-        if not isinstance(concept_id, str) or not _ID_RE.match(concept_id) or "\t" in concept_id:
-            raise self._fail(op, f"invalid id {concept_id!r}: ids are namespaced like 'RADLEX:RID3441' or "
-                                 "'DOID:1324', without spaces at either end")
+    def _check_id(self, op: str, concept_id: str, what: str = "id") -> None:
+        problem = id_problem(concept_id)
+        if problem:
+            raise self._fail(op, f"invalid {what} {concept_id!r}: {problem}")
 
-    # ------------------------------------------------------------------ edits
+    def _check_text(self, op: str, field: str, value: object, *, empty: bool = False,
+                    multiline: bool = False) -> None:
+        problem = text_problem(value, empty=empty, multiline=multiline)
+        if problem:
+            raise self._fail(op, f"invalid {field} {value!r}: {problem}")
+
+    def _check_fields(self, op: str, *, name: object = None, synonyms: Iterable[object] = (),
+                      semantic_types: Iterable[object] = (), definition: object = None, source: object = None,
+                      xrefs: Iterable[object] = ()) -> None:
+        """Names, synonyms and types are non-empty single-line text; definitions may hold newlines; no field holds
+        a control or line-separator character; xrefs are namespaced ids. ``None`` skips a field."""
+        if name is not None:
+            self._check_text(op, "name", name)
+        for synonym in synonyms:
+            self._check_text(op, "synonym", synonym)
+        for semantic_type in semantic_types:
+            self._check_text(op, "semantic type", semantic_type)
+        if definition is not None:
+            self._check_text(op, "definition", definition, empty=True, multiline=True)
+        if source is not None:
+            self._check_text(op, "source", source, empty=True)
+        for xref in xrefs:
+            self._check_id(op, xref, "xref")  # type: ignore[arg-type]
+
+    def _check_relation_type(self, op: str, relation_type: str, *, declared: bool = True) -> str:
+        """The relation type to store: as given, or a declared type written with spaces, hyphens or capitals
+        (``"Has Symptom"`` -> ``has_symptom``). Anything else invalid (empty, a path) is refused, never renamed."""
+        problem = relation_type_problem(relation_type)
+        if problem and isinstance(relation_type, str) and _TYPE_SPELLING.match(relation_type):
+            spelled = normalize_relation_type(relation_type)
+            if spelled in self.graph.declared_relation_types:
+                return spelled
+        if problem:
+            raise self._fail(op, f"invalid relation type {relation_type!r}: {problem}")
+        if declared and relation_type not in self.graph.declared_relation_types:
+            raise self._fail(op, f"relation type {relation_type!r} is not declared in graph {self.graph.name!r} "
+                                 f"(declared: {', '.join(self.graph.declared_relation_types)}); declare it first with "
+                                 f"`kgclip ontology declare-relation DIR {relation_type}` "
+                                 "(Curator.declare_relation_type), or import a source that uses it")
+        return relation_type
+
     def add_concept(self, concept_id: str | Concept, name: str = "", *, synonyms: Sequence[str] = (),
                     semantic_types: Sequence[str] = (), definition: str = "", source: str = "curator",
                     xrefs: Sequence[str] = (), parents: Sequence[str] = (), reason: str | None = None,
@@ -198,6 +236,10 @@ class Curator:
             concept = Concept(concept_id, name, tuple(synonyms), tuple(semantic_types), definition, source, False,
                               tuple(xrefs))
         self._check_id(op, concept.id)
+        self._check_fields(op, name=concept.name, synonyms=concept.synonyms, semantic_types=concept.semantic_types,
+                           definition=concept.definition, source=concept.source, xrefs=concept.xrefs)
+        for parent in parents:
+            self._check_id(op, parent, "parent id")
         if concept.id in self.graph:
             raise self._fail(op, f"concept {concept.id!r} already exists; use update_concept to change it")
         parents = list(dict.fromkeys(parents))
@@ -222,6 +264,9 @@ class Curator:
         """Change fields of a concept; ``None`` leaves a field as it is."""
         op = "update_concept"
         self._require(op, concept_id)
+        self._check_fields(op, name=name, synonyms=[*(synonyms or ()), *add_synonyms],
+                           semantic_types=semantic_types or (), definition=definition, source=source,
+                           xrefs=[*(xrefs or ()), *add_xrefs])
         old = self.graph.concept(concept_id)
         syn = tuple(synonyms) if synonyms is not None else old.synonyms
         missing = [s for s in remove_synonyms if s not in syn]
@@ -312,11 +357,22 @@ class Curator:
             {"remove_touching": [keep, other], "restore_concepts": [concept_to_json(a), concept_to_json(b)],
              "add_relations": [relation_to_json(r) for r in snapshot.values()]}, reason, author, apply, parent_updates)
 
+    def declare_relation_type(self, relation_type: str, *, reason: str | None = None,
+                              author: str | None = None) -> ChangeEntry:
+        """Let curated edits use ``relation_type`` (``add_relation`` refuses undeclared types, so that a typo such as
+        ``locatd_in`` never becomes a new type). Types a source used, and the built-in ones, need no declaration."""
+        op = "declare_relation_type"
+        self._check_relation_type(op, relation_type, declared=False)
+        if relation_type in self.graph.declared_relation_types:
+            raise self._fail(op, f"relation type {relation_type!r} is already declared in graph {self.graph.name!r}")
+        return self._commit(op, {"type": relation_type}, [], {"undeclare_relation_types": [relation_type]}, reason,
+                            author, lambda: self.graph.declare_relation_type(relation_type))
+
     def add_relation(self, source: str, relation_type: str, target: str, *, origin: str = "curator",
                      reason: str | None = None, author: str | None = None) -> ChangeEntry:
         """Add ``source --relation_type--> target``; an ``is_a`` edge that would close a cycle is refused."""
         op = "add_relation"
-        rtype = normalize_relation_type(relation_type)
+        rtype = self._check_relation_type(op, relation_type)
         self._require(op, source, target, live=True)
         if source == target:
             raise self._fail(op, f"a relation from {source!r} to itself is not allowed")
@@ -338,7 +394,7 @@ class Curator:
                         author: str | None = None) -> ChangeEntry:
         """Remove ``source --relation_type--> target``."""
         op = "remove_relation"
-        rtype = normalize_relation_type(relation_type)
+        rtype = self._check_relation_type(op, relation_type, declared=False)
         self._require(op, source, target)
         found = [r for r in self.graph.relations(source, rtype, "out") if r.target == target]
         if not found:
@@ -395,9 +451,10 @@ class Curator:
                 self._revert(entry.revert or {})
                 done.append(entry)
         except Exception as exc:
+            failed = entry
             for entry in reversed(done):  # put back what was already reverted, then report
                 self._reapply(entry)
-            raise CurationError(f"undo of #{entry.seq} ({entry.op}) failed: {exc}; the graph was left as it was. "
+            raise CurationError(f"undo of #{failed.seq} ({failed.op}) failed: {exc}; the graph was left as it was. "
                                 "Was the graph edited outside the curator?") from exc
         self._parents = None
         self.changelog.append("undo", {"n": n, "undone": [e.seq for e in undone]}, ids, author=author or self.author,
@@ -419,7 +476,7 @@ class Curator:
             args["concept_id"] = concept_from_json(args.pop("concept"))
         elif entry.op in ("update_concept", "deprecate"):
             args["concept_id"] = args.pop("id")
-        elif entry.op in ("add_relation", "remove_relation"):
+        elif entry.op in ("add_relation", "remove_relation", "declare_relation_type"):
             args["relation_type"] = args.pop("type")
         saved, self.autosave = self.autosave, False
         try:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kgclip.errors import DuplicateConceptError, UnknownConceptError
+from kgclip.errors import DuplicateConceptError, InputFormatError, UnknownConceptError
 from kgclip.fingerprint import Hasher
 from kgclip.ontology import adjacency
 from kgclip.ontology.ids import (  # noqa: F401 - re-exported: model is the import path users know
+    BUILTIN_RELATION_TYPES,
     HAS_PART,
     IS_A,
     PART_OF,
@@ -96,6 +97,8 @@ class ConceptGraph:
         self._origin_index: dict[str, int] = {"": 0}
         self._dangling: list[Relation] = []
         self._duplicates: dict[str, None] = {}
+        self._declared: dict[str, None] = {}  # relation types declared without (yet) having relations
+        self._used_cache: tuple[int, list[str]] | None = None  # (version, used_relation_types)
         self._csr_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._version = 0  # bumped on every mutation; caches key on it
         self._fingerprint: tuple[int, str] | None = None  # (version, digest): fingerprint() is ~1 s on 59k concepts
@@ -147,7 +150,10 @@ class ConceptGraph:
                 yield from graph.relations()
                 yield from graph._dangling
 
-        return cls.from_records(records(), name=name)
+        merged = cls.from_records(records(), name=name)
+        for graph in graphs:
+            merged._declared.update(graph._declared)
+        return merged
 
     def copy(self) -> "ConceptGraph":
         """An independent copy (edits to it do not touch this graph)."""
@@ -155,7 +161,7 @@ class ConceptGraph:
         for attr in ("_ids", "_names", "_synonyms", "_types", "_definitions", "_sources", "_xrefs",
                      "_rel_types", "_origins", "_dangling"):
             setattr(other, attr, list(getattr(self, attr)))
-        for attr in ("_index", "_rel_index", "_origin_index", "_duplicates"):
+        for attr in ("_index", "_rel_index", "_origin_index", "_duplicates", "_declared"):
             setattr(other, attr, dict(getattr(self, attr)))
         for attr in ("_src", "_rel", "_dst", "_org"):
             setattr(other, attr, array("i", getattr(self, attr)))
@@ -172,7 +178,7 @@ class ConceptGraph:
             definitions=self._definitions, sources=self._sources, deprecated=bytes(self._deprecated),
             xrefs=self._xrefs, edge_source=src, edge_type=rel, edge_target=dst, edge_origin=org,
             relation_types=list(self._rel_types), origins=list(self._origins), dangling=list(self._dangling),
-            duplicate_ids=list(self._duplicates),
+            duplicate_ids=list(self._duplicates), declared_relation_types=list(self._declared),
         )
 
     @classmethod
@@ -205,6 +211,7 @@ class ConceptGraph:
         graph._origin_index = {o: i for i, o in enumerate(graph._origins)}
         graph._dangling = list(columns.dangling)
         graph._duplicates = dict.fromkeys(columns.duplicate_ids)
+        graph._declared = dict.fromkeys(columns.declared_relation_types)
         return graph
 
     # ------------------------------------------------------------------ concepts
@@ -286,8 +293,9 @@ class ConceptGraph:
         self._set_concept(self.index_of(concept.id), concept)
 
     def _append_concept(self, c: Concept) -> int:
-        if not c.id or c.id != c.id.strip():
-            raise ValueError(f"invalid concept id {c.id!r}: ids are non-empty and carry no surrounding spaces")
+        if not isinstance(c.id, str) or not c.id or c.id != c.id.strip():
+            raise InputFormatError(f"invalid concept id {c.id!r}: ids are non-empty and carry no surrounding spaces; "
+                                   "fix the record (a reader skips it with --on-error skip)")
         i = len(self._ids)
         self._index[c.id] = i
         self._ids.append(c.id)
@@ -351,6 +359,41 @@ class ConceptGraph:
         """Relations whose source or target is not in the graph (kept aside, reported by :meth:`validate`)."""
         return list(self._dangling)
 
+    @property
+    def declared_relation_types(self) -> list[str]:
+        """Relation types this graph accepts in curated edits, sorted: the built-in ones
+        (:data:`~kgclip.ontology.ids.BUILTIN_RELATION_TYPES`), every type that has relations (from a source or an
+        edit), and the types declared with :meth:`declare_relation_type`."""
+        return sorted(BUILTIN_RELATION_TYPES.union(self.used_relation_types, self._declared))
+
+    @property
+    def used_relation_types(self) -> list[str]:
+        """Relation types that have at least one relation (unlike :attr:`relation_types`, which also keeps the names
+        of types whose relations were all removed)."""
+        cached = self._used_cache
+        if cached is None or cached[0] != self._version:
+            _, rel, _ = self.edge_arrays()
+            present = np.bincount(rel, minlength=len(self._rel_types)) > 0 if len(rel) else ()
+            cached = self._used_cache = (self._version, [t for t, p in zip(self._rel_types, present) if p])
+        return list(cached[1])
+
+    def declare_relation_type(self, relation_type: str) -> bool:
+        """Accept ``relation_type`` in curated edits from now on (:meth:`declared_relation_types`); ``False`` if it
+        already was. The name is checked by the curator; this only records it."""
+        if relation_type in self.declared_relation_types:
+            return False
+        self._declared[relation_type] = None
+        self._touch()
+        return True
+
+    def undeclare_relation_type(self, relation_type: str) -> bool:
+        """Forget a declaration made with :meth:`declare_relation_type` (types in use stay accepted)."""
+        if relation_type not in self._declared:
+            return False
+        del self._declared[relation_type]
+        self._touch()
+        return True
+
     def relation_type_id(self, relation_type: str, create: bool = False) -> int:
         r = self._rel_index.get(relation_type)
         if r is None:
@@ -371,10 +414,20 @@ class ConceptGraph:
         return o
 
     def _append_edge(self, r: Relation) -> None:
-        self._src.append(self._index[r.source])
-        self._rel.append(self.relation_type_id(r.type, create=True))
-        self._dst.append(self._index[r.target])
-        self._org.append(self._origin_id(r.origin))
+        row = (self._index[r.source], self.relation_type_id(r.type, create=True), self._index[r.target],
+               self._origin_id(r.origin))
+        try:
+            for column, value in zip((self._src, self._rel, self._dst, self._org), row):
+                column.append(value)
+        except BufferError:
+            # A numpy view from edge_arrays() is still alive (held by a caller, or by a traceback): an array that
+            # exports its buffer cannot grow. Undo the partial append and grow copies instead; the view keeps the
+            # old data.
+            n = len(self._org)
+            self._src, self._rel, self._dst, self._org = (array("i", c[:n]) for c in
+                                                          (self._src, self._rel, self._dst, self._org))
+            for column, value in zip((self._src, self._rel, self._dst, self._org), row):
+                column.append(value)
         self._touch()
 
     def add_relation(self, relation: Relation) -> bool:
@@ -484,6 +537,7 @@ class ConceptGraph:
             src, rel, dst = self.edge_arrays()
             mask = rel == r
             existing = set(zip(src[mask].tolist(), dst[mask].tolist()))
+            del src, rel, dst  # views of the edge buffers: appending below must not find them exported
         added = 0
         for i, xrefs in enumerate(self._xrefs):
             for xref in xrefs:

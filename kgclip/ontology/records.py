@@ -134,6 +134,7 @@ class GraphColumns:
     origins: list[str]
     dangling: list[Relation]
     duplicate_ids: list[str]
+    declared_relation_types: list[str] = dataclasses.field(default_factory=list)  # declared, without relations yet
 
     def check(self) -> None:
         """Raise ``ValueError`` when the columns disagree in length or edges point outside the node range."""

@@ -10,9 +10,11 @@ binary cache (:mod:`kgclip.ontology.cache`) and the RDF export (:mod:`kgclip.ont
     meta.json        name, sources with fingerprints, graph fingerprint, counts, file fingerprints, kgclip version
     .lock            the writers' lock (:func:`graph_dir_lock`); empty or a pid, never committed
 
-so that a curator's edit reads as a one-line git diff. Each file is written to a temporary file first; all are
-renamed into place only after every one was written, ``meta.json`` last, so a failed save changes nothing and a
-crash leaves whole files whose mismatch with ``meta.json`` is reported on load.
+so that a curator's edit reads as a one-line git diff. A save is one atomic commit of the files that changed
+(:mod:`kgclip.ontology.commit`): each is staged beside its target, a journal of the renames is written (the commit
+point), then the renames run, ``meta.json`` last. A failed save changes nothing; a crash before the commit point
+leaves the old files, one after it leaves a journal that the next load or save rolls forward, so the changelog and
+relations are never ahead of ``concepts.tsv``.
 
 Writers that read, modify and write a directory (:class:`~kgclip.ontology.curation.Curator`, ``kgclip ontology
 import``) hold :func:`~kgclip.ontology.locking.graph_dir_lock` across the whole cycle, so two simultaneous edits
@@ -21,10 +23,10 @@ never lose one.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import os
-import re
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,16 +35,16 @@ from typing import Any
 import numpy as np
 
 from kgclip.artifacts import kgclip_version
-from kgclip.atomic import atomic_path
 from kgclip.config import shipped_ontologies_dir
-from kgclip.errors import ArtifactCorruptError, InputFormatError
-from kgclip.fingerprint import fingerprint_bytes, fingerprint_file
-from kgclip.ontology.adjacency import first_occurrences
+from kgclip.errors import ArtifactCorruptError, InputFormatError, LockedError
+from kgclip.fingerprint import fingerprint_bytes
 from kgclip.ontology.cache import load_cache, read_cache_meta, save_cache
 from kgclip.ontology.changelog import CHANGELOG_FILE
+from kgclip.ontology.commit import commit_files, pending_journals, recover
 from kgclip.ontology.locking import LOCK_FILE, LOCK_TIMEOUT, graph_dir_lock
-from kgclip.ontology.model import Concept, ConceptGraph, GraphColumns, Relation
+from kgclip.ontology.model import BUILTIN_RELATION_TYPES, ConceptGraph
 from kgclip.ontology.rdf import KGCLIP_NS, concept_iri, export_rdf
+from kgclip.ontology.tsv import CONCEPT_COLUMNS, concepts_text, parse_graph_text, relations_text
 
 __all__ = [
     "save_graph",
@@ -70,70 +72,6 @@ FORMAT_VERSION = 1
 CONCEPTS_FILE = "concepts.tsv"
 RELATIONS_FILE = "relations.tsv"
 META_FILE = "meta.json"
-CONCEPT_COLUMNS = ("id", "name", "deprecated", "source", "semantic_types", "synonyms", "xrefs", "definition")
-RELATION_COLUMNS = ("source", "type", "target", "origin")
-_LIST_FIELDS = {"semantic_types", "synonyms", "xrefs"}
-
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "|": "\\|"}
-_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "|": "|"}
-_ESCAPE_RE = re.compile(r"[\\\t\n\r|]")
-_UNESCAPE_RE = re.compile(r"\\(.)")
-_SPLIT_RE = re.compile(r"(?<!\\)((?:\\\\)*)\|")
-
-
-# ---------------------------------------------------------------------------------------------- text format
-def _esc(text: str) -> str:
-    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text) if _ESCAPE_RE.search(text) else text
-
-
-def _unesc(text: str) -> str:
-    if "\\" not in text:
-        return text
-    # Unknown escapes keep their character, so a hand-typed backslash does not break the file.
-    return _UNESCAPE_RE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(1)), text)
-
-
-def _esc_list(items: Sequence[str]) -> str:
-    # An empty item is written as "\e" so that ("",) and () stay distinct.
-    return "|".join(_esc(i) if i else "\\e" for i in items)
-
-
-def _unesc_list(field: str) -> tuple[str, ...]:
-    if not field:
-        return ()
-    if "\\" not in field:
-        return tuple(field.split("|"))
-    parts = _SPLIT_RE.split(field)
-    # re.split with a group returns the captured backslash runs between items; glue them back.
-    items, current = [], parts[0]
-    for k in range(1, len(parts), 2):
-        items.append(current + parts[k])
-        current = parts[k + 1]
-    items.append(current)
-    return tuple("" if i == "\\e" else _unesc(i) for i in items)
-
-
-def _concept_line(c: Concept) -> str:
-    return "\t".join((
-        _esc(c.id), _esc(c.name), "1" if c.deprecated else "0", _esc(c.source), _esc_list(c.semantic_types),
-        _esc_list(c.synonyms), _esc_list(c.xrefs), _esc(c.definition),
-    ))
-
-
-def _relation_line(r: Relation) -> str:
-    return "\t".join((_esc(r.source), _esc(r.type), _esc(r.target), _esc(r.origin)))
-
-
-def concepts_text(graph: ConceptGraph) -> str:
-    """``concepts.tsv`` content: a header, then one line per concept sorted by id."""
-    lines = sorted(_concept_line(c) for c in graph.concepts())
-    return "\t".join(CONCEPT_COLUMNS) + "\n" + "".join(line + "\n" for line in lines)
-
-
-def relations_text(graph: ConceptGraph) -> str:
-    """``relations.tsv`` content: a header, then one line per relation (dangling included), sorted."""
-    lines = sorted(_relation_line(r) for r in [*graph.relations(), *graph.dangling])
-    return "\t".join(RELATION_COLUMNS) + "\n" + "".join(line + "\n" for line in lines)
 
 
 def _relation_type_counts(graph: ConceptGraph) -> dict[str, int]:
@@ -147,16 +85,52 @@ def is_graph_dir(directory: str | os.PathLike[str]) -> bool:
     return (Path(directory) / CONCEPTS_FILE).is_file()
 
 
-def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The directory's ``meta.json`` (``{}`` when absent)."""
-    path = Path(directory) / META_FILE
-    if not path.exists():
+def _parse_meta(data: bytes | None, path: Path) -> dict[str, Any]:
+    if data is None:
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactCorruptError(f"{path} is not valid JSON ({exc}); restore it from git or re-save the "
                                    "graph") from exc
+    if not isinstance(meta, dict):
+        raise ArtifactCorruptError(f"{path} holds no JSON object; restore it from git or re-save the graph")
+    return meta
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The directory's ``meta.json`` (``{}`` when absent)."""
+    path = Path(directory) / META_FILE
+    return _parse_meta(_read_or_none(path), path)
+
+
+def _snapshot(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``meta.json`` and the files it vouches for, all as of one commit.
+
+    An interrupted save is rolled forward first (safe without the lock, see :mod:`kgclip.ontology.commit`); a save
+    that runs while the files are read shows up as a journal or a changed ``meta.json``, and the files are re-read.
+    """
+    for _ in range(50):
+        if pending_journals(directory):
+            try:
+                recover(directory)
+            except OSError as exc:  # e.g. a read-only copy
+                warnings.warn(f"{directory} holds an unfinished save that cannot be completed here ({exc}); "
+                              "reading the files as they are", stacklevel=3)
+        before = _read_or_none(directory / META_FILE)
+        data = {name: b for name in (CONCEPTS_FILE, RELATIONS_FILE, CHANGELOG_FILE)
+                if (b := _read_or_none(directory / name)) is not None}
+        if _read_or_none(directory / META_FILE) == before and not pending_journals(directory):
+            return _parse_meta(before, directory / META_FILE), data
+        time.sleep(0.02)
+    raise LockedError(f"{directory} was rewritten by other writers every time it was read; retry when they finish")
 
 
 def save_graph(
@@ -180,6 +154,8 @@ def save_graph(
         The directory. Files whose content did not change are not rewritten.
     """
     directory = Path(directory)
+    if directory.is_dir():
+        recover(directory, clean=True)  # finish (or discard) an interrupted save before reading what is there
     try:
         old_meta = read_meta(directory) if directory.exists() else {}
     except ArtifactCorruptError:  # re-saving is how a damaged meta.json is repaired
@@ -195,6 +171,8 @@ def save_graph(
     else:
         payloads[CHANGELOG_FILE] = b""
     columns = graph.columns()
+    counts = _relation_type_counts(graph)
+    unused = sorted(set(graph.declared_relation_types) - set(counts) - BUILTIN_RELATION_TYPES)  # declared only
     meta = {
         "format": "kgclip-ontology",
         "format_version": FORMAT_VERSION,
@@ -206,46 +184,17 @@ def save_graph(
             "deprecated": columns.deprecated.count(1),
             "relations": graph.num_relations,
             "dangling": len(graph.dangling),
-            "relation_types": _relation_type_counts(graph),
+            "relation_types": counts,
         },
         "sources": list(sources) if sources is not None else old_meta.get("sources", []),
         "duplicate_ids": sorted(columns.duplicate_ids),
         "files": {name: fingerprint_bytes(data) for name, data in sorted(payloads.items())},
     }
+    if unused:  # declared (or once used) relation types without relations: kept so curators can still use them
+        meta["declared_relation_types"] = unused
     payloads[META_FILE] = (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    directory.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        # atomic_path renames on exit; ExitStack exits in reverse order, so every temporary file is complete before
-        # the first rename, and meta.json (entered first) is renamed last.
-        for name in (META_FILE, CONCEPTS_FILE, RELATIONS_FILE, CHANGELOG_FILE):
-            target = directory / name
-            if target.exists() and target.read_bytes() == payloads[name]:
-                continue
-            tmp = stack.enter_context(atomic_path(target))
-            tmp.write_bytes(payloads[name])
-            tmp.chmod(0o644)  # mkstemp creates 0600; these are shared, reviewable files
+    commit_files(directory, payloads, order=[META_FILE])  # meta.json, which vouches for the rest, last
     return directory
-
-
-def _read_tsv(path: Path, columns: Sequence[str]) -> Iterable[tuple[int, list[str]]]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise InputFormatError(f"byte {exc.start} is not UTF-8; re-save the file as UTF-8", path=str(path),
-                               line=line) from exc
-    lines = text.split("\n")
-    if not lines or lines[0].rstrip("\r").split("\t") != list(columns):
-        raise InputFormatError(f"expected the header {' <tab> '.join(columns)}; is this a kgclip graph directory?",
-                               path=str(path), line=1)
-    for number, line in enumerate(lines[1:], start=2):
-        if not line:
-            continue
-        fields = line.rstrip("\r").split("\t")
-        if len(fields) != len(columns):
-            raise InputFormatError(f"expected {len(columns)} tab-separated fields, found {len(fields)}; fix the line "
-                                   "(tabs inside a field are written as \\t)", path=str(path), line=number)
-        yield number, fields
 
 
 def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -> ConceptGraph:
@@ -263,68 +212,24 @@ def load_graph_dir(directory: str | os.PathLike[str], *, strict: bool = False) -
     if not concepts_path.is_file():
         raise InputFormatError(f"no {CONCEPTS_FILE} here; create the graph with `kgclip ontology import FORMAT PATH "
                                f"--into {directory}`", path=str(directory))
-    meta = read_meta(directory)
+    meta, data = _snapshot(directory)
+    if CONCEPTS_FILE not in data:
+        raise InputFormatError(f"{CONCEPTS_FILE} disappeared while it was read; retry", path=str(directory))
     for name, expected in meta.get("files", {}).items():
-        path = directory / name
-        if path.exists() and fingerprint_file(path) != expected:
-            message = (f"{path} differs from the fingerprint in {META_FILE} (edited by hand, merged, or a save was "
-                       "interrupted); check it with `kgclip ontology validate` and re-save")
+        if name in data and fingerprint_bytes(data[name]) != expected:
+            message = (f"{directory / name} differs from the fingerprint in {META_FILE} (edited by hand or merged "
+                       "since the last save); check it with `kgclip ontology validate` and re-save")
             if strict:
                 raise ArtifactCorruptError(message)
             warnings.warn(message, stacklevel=2)
-    # Columns are filled directly and handed to from_columns (not concept by concept through add_concept): about
-    # 3x faster on RadLex.
-    ids: list[str] = []
-    index: dict[str, int] = {}
-    names: list[str] = []
-    deprecated = bytearray()
-    sources: list[str] = []
-    types: list[tuple[str, ...]] = []
-    synonyms: list[tuple[str, ...]] = []
-    xrefs: list[tuple[str, ...]] = []
-    definitions: list[str] = []
-    for number, f in _read_tsv(concepts_path, CONCEPT_COLUMNS):
-        cid = _unesc(f[0])
-        if cid in index:
-            raise InputFormatError(f"concept {cid!r} appears twice; merge the two lines", path=str(concepts_path),
-                                   line=number)
-        if not cid or cid != cid.strip():
-            raise InputFormatError(f"invalid concept id {cid!r}", path=str(concepts_path), line=number)
-        index[cid] = len(ids)
-        ids.append(cid)
-        names.append(_unesc(f[1]))
-        deprecated.append(f[2] == "1")
-        sources.append(_unesc(f[3]))
-        types.append(_unesc_list(f[4]))
-        synonyms.append(_unesc_list(f[5]))
-        xrefs.append(_unesc_list(f[6]))
-        definitions.append(_unesc(f[7]))
-    # Relation types and origins are interned in order of first appearance, as ConceptGraph does when it builds.
-    src, rel, dst, org = [], [], [], []
-    rel_types: dict[str, int] = {}
-    origins: dict[str, int] = {"": 0}
-    dangling: list[Relation] = []
-    relations_path = directory / RELATIONS_FILE
-    if relations_path.exists():
-        for _, f in _read_tsv(relations_path, RELATION_COLUMNS):
-            s, t, d = _unesc(f[0]), _unesc(f[1]), _unesc(f[2])
-            i, j = index.get(s), index.get(d)
-            if i is None or j is None:
-                dangling.append(Relation(s, t, d, _unesc(f[3])))
-                continue
-            src.append(i)
-            rel.append(rel_types.setdefault(t, len(rel_types)))
-            dst.append(j)
-            org.append(origins.setdefault(_unesc(f[3]), len(origins)))
-    edges = [np.asarray(x, dtype=np.int32) for x in (src, rel, dst, org)]
-    keep = first_occurrences(*edges[:3], len(rel_types), len(ids))  # a hand-merged file may repeat a line
-    if keep is not None:
-        edges = [e[keep] for e in edges]
-    columns = GraphColumns(
-        ids=ids, names=names, synonyms=synonyms, semantic_types=types, definitions=definitions, sources=sources,
-        deprecated=bytes(deprecated), xrefs=xrefs, edge_source=edges[0], edge_type=edges[1], edge_target=edges[2],
-        edge_origin=edges[3], relation_types=list(rel_types), origins=list(origins), dangling=dangling,
-        duplicate_ids=list(meta.get("duplicate_ids", [])))
+    columns = parse_graph_text(data[CONCEPTS_FILE], data.get(RELATIONS_FILE), concepts_path=str(concepts_path),
+                               relations_path=str(directory / RELATIONS_FILE),
+                               duplicate_ids=meta.get("duplicate_ids", []))
+    declared = meta.get("declared_relation_types", [])
+    if not isinstance(declared, list) or not all(isinstance(t, str) for t in declared):
+        raise ArtifactCorruptError(f"{directory / META_FILE}: declared_relation_types is not a list of names; "
+                                   "restore it from git or re-save the graph")
+    columns = dataclasses.replace(columns, declared_relation_types=declared)
     return ConceptGraph.from_columns(columns, name=meta.get("name") or directory.name)
 
 

@@ -18,20 +18,17 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 
 from kgclip.config import Config
 from kgclip.errors import ConfigError
+from kgclip.rag.router import AnswerForm, answer_fits_kind, question_form, route_question
 
 CTX_KG = [4, 5, 6]  # columns of context_features() that come from the concept graph
 
 __all__ = ["QAExample", "AnswererConfig", "AnswererCore", "normalize_answer", "question_kind", "QuestionKind"]
 
-QuestionKind = Literal["yes/no", "choice", "open"]
-_AUX = ("is ", "are ", "does ", "do ", "was ", "were ", "can ", "could ", "has ", "have ", "will ", "should ",
-        "would ", "did ", "am ", "shall ", "may ", "must ")
+QuestionKind = AnswerForm
 
 
 def normalize_answer(text: object) -> str:
@@ -42,14 +39,9 @@ def normalize_answer(text: object) -> str:
 
 
 def question_kind(question: str) -> QuestionKind:
-    """``yes/no`` for auxiliary-verb questions, ``choice`` when they offer options ("... X or Y?"), else ``open``."""
-    q = " ".join(question.lower().split())
-    q = re.sub(r"^(in this image|in the image|on this image|on this scan|here|based on this image),?\s*", "", q)
-    if q.startswith(_AUX) or re.match(r"^(is|are|does|do|was|were|can|has|have|did)\b", q):
-        return "choice" if re.search(r"\w or \w", q) else "yes/no"
-    if re.search(r"\b(is|are) (this|these|the|it)\b.*\w or \w", q):
-        return "choice"
-    return "open"
+    """``yes/no`` for auxiliary-verb questions, ``choice`` when they offer options ("... X or Y?"), else ``open``
+    (the answer *form*; :func:`kgclip.rag.router.route_question` also says what the question is about)."""
+    return question_form(question)
 
 
 @dataclass(frozen=True)
@@ -72,6 +64,10 @@ class AnswererConfig(Config):
     kg_buckets: int = 128  # hashed bag-of-concepts width
     val_fraction: float = 0.2  # held-out share per fold: 1/val_fraction folds of cross-validation on train
     seed: int = 0
+    # Abstention: decline when the calibrated confidence is below min_confidence, or when the image is less
+    # similar to every memory image than all but ood_quantile of the memory images are to their nearest other one.
+    min_confidence: float = 0.0
+    ood_quantile: float = 0.01
     # Selected on validation by fit() and saved; these are only the starting values.
     knn_k: int = 10
     w_img: float = 1.0
@@ -94,6 +90,9 @@ class AnswererConfig(Config):
             raise ConfigError("ridge, head_temperature and temperature must be > 0 and knn_k >= 1")
         if not 0.0 <= self.mix <= 1.0:
             raise ConfigError(f"mix must be in [0, 1], got {self.mix}")
+        if not 0.0 <= self.min_confidence < 1.0 or not 0.0 <= self.ood_quantile < 0.5:
+            raise ConfigError(f"min_confidence must be in [0, 1) and ood_quantile in [0, 0.5), got "
+                              f"{self.min_confidence} and {self.ood_quantile}")
 
 
 def kg_bag(concepts: set[str], buckets: int) -> np.ndarray:
@@ -150,6 +149,22 @@ class AnswererCore:
         self.train_keys: list[str] = []
         self.train_groups: list[str] = []
         self._image_keys: list[str] = []
+        self.kind_answers: dict[str, np.ndarray] = {}  # question kind -> [A] answers an open question of it may get
+
+    def learn_kinds(self, questions: Sequence[str], labels: np.ndarray) -> None:
+        """Which answers each kind of open question may get: those given to open training questions of that kind
+        (at least two, else any open answer); "which side?" questions only get answers naming a side."""
+        self.kind_answers = {}
+        for q, label in zip(questions, labels):
+            route = route_question(q)
+            if route.form == "open":
+                self.kind_answers.setdefault(route.kind, np.zeros(len(self.answers), bool))[int(label)] = True
+        for kind in list(self.kind_answers):
+            if kind == "open" or self.kind_answers[kind].sum() < 2:
+                del self.kind_answers[kind]
+        side = np.array([answer_fits_kind(a, "laterality") for a in self.answers], bool)
+        if side.sum() >= 2:
+            self.kind_answers["laterality"] = side
 
     # ------------------------------------------------------------------ training
     def _features(self, q: np.ndarray, img: np.ndarray, kg: np.ndarray, ctx: np.ndarray) -> "_Array":
@@ -277,8 +292,10 @@ class AnswererCore:
         return p / p.sum(axis=1, keepdims=True)
 
     def candidate_mask(self, question: str) -> tuple[QuestionKind, np.ndarray]:
-        """Which answers are allowed for this question (yes/no; the options it names; or any open answer)."""
-        kind = question_kind(question)
+        """Which answers are allowed for this question (yes/no; the options it names; or the open answers of its
+        kind, see :meth:`learn_kinds`)."""
+        route = route_question(question)
+        kind = route.form
         mask = np.zeros(len(self.answers), dtype=bool)
         yes_no = [self.answer_index[a] for a in ("yes", "no") if a in self.answer_index]
         if kind == "choice":
@@ -293,6 +310,9 @@ class AnswererCore:
         elif kind == "open":
             mask[:] = True
             mask[yes_no] = False
+            allowed = self.kind_answers.get(route.kind)
+            if allowed is not None and (mask & allowed).any():
+                mask &= allowed
         return kind, mask
 
     def masks(self, questions: Sequence[str]) -> tuple[list[QuestionKind], np.ndarray]:

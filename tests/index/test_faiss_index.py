@@ -83,7 +83,8 @@ def test_exact_filter_path_and_selector_path_agree() -> None:
 def test_hnsw_short_filtered_results_fall_back_to_exact() -> None:
     # A tiny efSearch with a selective filter makes the graph search come back short; the fallback fills it in.
     ids, x, meta = dataset(n=300)
-    index = FaissIndex(dim=16, factory="HNSW4", ef_search=1, exact_filter_max=0)
+    index = FaissIndex(dim=16, factory="HNSW4", ef_search=1, ef_construction=40, exact_filter_max=0,
+                       filter_boost=1.0)
     index.add(ids, x, meta)
     mask = np.array(["RADLEX:RID1" in m.get("concepts", []) for m in meta])
     got = hit_ids(index.search(x[:5], 10, {"concept": "RADLEX:RID1"}))
@@ -143,6 +144,21 @@ def test_gpu_search_matches_cpu(factory: str) -> None:
     assert hit_ids(gpu.search(x[:5], 5, {"modality": "CT"})) == hit_ids(cpu.search(x[:5], 5, {"modality": "CT"}))
 
 
+@pytest.mark.gpu
+def test_gpu_top_k_above_faiss_gpu_limit_is_served_on_cpu() -> None:
+    import faiss
+
+    if not hasattr(faiss, "StandardGpuResources"):
+        pytest.skip("needs faiss-gpu")
+    ids, x, meta = dataset(n=3000)
+    gpu = FaissIndex(dim=16, device="cuda")
+    gpu.add(ids, x, meta)
+    assert gpu.on_gpu
+    hits = gpu.search(x[:2], 2500)  # faiss-gpu refuses k > 2048
+    assert [len(row) for row in hits] == [2500, 2500]
+    assert [set(row) for row in hit_ids(hits)] == [set(row) for row in brute_force(x, ids, x[:2], 2500)]
+
+
 @pytest.mark.filterwarnings("ignore:training IVF with")
 @pytest.mark.parametrize("factory", ["Flat", "IVF4,Flat", "HNSW8"])
 def test_dense_id_bitmap_selector_matches_brute_force(factory: str) -> None:
@@ -158,3 +174,19 @@ def test_dense_id_bitmap_selector_matches_brute_force(factory: str) -> None:
     index.add(ids[:30], x[:30], meta[:30])  # a write invalidates the cached selector
     mask[:30] = [m["modality"] == "MR" for m in meta[:30]]
     assert hit_ids(index.search(x[:8], 10, {"modality": "MR"})) == brute_force(x, ids, x[:8], 10, mask)
+
+
+@pytest.mark.filterwarnings("ignore:training IVF with")
+@pytest.mark.parametrize("factory", ["HNSW8", "IVF4,Flat"])
+def test_broad_filters_widen_the_search_by_inverse_selectivity(factory: str) -> None:
+    ids, x, meta = dataset(n=300)
+    index = FaissIndex(dim=16, factory=factory, ef_search=20, nprobe=1, exact_filter_max=0, filter_boost=8.0)
+    index.add(ids, x, meta)
+    mr = np.array([m["modality"] == "MR" for m in meta])
+    assert index._filter_boost(index.metadata.match({"modality": "MR"})) == pytest.approx(300 / mr.sum())
+    assert index._filter_boost(ids[:3]) == 8.0  # capped
+    assert index._filter_boost(None) == 1.0
+    if factory.startswith("HNSW"):
+        assert hit_ids(index.search(x[:8], 10, {"modality": "MR"})) == brute_force(x, ids, x[:8], 10, mr)
+    with pytest.raises(ConfigError, match="filter_boost"):
+        IndexConfig(filter_boost=0.5)

@@ -39,8 +39,9 @@ def test_filters() -> None:
     assert store.match({"concepts": ["RADLEX:RID1", "RADLEX:RID2"]}).tolist() == [1, 2]
     assert store.match({"modality": "PET"}).tolist() == []
     assert store.match({"view": "PA", "case_id": "c1"}).tolist() == [3]
-    with pytest.raises(IndexError_, match="valid filters"):
-        store.match({"text": "x"})
+    assert store.match({"text": "effusion"}).tolist() == [2]
+    with pytest.raises(IndexError_, match="valid filters.*nested"):
+        store.match({"colour": "x"})
     with pytest.raises(IndexError_, match="empty list"):
         normalise_filters({"modality": []})
 
@@ -75,3 +76,22 @@ def test_serialise_and_corruption() -> None:
         MetadataStore.from_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactCorruptError):
         MetadataStore.from_bytes(b"not a database" * 100)
+
+
+def test_filters_on_any_metadata_key_in_the_data() -> None:
+    store = MetadataStore()
+    store.upsert(np.arange(5), [{"finding": "effusion", "year": 2020, "tags": ["a", "b"]},
+                                {"finding": "nodule", "year": 2021, "tags": ["b"]},
+                                {"finding": "effusion", "year": 2021.5},
+                                {"finding": 7},
+                                None])
+    assert store.match({"finding": "effusion"}).tolist() == [0, 2]
+    assert store.match({"finding": ["nodule", 7]}).tolist() == [1, 3]
+    assert store.match({"year": 2021, "finding": "nodule"}).tolist() == [1]
+    assert store.match({"year": 2021.5}).tolist() == [2]
+    assert store.match({"tags": "b"}).tolist() == [0, 1]  # a list holding the value
+    assert store.match({"year": "2020"}).tolist() == []  # a string is not the number
+    with pytest.raises(IndexError_, match="no item has that metadata key.*finding"):
+        store.match({"findings": "effusion"})
+    with pytest.raises(IndexError_, match="not a metadata key name"):
+        store.match({"a') OR 1=1 --": "x"})

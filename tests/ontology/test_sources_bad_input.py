@@ -29,7 +29,8 @@ def test_truncated_xml_raises_with_line(fmt: str) -> None:
     with pytest.raises(InputFormatError) as info:
         list(read_records(fmt, FIXTURES / "truncated.owl"))
     message = str(info.value)
-    assert "truncated.owl:" in message and "truncated" in message and "on_error='skip'" in message
+    assert "truncated.owl:" in message and "truncated" in message
+    assert "--on-error skip" in message and 'on_error="skip"' in message
     assert info.value.line is not None and info.value.line > 40
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.ontology.model import Concept, ConceptGraph, Relation
+from kgclip.ontology import commit
 from kgclip.ontology.store import (
     export_rdf,
     is_graph_dir,
@@ -102,20 +103,20 @@ def test_failed_save_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     g = tiny_graph()
     g.add_concept(Concept("X:2", "new"))
     calls = {"n": 0}
-    real_write = Path.write_bytes
+    real_write = commit._write_synced
 
-    def failing_write(self: Path, data: bytes) -> int:
+    def failing_write(path: Path, data: bytes) -> None:
         calls["n"] += 1
-        if calls["n"] == 2:  # the second temporary file: after one was complete, before any rename
+        if calls["n"] == 2:  # the second staged file: after one was complete, before any rename
             raise OSError("disk full (simulated)")
-        return real_write(self, data)
+        real_write(path, data)
 
-    monkeypatch.setattr(Path, "write_bytes", failing_write)
+    monkeypatch.setattr(commit, "_write_synced", failing_write)
     with pytest.raises(OSError, match="simulated"):
         save_graph(g, tmp_path)
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporaries left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".new"))]  # no temporaries left behind
 
 
 def test_hand_edit_is_detected(tmp_path: Path) -> None:

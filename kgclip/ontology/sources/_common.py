@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from kgclip.errors import InputFormatError
+from kgclip.errors import ConfigError, InputFormatError
 from kgclip.ontology.model import normalize_curie
 
 __all__ = ["OnError", "Policy", "iter_lines", "local_name", "normalize_xref", "check_not_empty", "SourceWarning"]
@@ -32,7 +32,7 @@ class Policy:
 
     def __init__(self, on_error: str, path: str | os.PathLike[str]) -> None:
         if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+            raise ConfigError(f"on_error must be 'raise' or 'skip' (--on-error raise|skip), not {on_error!r}")
         self.on_error = on_error
         self.path = str(path)
         self.skipped = 0
@@ -41,7 +41,8 @@ class Policy:
         """Report a bad row: raise, or warn and return (the caller then skips the row)."""
         where = str(path) if path is not None else self.path
         if self.on_error == "raise":
-            raise InputFormatError(message + " (or pass on_error='skip' to skip bad rows with a warning)",
+            raise InputFormatError(message + " (or skip bad rows with a warning: `--on-error skip` on the command "
+                                   "line, on_error=\"skip\" in Python)",
                                    path=where, line=line)
         self.skipped += 1
         loc = f"{where}:{line}" if line is not None else where

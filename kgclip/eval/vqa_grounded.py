@@ -1,0 +1,68 @@
+"""Score what the engine answers, not only what the answerer predicts: each prediction grounded in the similar
+cases of the training part (:func:`kgclip.rag.grounding.ground_answer`), as ``Engine.ask`` does.
+
+For every run (a validation fold, or train against test) the cases are the training part's images, each with the
+statements of its training-part questions and its stored metadata, built by the engine's own case builder; the
+similar cases of a question are the ``k`` nearest by image vector. Nothing of the scored part enters a case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kgclip.data.vqa_rad import VQARadItem
+from kgclip.ontology.model import ConceptGraph
+from kgclip.rag.abstain import InputCheck
+from kgclip.rag.answerer import QAExample
+from kgclip.rag.evidence import CaseHit
+from kgclip.rag.grounding import ground_answer
+from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer
+from kgclip.engine.cases import cases_from_vqa_rad
+
+__all__ = ["grounded_answers"]
+
+
+def _case_hits(train_items: Sequence[VQARadItem], part_train: Sequence[QAExample],
+               image_vectors: dict[str, np.ndarray], query: np.ndarray, k: int) -> list[list[CaseHit]]:
+    """The ``k`` nearest training-part cases of each query image vector. Shapes: ``query [M, Di]``."""
+    kept = {(e.image_key, e.question, e.group) for e in part_train}
+    cases = cases_from_vqa_rad([i for i in train_items if (i.image_key, i.question, i.linked_id) in kept])
+    matrix = np.stack([image_vectors[c.case_id] for c in cases])
+    sims = query @ matrix.T
+    out = []
+    for row in sims:
+        top = np.argsort(-row)[:k]
+        out.append([CaseHit(cases[j].case_id, float(row[j]), cases[j].text, via="image",
+                            metadata={"modality": cases[j].modality, "body_part": cases[j].body_part})
+                    for j in top])
+    return out
+
+
+def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAExample], list[QAExample]]],
+                     train_items: Sequence[VQARadItem], image_vectors: dict[str, np.ndarray],
+                     models: Sequence[VQAAnswerer], input_reason: dict[str, str], graph: ConceptGraph | None,
+                     settings: Sequence[tuple[float, float]], k: int = 5) -> dict[tuple[float, float], list[Answer]]:
+    """``{(case_weight, open_from_cases): answers}`` for every scored question (same order as ``preds``)."""
+    out: dict[tuple[float, float], list[Answer]] = {s: [] for s in settings}
+    start = 0
+    cache: dict[Any, Any] = {}
+    for part_train, part in runs:
+        query = np.stack([image_vectors[e.image_key] for e in part])
+        hits = _case_hits(train_items, part_train, image_vectors, query, k)
+        known = frozenset(e.image_key for e in part_train)  # every case here is in the answerer's memory
+        for i, (e, case_hits) in enumerate(zip(part, hits)):
+            pred, model = preds[start + i], models[start + i]
+            check = InputCheck(not input_reason.get(e.image_key), input_reason.get(e.image_key, ""),
+                               {"source_format": "jpeg"})
+            for w, t in settings:
+                out[(w, t)].append(ground_answer(
+                    pred, e.question, check, case_hits, None, tagger=model.tagger,
+                    graph=model.tagger.graph if model.tagger is not None else graph,
+                    image_threshold=model.meta.get("image_sim_threshold"),
+                    min_confidence=model.config.min_confidence, case_weight=w, open_from_cases=t,
+                    known_cases=known, cache=cache))
+        start += len(part)
+    return out

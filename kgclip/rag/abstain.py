@@ -1,0 +1,147 @@
+"""When the engine should not answer: inputs out of its range, and answers it is not confident enough in.
+
+:func:`check_input` looks at an input before any model sees it. An input it cannot read at all (missing file,
+empty bytes, corrupt DICOM) raises :class:`~kgclip.errors.ImageReadError`: that is the user's error to fix. An
+input it can read but that is not what the engine answers about gives an :class:`InputCheck` with ``ok=False`` and
+a reason, and the answer abstains:
+
+- a DICOM object that is not an image (RT dose / plan / structure set, structured report, ECG or other waveform,
+  key object, presentation state...);
+- an image too small to show anatomy, or a blank one (no contrast);
+- a colour picture: radiographs, CT, MR and ultrasound B-mode are grey; a photograph or drawing is not.
+
+:func:`answer_abstain_reason` decides from the prediction itself: the image is unlike every image in memory (its
+nearest cosine is below the threshold learned from the memory's own spread), or the calibrated confidence is below
+the workspace's threshold.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kgclip.errors import ImageReadError, InputFormatError
+
+__all__ = ["InputCheck", "check_input", "check_question", "MAX_QUESTION_CHARS", "check_pixels", "answer_abstain_reason", "NON_IMAGE_MODALITIES",
+           "MIN_SIDE"]
+
+# DICOM Modality values of objects that carry no diagnostic picture to ask about.
+NON_IMAGE_MODALITIES = frozenset({"RTDOSE", "RTPLAN", "RTSTRUCT", "RTRECORD", "SR", "ECG", "HD", "EPS", "RESP",
+                                  "KO", "PR", "DOC", "REG", "SEG", "AU", "FID", "PLAN", "RWV"})
+MAX_QUESTION_CHARS = 1000  # a question, not a document: longer input is refused before any model is loaded
+MIN_SIDE = 32  # pixels; below this a picture cannot show anatomy (and a 32x32 thumbnail would be upsampled)
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """The verdict on one input.
+
+    Attributes:
+        ok: the engine may answer about it.
+        reason: why not, in words ("" when ``ok``).
+        header: the allow-listed DICOM header (``modality``, ``body_part``, ``plane``, ``sop_class``...) or
+            ``{"source_format": ...}`` for other files; ``{}`` for arrays.
+    """
+
+    ok: bool
+    reason: str = ""
+    header: dict[str, Any] = field(default_factory=dict)
+
+
+def check_question(question: object) -> str:
+    """The question, stripped; :class:`InputFormatError` for an empty, non-text, over-long or non-UTF-8 one."""
+    if isinstance(question, bytes):
+        raise InputFormatError("the question is bytes; pass text (str), e.g. 'Is there a pleural effusion?'")
+    if not isinstance(question, str) or not question.strip():
+        raise InputFormatError("the question is empty; ask something like 'Is there a pleural effusion?'")
+    text = question.strip()
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputFormatError(f"the question is {len(text):,} characters long; ask one question of at most "
+                               f"{MAX_QUESTION_CHARS} characters (put case notes into cases, not questions)")
+    if "\x00" in text:
+        raise InputFormatError("the question contains NUL characters; pass plain text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable command-line bytes arrive as lone surrogates
+        raise InputFormatError("the question is not valid text (bytes that are not UTF-8); retype it, or set the "
+                               "terminal's encoding to UTF-8") from None
+    return text
+
+
+def check_pixels(pixels: np.ndarray, min_side: int = MIN_SIDE) -> str:
+    """Why these pixels are out of range ("" when they are fine). ``pixels``: ``[H, W]`` grey or ``[H, W, 3]`` RGB,
+    any numeric range (one frame)."""
+    arr = np.asarray(pixels, dtype=np.float32)
+    colour = arr.ndim == 3 and arr.shape[-1] in (3, 4)
+    h, w = arr.shape[:2]
+    if min(h, w) < min_side:
+        return f"the image is too small ({h}x{w} pixels; at least {min_side} a side is needed to see anatomy)"
+    rgb = arr[..., :3] if colour else arr
+    lo, hi = float(np.nanmin(rgb)), float(np.nanmax(rgb))
+    scaled = (rgb - lo) / (hi - lo) if hi - lo > 1e-8 else np.zeros_like(rgb)
+    grey = scaled.mean(axis=-1) if colour else scaled
+    if hi - lo < 1e-8 or float(grey.std()) < 0.02:
+        return "the image is blank (no contrast to read)"
+    if colour:
+        chroma = scaled.max(axis=-1) - scaled.min(axis=-1)
+        if float((chroma > 0.15).mean()) > 0.10:
+            return ("it is a colour picture, not a radiology image (radiographs, CT, MR and ultrasound are grey); "
+                    "pass a DICOM, or a grey PNG/JPEG of a scan")
+    return ""
+
+
+def check_input(image: Any, min_side: int = MIN_SIDE) -> InputCheck:
+    """Look at an input (path, bytes, array, PIL image) before answering. See the module docstring.
+
+    Raises:
+        ImageReadError: the file is missing, empty, not an image format, or a corrupt DICOM.
+    """
+    from kgclip.imaging.io import read_header, read_image
+
+    if isinstance(image, np.ndarray):
+        return InputCheck(not (reason := check_pixels(image, min_side)), reason)
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
+        return InputCheck(not (reason := check_pixels(np.asarray(image.convert("RGB")), min_side)), reason)
+    if not isinstance(image, str | os.PathLike | bytes | bytearray):
+        pixels = getattr(image, "pixels", None)  # already decoded (imaging.io.ImageData, models' LoadedImage)
+        if pixels is None:
+            raise ImageReadError(f"cannot read an image from a {type(image).__name__}; pass a path, bytes or array")
+        header = dict(getattr(image, "meta", None) or {})
+        frame = image.frame() if hasattr(image, "frame") else pixels
+        reason = _non_image_reason(header) or check_pixels(frame, min_side)
+        return InputCheck(not reason, reason, header)
+    header = read_header(image)
+    if reason := _non_image_reason(header):
+        return InputCheck(False, reason, header)
+    data = read_image(image, frame=None)
+    frame = data.frame()
+    return InputCheck(not (reason := check_pixels(frame, min_side)), reason, header)
+
+
+def _non_image_reason(header: dict[str, Any]) -> str:
+    """Why a DICOM header describes an object that is not an image to ask about ("" when it is one, or no DICOM)."""
+    if str(header.get("source_format", "")).startswith("dicom"):
+        modality = str(header.get("modality") or "").upper()
+        sop = str(header.get("sop_class") or "")
+        # A non-image class is out of range; an image class (or none) without pixels is a truncated file, and
+        # read_image raises for it.
+        if modality in NON_IMAGE_MODALITIES or (header.get("has_pixels") is False and sop and "Image" not in sop):
+            return (f"{sop or 'this DICOM object'} (modality {modality or '?'}) is not an image the engine answers "
+                    "questions about; pass an image instance (CT, MR, CR, DX, US...)")
+    return ""
+
+
+def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confidence: float) -> str:
+    """Why the answerer should not give ``pred`` ("" when it may): an image unlike the collection, or a
+    calibrated confidence below ``min_confidence``. ``pred``: a :class:`kgclip.rag.vqa.Prediction`."""
+    if image_threshold is not None and pred.image_similarity < image_threshold:
+        return (f"no similar case: the image's best match in the collection has similarity "
+                f"{pred.image_similarity:.2f}, below the threshold {image_threshold:.2f} learned from the collection's "
+                "own images; add similar cases (Engine.add_cases) to answer about such images")
+    if pred.confidence < min_confidence:
+        return (f"not confident enough: calibrated confidence {pred.confidence:.2f} is below the workspace's "
+                f"threshold {min_confidence:.2f}")
+    return ""

@@ -1,0 +1,118 @@
+"""Question routing: what a question asks about (its *kind*) and what shape of answer it wants (its *form*).
+
+Each kind is answered by what can know it (see :mod:`kgclip.rag.vqa`): modality, plane and body region from the
+DICOM header where present, else from the answerer; presence of a finding from the votes of similar cases and the
+trained head; laterality / location, size / count and open descriptions from the trained answerer restricted to
+answers *of that kind*, so "which side?" is never answered "Ribs".
+
+>>> route_question("Which side is the opacity on?")
+Route(kind='laterality', form='open')
+>>> route_question("Where is the mass?")
+Route(kind='location', form='open')
+>>> route_question("Is this an MRI?")
+Route(kind='modality', form='yes/no')
+>>> route_question("Is there a pleural effusion?")
+Route(kind='presence', form='yes/no')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Route", "QuestionKind", "AnswerForm", "KINDS", "route_question", "question_form", "answer_fits_kind",
+           "HEADER_MODALITY"]
+
+QuestionKind = Literal["modality", "plane", "organ", "presence", "laterality", "location", "size_count", "open"]
+AnswerForm = Literal["yes/no", "choice", "open"]
+KINDS: tuple[QuestionKind, ...] = ("modality", "plane", "organ", "presence", "laterality", "location", "size_count",
+                                   "open")
+
+_AUX = ("is ", "are ", "does ", "do ", "was ", "were ", "can ", "could ", "has ", "have ", "will ", "should ",
+        "would ", "did ", "am ", "shall ", "may ", "must ")
+_LEAD = re.compile(r"^(in this image|in the image|on this image|on this scan|here|based on this image),?\s*")
+
+# Ordered: the first kind whose pattern matches wins ("Is this a chest CT?" is about the modality).
+_KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
+    ("size_count", re.compile(r"\b(how many|how big|how large|how much|number of|count|size of|what size|"
+                              r"measure|diameter|how long|how wide)\b")),
+    ("laterality", re.compile(r"\b(which|what) side\b|\bleft or (the )?right\b|\bright or (the )?left\b|"
+                              r"\blaterality\b|\bwhich (lung|kidney|hemisphere|breast|hemithorax|ovary|adrenal)\b")),
+    ("location", re.compile(r"\bwhere\b|\blocat(ed|ion)\b|\bwhich (part|region|quadrant|lobe|segment)\b|"
+                            r"\bwhat (lobe|quadrant|segment|level|part)\b")),
+    ("plane", re.compile(r"\b(plane|axial|coronal|sagittal|transverse|projection|pa view|ap view|lateral view|"
+                         r"(pa|ap) (film|image|radiograph|view)|taken (pa|ap))\b")),
+    ("modality", re.compile(r"\b(modality|mri|mr|ct|cat scan|x ?-?rays?|radiograph\w*|ultrasound|sonograph\w*|"
+                            r"contrast|t1|t2|flair|dwi|diffusion|weighted|pet|angiogra\w*|fluoroscop\w*|mammogra\w*|"
+                            r"imaging (technique|method|modality)|(kind|type) of (scan|image|imaging|study)|"
+                            r"how (was|is) (this|the) (image|scan|picture) (taken|obtained|acquired))\b")),
+    ("organ", re.compile(r"\b(organ|organ system|body part|part of the body|body region|anatomic\w* region|"
+                         r"what (is|are) (shown|pictured|imaged|seen|visualized)|which structure|"
+                         r"what structure|what anatomy)\b")),
+)
+
+# What an open answer of each kind looks like; used with the answers seen for that kind in training.
+_ANSWER_PATTERNS: dict[str, re.Pattern[str]] = {
+    "laterality": re.compile(r"\b(left|right|bilateral|both|midline|central|l|r)\b"),
+    "plane": re.compile(r"\b(axial|coronal|sagittal|transverse|oblique|pa|ap|lateral|posteroanterior|"
+                        r"anteroposterior|supine|upright|decubitus)\b"),
+    "modality": re.compile(r"\b(ct|mri|mr|x ?ray|xray|radiograph\w*|ultrasound|us|t1|t2|flair|dwi|pet|"
+                           r"contrast|angiogra\w*|fluoroscop\w*|mammogra\w*|weighted|gadolinium|iv|oral)\b"),
+    "size_count": re.compile(r"\b(\d+(\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|many|several|"
+                             r"single|multiple|none|cm|mm|small|large|enlarged|normal)\b"),
+}
+
+# DICOM Modality (0008,0060) -> how answers name it. Only image modalities: RT/SR/ECG are refused before this.
+HEADER_MODALITY = {"CT": "ct", "MR": "mri", "CR": "x ray", "DX": "x ray", "DR": "x ray", "RG": "x ray",
+                   "US": "ultrasound", "MG": "mammography", "PT": "pet", "NM": "nuclear medicine",
+                   "XA": "angiography", "RF": "fluoroscopy"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a question goes.
+
+    Attributes:
+        kind: what it asks about (one of :data:`KINDS`).
+        form: ``yes/no``, ``choice`` (it names the options: "CT or MRI?") or ``open``.
+    """
+
+    kind: QuestionKind
+    form: AnswerForm
+
+
+def _clean(question: str) -> str:
+    q = " ".join(question.lower().replace("-", " ").split())
+    return _LEAD.sub("", q)
+
+
+def question_form(question: str) -> AnswerForm:
+    """``yes/no`` for auxiliary-verb questions, ``choice`` when they offer options ("... X or Y?"), else ``open``."""
+    q = _clean(question)
+    if q.startswith(_AUX) or re.match(r"^(is|are|does|do|was|were|can|has|have|did)\b", q):
+        return "choice" if re.search(r"\w or \w", q) else "yes/no"
+    if re.search(r"\b(is|are) (this|these|the|it)\b.*\w or \w", q):
+        return "choice"
+    return "open"
+
+
+def route_question(question: str) -> Route:
+    """The kind and form of ``question`` (rules over its words; see the module docstring).
+
+    A yes/no question that names no modality, plane, organ, side or size asks whether a finding is present.
+    """
+    q = _clean(question)
+    form = question_form(question)
+    for kind, pattern in _KIND_PATTERNS:
+        if pattern.search(q):
+            if kind == "location" and form == "yes/no":
+                break  # "Is the mass located in the liver?" asks about presence at a place, answered yes/no
+            return Route(kind, form)
+    return Route("presence" if form == "yes/no" else "open", form)
+
+
+def answer_fits_kind(answer: str, kind: QuestionKind) -> bool:
+    """Whether a (normalised) answer has the shape of an answer of ``kind`` (always true where no shape is known)."""
+    pattern = _ANSWER_PATTERNS.get(kind)
+    return True if pattern is None else bool(pattern.search(answer))

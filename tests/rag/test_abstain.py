@@ -1,0 +1,70 @@
+"""Input checks and abstention: out-of-range inputs abstain with a reason, unreadable ones raise."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from kgclip.errors import ImageReadError, InputFormatError
+from kgclip.eval.ood import out_of_range_inputs
+from kgclip.rag.abstain import answer_abstain_reason, check_input, check_question
+from kgclip.rag.vqa import Prediction
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_every_shipped_out_of_range_input_is_refused_by_the_input_check():
+    items = out_of_range_inputs()
+    names = {n for n, _ in items}
+    assert {"rtdose.dcm", "test-SR.dcm", "waveform_ecg.dcm", "tiny-3x3-rgb", "blank-white",
+            "drawn-landscape"} <= names
+    for name, source in items:
+        verdict = check_input(source)
+        if name != "drawn-landscape-grey":  # a grey drawing is left to the similarity threshold
+            assert not verdict.ok and verdict.reason, name
+
+
+def test_a_grey_scan_passes(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    yy, xx = np.mgrid[0:128, 0:128]
+    scan = (((yy - 64) ** 2 + (xx - 64) ** 2 < 40 ** 2) * 150 + 40 + (yy % 7) * 3).astype(np.uint8)
+    assert check_input(_png(scan)).ok
+    ct = check_input(get_testdata_file("CT_small.dcm"))
+    assert ct.ok and ct.header["modality"] == "CT" and ct.header["plane"] == "axial"
+    assert check_input(scan).ok  # arrays too
+
+
+def test_unreadable_input_raises_and_questions_are_checked(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        check_input(tmp_path / "missing.dcm")
+    from pydicom.data import get_testdata_file
+
+    data = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) // 3])  # header intact, pixel data gone
+    with pytest.raises(ImageReadError):
+        check_input(cut)
+    garbage = tmp_path / "garbage.dcm"
+    garbage.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage")
+    with pytest.raises(ImageReadError):
+        check_input(garbage)
+    for question in ("", "   ", None, "x" * 1_000_000):
+        with pytest.raises(InputFormatError):
+            check_question(question)
+    assert check_question("  Is there an effusion? ") == "Is there an effusion?"
+
+
+def test_answer_abstains_below_thresholds():
+    pred = Prediction("yes", "yes", 0.4, "closed", [], [], [], image_similarity=0.5)
+    assert "no similar case" in answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.0)
+    assert "not confident" in answer_abstain_reason(pred, image_threshold=0.3, min_confidence=0.5)
+    assert answer_abstain_reason(pred, image_threshold=0.3, min_confidence=0.3) == ""

@@ -1,0 +1,100 @@
+"""Grounded answers: the DICOM header for modality / plane / region, similar cases' findings for presence."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgclip.rag.abstain import InputCheck
+from kgclip.rag.concepts import ConceptTagger
+from kgclip.rag.evidence import CaseHit
+from kgclip.rag.grounding import (blend_presence, case_concept_answer, case_metadata_vote, case_presence_vote,
+                                  ground_answer, header_answer, out_of_range_answer)
+from kgclip.rag.vqa import Prediction
+from kgclip.testing import tiny_graph
+
+CXR = {"source_format": "dicom", "modality": "CR", "body_part": "CHEST", "view_position": "PA", "plane": None}
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return ConceptTagger(tiny_graph())
+
+
+def test_header_answers_modality_region_and_plane():
+    assert header_answer("Is this a chest X-ray?", CXR) == ("yes", 0.97)
+    assert header_answer("Is this an MRI of the brain?", CXR) == ("no", 0.97)
+    assert header_answer("What imaging modality was used?", CXR)[0] == "X-ray"
+    assert header_answer("Is this a CT or an X-ray?", CXR)[0] == "X-ray"
+    assert header_answer("Is this image in the PA projection?", CXR)[0] == "yes"
+    ct = {"source_format": "dicom", "modality": "CT", "body_part": None, "plane": "axial"}
+    assert header_answer("In what plane is this image?", ct)[0] == "axial"
+    assert header_answer("Is this a head CT?", ct) is None  # the header does not say the region
+    assert header_answer("Is there a pleural effusion?", CXR) is None  # not a header question
+    assert header_answer("Is this a chest X-ray?", {"source_format": "png"}) is None
+
+
+def _hit(case_id, score, text, **meta):
+    return CaseHit(case_id, score, text, metadata=meta)
+
+
+def test_similar_cases_vote_on_presence_with_negation_and_is_a(tagger):
+    graph = tiny_graph()
+    hits = [_hit("a", 0.95, "No pleural effusion. Cardiomegaly."), _hit("b", 0.94, "Small pleural effusion."),
+            _hit("c", 0.50, "Lung adenocarcinoma of the right upper lobe."), _hit("d", 0.93, "Normal brain.")]
+    p, n = case_presence_vote(["RADLEX:RID4872"], hits, tagger, graph)
+    assert n == 2 and 0.3 < p < 0.7  # one yes, one no, nearly equal weight
+    p, n = case_presence_vote(["DOID:1324"], hits, tagger, graph)  # lung cancer: supported by adenocarcinoma
+    assert n == 1 and p == 1.0
+    p, n = case_presence_vote(["RADLEX:RID5352"], hits, tagger, graph)  # nobody mentions pneumothorax
+    assert n == 0 and p == 0.5
+    assert blend_presence(0.2, 1.0, 2, 1.0) == pytest.approx(0.6) and blend_presence(0.2, 1.0, 2, 0.0) == 0.2
+
+
+def test_case_metadata_votes_on_modality_and_region():
+    hits = [_hit("a", 0.9, "", modality="XR", body_part="CHEST"), _hit("b", 0.88, "", modality="XR",
+                                                                        body_part="CHEST"),
+            _hit("c", 0.5, "", modality="MR", body_part="HEAD")]
+    answer, p = case_metadata_vote("Is this a chest x-ray?", hits)
+    assert answer == "yes" and p > 0.6
+    answer, p = case_metadata_vote("Is this an MRI of the brain?", hits)
+    assert answer == "no" and p > 0.6
+    assert case_metadata_vote("What modality is this?", hits) is None
+
+
+def test_ground_answer_uses_user_cases_and_abstains(tagger):
+    from kgclip.rag.concepts import LinkedConcept
+
+    effusion = LinkedConcept("RADLEX:RID4872", "pleural effusion", 12, 28, "pleural effusion")
+    pred = Prediction("no", "no", 0.7, "closed", [("no", 0.7), ("yes", 0.3)], [], [effusion],
+                      raw_confidence=0.7, form="yes/no", route="presence", image_similarity=0.95)
+    ok = InputCheck(True, "", {"source_format": "png"})
+    hits = [_hit(f"u{i}", 0.9, "Large right pleural effusion.") for i in range(4)]
+    answer = ground_answer(pred, "Is there a pleural effusion?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
+                           image_threshold=0.5, min_confidence=0.0)
+    assert answer.text == "yes" and answer.flags["voting_cases"] == "4" and not answer.abstained
+    far = ground_answer(pred, "Is there a pleural effusion?", ok, [], None, tagger=tagger, graph=tiny_graph(),
+                        image_threshold=0.99, min_confidence=0.0)
+    assert far.abstained and "no similar case" in far.abstain_reason and str(far).startswith("cannot answer")
+    header = ground_answer(pred, "Is this a chest X-ray?", InputCheck(True, "", CXR), [], None, tagger=tagger,
+                           graph=tiny_graph(), image_threshold=0.99, min_confidence=0.0)
+    assert header.text == "yes" and header.flags["source"] == "dicom-header" and not header.abstained
+    rt = out_of_range_answer("Is there an effusion?", InputCheck(False, "RT Dose Storage is not an image"), None)
+    assert rt.abstained and "RT Dose" in rt.abstain_reason
+
+
+def test_open_answer_from_the_cases_vocabulary(tagger):
+    hits = [_hit("a", 0.9, "Cardiomegaly. No pleural effusion."), _hit("b", 0.89, "Cardiomegaly with pneumothorax."),
+            _hit("c", 0.3, "Epilepsy.")]
+    text, share = case_concept_answer("What is the abnormality?", hits, tagger)
+    assert text == "cardiomegaly" and 0.4 < share < 1.0  # negated effusion does not count
+    assert case_concept_answer("What is abnormal besides the cardiomegaly?", hits, tagger)[0] == "pneumothorax"
+    from kgclip.rag.concepts import LinkedConcept  # noqa: F401
+    pred = Prediction("atelectasis", "atelectasis", 0.05, "open", [], [], [], raw_confidence=0.05, form="open",
+                      route="open", image_similarity=0.95)
+    ok = InputCheck(True, "", {"source_format": "png"})
+    answer = ground_answer(pred, "What is the abnormality?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
+                           image_threshold=0.5, min_confidence=0.0, open_from_cases=0.2)
+    assert answer.text == "cardiomegaly" and answer.flags["source"] == "case-concepts"
+    kept = ground_answer(pred, "What is the abnormality?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
+                         image_threshold=0.5, min_confidence=0.0, open_from_cases=0.0)
+    assert kept.text == "atelectasis"

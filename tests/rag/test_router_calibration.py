@@ -1,0 +1,72 @@
+"""Question routing, calibration maths and the trust figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kgclip.rag.answerer import AnswererConfig, AnswererCore
+from kgclip.rag.calibration import (Calibrator, accuracy_at_coverage, bootstrap_ci, expected_calibration_error,
+                                    isotonic_fit, risk_coverage)
+from kgclip.rag.router import answer_fits_kind, route_question
+
+
+@pytest.mark.parametrize("question,kind,form", [
+    ("Which side is the opacity?", "laterality", "open"),
+    ("Is the effusion on the left or right?", "laterality", "choice"),
+    ("Where is the mass?", "location", "open"),
+    ("Is the mass located in the liver?", "presence", "yes/no"),
+    ("Is this an MRI?", "modality", "yes/no"),
+    ("Is this a chest X-ray?", "modality", "yes/no"),
+    ("What imaging modality was used?", "modality", "open"),
+    ("Is this a CT or an MRI?", "modality", "choice"),
+    ("In what plane is this image?", "plane", "open"),
+    ("What organ system is shown?", "organ", "open"),
+    ("How many masses are there?", "size_count", "open"),
+    ("Is there a pleural effusion?", "presence", "yes/no"),
+    ("What is the abnormality?", "open", "open"),
+])
+def test_route_question(question, kind, form):
+    route = route_question(question)
+    assert (route.kind, route.form) == (kind, form)
+
+
+def test_open_answers_keep_to_the_question_kind():
+    """'Which side?' never gets 'ribs'; a plane question gets the answers plane questions had in training."""
+    answers = ["axial", "coronal", "left", "no", "ribs", "right", "yes"]
+    core = AnswererCore(AnswererConfig(), answers)
+    questions = ["What plane is this?", "Which plane is shown?", "What is abnormal?", "Which side is it on?"]
+    core.learn_kinds(questions, np.array([0, 1, 4, 5]))
+    _, mask = core.candidate_mask("Which side is the opacity?")
+    assert {answers[i] for i in np.flatnonzero(mask)} == {"left", "right"}
+    _, mask = core.candidate_mask("In what plane was this taken?")
+    assert {answers[i] for i in np.flatnonzero(mask)} == {"axial", "coronal"}
+    _, mask = core.candidate_mask("What is the finding?")
+    assert "ribs" in {answers[i] for i in np.flatnonzero(mask)} and not mask[answers.index("yes")]
+    assert answer_fits_kind("right lower lobe", "laterality") and not answer_fits_kind("ribs", "laterality")
+
+
+def test_isotonic_calibration_is_monotone_and_fits():
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.5, 1.0, 4000)
+    truth = rng.uniform(size=4000) < (raw - 0.5) * 1.2 + 0.2  # over-confident raw scores
+    cal = Calibrator.fit(raw, truth, ["yes/no"] * 4000)
+    xs = np.linspace(0.5, 1.0, 50)
+    ys = cal(xs, "yes/no")
+    assert np.all(np.diff(ys) >= -1e-12)
+    fixed = cal.calibrate(raw, ["yes/no"] * 4000)
+    assert expected_calibration_error(fixed, truth) < 0.03 < expected_calibration_error(raw, truth)
+    assert cal(0.7, "open") == 0.7  # a form it was not fitted on passes through
+    assert Calibrator.from_json(cal.to_json()).knots == cal.knots
+    xk, yk = isotonic_fit(np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.0, 1.0]))
+    assert yk == sorted(yk)
+
+
+def test_coverage_and_bootstrap():
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    hit = np.array([1, 1, 1, 0, 0], bool)
+    assert accuracy_at_coverage(conf, hit, 0.6) == 1.0 and accuracy_at_coverage(conf, hit, 1.0) == 0.6
+    assert risk_coverage(conf, hit, (0.2, 1.0)) == [(0.2, 1.0), (1.0, 0.6)]
+    lo, hi = bootstrap_ci(np.r_[np.ones(60), np.zeros(40)], seed=1)
+    assert lo < 0.6 < hi and hi - lo < 0.25
+    assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0
