@@ -38,10 +38,10 @@ __all__ = ["RetrievalConfig", "DrafterChoice", "MemoTagger", "ReportScorer", "dr
 class RetrievalConfig(Config):
     """Which training cases a draft is made from (defaults: the engine's choice on MedPix validation)."""
 
-    k: int = 160  # retrieved cases (best image per case)
+    k: int = 80  # retrieved cases (best image per case)
     filter: str = "modality+region"  # metadata a retrieved case must share: one of RETRIEVAL_FILTERS
     case_text: str = "findings"  # text each case contributes: one of CASE_TEXTS
-    meta_bonus: float = 0.0  # cosine bonus for sharing location / acquisition detail / plane with the query
+    meta_bonus: float = 0.3  # cosine bonus for sharing location / acquisition detail / plane with the query
 
     def __post_init__(self) -> None:
         if self.k < 1:
