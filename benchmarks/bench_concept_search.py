@@ -148,7 +148,8 @@ def main() -> None:
         "map_kg_minus_plain_ci": bootstrap(ap["kg"] - ap["plain"]),
         "map_plain_findings_only": round(float(ap["plain_findings_only"].mean()), 4),
         "map_kg_findings_only": round(float(ap["kg_findings_only"].mean()), 4),
-        "map_kg_findings_only_minus_plain": round(float((ap["kg_findings_only"] - ap["plain_findings_only"]).mean()), 4),
+        "map_kg_findings_only_minus_plain": round(float((ap["kg_findings_only"] - ap["plain_findings_only"]).mean()),
+                                                  4),
         "map_kg_findings_only_minus_plain_ci": bootstrap(ap["kg_findings_only"] - ap["plain_findings_only"]),
         "examples": examples,
         "protocol": "queries: DO/RadLex classes with >=3 and <=20% cases by linked diagnosis (is_a closure); "

@@ -158,7 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per variant (default: config)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--image-hidden", type=int, default=None, help="image-side MLP width (default: recipe)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     parser.add_argument("--save-kg-model", default=None, help="also save the first seed's 'kg' model here")
     parser.add_argument("--quick", action="store_true", help="2 epochs, one seed, 256 training pairs (smoke run)")
     parser.add_argument("--progress", action="store_true")
@@ -223,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         kw = {}
         if enrichment == "gnn":
-            kw["kg_dir"], result["gnn_source"] = gnn_embeddings(args, graph, linked, args.progress)
+            # The GNN's neighbourhood comes from the training captions only (no evaluation text shapes it).
+            kw["kg_dir"], result["gnn_source"] = gnn_embeddings(args, graph, train_all.linked_concepts(),
+                                                                args.progress)
         ids, vectors, fp = concept_table(enrichment, linked, graph=graph, text_encoder=encoder, progress=args.progress,
                                          **kw)
         tables[variant] = {"concept_ids": ids, "concept_vectors": vectors, "concept_fingerprint": fp}

@@ -103,10 +103,17 @@ def answer_html(answer: Any, resolve_image: Any = None) -> str:
 
 def report_html(report: Any, resolve_image: Any = None) -> str:
     def sentences(items: Sequence[Any]) -> str:
-        return "".join(f'<li>{_e(s.text)} <span class="cite">[{_e(s.case_id)}]</span></li>' for s in items)
+        def one(s: Any) -> str:
+            cites = " ".join(f"[{_e(c)}]" for c in getattr(s, "citations", (s.case_id,)))
+            facts = "".join(f'<br/><span class="cite">{_e(f)}</span>' for f in getattr(s, "facts", ()))
+            return f'<li>{_e(s.text)} <span class="cite">{cites}</span>{facts}</li>'
+
+        return "".join(one(s) for s in items)
 
     flags = "".join(f' <span class="cite">[{_e(k)}: {_e(v)}]</span>' for k, v in report.flags.items())
-    out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}<ol>{sentences(report.findings)}</ol>",
+    notice = getattr(report, "notice", "")
+    findings = f"<p><i>{_e(notice[:1].upper() + notice[1:])}.</i></p>" if notice and not report.findings else ""
+    out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}{findings}<ol>{sentences(report.findings)}</ol>",
            f"<b>IMPRESSION</b><ol>{sentences(report.impression)}</ol>"]
     if report.similar_cases:
         out.append("<details><summary>Source cases</summary>" + search_results_html(

@@ -17,7 +17,7 @@ __all__ = [
     "CurationError",
     "StaleArtifactError",
     "ArtifactCorruptError",
-    "ModelNotFoundError",
+    "ModelNotFoundError", "DataNotFoundError",
     "ImageReadError",
     "IndexError_",
     "EncoderMismatchError",
@@ -86,6 +86,10 @@ class ArtifactCorruptError(KgclipError):
 
 class ModelNotFoundError(KgclipError, FileNotFoundError):
     """A model directory or package is missing."""
+
+
+class DataNotFoundError(KgclipError, FileNotFoundError):
+    """A dataset directory, or a file it must hold, is missing."""
 
 
 class ImageReadError(KgclipError, ValueError):

@@ -16,7 +16,9 @@ def test_demo_writes_page_with_images_answers_evidence_and_draft(demo_dir):
     assert page.count("<b>Q:</b>") >= 5
     assert "gold answer" in page and "Similar questions on similar images" in page
     assert "FINDINGS" in page and "IMPRESSION" in page
-    assert re.search(r'class="cite">\[synpic\d+\]', page)  # every draft sentence cites its case
+    # The shipped sample has question/answer pairs, no findings text: the draft says so rather than turning QA
+    # pairs into report sentences (issue 14); with findings, every draft sentence cites its case.
+    assert re.search(r'class="cite">\[synpic\d+\]', page) or re.search(r"<b>FINDINGS</b><p><i>No ", page)
     assert (demo_dir / "manifest.json").is_file()
 
 
@@ -29,7 +31,7 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     assert '"answer": ' in out and '"kind": "closed"' in out
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir)]) == 0
     text = capsys.readouterr().out
-    assert "FINDINGS:" in text and re.search(r"\[synpic\d+\]", text)
+    assert "FINDINGS:" in text and (re.search(r"\[synpic\d+\]", text) or re.search(r"FINDINGS:\nNo ", text))
     assert main(["ask", str(image), "", "--workspace", str(demo_dir)]) == 1
     assert "question is empty" in capsys.readouterr().err
     assert main(["ask", str(demo_dir / "missing.dcm"), "Is it?", "--workspace", str(demo_dir)]) == 1

@@ -11,6 +11,7 @@ import pytest
 from kgclip.engine import Engine, EngineConfig
 from kgclip.errors import (ArtifactCorruptError, ConfigError, EncoderMismatchError, ImageReadError,
                            InputFormatError, StaleArtifactError, UnknownConceptError)
+from kgclip.fingerprint import fingerprint_file
 from kgclip.testing.synthetic import make_vqa_folder
 from kgclip.testing import tiny_graph
 
@@ -185,7 +186,7 @@ def _assert_same_topk(got, want):
 def test_default_workspace_has_no_trained_parts(built):
     engine, _, _ = built
     assert engine.config.model_dir is None and engine.config.concept_embeddings_dir is None
-    assert engine.featurizer.name == "thumbnail-32" and engine.table_text_encoder is engine.text_encoder
+    assert engine.featurizer.name == "efficientnet-lite0" and engine.table_text_encoder is engine.text_encoder
     fps = engine.manifest["fingerprints"]
     assert "model" not in fps and "concept_embeddings" not in fps
     assert not any(f.relation == "similar_by_embedding" for f in engine.explain("RADLEX:RID4872").facts)
@@ -193,3 +194,22 @@ def test_default_workspace_has_no_trained_parts(built):
         engine.search(image=np.zeros((8, 8)), cross_modal=True)
     with pytest.raises(ConfigError, match="concept_embeddings_dir"):
         engine.nearest_concepts("RADLEX:RID4872")
+
+
+def test_a_thumbnail_workspace_is_refused_naming_the_rebuild(tmp_path):
+    from dataclasses import replace
+
+    from kgclip.errors import StaleArtifactError
+
+    data = make_vqa_folder(tmp_path / "data", n_images=6)
+    ws = tmp_path / "thumb"
+    Engine.build(replace(CONFIG, image_features="thumbnail"), ws, vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    config = ws / "engine_config.json"  # as an earlier kgclip wrote it: no image_features field, the thumbnail
+    payload = json.loads(config.read_text())
+    del payload["config"]["image_features"]
+    config.write_text(json.dumps(payload))
+    manifest = json.loads((ws / "manifest.json").read_text())
+    manifest["fingerprints"]["config_file"] = fingerprint_file(config)
+    (ws / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StaleArtifactError, match="kgclip demo --out"):
+        Engine.load(ws)

@@ -219,7 +219,9 @@ def test_cli_flags_load_or_rebuild(base, ws, builds, capsys) -> None:  # noqa: A
     assert main(["report", "draft", img, *where, "--model-dir", str(base / "model-b"), "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out.strip().splitlines()[-1])
-    assert report["findings"] and report["workspace"]["action"] == "rebuilt" and len(builds) == 1
+    # A workspace of question/answer cases has no findings to draft from: the draft says so (issue 14).
+    assert (report["findings"] or "findings text" in report["notice"]) and report["workspace"]["action"] == "rebuilt"
+    assert len(builds) == 1
     notices = [line for line in captured.err.splitlines() if "rebuilding" in line]
     assert len(notices) == 1 and "model-b" in notices[0]
     assert main(["ask", img, QUESTION, *where, "--model-dir", str(base / "model-b")]) == 0

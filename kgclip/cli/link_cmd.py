@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the mentions as JSON")
     parser.add_argument("--no-fuzzy", action="store_true", help="exact, word-order and morphology matching only")
     parser.add_argument("--fuzzy-threshold", type=float, default=None,
-                        help="character-trigram similarity needed for a spelling correction (default 0.6)")
+                        help="similarity 1 - edits/length needed for a spelling correction (default 0.6)")
     parser.add_argument("--no-negation", action="store_true", help="do not detect negation / uncertainty / history")
     parser.set_defaults(handler=_link)
 
@@ -43,9 +43,11 @@ def _graph(args: argparse.Namespace):
 def _link(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from kgclip.engine.limits import MAX_TEXT_CHARS, check_text
     from kgclip.text.linker import ConceptLinker, LinkerConfig
 
     text = sys.stdin.read() if args.text == ["-"] else " ".join(args.text)
+    text = check_text(text, "text to link", MAX_TEXT_CHARS, "No pleural effusion.")
     config = LinkerConfig(fuzzy=not args.no_fuzzy, negation=not args.no_negation)
     if args.fuzzy_threshold is not None:
         config = dataclasses.replace(config, fuzzy_threshold=args.fuzzy_threshold)

@@ -22,9 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "SELF"]
-
-SELF = "self"  # the header key of the reviewed directory's own graph fingerprint
+__all__ = ["register"]
 
 
 def register(sub: Any) -> None:
@@ -78,7 +76,7 @@ def _suggest(args: argparse.Namespace) -> int:
     from kgclip.ontology.align import AlignConfig
     from kgclip.ontology.model import ConceptGraph
     from kgclip.ontology.store import load_graph_dir
-    from kgclip.ontology.suggestions import write_suggestions
+    from kgclip.ontology.suggestions import SELF, write_suggestions
 
     graph = load_graph_dir(args.dir)
     others = [load_graph_dir(d) for d in args.others]
@@ -106,46 +104,6 @@ def _suggest(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- review
-def _current_fingerprints(file: Any, graph: Any) -> dict[str, str]:
-    from kgclip.ontology.store import load_graph_dir
-
-    out = {SELF: graph.fingerprint()}
-    for key in file.graphs:
-        if key != SELF:
-            out[key] = load_graph_dir(key).fingerprint() if Path(key).is_dir() else ""
-    return out
-
-
-def _apply(curator: Any, s: Any, author: str | None, reason: str) -> Any:
-    """The curated edit that accepts ``s``."""
-    if s.kind == "same_as" and s.target not in curator.graph:
-        return curator.update_concept(s.source, add_xrefs=[s.target], reason=reason, author=author)
-    return curator.add_relation(s.source, s.kind, s.target, origin="suggestion", reason=reason, author=author)
-
-
-def _decide(curator: Any, file: Any, n: int, accept: bool, args: argparse.Namespace) -> None:
-    import dataclasses
-
-    from kgclip.ontology.suggestions import save
-
-    s = file.get(n)
-    what = f"suggestion #{n} ({s.method}{': ' + s.why if s.why else ''})"
-    reason = args.reason or f"{'accepted' if accept else 'rejected'} {what}"
-    if accept:
-        entry = _apply(curator, s, args.author, reason)
-    else:
-        entry = curator.changelog.append(
-            "review", {"decision": "reject", "suggestion": n, "kind": s.kind, "source": s.source,
-                       "target": s.target, "method": s.method}, [], author=args.author or curator.author,
-            reason=reason, revert={})
-        curator.save()
-    file.header["graphs"][SELF] = curator.graph.fingerprint()  # our own edit does not make the others stale
-    file.replace(dataclasses.replace(s, status="accepted" if accept else "rejected", reviewed_by=args.author,
-                                     review_reason=reason, changelog_seq=entry.seq))
-    save(file)
-    print(f"{'accepted' if accept else 'rejected'} #{n}: {entry.describe()}")
-
-
 def _ask(file: Any) -> tuple[list[int], list[int]]:
     accept, reject = [], []
     for s in file.pending():
@@ -160,9 +118,7 @@ def _ask(file: Any) -> tuple[list[int], list[int]]:
 
 
 def _review(args: argparse.Namespace) -> int:
-    from kgclip.errors import InputFormatError
-    from kgclip.ontology.curation import Curator
-    from kgclip.ontology.suggestions import check_fresh, read_suggestions
+    from kgclip.ontology.suggestions import read_suggestions, review
 
     file = read_suggestions(args.dir)
     accept, reject = list(args.accept), list(args.reject)
@@ -174,17 +130,9 @@ def _review(args: argparse.Namespace) -> int:
               f"`kgclip ontology review {args.dir} --accept N --reject N --author NAME --reason TEXT`",
               file=sys.stderr)
         return 0
-    if set(accept) & set(reject):
-        raise InputFormatError(f"suggestion(s) {sorted(set(accept) & set(reject))} are both accepted and rejected")
-    with Curator.locked(args.dir, author=args.author, timeout=args.wait) as curator:
-        check_fresh(file, _current_fingerprints(file, curator.graph))  # before anything is written
-        if args.interactive:
-            accept, reject = _ask(file)
-        for n in [*accept, *reject]:  # every number is checked before the first edit
-            if file.get(n).status != "pending":
-                raise InputFormatError(f"suggestion #{n} was already {file.get(n).status}; nothing was written")
-        for n in accept:
-            _decide(curator, file, n, True, args)
-        for n in reject:
-            _decide(curator, file, n, False, args)
+    if args.interactive:
+        accept, reject = _ask(file)
+    for entry in review(args.dir, accept=accept, reject=reject, author=args.author, reason=args.reason,
+                        timeout=args.wait):
+        print(f"{entry.op}: {entry.describe()}")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kgclip.config import shared_data_dir
-from kgclip.errors import InputFormatError
+from kgclip.errors import DataNotFoundError, InputFormatError
 
 __all__ = ["OnError", "handle_bad_row", "resolve_root", "load_json"]
 
@@ -32,19 +32,19 @@ def resolve_root(root: str | Path | None, folder: str, what: str) -> Path:
     if root is None:
         shared = shared_data_dir()
         if shared is None:
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"no path given for {what} and no development data folder found; pass the dataset's directory"
             )
         root = shared / folder
     path = Path(root).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"{what} not found at {path}; pass the dataset's directory")
+        raise DataNotFoundError(f"{what} not found at {path}; pass the dataset's directory")
     return path
 
 
 def load_json(path: Path) -> Any:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; is this the right dataset directory?")
+        raise DataNotFoundError(f"{path} is missing; is this the right dataset directory?")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

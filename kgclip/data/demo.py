@@ -18,6 +18,7 @@ import numpy as np
 
 from kgclip.atomic import atomic_directory
 from kgclip.data.vqa_rad import TEST_PHRASE_TYPES, VQA_RAD_JSON
+from kgclip.errors import DataNotFoundError
 
 __all__ = ["demo_data_dir", "demo_vqa_rad_dir", "build_vqa_rad_sample", "derive_image_metadata", "write_demo_metadata",
            "read_demo_metadata", "fill_by_neighbours", "DEMO_METADATA"]
@@ -35,7 +36,7 @@ def demo_vqa_rad_dir() -> Path:
     """The shipped VQA-RAD sample (same layout as the full dataset: JSON + ``images/``)."""
     path = demo_data_dir() / "vqa-rad"
     if not (path / VQA_RAD_JSON).is_file():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"the demo VQA-RAD sample is missing at {path}; reinstall kgclip (its package data includes demo_data/)"
         )
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kgclip.data._common import OnError, handle_bad_row, resolve_root
 from kgclip.data.sections import Sections
+from kgclip.errors import DataNotFoundError
 
 __all__ = ["IUReport", "read_iu_xray"]
 
@@ -71,7 +72,7 @@ def read_iu_xray(root: str | Path | None = None, *, on_error: OnError = "raise",
     base = resolve_root(root, "iu-xray", "IU X-ray reports")
     reports_path = base / "indiana_reports.csv"
     if not reports_path.is_file():
-        raise FileNotFoundError(f"{reports_path} is missing; is this the IU X-ray directory?")
+        raise DataNotFoundError(f"{reports_path} is missing; is this the IU X-ray directory?")
     projections: dict[str, list[tuple[str, str]]] = {}
     proj_path = base / "indiana_projections.csv"
     if proj_path.is_file():
@@ -84,7 +85,7 @@ def read_iu_xray(root: str | Path | None = None, *, on_error: OnError = "raise",
         reader = csv.DictReader(handle)
         missing = {"uid", "findings", "impression"} - set(reader.fieldnames or ())
         if missing:
-            raise FileNotFoundError(f"{reports_path} lacks columns {sorted(missing)}; not an IU X-ray reports file")
+            raise DataNotFoundError(f"{reports_path} lacks columns {sorted(missing)}; not an IU X-ray reports file")
         for row in reader:
             line = reader.line_num
             uid = (row.get("uid") or "").strip()

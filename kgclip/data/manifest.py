@@ -17,6 +17,7 @@ from typing import Any
 
 from kgclip.atomic import atomic_write_text
 from kgclip.data._common import OnError, handle_bad_row
+from kgclip.errors import DataNotFoundError
 
 __all__ = ["ManifestItem", "read_manifest", "write_manifest"]
 
@@ -49,7 +50,7 @@ def read_manifest(
     """
     manifest = Path(path).expanduser()
     if not manifest.is_file():
-        raise FileNotFoundError(f"manifest {manifest} not found")
+        raise DataNotFoundError(f"manifest {manifest} not found")
     rows: list[tuple[int, Any]] = []
     suffix = manifest.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
@@ -66,7 +67,7 @@ def read_manifest(
             reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
             header = set(reader.fieldnames or ())
             if not {image_column, text_column} <= header:
-                raise FileNotFoundError(
+                raise DataNotFoundError(
                     f"{manifest} has columns {sorted(header)}; it needs {image_column!r} and {text_column!r} "
                     "(or pass image_column= / text_column=)"
                 )

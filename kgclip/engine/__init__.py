@@ -5,8 +5,11 @@ Modules: :mod:`~kgclip.engine.config` (:class:`EngineConfig`), :mod:`~kgclip.eng
 :mod:`~kgclip.engine.load` (load and check it), :mod:`~kgclip.engine.open` (load, or rebuild with other trained
 parts), :mod:`~kgclip.engine.manifest` (fingerprints and staleness), :mod:`~kgclip.engine.cases` (the case
 collection), :mod:`~kgclip.engine.tables` (its vector tables, through :mod:`kgclip.index`),
-:mod:`~kgclip.engine.model_parts` (optional trained parts), :mod:`~kgclip.engine.demo` (``kgclip demo``) and
-:mod:`~kgclip.engine.engine` (the queries). Names load lazily (PEP 562).
+:mod:`~kgclip.engine.store` (the writer lock and atomic swaps every change goes through),
+:mod:`~kgclip.engine.adding` (``add_cases``), :mod:`~kgclip.engine.images` (de-identified, content-addressed
+image copies), :mod:`~kgclip.engine.limits` (input checks and limits), :mod:`~kgclip.engine.model_parts`
+(optional trained parts), :mod:`~kgclip.engine.demo` (``kgclip demo``) and :mod:`~kgclip.engine.engine` (the
+queries). Names load lazily (PEP 562).
 
 Example:
     >>> from kgclip.engine import Engine, EngineConfig

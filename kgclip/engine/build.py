@@ -21,7 +21,6 @@ from kgclip.engine.model_parts import NeighborConcepts
 from kgclip.engine.store import link_tree, mutation
 from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
 from kgclip.errors import ConfigError
-from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
@@ -189,9 +188,12 @@ def trained_parts(config: EngineConfig, encoder: Any, graph: ConceptGraph, *, mo
     ``model_fp`` / ``embeddings``: already computed / loaded (and checked against ``graph``) by the caller, so
     the weights are not hashed and the embeddings not read a second time.
     """
-    featurizer: Any = ThumbnailFeaturizer()
     table_encoder: Any = encoder
-    if config.model_dir is not None:
+    if config.model_dir is None:
+        from kgclip.models.features import load_image_features
+
+        featurizer: Any = load_image_features(config.image_features)
+    else:
         from kgclip.engine.model_parts import ModelImageFeaturizer, ModelTextEncoder, load_model, model_fingerprint
 
         fp = model_fp or model_fingerprint(config.model_dir)

@@ -21,7 +21,7 @@ __all__ = ["Case", "save_cases", "load_cases", "case_meta", "case_from_row", "qa
 
 _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 100_000
-_TEXT_FIELDS = ("text", "modality", "body_part", "split")
+_TEXT_FIELDS = ("text", "findings", "impression", "modality", "body_part", "split")
 
 
 @dataclass
@@ -77,8 +77,8 @@ def _text_field(row: Mapping[str, Any], key: str, where: str, limit: int, requir
 
 
 def case_from_row(row: Mapping[str, Any] | Case, where: str) -> Case:
-    """A new :class:`Case` from a caller's row (``case_id``, ``image``, optional ``text``, ``modality``,
-    ``body_part``, ``split``; other keys are ignored), checked field by field.
+    """A new :class:`Case` from a caller's row (``case_id``, ``image``, optional ``text``, ``findings``,
+    ``impression``, ``modality``, ``body_part``, ``split``; other keys are ignored), checked field by field.
 
     Raises:
         InputFormatError: not a mapping, a required field missing, a field of the wrong type, too long or not text
@@ -94,6 +94,7 @@ def case_from_row(row: Mapping[str, Any] | Case, where: str) -> Case:
         if key in row:
             setattr(case, key, _text_field(row, key, where, _MAX_TEXT_CHARS))
     case.split = case.split or "train"
+    case.__post_init__()  # search and linking read ``text``: made from the sections when only they were given
     return case
 
 

@@ -234,7 +234,8 @@ class Engine:
         answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
                                tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
                                image_threshold=self.answerer.meta.get("image_sim_threshold"),
-                               min_confidence=self.answerer.config.min_confidence)
+                               min_confidence=self.answerer.config.min_confidence,
+                               known_cases=frozenset(self.answerer.core.train_keys))
         if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
@@ -243,16 +244,23 @@ class Engine:
                      ) -> dict[str, Any]:
         """Refit the answerer on its questions plus the user's ``pairs`` (:func:`kgclip.rag.user_qa.read_qa_pairs`;
         only those with ``replace``), save it and the manifest. Returns the cross-validated figures."""
+        from kgclip.engine.cases import load_cases
+        from kgclip.engine.manifest import MANIFEST, write_engine_manifest
+        from kgclip.engine.store import mutation
         from kgclip.rag.user_qa import refit_answerer
 
         answerer, val = refit_answerer(self.answerer, pairs, self.featurizer, graph=self.graph, replace=replace,
-                                       show_progress=show_progress)
+                                       show_progress=show_progress)  # all fitting before the workspace is touched
         answerer.tagger = self.tagger
-        answerer.save(self.directory / "answerer")
+        # One locked, atomic change: the new answerer and manifest swap in together (kgclip.engine.store).
+        with mutation(self.directory, carry=lambda live: [p.name for p in live.iterdir()
+                                                          if p.name not in ("answerer", MANIFEST)]) as staging:
+            build = read_manifest(self.directory)["config"].get("build", {})
+            answerer.save(staging / "answerer")
+            config = EngineConfig.load(staging / "engine_config.json")
+            self.manifest = write_engine_manifest(staging, config, self.graph, self.text_encoder, self.featurizer,
+                                                  load_cases(staging / "cases.json"), build, self.neighbors)
         self.answerer = answerer
-        self.manifest = write_engine_manifest(self.directory, self.config, self.graph, self.text_encoder,
-                                              self.featurizer, self.cases, self.manifest["config"].get("build", {}),
-                                              self.neighbors)
         return val
 
     def _facts(self, concept_ids: list[str], limit: int = 12, per_concept: int = 4, question: str = "") -> list[KGFact]:

@@ -115,4 +115,12 @@ def _load_parts(workspace: Path, config: EngineConfig, encoder: Any, graph: Conc
                 f"{config.concept_embeddings_dir}` on the workspace's ontology, then Engine.refresh")
         check_fingerprint("concept embeddings", config.concept_embeddings_dir, fps.get("concept_embeddings"),
                           emb.fingerprint, workspace, f"{rebuild} to record the new embeddings")
-    return trained_parts(config, encoder, graph, model_fp=current, embeddings=emb)
+    featurizer, table_encoder, neighbors = trained_parts(config, encoder, graph, model_fp=current, embeddings=emb)
+    built_with = fps.get("image_featurizer")
+    if config.model_dir is None and built_with and featurizer.fingerprint != built_with:
+        raise StaleArtifactError(
+            f"workspace {workspace} was built with other image features than {config.image_features!r} (the 32x32 "
+            f"thumbnail of earlier kgclip versions, or changed tower weights): rebuild it with `kgclip demo --out "
+            f"{workspace}` (the demo) or Engine.build(config, {str(workspace)!r}); to keep the thumbnail, build with "
+            "EngineConfig(image_features='thumbnail')")
+    return featurizer, table_encoder, neighbors

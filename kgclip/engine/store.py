@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from kgclip.errors import ArtifactCorruptError, LockedError, StaleArtifactError
+from kgclip.errors import ArtifactCorruptError, ConfigError, LockedError, StaleArtifactError
 from kgclip.locking import FileLock
 
 __all__ = ["WorkspaceLock", "mutation", "recover", "read_consistently", "link_tree", "LOCK_TIMEOUT_S"]
@@ -116,6 +116,7 @@ def mutation(workspace: str | os.PathLike[str], *, carry: Callable[[Path], Itera
     target.parent.mkdir(parents=True, exist_ok=True)
     with WorkspaceLock(target, timeout):
         _recover_locked(target)
+        _refuse_foreign(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
         try:
             if carry is not None and target.is_dir():
@@ -127,6 +128,16 @@ def mutation(workspace: str | os.PathLike[str], *, carry: Callable[[Path], Itera
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _commit(target, staging)
+
+
+def _refuse_foreign(target: Path) -> None:
+    """A swap replaces ``target`` whole: never let that be a user's file or a folder that is not a workspace."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return
+    if target.is_dir() and any((target / name).is_file() for name in ("manifest.json", "engine_config.json")):
+        return
+    what = "a file" if not target.is_dir() else "a folder that is not a kgclip workspace"
+    raise ConfigError(f"{target} is {what}; nothing was written. Pass a new or empty directory for the workspace")
 
 
 def _commit(target: Path, staging: Path) -> None:

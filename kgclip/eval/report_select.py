@@ -38,10 +38,10 @@ __all__ = ["RetrievalConfig", "DrafterChoice", "MemoTagger", "ReportScorer", "dr
 class RetrievalConfig(Config):
     """Which training cases a draft is made from (defaults: the engine's choice on MedPix validation)."""
 
-    k: int = 160  # retrieved cases (best image per case)
+    k: int = 80  # retrieved cases (best image per case)
     filter: str = "modality+region"  # metadata a retrieved case must share: one of RETRIEVAL_FILTERS
     case_text: str = "findings"  # text each case contributes: one of CASE_TEXTS
-    meta_bonus: float = 0.0  # cosine bonus for sharing location / acquisition detail / plane with the query
+    meta_bonus: float = 0.3  # cosine bonus for sharing location / acquisition detail / plane with the query
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -71,6 +71,8 @@ KG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "d.dedupe_concepts": (True, False),
     "d.remove_contradictions": (True, False),
     "d.word_weight": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "d.objective": ("gain", "expected_f1"),
+    "d.keep_modality": (True, False),
 }
 NOKG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = dict(_SHARED_SPACE)
 
@@ -135,9 +137,10 @@ def selection_score(figures: dict[str, float]) -> float:
 
 def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
                   tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
-                  expander: GraphExpander | None = None, regions: BodyRegions | None = None) -> list[DraftReport]:
+                  expander: GraphExpander | None = None, regions: BodyRegions | None = None,
+                  impression: bool = True) -> list[DraftReport]:
     """The report drafted for every query of ``split``, told the query's modality and body region (what its header
-    carries)."""
+    carries); ``impression=False`` skips the impression (selection only scores findings)."""
     if use_kg and graph is not None and regions is None:
         regions = BodyRegions(graph)
     out = []
@@ -147,7 +150,7 @@ def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: Retriev
         meta = data.query_metadata(split, qi)
         out.append(draft_from_cases(hits, tagger=tagger, graph=graph, config=draft, use_kg=use_kg,
                                     expander=expander, regions=regions, query_region=meta["region"],
-                                    query_modality=meta["modality"]))
+                                    query_modality=meta["modality"], max_impression=None if impression else 0))
     return out
 
 
@@ -156,7 +159,8 @@ def draft_split(data: MedPixReportData, split: ReportSplit, retrieval: Retrieval
                 expander: GraphExpander | None = None, regions: BodyRegions | None = None) -> list[str]:
     """The findings text drafted for every query of ``split`` (:func:`draft_reports`)."""
     return [r.findings_text for r in draft_reports(data, split, retrieval, draft, tagger=tagger, graph=graph,
-                                                   use_kg=use_kg, expander=expander, regions=regions)]
+                                                   use_kg=use_kg, expander=expander, regions=regions,
+                                                   impression=False)]
 
 
 def baseline_drafts(data: MedPixReportData, split: ReportSplit, seed: int = 0) -> dict[str, list[str]]:

@@ -52,6 +52,7 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
     for part_train, part in runs:
         query = np.stack([image_vectors[e.image_key] for e in part])
         hits = _case_hits(train_items, part_train, image_vectors, query, k)
+        known = frozenset(e.image_key for e in part_train)  # every case here is in the answerer's memory
         for i, (e, case_hits) in enumerate(zip(part, hits)):
             pred, model = preds[start + i], models[start + i]
             check = InputCheck(not input_reason.get(e.image_key), input_reason.get(e.image_key, ""),
@@ -61,6 +62,7 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
                     pred, e.question, check, case_hits, None, tagger=model.tagger,
                     graph=model.tagger.graph if model.tagger is not None else graph,
                     image_threshold=model.meta.get("image_sim_threshold"),
-                    min_confidence=model.config.min_confidence, case_weight=w, open_from_cases=t, cache=cache))
+                    min_confidence=model.config.min_confidence, case_weight=w, open_from_cases=t,
+                    known_cases=known, cache=cache))
         start += len(part)
     return out

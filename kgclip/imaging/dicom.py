@@ -33,6 +33,81 @@ _CODEC_HELP = (
     "install the decoder plugins: pip install 'kgclip[dicom]' (pylibjpeg, pylibjpeg-openjpeg for JPEG 2000), "
     "plus pylibjpeg-libjpeg for JPEG lossless/extended, pyjpegls for JPEG-LS, pylibjpeg-rle for faster RLE"
 )
+# Inflated bytes read from a deflated dataset before its header is parsed (headers are far smaller).
+_DEFLATE_HEAD = 4 << 20
+
+
+def _decode_help(transfer_syntax: Any) -> str:
+    """What to do when pixel data cannot be decoded: install a plugin only when one is actually missing."""
+    from pydicom.pixels import get_decoder
+
+    if transfer_syntax is None or not getattr(transfer_syntax, "is_compressed", False):
+        return ("the pixel data element is malformed (wrong length, value representation or bit depth for its "
+                "Rows/Columns/BitsAllocated); repair or re-export the file")
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except Exception:  # noqa: BLE001 - pydicom knows no decoder for this syntax at all
+        return f"no decoder exists for {transfer_syntax.name}; convert the file (e.g. dcmtk's dcmdjpeg / dcmconv)"
+    if decoder.is_available:
+        plugins = ", ".join(decoder.available_plugins)
+        return (f"the installed decoders ({plugins}) could not decode it: the compressed data is damaged or uses a "
+                "variant they do not support; re-export the file or convert it to an uncompressed transfer syntax")
+    return _CODEC_HELP
+
+
+def _meta_transfer_syntax(data: bytes) -> tuple[str | None, int]:
+    """``(TransferSyntaxUID, offset where the dataset starts)`` of a DICOM file with preamble, read from its
+    file-meta group by hand (explicit VR little endian, PS3.10 7.1) so nothing after it is touched."""
+    pos, syntax = 132, None
+    while pos + 8 <= len(data) and data[pos:pos + 2] == b"\x02\x00":
+        elem, vr = int.from_bytes(data[pos + 2:pos + 4], "little"), data[pos + 4:pos + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV"):
+            length, head = int.from_bytes(data[pos + 8:pos + 12], "little"), 12
+        else:
+            length, head = int.from_bytes(data[pos + 6:pos + 8], "little"), 8
+        if elem == 0x0010:
+            syntax = data[pos + head:pos + head + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        pos += head + length
+    return syntax, pos
+
+
+def _inflate_bounded(data: bytes, start: int, max_pixels: int, name: str) -> Any:
+    """A Deflated Explicit VR Little Endian dataset, inflated only as far as its declared image allows.
+
+    The header is inflated first (at most 4 MB) and its pixel count checked against ``max_pixels``; the rest is
+    then inflated with a cap of the declared pixel bytes, so a small file that inflates to gigabytes is refused
+    with bounded memory. Returns the dataset with its transfer syntax set to explicit VR little endian.
+    """
+    import zlib
+
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        head = inflater.decompress(data[start:], _DEFLATE_HEAD)
+        header = pydicom.dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - zlib / pydicom errors on damaged streams
+        raise ImageReadError(f"{name}: the deflated DICOM dataset is corrupt ({type(exc).__name__}: {exc}). "
+                             "Copy or export the file again.") from exc
+    count = _pixel_count(header)
+    if count > max_pixels:
+        raise ImageReadError(
+            f"{name}: deflated DICOM declares {header.get('Rows', '?')}x{header.get('Columns', '?')}x"
+            f"{header.get('NumberOfFrames', 1) or 1} frame(s) = {count:,} values, above the limit of {max_pixels:,}; "
+            "refused before inflating it. Raise max_pixels if the image is genuine.")
+    bytes_per_value = max(1, min(8, int(header.get("BitsAllocated", 16) or 16) // 8))
+    cap = count * bytes_per_value + len(head) + (1 << 20)
+    rest = inflater.decompress(inflater.unconsumed_tail, max(cap - len(head), 1))
+    if inflater.unconsumed_tail:
+        raise ImageReadError(f"{name}: the deflated DICOM inflates beyond the {cap:,} bytes its header declares; "
+                             "refused (the file is damaged or crafted). Export it again without deflate.")
+    ds = pydicom.dcmread(io.BytesIO(head + rest), force=True)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds._kgclip_inflated_from = "Deflated Explicit VR Little Endian"  # what the file said (reported in meta)
+    return ds
 
 
 def pseudonymise_uid(uid: str, salt: str = "") -> str:
@@ -78,12 +153,12 @@ def _safe_meta(ds: Any, uid_salt: str) -> dict[str, Any]:
         "laterality": _text(ds, "ImageLaterality") or _text(ds, "Laterality"),
         "plane": _plane(ds.get("ImageOrientationPatient")),
         "photometric": _text(ds, "PhotometricInterpretation"),
-        "bits_stored": int(ds.BitsStored) if "BitsStored" in ds else None,
-        "bits_allocated": int(ds.BitsAllocated) if "BitsAllocated" in ds else None,
-        "pixel_representation": int(ds.get("PixelRepresentation", 0) or 0),
-        "rows": int(ds.Rows) if "Rows" in ds else None,
-        "columns": int(ds.Columns) if "Columns" in ds else None,
-        "frames": int(ds.get("NumberOfFrames", 1) or 1),
+        "bits_stored": _int(ds, "BitsStored", 0) if "BitsStored" in ds else None,
+        "bits_allocated": _int(ds, "BitsAllocated", 0) if "BitsAllocated" in ds else None,
+        "pixel_representation": _int(ds, "PixelRepresentation", 0),
+        "rows": _int(ds, "Rows", 0) if "Rows" in ds else None,
+        "columns": _int(ds, "Columns", 0) if "Columns" in ds else None,
+        "frames": _int(ds, "NumberOfFrames", 1),
         "pixel_spacing": [float(v) for v in ds.PixelSpacing] if "PixelSpacing" in ds else None,
         "sop_class_uid": str(ds.SOPClassUID) if "SOPClassUID" in ds else None,  # a standard class, not an instance
         "burned_in_annotation": _text(ds, "BurnedInAnnotation"),
@@ -160,10 +235,38 @@ def _lift_functional_groups(ds: Any, frame: int) -> None:
                     break
 
 
+def _int(ds: Any, keyword: str, default: int) -> int:
+    """A numeric header value; ``ValueError`` naming the element when it holds something else (a wrong VR)."""
+    value = ds.get(keyword, default)
+    try:
+        return int(value or default)
+    except (TypeError, ValueError):
+        raise ValueError(f"{keyword} holds {str(value)[:40]!r}, not a number") from None
+
+
+def _ends_mid_element(ds: Any) -> bool:
+    """Whether pydicom stopped inside an element (fewer value bytes than its length): a cut file. An empty dataset
+    (nothing after the file meta) counts as cut too."""
+    if not len(ds):
+        return True
+    raw = ds.get_item(list(ds.keys())[-1])
+    value, length = getattr(raw, "value", None), getattr(raw, "length", None)
+    return isinstance(value, bytes) and isinstance(length, int) and length != 0xFFFFFFFF and len(value) < length
+
+
+def _native_pixels_short(ds: Any, syntax: Any, count: int) -> bool:
+    """Uncompressed pixel data with fewer bytes than the header's image needs (a file cut inside its pixels)."""
+    if syntax is None or getattr(syntax, "is_compressed", True) or "PixelData" not in ds:
+        return False
+    raw = ds.get_item("PixelData")
+    value = getattr(raw, "value", None)
+    actual = len(value) if isinstance(value, bytes) else getattr(raw, "length", 0)
+    return actual * 8 < count * _int(ds, "BitsAllocated", 8)
+
+
 def _pixel_count(ds: Any) -> int:
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    rows, cols = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
+    frames, samples = _int(ds, "NumberOfFrames", 1), _int(ds, "SamplesPerPixel", 1)
     return rows * cols * max(frames, 1) * max(samples, 1)
 
 
@@ -228,8 +331,27 @@ def _affine_window(window: dict[str, Any], slope: float, intercept: float) -> tu
     return slope / span, (intercept - lo) / span
 
 
+def _open_dataset(source: Any, force: bool, max_pixels: int, name: str) -> Any:
+    """``pydicom.dcmread`` with pixel data deferred; a deflated dataset is inflated within the pixel limit first."""
+    import pydicom
+
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fh:
+            head = fh.read(132 + 4096)
+    else:
+        source.seek(0)
+        head = source.read(132 + 4096)
+        source.seek(0)
+    syntax, _ = _meta_transfer_syntax(head) if head[128:132] == b"DICM" else (None, 0)
+    if syntax == "1.2.840.10008.1.2.1.99":  # Deflated Explicit VR Little Endian
+        data = open(source, "rb").read() if isinstance(source, str | os.PathLike) else source.read()
+        return _inflate_bounded(data, _meta_transfer_syntax(data)[1], max_pixels, name)
+    # defer_size keeps large pixel data on disk until the size check has passed (bounded memory).
+    return pydicom.dcmread(source, defer_size="4 MB", force=force)
+
+
 def read_dicom(source: str | os.PathLike[str] | bytes | BinaryIO, *, window: Any = "auto", frame: int | None = None,
-               max_pixels: int, uid_salt: str = "", name: str = "<bytes>",
+               max_pixels: int, uid_salt: str = "", name: str = "the image data",
                force: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """Read one DICOM into ``[0, 1]`` float32 pixels and safe metadata (see :func:`kgclip.imaging.io.read_image`).
 
@@ -242,23 +364,23 @@ def read_dicom(source: str | os.PathLike[str] | bytes | BinaryIO, *, window: Any
     if isinstance(source, bytes | bytearray | memoryview):
         source = io.BytesIO(bytes(source))
     try:
-        # defer_size keeps large pixel data on disk until the size check below has passed (bounded memory).
-        ds = pydicom.dcmread(source, defer_size="4 MB", force=force)
+        ds = _open_dataset(source, force, max_pixels, name)
+    except ImageReadError:
+        raise
     except InvalidDicomError as exc:
         raise ImageReadError(f"{name}: not a DICOM file ({exc}). Pass a DICOM, PNG or JPEG image.") from exc
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt headers
         raise ImageReadError(f"{name}: corrupt or truncated DICOM header ({type(exc).__name__}: {exc}).") from exc
     if not any(tag in ds for tag in _PIXEL_TAGS):
         sop = ds.SOPClassUID.name if "SOPClassUID" in ds else "unknown SOP class"
-        if "SOPClassUID" not in ds or "Image" in sop or "Rows" in ds:
-            # pydicom stops quietly at the end of a cut file; an image class without pixel data means truncation.
-            raise ImageReadError(
-                f"{name}: the DICOM ends before its pixel data ({sop}): the file is truncated or incomplete. "
-                "Copy or download it again."
-            )
+        if _ends_mid_element(ds):
+            raise ImageReadError(f"{name}: the DICOM is truncated: it ends inside an element, before its pixel data "
+                                 f"({sop}). Copy or download it again.")
+        # A complete file without pixel data and one cut exactly between two elements read the same: claim neither.
         raise ImageReadError(
-            f"{name}: DICOM without pixel data ({sop}, modality {ds.get('Modality', '?')}); it is not an image. "
-            "Pass an image instance (e.g. CT, MR, CR, DX)."
+            f"{name}: the DICOM has no pixel data ({sop}, modality {ds.get('Modality', '?')}): it is not an image "
+            "instance, it was saved without its pixels, or the copy is incomplete. Pass an image instance (e.g. CT, "
+            "MR, CR, DX); if it should be one, copy or export it again."
         )
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     if photometric not in SUPPORTED_PHOTOMETRIC:
@@ -266,12 +388,18 @@ def read_dicom(source: str | os.PathLike[str] | bytes | BinaryIO, *, window: Any
             f"{name}: unsupported photometric interpretation {photometric or '(missing)'!r}; supported are "
             f"{', '.join(SUPPORTED_PHOTOMETRIC)}. Convert the file (e.g. with dcmtk's dcmconv) first."
         )
-    _lift_functional_groups(ds, 0 if frame is None else frame)
-    meta = _safe_meta(ds, uid_salt)
+    try:
+        _lift_functional_groups(ds, 0 if frame is None else frame)
+        meta = _safe_meta(ds, uid_salt)
+        count = _pixel_count(ds)
+    except (ValueError, TypeError) as exc:  # e.g. Rows stored as text (a wrong value representation)
+        raise ImageReadError(f"{name}: a DICOM header value has the wrong type ({exc}); repair the header (e.g. "
+                             "with dcmtk's dcmodify) or export the file again.") from exc
+    meta["transfer_syntax"] = getattr(ds, "_kgclip_inflated_from", meta["transfer_syntax"])
     n_frames = meta["frames"]
     if frame is not None and not -n_frames <= frame < n_frames:
         raise ImageReadError(f"{name}: frame {frame} requested but the file has {n_frames} frame(s)")
-    count = _pixel_count(ds) // (n_frames if frame is not None else 1)
+    count //= n_frames if frame is not None else 1
     if count <= 0:
         raise ImageReadError(f"{name}: DICOM declares an empty image (Rows/Columns missing or zero)")
     if count > max_pixels:
@@ -282,12 +410,15 @@ def read_dicom(source: str | os.PathLike[str] | bytes | BinaryIO, *, window: Any
     index = None if frame is None else frame % n_frames
     try:
         arr = pixel_array(ds, index=index, as_rgb=True)
-    except (RuntimeError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001 - decoders raise RuntimeError/ValueError/EOFError/OSError
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if _native_pixels_short(ds, syntax, count):
+            raise ImageReadError(f"{name}: the DICOM is truncated: its pixel data is shorter than its Rows, Columns "
+                                 "and frames require. Copy or download it again.") from exc
         raise ImageReadError(
-            f"{name}: cannot decode {meta['transfer_syntax'] or 'this transfer syntax'}: {exc}. {_CODEC_HELP}."
+            f"{name}: cannot decode the pixel data ({meta['transfer_syntax'] or 'unknown transfer syntax'}; "
+            f"{type(exc).__name__}: {exc}): {_decode_help(syntax)}."
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - decoders raise ValueError/EOFError/OSError on damaged data
-        raise ImageReadError(f"{name}: pixel data is truncated or corrupt ({type(exc).__name__}: {exc}).") from exc
     if frame is not None and n_frames > 1:
         meta["frame"] = index  # which frame of the series these pixels are
     if photometric == "PALETTE COLOR":

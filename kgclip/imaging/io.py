@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import io
 import os
 from pathlib import Path
@@ -87,7 +88,9 @@ class ImageData:
         thumb.save(buf, format="PNG")
         shown = {k: v for k, v in self.meta.items() if k in ("source_format", "modality", "body_part",
                                                               "view_position", "plane", "photometric")}
-        rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in shown.items() if v is not None)
+        # Header values come from the file (BodyPartExamined, Modality...): escaped, never trusted as markup.
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in shown.items() if v is not None)
         img = base64.b64encode(buf.getvalue()).decode("ascii")
         return (f'<div><img src="data:image/png;base64,{img}"/><table>{rows}'
                 f"<tr><td>size</td><td>{self.height}x{self.width}x{self.n_frames}</td></tr></table></div>")
@@ -119,7 +122,8 @@ def _read_pil(data: BinaryIO, name: str, max_pixels: int, window: Any,
             "Pass a DICOM, PNG or JPEG file."
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{name}: image too large ({exc}); refused before decoding.") from exc
+        raise ImageReadError(f"{name}: image too large to decode safely ({exc}); refused before decoding. Downscale "
+                             "it (or tile it) before passing it in.") from exc
     width, height = img.size
     if width * height * len(img.getbands()) > max_pixels or width * height == 0:
         raise ImageReadError(
@@ -212,7 +216,7 @@ def read_image(
         raise ConfigError(f"max_pixels must be >= 1, got {max_pixels}")
     if isinstance(window, str) and window not in ("auto", "minmax", "bits"):
         resolve_window(window)  # fail on a bad preset name before any I/O
-    name = "<bytes>"
+    name = "the image data"
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         name = str(path)
@@ -227,10 +231,10 @@ def read_image(
         data = bytes(source)
         head = data[:132]
         if not head:
-            raise ImageReadError("<bytes>: empty input; it is not an image.")
+            raise ImageReadError("the image data is empty (0 bytes); it is not an image.")
         opener = data
     elif hasattr(source, "read"):
-        name = str(getattr(source, "name", "<stream>"))
+        name = str(getattr(source, "name", "the image stream"))
         data = source.read()
         head = data[:132]
         if not head:

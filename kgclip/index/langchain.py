@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
-from langchain_core.retrievers import BaseRetriever
-from langchain_core.vectorstores import VectorStore
-from pydantic import ConfigDict
 
-from kgclip.errors import IndexError_
+from kgclip.errors import ConfigError, IndexError_
+
+try:  # an optional dependency since the [langchain] extra: say how to get it
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.vectorstores import VectorStore
+    from pydantic import ConfigDict
+except ImportError as exc:  # pragma: no cover - exercised in an install without the extra
+    raise ConfigError('the langchain adapters need langchain-core: pip install "kgclip[langchain]"') from exc
 from kgclip.index.faiss_index import FaissIndex, IndexConfig
 from kgclip.index.metadata import COLUMNS
 

@@ -11,7 +11,7 @@ from kgclip.kg.convert import concept_features, text_encoder_fingerprint, to_pyg
 from kgclip.kg.embeddings import ConceptEmbeddings
 from kgclip.kg.train import KGTrainConfig, TrainResult, fit
 from kgclip.ontology.model import ConceptGraph
-from kgclip.text.encoders import TextEncoder, load_text_encoder
+from kgclip.text.encoders import TextEncoder, fast_text_encoder_name, load_text_encoder
 
 __all__ = ["train_embeddings", "embeddings_from_result"]
 
@@ -62,6 +62,7 @@ def train_embeddings(
     text_encoder: str | TextEncoder = "minilm",
     cache_dir: str | os.PathLike[str] | None | bool = None,
     show_progress: bool = True,
+    fast_text: bool = True,
 ) -> ConceptEmbeddings:
     """Featurise, train by link prediction (validation carved from the relations) and encode the whole graph.
 
@@ -71,8 +72,13 @@ def train_embeddings(
         text_encoder: text tower or its name / local directory.
         cache_dir: text feature cache root (``None`` -> ``kgclip_home()``, ``False`` -> no disk cache).
         show_progress: progress bars.
+        fast_text: featurise with the ONNX int8 variant of a named text tower when ``kgclip[fast]`` is installed
+            (``"minilm"`` -> ``"onnx-int8:minilm"``, about 3x faster, cosine ~0.99 to float32); the name recorded
+            in the embeddings' meta is the variant used, so a refresh featurises the same way.
     """
     config = config or KGTrainConfig()
+    if fast_text and isinstance(text_encoder, str):
+        text_encoder = fast_text_encoder_name(text_encoder)
     text = load_text_encoder(text_encoder) if isinstance(text_encoder, str) else text_encoder
     text_name = text_encoder if isinstance(text_encoder, str) else text.name
     x = concept_features(graph, text, cache_dir=cache_dir, show_progress=show_progress)

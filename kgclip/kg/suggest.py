@@ -25,12 +25,12 @@ import torch
 
 from kgclip.errors import ConfigError, UnknownConceptError
 from kgclip.kg.embeddings import ConceptEmbeddings
-from kgclip.ontology.align import AlignConfig, TermIndex, align, name_parents, _idf
+from kgclip.ontology.align import AlignConfig, TermIndex, align, name_parents, word_weights
 from kgclip.ontology.ids import IS_A, SAME_AS
 from kgclip.ontology.model import ConceptGraph
 from kgclip.ontology.suggestions import SUGGESTION_KINDS, Suggestion
 
-__all__ = ["LinkPredictor", "suggest_links", "fuse_rankings", "default_heads"]
+__all__ = ["LinkPredictor", "suggest_links", "rank_links", "fuse_rankings", "default_heads"]
 
 _RRF_K = 10  # reciprocal-rank fusion constant: small, because only the top few of each ranking matter
 _EMBEDDING_WEIGHT = 0.25  # share of GNN cosine in a same_as score (the rest is lexical evidence)
@@ -124,15 +124,20 @@ def _predicted(graph: ConceptGraph, predictor: LinkPredictor, heads: list[str], 
                            graph.name_of(h), graph.name_of(t)) for t, score in tails] for h, tails in ranked.items()}
 
 
-def _links(graph: ConceptGraph, kind: str, heads: list[str], embeddings: ConceptEmbeddings | None,
-           per_head: int) -> dict[str, list[Suggestion]]:
-    """Per head: fused predictor + name rankings (``is_a``), or the predictor alone (other kinds)."""
+def rank_links(graph: ConceptGraph, kind: str, heads: Sequence[str], embeddings: ConceptEmbeddings | None,
+               per_head: int, *, use_names: bool = True, use_predictor: bool = True) -> dict[str, list[Suggestion]]:
+    """Per head, its best ``per_head`` missing ``kind`` links: for ``is_a`` the predictor's ranking fused with the
+    name ranking (:func:`kgclip.ontology.align.name_parents`), for other kinds the predictor's alone.
+
+    ``use_names`` / ``use_predictor`` switch either ranking off (to compare them).
+    """
+    heads = list(heads)
     # is_a: any live concept may be a parent (a leaf today may be the parent a new concept needs); other kinds:
     # the concepts already used as their targets (a symptom is something some disease has as a symptom).
     live = [c.id for c in graph.concepts(include_deprecated=False)]
     targets = {r.target for r in graph.relations(relation_type=kind)}
     candidates = live if kind == IS_A else [c for c in live if c in targets]
-    predictor = LinkPredictor(embeddings) if embeddings is not None else None
+    predictor = LinkPredictor(embeddings) if embeddings is not None and use_predictor else None
     if predictor is not None and not predictor.knows(kind):
         predictor = None
     predicted = _predicted(graph, predictor, heads, kind, candidates, per_head * 2) if predictor else {}
@@ -141,8 +146,10 @@ def _links(graph: ConceptGraph, kind: str, heads: list[str], embeddings: Concept
             raise ConfigError(f"suggesting {kind!r} links needs the link predictor: pass concept embeddings "
                               "trained on this graph (`kgclip kg train`, then --embeddings DIR)")
         return {h: v[:per_head] for h, v in predicted.items()}
+    if not use_names:
+        return {h: predicted.get(h, [])[:per_head] for h in heads}
     index = TermIndex(graph)
-    idf = _idf([index])
+    idf = word_weights([index])
     allowed = set(candidates)
     out = {}
     for h in heads:
@@ -178,8 +185,9 @@ def _same_as(graph: ConceptGraph, other: ConceptGraph | None, embeddings: Concep
     if concept is not None and concept in embeddings:  # nearest concepts by embedding on the other side, too
         seen = {s.target for s in rescored}
         for cid, cos in embeddings.nearest(concept, 50):
-            if cid in b and cid not in seen and cid != concept and (other is not None or cid not in graph.parents(
-                    concept, SAME_AS)) and cos > 0.5:
+            linked = any(g.has_relation(x, SAME_AS, y) for g in (graph, b) for x, y in ((concept, cid), (cid, concept))
+                         if x in g and y in g)
+            if cid in b and cid not in seen and cid != concept and cos > 0.5 and not linked:
                 rescored.append(Suggestion(SAME_AS, concept, cid, round(_EMBEDDING_WEIGHT * cos, 4), "embedding",
                                            f"GNN cosine {cos:.2f}", graph.name_of(concept), b.name_of(cid)))
     rescored.sort(key=lambda s: (-s.score, s.source, s.target))
@@ -213,7 +221,7 @@ def suggest_links(graph: ConceptGraph, kind: str, *, embeddings: ConceptEmbeddin
     if kind == SAME_AS:
         return _same_as(graph, other, embeddings, concept, align_config or AlignConfig(), limit)
     heads = [concept] if concept is not None else default_heads(graph, kind)
-    per = _links(graph, kind, heads, embeddings, per_head)
+    per = rank_links(graph, kind, heads, embeddings, per_head)
     flat = [s for h in heads for s in per.get(h, [])]
     if concept is not None:
         return flat[:limit]

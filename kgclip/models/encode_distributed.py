@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from kgclip.config import Config
-from kgclip.errors import ConfigError
+from kgclip.errors import ConfigError, DataNotFoundError
 
 __all__ = ["EncodeConfig", "EncodeResult", "BatchEncoder", "encode_manifest", "manifest_rows"]
 
@@ -234,7 +234,7 @@ def _text_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     from kgclip.errors import InputFormatError
 
     if not path.is_file():
-        raise FileNotFoundError(f"manifest {path} not found")
+        raise DataNotFoundError(f"manifest {path} not found")
     if path.suffix.lower() in (".csv", ".tsv"):
         with open(path, newline="", encoding="utf-8") as handle:
             records = list(csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
@@ -321,6 +321,31 @@ def _encode_local(rows: list[dict[str, Any]], out: Path, config: EncodeConfig) -
     return encoder.fingerprint, encoder.dim
 
 
+def _start_ray(ray: Any, kwargs: dict[str, Any], *, local: bool, attempts: int = 2) -> None:
+    """``ray.init`` with one retry: a local start on a busy machine can time out waiting for its own processes
+    ("Timed out waiting for file .../gcs_server_port", "The current node timed out during startup").
+
+    Raises:
+        ConfigError: every attempt failed; the message names what to try instead.
+    """
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
+            return
+        except (RuntimeError, TimeoutError, ConnectionError, OSError, ValueError) as exc:
+            ray.shutdown()  # clean up a half-started local cluster before trying again
+            if attempt == attempts:
+                hint = ("the local Ray cluster did not start (the machine may be busy): run again with fewer "
+                        "workers (--workers), without --ray, or against a running cluster with --address "
+                        "ray://HOST:10001" if local else
+                        f"could not connect to the Ray cluster at {kwargs.get('address')}: check the address, "
+                        "or run without --address for a local cluster")
+                raise ConfigError(f"{hint} ({type(exc).__name__}: {str(exc)[:200]})") from exc
+            time.sleep(2.0 * attempt)
+
+
 def _encode_ray(rows: list[dict[str, Any]], out: Path, config: EncodeConfig) -> tuple[str, int]:
     try:
         import ray
@@ -329,7 +354,7 @@ def _encode_ray(rows: list[dict[str, Any]], out: Path, config: EncodeConfig) -> 
     started = False
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"address": config.address} if config.address else {"num_cpus": config.num_cpus}
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
+        _start_ray(ray, kwargs, local=not config.address)
         started = True
     try:
         # The driver learns the fingerprint and dim from the same loader the actors use (cheap next to encoding).

@@ -403,9 +403,13 @@ def pretrained_recipe(train_blocks: int = 0, **model_options: Any) -> TrainConfi
             fine-tunes the tower's last k blocks and head (on the cached input of those blocks).
         **model_options: other :class:`~kgclip.models.kgclip.KGClipConfig` fields (``enrichment``...).
     """
-    model = KGClipConfig(image_tower="efficientnet-lite0", train_blocks=train_blocks, image_hidden=512,
+    # Chosen by validation mean recall (seed 0, 157 validation captions): a linear image head beat a 512-wide MLP
+    # (0.219 vs 0.208), plain InfoNCE beat concept soft targets (0.257 vs 0.219); both overfit within a few epochs,
+    # which the epoch selection on validation catches.
+    model = KGClipConfig(image_tower="efficientnet-lite0", train_blocks=train_blocks, image_hidden=0,
                          **model_options)
-    return TrainConfig(model=model, epochs=30, batch_size=128, lr=1e-3, warmup_steps=20, augment=False)
+    return TrainConfig(model=model, epochs=30, batch_size=128, lr=1e-3, warmup_steps=20, augment=False,
+                       soft_target_weight=0.0)
 
 
 def frozen_feature_source(model_config: KGClipConfig, **options: Any) -> dict[str, Any]:

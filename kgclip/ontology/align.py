@@ -40,7 +40,8 @@ from kgclip.ontology.ids import IS_A, SAME_AS
 from kgclip.ontology.model import ConceptGraph
 from kgclip.ontology.suggestions import Suggestion
 
-__all__ = ["AlignConfig", "TermIndex", "align", "normalize_words", "name_parents", "name_similarity"]
+__all__ = ["AlignConfig", "TermIndex", "align", "normalize_words", "name_parents", "name_similarity",
+           "word_weights"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _FUNCTION_WORDS = frozenset({"of", "the", "and", "or", "in", "with", "a", "an", "to", "by", "for", "on", "nos",
@@ -116,7 +117,8 @@ class TermIndex:
         return len(self.terms)
 
 
-def _idf(indexes: Sequence[TermIndex]) -> dict[str, float]:
+def word_weights(indexes: Sequence[TermIndex]) -> dict[str, float]:
+    """IDF of every word over the concepts of ``indexes``: ``log(total / (1 + concepts using it)) + 1``."""
     df: dict[str, int] = defaultdict(int)
     for index in indexes:
         for word, ids in index.postings.items():
@@ -197,7 +199,7 @@ def align(a: ConceptGraph, b: ConceptGraph, config: AlignConfig | None = None, *
     """
     config = config or AlignConfig()
     ia, ib = TermIndex(a, ids_a, synonyms=config.use_synonyms), TermIndex(b, ids_b, synonyms=config.use_synonyms)
-    idf = _idf([ia, ib])
+    idf = word_weights([ia, ib])
     # Probe the bigger side's index with the smaller side's terms.
     small, big, flipped = (ia, ib, False) if len(ia) <= len(ib) else (ib, ia, True)
     cap = max(2, int(config.max_word_share * max(1, len(big))))
@@ -229,7 +231,10 @@ def align(a: ConceptGraph, b: ConceptGraph, config: AlignConfig | None = None, *
             for (s, t), (score, method, why) in ranked]
 
 
-def _mutual_best(scored: dict[tuple[str, str], tuple[float, str, str]]) -> dict[tuple[str, str], tuple[float, str, str]]:
+_Scored = dict[tuple[str, str], tuple[float, str, str]]  # (source, target) -> (score, method, why)
+
+
+def _mutual_best(scored: _Scored) -> _Scored:
     best_a: dict[str, float] = defaultdict(float)
     best_b: dict[str, float] = defaultdict(float)
     for (s, t), (score, _, _) in scored.items():
@@ -251,13 +256,20 @@ def name_parents(graph: ConceptGraph, concept_id: str, *, k: int = 10, candidate
         index, idf: a prebuilt :class:`TermIndex` of the graph and its word weights (for many calls).
     """
     index = index or TermIndex(graph)
-    idf = idf or _idf([index])
+    idf = idf or word_weights([index])
     own = index.terms.get(concept_id) or [(normalize_words(graph.name_of(concept_id)), True, graph.name_of(concept_id))]
     allowed = set(candidates) if candidates is not None else set(index.terms)
     existing = set(graph.parents(concept_id))
+    # Candidates: concepts named by a tail of the name (the head noun, however common: "disease"), and those
+    # sharing one of its three rarest words (common words would pull in thousands).
+    cap = max(50, len(index) // 100)
     pool: set[str] = set()
     for words, _, _ in own:
-        for w in set(words):
+        for k in range(1, len(words)):
+            pool |= index.exact.get(tuple(sorted(words[-k:])), set())
+        rare = sorted((w for w in set(words) if len(index.postings.get(w, ())) <= cap),
+                      key=lambda w: len(index.postings.get(w, ())))[:3]
+        for w in rare:
             pool |= index.postings.get(w, set())
     scored: list[tuple[float, str, str]] = []
     for other in pool & allowed:

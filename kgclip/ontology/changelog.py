@@ -34,7 +34,7 @@ from typing import Any
 from kgclip.errors import CurationError, InputFormatError
 from kgclip.ontology.model import Concept, ConceptGraph, Relation
 
-__all__ = ["ChangeEntry", "Changelog", "CHANGELOG_FILE", "IMPORT_ID_LIMIT", "apply_revert"]
+__all__ = ["ChangeEntry", "Changelog", "CHANGELOG_FILE", "IMPORT_ID_LIMIT", "apply_revert", "json_line", "jsonl_lines"]
 
 CHANGELOG_FILE = "changelog.jsonl"  # its name inside a graph directory
 IMPORT_ID_LIMIT = 10_000  # an import touching more ids than this records "full refresh" instead of the list
@@ -42,6 +42,25 @@ IMPORT_ID_LIMIT = 10_000  # an import touching more ids than this records "full 
 
 # Line breaks for str.splitlines() (and editors) that JSON leaves unescaped; written as \u escapes.
 _LINE_BREAK_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
+def json_line(obj: Any) -> str:
+    """``obj`` as one line of JSON Lines (no trailing newline): keys sorted, non-ASCII text kept readable, and every
+    character that a tool may take for a line break (U+0085, U+2028, U+2029; JSON escapes the C0 controls) escaped.
+    Read such files back with :func:`jsonl_lines`."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).translate(_LINE_BREAK_ESCAPES)
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of each non-blank line of a JSON Lines text, split on ``\\n`` only.
+
+    ``str.splitlines()`` would also split inside a JSON string holding U+2028 / U+2029 / U+0085 (which older writers
+    left unescaped), breaking that entry in two.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            yield number, line
 
 
 def _now() -> str:
@@ -82,14 +101,24 @@ class ChangeEntry:
         so the file has exactly one entry per ``\\n``."""
         d = dataclasses.asdict(self)
         d["concept_ids"] = list(self.concept_ids)
-        text = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return text.translate(_LINE_BREAK_ESCAPES)
+        return json_line(d)
 
     @classmethod
     def from_json(cls, line: str) -> "ChangeEntry":
+        """Parse one line; ``ValueError`` (or ``TypeError``) when it is not a well-formed entry."""
         d = json.loads(line)
-        d["concept_ids"] = tuple(d.get("concept_ids", ()))
-        return cls(**d)
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        entry = cls(**{**d, "concept_ids": tuple(d.get("concept_ids") or ())})
+        if not (isinstance(entry.seq, int) and isinstance(entry.op, str) and isinstance(entry.args, dict)
+                and (entry.revert is None or isinstance(entry.revert, dict))
+                and all(isinstance(c, str) for c in entry.concept_ids)
+                and all(isinstance(x, (str, type(None))) for x in (entry.author, entry.reason, entry.timestamp))):
+            raise ValueError("a field has the wrong type")
+        undone = entry.args.get("undone", [])
+        if not isinstance(undone, list) or not all(isinstance(s, int) for s in undone):
+            raise ValueError("'undone' is not a list of sequence numbers")
+        return entry
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items() if v not in (None, (), [], ""))
@@ -156,13 +185,9 @@ class Changelog:
     @classmethod
     def from_jsonl(cls, text: str, *, path: str = "<changelog>") -> "Changelog":
         entries = []
-        # JSON Lines: entries end at "\n" only. str.splitlines() would also split inside a JSON string holding
-        # U+2028 / U+2029 / U+0085 (written literally by kgclip before 0.2), breaking the entry in two.
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
+        for number, line in jsonl_lines(text):
             try:
-                entries.append(ChangeEntry.from_json(line.removesuffix("\r")))
+                entries.append(ChangeEntry.from_json(line))
             except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
                 raise InputFormatError(f"not a changelog entry ({exc}); restore the file from git", path=path,
                                        line=number) from exc

@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.errors import CurationError
+from kgclip.ontology import store
 from kgclip.ontology.changelog import (CHANGELOG_FILE, ChangeEntry, Changelog, apply_revert,
                                       concept_from_json, concept_to_json, relation_to_json)
+from kgclip.ontology.commit import recover
 from kgclip.ontology.ids import REPLACED_BY, id_problem, normalize_relation_type, relation_type_problem, text_problem
 from kgclip.ontology.locking import LOCK_TIMEOUT, graph_dir_lock, meta_stamp
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation, ValidationReport
@@ -90,10 +92,10 @@ class Curator:
     def open(cls, directory: str | os.PathLike[str], *, author: str | None = None, autosave: bool = True,
              lock_timeout: float | None = None) -> "Curator":
         """A curator over the graph stored in ``directory`` (and its changelog); see also :meth:`locked`."""
-        from kgclip.ontology.store import load_graph_dir
-
+        if Path(directory).is_dir():
+            recover(directory)  # finish a save that a crash interrupted, before taking the stamp it changes
         seen = meta_stamp(Path(directory))  # read before the graph: a save in between shows up as a conflict
-        graph = load_graph_dir(directory)
+        graph = store.load_graph_dir(directory)
         curator = cls(graph, directory, changelog=Changelog.load(Path(directory) / CHANGELOG_FILE), author=author,
                       autosave=autosave, lock_timeout=lock_timeout)
         curator._seen = seen
@@ -112,8 +114,6 @@ class Curator:
             >>> with Curator.locked("ontologies/radlex", author="ann") as cur:   # doctest: +SKIP
             ...     cur.add_relation("RADLEX:RID1301", "part_of", "RADLEX:RID1243")
         """
-        from kgclip.ontology import store
-
         if not store.is_graph_dir(directory):
             store.load_graph_dir(directory)  # raises the "create it with import" error, creating nothing
         timeout = LOCK_TIMEOUT if timeout is None else timeout
@@ -134,8 +134,6 @@ class Curator:
                 curator from :meth:`open` that another writer overtook, or a writer that ignores the lock).
             LockedError: another writer held the lock for longer than ``lock_timeout``.
         """
-        from kgclip.ontology import store
-
         target = Path(directory) if directory is not None else self.directory
         if target is None:
             raise CurationError("this curator has no directory; pass one to save()")

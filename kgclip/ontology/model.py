@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kgclip.errors import DuplicateConceptError, UnknownConceptError
+from kgclip.errors import DuplicateConceptError, InputFormatError, UnknownConceptError
 from kgclip.fingerprint import Hasher
 from kgclip.ontology import adjacency
 from kgclip.ontology.ids import (  # noqa: F401 - re-exported: model is the import path users know
@@ -293,8 +293,9 @@ class ConceptGraph:
         self._set_concept(self.index_of(concept.id), concept)
 
     def _append_concept(self, c: Concept) -> int:
-        if not c.id or c.id != c.id.strip():
-            raise ValueError(f"invalid concept id {c.id!r}: ids are non-empty and carry no surrounding spaces")
+        if not isinstance(c.id, str) or not c.id or c.id != c.id.strip():
+            raise InputFormatError(f"invalid concept id {c.id!r}: ids are non-empty and carry no surrounding spaces; "
+                                   "fix the record (a reader skips it with --on-error skip)")
         i = len(self._ids)
         self._index[c.id] = i
         self._ids.append(c.id)

@@ -29,9 +29,10 @@ from typing import Any
 
 from kgclip.atomic import atomic_write_text
 from kgclip.errors import InputFormatError, StaleArtifactError
+from kgclip.ontology.changelog import json_line, jsonl_lines
 
 __all__ = ["Suggestion", "SuggestionFile", "SUGGESTIONS_FILE", "write_suggestions", "read_suggestions",
-           "check_fresh", "SUGGESTION_KINDS"]
+           "check_fresh", "SUGGESTION_KINDS", "SELF", "current_fingerprints", "review"]
 
 SUGGESTIONS_FILE = "suggestions.jsonl"
 FORMAT_VERSION = 1
@@ -151,8 +152,8 @@ def save(file: SuggestionFile) -> None:
     """Rewrite a suggestions file atomically (a crash leaves the old file or the new one)."""
     if file.path is None:
         raise InputFormatError("this suggestions file has no path; write it with write_suggestions")
-    lines = [json.dumps(file.header, sort_keys=True, ensure_ascii=False)]
-    lines += [json.dumps(s.to_dict(), sort_keys=True, ensure_ascii=False) for s in file.suggestions]
+    # One JSON Lines rule for the ontology layer (kgclip.ontology.changelog): a name holding U+2028 stays one line.
+    lines = [json_line(file.header)] + [json_line(s.to_dict()) for s in file.suggestions]
     atomic_write_text(file.path, "\n".join(lines) + "\n")
 
 
@@ -173,9 +174,12 @@ def read_suggestions(path: str | os.PathLike[str]) -> SuggestionFile:
                                f"{target.parent}`")
     header: dict[str, Any] | None = None
     items: list[Suggestion] = []
-    for number, line in enumerate(target.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    try:
+        text = target.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"byte {exc.start} is not UTF-8; recompute the file with `kgclip ontology suggest`",
+                               path=str(target)) from exc
+    for number, line in jsonl_lines(text):
         try:
             d = json.loads(line)
             if d.get("type") == "header" and header is None:
@@ -207,3 +211,73 @@ def check_fresh(file: SuggestionFile, fingerprints: Mapping[str, str]) -> None:
             raise StaleArtifactError(
                 f"suggestions in {file.path} were computed against graph {key!r}, which {what}; nothing was "
                 f"written. Recompute them with `kgclip ontology suggest` (same --with options) and review again.")
+
+
+# ---------------------------------------------------------------------------------------------- review
+SELF = "self"  # the header key of the reviewed directory's own graph fingerprint
+
+
+def current_fingerprints(file: SuggestionFile, graph: Any) -> dict[str, str]:
+    """The fingerprints, now, of every graph ``file`` was computed against (``graph``: the reviewed one)."""
+    from kgclip.ontology.store import load_graph_dir
+
+    out = {SELF: graph.fingerprint()}
+    for key in file.graphs:
+        if key != SELF:
+            out[key] = load_graph_dir(key).fingerprint() if Path(key).is_dir() else ""
+    return out
+
+
+def _apply(curator: Any, s: Suggestion, author: str | None, reason: str) -> Any:
+    """The curated edit that accepts ``s`` (a ``same_as`` into another graph becomes an xref)."""
+    if s.kind == "same_as" and s.target not in curator.graph:
+        return curator.update_concept(s.source, add_xrefs=[s.target], reason=reason, author=author)
+    return curator.add_relation(s.source, s.kind, s.target, origin="suggestion", reason=reason, author=author)
+
+
+def _decide(curator: Any, file: SuggestionFile, n: int, accept: bool, author: str | None,
+            reason: str | None) -> Any:
+    s = file.get(n)
+    what = f"suggestion #{n} ({s.method}{': ' + s.why if s.why else ''})"
+    reason = reason or f"{'accepted' if accept else 'rejected'} {what}"
+    if accept:
+        entry = _apply(curator, s, author, reason)
+    else:
+        entry = curator.changelog.append(
+            "review", {"decision": "reject", "suggestion": n, "kind": s.kind, "source": s.source,
+                       "target": s.target, "method": s.method}, [], author=author or curator.author,
+            reason=reason, revert={})
+        curator.save()
+    file.header["graphs"][SELF] = curator.graph.fingerprint()  # our own edit does not make the others stale
+    file.replace(dataclasses.replace(s, status="accepted" if accept else "rejected", reviewed_by=author,
+                                     review_reason=reason, changelog_seq=entry.seq))
+    save(file)
+    return entry
+
+
+def review(directory: str | os.PathLike[str], *, accept: Iterable[int] = (), reject: Iterable[int] = (),
+           author: str | None = None, reason: str | None = None, timeout: float | None = None) -> list[Any]:
+    """Accept and reject suggestions of ``directory`` by number, under the directory's writers' lock.
+
+    An accepted suggestion is a normal curated, logged, undoable edit; a rejection is logged too. The web app and
+    ``kgclip ontology review`` both come here.
+
+    Returns:
+        The changelog entries written, accepted ones first.
+
+    Raises:
+        StaleArtifactError: a graph the suggestions were computed against changed since (nothing is written).
+        InputFormatError: a number is unknown, both accepted and rejected, or already reviewed.
+    """
+    from kgclip.ontology.curation import Curator
+
+    accept, reject = list(accept), list(reject)
+    if set(accept) & set(reject):
+        raise InputFormatError(f"suggestion(s) {sorted(set(accept) & set(reject))} are both accepted and rejected")
+    file = read_suggestions(directory)
+    with Curator.locked(directory, author=author, timeout=timeout) as curator:
+        check_fresh(file, current_fingerprints(file, curator.graph))  # before anything is written
+        for n in [*accept, *reject]:  # every number is checked before the first edit
+            if file.get(n).status != "pending":
+                raise InputFormatError(f"suggestion #{n} was already {file.get(n).status}; nothing was written")
+        return [_decide(curator, file, n, n in accept, author, reason) for n in [*accept, *reject]]

@@ -25,8 +25,8 @@ import numpy as np
 
 from kgclip.errors import ImageReadError, InputFormatError
 
-__all__ = ["InputCheck", "check_input", "check_question", "MAX_QUESTION_CHARS", "check_pixels", "answer_abstain_reason", "NON_IMAGE_MODALITIES",
-           "MIN_SIDE"]
+__all__ = ["InputCheck", "check_input", "check_question", "MAX_QUESTION_CHARS", "check_pixels",
+           "answer_abstain_reason", "NON_IMAGE_MODALITIES", "MIN_SIDE"]
 
 # DICOM Modality values of objects that carry no diagnostic picture to ask about.
 NON_IMAGE_MODALITIES = frozenset({"RTDOSE", "RTPLAN", "RTSTRUCT", "RTRECORD", "SR", "ECG", "HD", "EPS", "RESP",

@@ -21,7 +21,8 @@ _FACT_KIND = {"located_in": "location", "has_finding_site": "location", "has_loc
               "part_of": "location", "has_symptom": "symptom", "has_finding": "finding", "has_manifestation": "finding",
               "is_a": "kind", "has_part": "part"}
 _DEFAULT_ORDER = ("location", "kind", "symptom", "finding", "other", "part")
-_CUES = (("location", re.compile(r"\b(where|location|located|which (organ|lobe|side|part|region)|site|part of)\b", re.I)),
+_CUES = (("location", re.compile(r"\b(where|location|located|which (organ|lobe|side|part|region)|site|part of)\b",
+                                 re.I)),
          ("symptom", re.compile(r"\b(symptom|symptoms|present(s|ing)? with|complain|sign|signs)\b", re.I)),
          ("finding", re.compile(r"\b(finding|findings|appear|appearance|seen|shows?|look)\b", re.I)),
          ("kind", re.compile(r"\b(what (is|kind|type)|type of|kind of|diagnos\w*|category|class)\b", re.I)))

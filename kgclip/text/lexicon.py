@@ -26,17 +26,24 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from kgclip.fingerprint import fingerprint_json
+from kgclip.ontology.ids import SAME_AS
 from kgclip.text.spelling import SpellIndex
 
-__all__ = ["Lexicon", "SpellIndex", "normalize_token", "tokenize", "normalisation_digest", "STOP_WORDS",
+if TYPE_CHECKING:
+    from kgclip.ontology.records import GraphColumns
+
+__all__ = ["Lexicon", "SpellIndex", "normalize_token", "tokenize", "normalisation_digest", "borrowed_synonyms",
+           "XREF_SCHEMES", "STOP_WORDS",
            "BAG_SKIP", "NEGATING_PREFIXES", "LEXICON_FORMAT", "IS_TERM", "HAS_LONGER"]
 
 # Bump whenever normalize_token / tokenize / _variants or the compiled tables change: cached lexicons of another
 # format are rebuilt, never reused.
 # 3: word-order bags only for terms whose every stop word is one a text window may skip (BAG_SKIP).
-LEXICON_FORMAT = 3
+# 4: names borrowed from same_as partners / shared UMLS and MeSH cross-references, ranked below own synonyms.
+LEXICON_FORMAT = 4
 IS_TERM, HAS_LONGER = 1, 2  # flags of Lexicon.nodes: the path is a surface key / a longer key continues it
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PAREN = re.compile(r"\s*[\(\[][^\)\]]*[\)\]]\s*$")
@@ -88,6 +95,48 @@ def normalize_token(token: str) -> str:
 def tokenize(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, raw)`` for every run of letters/digits."""
     return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(text)]
+
+
+# Cross-reference schemes whose ids name one concept: two concepts sharing such an id are the same concept (an
+# obsolete DO term and the term that replaced it, a RadLex term and a DO disease sharing a UMLS CUI).
+XREF_SCHEMES = ("UMLS", "MESH")
+_MAX_XREF_GROUP = 3  # an id shared by more concepts is a broad mapping ("respiratory tract disease"), not an identity
+
+
+def borrowed_synonyms(columns: "GraphColumns") -> list[tuple[str, ...]]:
+    """Per concept (in graph order), the names and synonyms of its ``same_as`` partners (either direction; accepted
+    alignments become such relations) and of the concepts sharing a :data:`XREF_SCHEMES` cross-reference with it,
+    less its own. The lexicon ranks them below every concept's own names, so they only decide a surface form that
+    no current concept holds as its own (an obsolete name now links to the concept that replaced it) and otherwise
+    show up as alternatives."""
+    partners: dict[int, set[int]] = {}
+
+    def pair(a: int, b: int) -> None:
+        if a != b:
+            partners.setdefault(a, set()).add(b)
+            partners.setdefault(b, set()).add(a)
+
+    if SAME_AS in columns.relation_types:
+        mask = columns.edge_type == columns.relation_types.index(SAME_AS)
+        for a, b in zip(columns.edge_source[mask].tolist(), columns.edge_target[mask].tolist()):
+            pair(a, b)
+    groups: dict[str, list[int]] = {}
+    for i, xrefs in enumerate(columns.xrefs):
+        for xref in xrefs:
+            if xref.split(":", 1)[0].upper() in XREF_SCHEMES:
+                groups.setdefault(xref.upper(), []).append(i)
+    for members in groups.values():
+        if 1 < len(members) <= _MAX_XREF_GROUP:
+            for a in members[1:]:
+                pair(members[0], a)
+                for b in members[1:]:
+                    pair(a, b)
+    out: list[tuple[str, ...]] = [()] * len(columns.ids)
+    for i, others in partners.items():
+        own = {columns.names[i], *columns.synonyms[i]}
+        out[i] = tuple(dict.fromkeys(n for p in sorted(others) for n in (columns.names[p], *columns.synonyms[p])
+                                     if n and n not in own))
+    return out
 
 
 def _is_abbreviation(name: str, max_chars: int) -> bool:
@@ -171,8 +220,9 @@ class Lexicon:
     @classmethod
     def build(cls, concepts: Iterable[tuple[str, str, Sequence[str], str, bool]], *, min_term_chars: int = 3,
               abbreviation_max_chars: int = 6, source_priority: Sequence[str] = (),
-              stop_terms: Sequence[str] = ()) -> "Lexicon":
-        """Build from ``(id, preferred name, synonyms, source, deprecated)`` tuples."""
+              stop_terms: Sequence[str] = (), borrowed: Sequence[Sequence[str]] | None = None) -> "Lexicon":
+        """Build from ``(id, preferred name, synonyms, source, deprecated)`` tuples; ``borrowed[i]`` are extra
+        names of the i-th concept ranked below every own name and synonym (see :func:`borrowed_synonyms`)."""
         rank = {s: i for i, s in enumerate(source_priority)}
         stop = STOP_WORDS | {s.lower() for s in stop_terms}
         concept_ids: list[str] = []
@@ -187,10 +237,11 @@ class Lexicon:
                 deprecated_idx.append(idx)
             concept_ids.append(cid)
             names.append(name)
-            for is_pref, term in [(True, name)] + [(False, s) for s in synonyms]:
+            extra = borrowed[idx] if borrowed is not None else ()
+            for tier, term in [(0, name)] + [(1, s) for s in synonyms] + [(2, s) for s in extra]:
                 if not term or not term.strip():
                     continue
-                sort_key = (bool(deprecated), not is_pref, rank.get(source, len(rank)), cid)
+                sort_key = (bool(deprecated), tier, rank.get(source, len(rank)), cid)
                 if _is_abbreviation(term, abbreviation_max_chars) and term.strip().lower() not in stop:
                     table = raw_abbr.setdefault(term.strip(), {})
                     table[idx] = min(table.get(idx, sort_key), sort_key)

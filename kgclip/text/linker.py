@@ -11,9 +11,9 @@ Matching, in one left-to-right pass over the tokens (never a loop over concepts)
    "emphysematous" -> emphysema, "kyphotic" -> kyphosis) stands in for it when the word itself matches nothing
    (score 0.9);
 5. **approximate**: a token absent from the lexicon's vocabulary (``"pnuemothorax"``) is corrected to the closest
-   vocabulary token by character-trigram Dice similarity (>= ``fuzzy_threshold``), with candidates drawn from a
-   trigram inverted index with prefix filtering (only the rarest trigrams are probed) and checked by an edit
-   distance bound; the corrected token then takes part in the prefix walk. Score = the lowest similarity used.
+   vocabulary token within one edit (two from 12 characters on; Damerau-Levenshtein with adjacent transpositions),
+   found through a symmetric-delete index (:mod:`kgclip.text.spelling`); the corrected token then takes part in
+   the prefix walk. Score = the lowest similarity ``1 - edits / length`` used.
 
 At each position the longest candidate wins (ties: exact, then abbreviation, then word order), and none starts right
 after a detached negating prefix, nor drops one from a term ("non-enhancing mass" is never "enhancing mass"). Then
@@ -35,7 +35,7 @@ from kgclip.config import Config
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.text.lexicon import (BAG_SKIP, HAS_LONGER, IS_TERM, NEGATING_PREFIXES, STOP_WORDS, Lexicon,
-                                 normalize_token, tokenize)
+                                 borrowed_synonyms, normalize_token, tokenize)
 from kgclip.text.lexicon_cache import cached_lexicon, lexicon_cache_key, lexicon_inputs_fingerprint
 from kgclip.text.negation import CUE_WORDS, ContextAnnotator, NegationConfig
 from kgclip.text.spelling import SpellIndex
@@ -65,12 +65,11 @@ class LinkerConfig(Config):
 
     # Approximate matching of out-of-vocabulary tokens (spelling variants).
     fuzzy: bool = True
-    # Minimum character-trigram Dice similarity between a text token and a lexicon token.
+    # Minimum similarity 1 - edits / length between a text token and its correction (0.6: one edit in 5 letters).
     fuzzy_threshold: float = 0.6
     # Tokens shorter than this are never corrected (short words are too ambiguous).
     fuzzy_min_chars: int = 5
-    # Besides the n-gram threshold, a correction needs an edit distance (with transpositions) of 1, or 2 for tokens
-    # of 12+ characters, capped by this.
+    # A correction makes at most 1 edit (with transpositions), or 2 for tokens of 12+ characters, capped by this.
     fuzzy_max_edits: int = 2
     # Word-order variants over windows of up to this many tokens (0 disables).
     max_bag_tokens: int = 5
@@ -124,7 +123,7 @@ class Mention:
         concept_id: the linked concept (best of the candidates, see :mod:`kgclip.text.lexicon` for the rule).
         name: the concept's preferred name.
         matched: the lexicon term (name or synonym) that matched.
-        score: 1.0 for exact and abbreviation matches, 0.95 for word order, the n-gram similarity when fuzzy.
+        score: 1.0 for exact and abbreviation matches, 0.95 for word order, ``1 - edits / length`` when fuzzy.
         kind: ``"exact"``, ``"abbreviation"``, ``"word_order"``, ``"morphology"`` (an adjective or participle
             read as its noun: "atherosclerotic" -> atherosclerosis, score 0.9) or ``"fuzzy"``.
         alternatives: other concepts with the same surface form, best first.
@@ -229,7 +228,8 @@ class ConceptLinker:
         def build() -> Lexicon:
             columns = graph.columns()  # plain columns: no Concept object per concept
             return Lexicon.build(zip(columns.ids, columns.names, columns.synonyms, columns.sources,
-                                     columns.deprecated), min_term_chars=config.min_term_chars,
+                                     columns.deprecated), borrowed=borrowed_synonyms(columns),
+                                 min_term_chars=config.min_term_chars,
                                  abbreviation_max_chars=config.abbreviation_max_chars,
                                  source_priority=config.source_priority, stop_terms=config.stop_terms)
 

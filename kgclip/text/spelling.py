@@ -1,10 +1,17 @@
-"""Spelling correction for the linker: the closest lexicon token by character-trigram Dice similarity.
+"""Spelling correction for the linker: the closest lexicon token within a small edit distance.
 
-Candidates come from a trigram inverted index probed with prefix filtering (only the rarest trigrams of the query are
-looked up), and a correction must also be within a small optimal-string-alignment edit distance, so dense medical
-vocabularies (hypovolemia / hypokalemia) are not confused. A correction never adds or removes a negating prefix
-("atypical" is not a typo of "typical", nor "symmetric" of "asymmetric"): one or two edits can do that, and it
-reverses the meaning. Built lazily by the linker: many texts never need it.
+Candidates come from symmetric deletes (as in SymSpell): every vocabulary token is indexed under itself and each
+string one deletion away (two for long tokens), and a query looks up itself and its own deletions, so every token
+within the edit bound is found without comparing against the whole vocabulary. Each candidate is then checked with
+the optimal-string-alignment distance (Damerau-Levenshtein with adjacent transpositions): one edit for tokens of 5+
+characters, two from 12 characters on (dense medical vocabularies sit two substitutions apart: hypovolemia /
+hypokalemia). The similarity ``1 - edits / length`` must also reach the configured threshold, and a word of under 8
+letters keeps its first letter (typos there are rare, and "worse" -> "horse" is a real word mis-corrected). Among candidates the
+fewest edits win, then the most shared character trigrams, then the token itself (deterministic).
+
+A correction never adds or removes a negating prefix ("atypical" is not a typo of "typical", nor "symmetric" of
+"asymmetric"): one or two edits can do that, and it reverses the meaning. Built lazily by the linker: many texts
+never need it.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-__all__ = ["SpellIndex", "NEGATING_AFFIXES", "differ_by_negation"]
+__all__ = ["SpellIndex", "NEGATING_AFFIXES", "differ_by_negation", "edit_limit"]
 
 # Prefixes that negate the word they are fused to. "a"/"an" also begin words they do not negate ("around", "aortic"),
 # so a dropped leading "a" ("ortic") is not corrected either: a missed typo is cheaper than a reversed finding.
@@ -49,47 +56,77 @@ def _osa_distance(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+def _deletes(token: str, depth: int) -> set[str]:
+    """Every string reachable from ``token`` by 1..``depth`` single-character deletions."""
+    out: set[str] = set()
+    frontier = {token}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1:] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
+
+
+def edit_limit(token: str, max_edits: int) -> int:
+    """Edits a correction of ``token`` may make: one below 12 characters, two from 12 on, capped by max_edits."""
+    return min(max_edits, 1 if len(token) < 12 else 2)
+
+
 class SpellIndex:
-    """Closest vocabulary token by trigram Dice, via an inverted index probed with prefix filtering."""
+    """Closest vocabulary token within :func:`edit_limit` edits, found through a symmetric-delete index.
+
+    Args:
+        vocabulary: the tokens corrections may produce.
+        threshold: minimum similarity ``1 - edits / max(len)`` (0.6 accepts one edit in a 5-letter word).
+        min_chars: tokens shorter than this are never corrected.
+        max_edits: cap on the edit distance (see :func:`edit_limit`).
+    """
+
+    _FIRST_LETTER_FROM = 8  # below this length a correction keeps the first letter (unless it swaps the first two)
+    _LONG = 11  # vocabulary tokens from this length are also indexed two deletions deep (a 12-char query's peers)
 
     def __init__(self, vocabulary: Iterable[str], threshold: float, min_chars: int, max_edits: int) -> None:
         self.threshold, self.min_chars, self.max_edits = threshold, min_chars, max_edits
         self.tokens = sorted(t for t in vocabulary if len(t) >= min_chars - 1 and t.isalpha())
-        self.grams = [_trigrams(t) for t in self.tokens]
         self.postings: dict[str, list[int]] = {}
-        for i, grams in enumerate(self.grams):
-            for g in grams:
-                self.postings.setdefault(g, []).append(i)
+        for i, token in enumerate(self.tokens):
+            depth = 2 if len(token) >= self._LONG and max_edits >= 2 else 1
+            for key in {token} | _deletes(token, min(depth, max_edits)):
+                self.postings.setdefault(key, []).append(i)
         self._cache: OrderedDict[str, tuple[str, float] | None] = OrderedDict()
 
     def correct(self, token: str) -> tuple[str, float] | None:
+        """``(vocabulary token, similarity)`` of the best correction of ``token``, or None."""
         if token in self._cache:
             return self._cache[token]
-        result = self._search(token)
+        result = self._search(token) if len(token) >= self.min_chars else None
         self._cache[token] = result
         if len(self._cache) > 100_000:
             self._cache.popitem(last=False)
         return result
 
     def _search(self, token: str) -> tuple[str, float] | None:
-        grams = _trigrams(token)
-        n, t = len(grams), self.threshold
-        # Dice >= t needs overlap >= t * (n + m) / 2 >= t * n / (2 - t) for the smallest admissible m; a candidate
-        # with that overlap must share one of the (n - overlap + 1) rarest trigrams (prefix filtering).
-        min_overlap = max(1, int(t * n / (2 - t)))
-        probe = sorted(grams, key=lambda g: len(self.postings.get(g, ())))[: n - min_overlap + 1]
+        limit = edit_limit(token, self.max_edits)
+        if limit < 1:
+            return None
         candidates: set[int] = set()
-        for g in probe:
-            candidates.update(self.postings.get(g, ()))
-        # Typo-like edits only: one for ordinary words, two from 12 characters on (hypovolemia must not become
-        # hypokalemia: dense medical vocabularies sit two substitutions apart).
-        limit = min(self.max_edits, 1 if len(token) < 12 else 2)
-        best: tuple[float, str] | None = None
+        for key in {token} | _deletes(token, limit):
+            candidates.update(self.postings.get(key, ()))
+        grams = _trigrams(token)
+        best: tuple[int, float, str] | None = None  # (edits, -shared trigram share, token): smallest wins
         for i in candidates:
-            other = self.grams[i]
-            dice = 2 * len(grams & other) / (n + len(other))
-            if dice >= t and (best is None or (dice, self.tokens[i]) > best) \
-                    and not differ_by_negation(token, self.tokens[i]):
-                if _osa_distance(token, self.tokens[i], limit) <= limit:
-                    best = (dice, self.tokens[i])
-        return None if best is None else (best[1], best[0])
+            other = self.tokens[i]
+            if other == token or differ_by_negation(token, other):
+                continue
+            if other[0] != token[0] and len(token) < self._FIRST_LETTER_FROM and other[:2] != token[1::-1]:
+                continue  # short words are rarely mistyped in their first letter ("worse" is not "horse")
+            edits = _osa_distance(token, other, limit)
+            if edits > limit or 1 - edits / max(len(token), len(other)) < self.threshold:
+                continue
+            other_grams = _trigrams(other)
+            key = (edits, -2 * len(grams & other_grams) / (len(grams) + len(other_grams)), other)
+            if best is None or key < best:
+                best = key
+        if best is None:
+            return None
+        edits, _, other = best
+        return other, round(1 - edits / max(len(token), len(other)), 4)

@@ -107,3 +107,24 @@ def test_bad_input_is_refused_with_a_fix(capsys, dirs) -> None:
     run(capsys, "suggest", doid, "--with", radlex)
     code, _, err = run(capsys, "review", doid, "--accept", "9")
     assert code == 1 and "no suggestion #9" in err
+
+
+def test_suggest_with_embeddings_refreshes_for_a_new_concept(capsys, dirs, tmp_path) -> None:
+    import torch
+
+    from kgclip.kg.build import train_embeddings
+    from kgclip.kg.train import KGTrainConfig
+
+    torch.set_num_threads(1)
+    radlex, doid = dirs
+    cfg = KGTrainConfig(hidden_dim=16, epochs=2, batch_size=8, num_negatives=4, val_fraction=0.2, dropout=0.0)
+    train_embeddings(load_graph_dir(doid), cfg, text_encoder="hashing-32", cache_dir=tmp_path / "c",
+                     show_progress=False).save(tmp_path / "kg")
+    run(capsys, "add-concept", doid, "DOID:3908", "--name", "large cell lung cancer")
+    code, out, err = run(capsys, "suggest", doid, "--kind", "is_a", "--concept", "DOID:3908", "--embeddings",
+                         tmp_path / "kg")
+    assert code == 0, err
+    assert "re-encoding 1 new concept" in err
+    assert out.startswith("#1 DOID:3908 -is_a-> DOID:1324") and "link_predictor" in out
+    header = json.loads((doid / "suggestions.jsonl").read_text().splitlines()[0])
+    assert header["embeddings"]

@@ -97,3 +97,23 @@ def test_empty_text():
     s = split_sections("")
     assert s.findings == "" and not s.headed
     assert report_sentences("") == []
+
+
+@pytest.mark.data
+def test_real_report_styles_iu_xray_and_medpix(shared_data):
+    """IU X-ray sections as written (indication is history); MedPix History and Exam never reach the findings; the
+    findings sentences of real reports are almost all finding-like (history / lab / question forms are rare)."""
+    from kgclip.data.iu_xray import read_iu_xray
+    from kgclip.data.medpix import read_medpix
+
+    reports = read_iu_xray(shared_data / "iu-xray", require_findings=True)[:500]
+    kinds = [s.kind for r in reports for s in report_sentences(r.sections.findings)]
+    assert len(kinds) > 1000 and kinds.count("finding") / len(kinds) > 0.98
+    assert all(r.sections.history == r.indication for r in reports)
+    cases = list(read_medpix(shared_data / "medpix-2.0", split="train").cases.values())
+    history = [s for c in cases for s in report_sentences(c.sections.history, section="history")]
+    # By form alone, under half of the History / Exam sentences read as history (exam findings look like findings):
+    # the section is what keeps them out of a draft, the form is the fallback for text without headers.
+    assert sum(s.kind != "finding" for s in history) / len(history) > 0.4
+    findings = [s for c in cases for s in report_sentences(c.findings)]
+    assert sum(s.draftable for s in findings) / len(findings) > 0.97

@@ -112,7 +112,7 @@ def test_builtin_cnn_options_aliases_and_fingerprint() -> None:
 
 
 def test_bad_names_and_configs(tmp_path: Path) -> None:
-    with pytest.raises(ResolutionError, match="builtincnn"):
+    with pytest.raises(ResolutionError, match="builtin-cnn"):
         load_image_tower("resnet-9000")
     with pytest.raises(ConfigError, match="dim"):
         load_image_tower("builtin-cnn", dim=0)
@@ -124,7 +124,7 @@ def test_bad_names_and_configs(tmp_path: Path) -> None:
         load_image_tower(f"hf-clip:{tmp_path}")
     with pytest.raises(ModelNotFoundError, match="neither"):
         load_image_tower(str(tmp_path / "nowhere" / "model"))
-    assert set(IMAGE_TOWERS) >= {"builtincnn", "hfclip", "openclip"}
+    assert set(IMAGE_TOWERS) >= {"builtin-cnn", "hf-clip", "open_clip", "efficientnet-lite0", "hf-hub", "timm"}
 
 
 def test_not_a_clip_directory(tmp_path: Path) -> None:

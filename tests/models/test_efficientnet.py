@@ -76,7 +76,7 @@ def test_missing_weights_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 
 def test_unresolvable_names() -> None:
-    with pytest.raises(ResolutionError, match="efficientnetlite0"):
+    with pytest.raises(ResolutionError, match="efficientnet-lite0"):
         load_image_tower("efficientnet-lite9")
     with pytest.raises(ModelNotFoundError, match="not a tensor-only state_dict|no EfficientNet-Lite0 weights"):
         load_image_tower("efficientnet-lite0:/nonexistent/weights.pth")

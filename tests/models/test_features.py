@@ -100,7 +100,7 @@ def test_efficientnet_parts_and_registry(tmp_path: Path) -> None:
         fx.features([img], ("tap99",))
     with pytest.raises(ResolutionError, match="thumbnail"):
         load_image_features("no-such-features")
-    assert {"efficientnetlite0", "thumbnail", "tower"} <= set(IMAGE_FEATURES)
+    assert {"efficientnet-lite0", "thumbnail", "tower"} <= set(IMAGE_FEATURES)
 
 
 def test_thumbnail_by_name() -> None:

@@ -134,3 +134,14 @@ def test_streams_without_reading_whole_files(tmp_path: Path) -> None:
     assert set(g.relation_types) == {"is_a", "has_finding_site", "finding_site_of"}
     assert all(int(t.split("C")[1]) < int(s.split("C")[1]) for s, t in
                ((r.source, r.target) for r in g.relations(relation_type="is_a")))
+
+
+def test_mrfiles_without_a_needed_column_is_a_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    release = tmp_path / "META"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "kgclip" / "testing" / "fixtures" / "umls_sample", release)
+    text = (release / "MRFILES.RRF").read_text(encoding="utf-8")
+    (release / "MRFILES.RRF").write_text(text + "MRSTY.RRF|Semantic types|CUI,STY|2|1|10|\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="MRSTY.RRF has no column.*TUI"):
+        list(read_records("umls-rrf", release))

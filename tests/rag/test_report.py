@@ -204,7 +204,7 @@ def test_modality_and_laterality_contradictions_are_removed():
             _hit("b", 0.8, "Left pleural effusion with consolidation.", {"modality": "CT"}),
             _hit("m", 0.85, "Left pleural effusion.", {"modality": "MR"})]
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(
-        KG_ONLY, min_support=0.3), query_modality="CT", query_region="chest")
+        KG_ONLY, min_support=0.3, keep_modality=True), query_modality="CT", query_region="chest")
     assert "m" not in {h.case_id for h in report.similar_cases}
     # Effusion and consolidation gain most; the nearest case's right-sided effusion then contradicts its side.
     assert [s.text for s in report.findings] == ["Left pleural effusion with consolidation."]

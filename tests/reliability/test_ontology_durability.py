@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from kgclip.cli.main import main
+from kgclip.errors import CurationError
 from kgclip.ontology import commit
 from kgclip.ontology.changelog import CHANGELOG_FILE, Changelog
 from kgclip.ontology.curation import Curator
@@ -169,14 +170,14 @@ def test_crash_during_save_recovers_whole(tmp_path: Path, action: Callable[[Path
     shutil.copytree(old, directory)
     code, _ = _in_child(directory, action, point)
     assert code == 86, "the child should have been killed at the injected step"
-    # A reader finishes (or ignores) the interrupted save and sees the whole edit or none of it, with the changelog
-    # agreeing with concepts.tsv; the rename of the journal is the commit point.
-    committed = point[0] > STEPS.index("rename journal")
+    committed = point[0] > STEPS.index("rename journal")  # the rename of the journal is the commit point
     state, after_undo = expected[committed]
+    # The next writer, straight after the crash, works normally (an edit, then undo -n 2) ...
+    shutil.copytree(directory, tmp_path / "writer")
+    assert _then_undo_two(tmp_path / "writer") == after_undo
+    assert [p.name for p in (tmp_path / "writer").iterdir() if p.name.startswith(".") and p.name != ".lock"] == []
+    # ... and a reader sees the whole edit or none of it, with the changelog agreeing with concepts.tsv.
     assert _state(directory) == state
-    # The next writer works normally (an edit, then undo -n 2), and nothing of the crash is left behind.
-    assert _then_undo_two(directory) == after_undo
-    assert [p.name for p in directory.iterdir() if p.name.startswith(".") and p.name != ".lock"] == []
 
 
 def test_line_separators_in_names_keep_the_directory_usable(tmp_path: Path,
@@ -189,10 +190,13 @@ def test_line_separators_in_names_keep_the_directory_usable(tmp_path: Path,
     directory = tmp_path / "g"
     assert _ontology("import", "obo", str(obo), "--into", str(directory)) == 0
     assert load_graph_dir(directory).name_of("DOID:9") == odd
-    # Edits whose reason and definition hold the same characters, then log, info, undo, and more edits.
-    with Curator.locked(directory) as cur:
-        cur.update_concept("DOID:9", definition=f"def\u2028with\x85breaks", reason=f"why\u2029{odd}")
+    # Edits of that concept whose reason and author hold the same characters (curated names may not: refused), then
+    # log, info, undo, and more edits.
+    with Curator.locked(directory, author="ann\x85lee") as cur:
+        cur.update_concept("DOID:9", definition="fluid", reason=f"why\u2029{odd}")
         cur.add_concept("DOID:10", "plain child", parents=["DOID:9"], reason=odd)
+        with pytest.raises(CurationError, match="U\\+2028"):
+            cur.update_concept("DOID:9", definition="def\u2028with\x85breaks")
     text = (directory / CHANGELOG_FILE).read_text(encoding="utf-8")
     assert len(text.split("\n")) == len(text.splitlines()) + 1 == 4  # one entry per line, for every line splitter
     for argv in (["log", str(directory)], ["info", str(directory)], ["undo", str(directory), "-n", "2"],
@@ -219,3 +223,17 @@ def test_changelog_written_by_older_versions_with_raw_separators_still_loads(tmp
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_suggestion_files_keep_names_with_line_separators(tmp_path: Path) -> None:
+    from kgclip.errors import InputFormatError
+    from kgclip.ontology.suggestions import Suggestion, read_suggestions, write_suggestions
+
+    odd = Suggestion("same_as", "DOID:9", "RADLEX:RID5", 0.9, "name", why="a\u2028b", source_name="x\x85y",
+                     target_name="p\u2029q")
+    write_suggestions(tmp_path / "s.jsonl", [odd], {"g": "fp"})
+    back = read_suggestions(tmp_path / "s.jsonl")
+    assert [(s.why, s.source_name, s.target_name) for s in back.suggestions] == [("a\u2028b", "x\x85y", "p\u2029q")]
+    (tmp_path / "s.jsonl").write_bytes(b'{"type": "header"}\n\xff\n')
+    with pytest.raises(InputFormatError, match="not UTF-8"):
+        read_suggestions(tmp_path / "s.jsonl")

@@ -125,7 +125,7 @@ Engine.load(sys.argv[1]).add_cases([{"case_id": "killed", "image": sys.argv[3], 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
-def test_sigkill_at_each_rename_recovers(ws, stage):
+def test_crash_sigkill_at_each_rename_recovers(ws, stage):
     engine, images, path = ws
     before = [c.case_id for c in engine.cases]
     proc = subprocess.Popen([sys.executable, "-c", _KILLER, str(path), stage, str(images / "synth001.png")],

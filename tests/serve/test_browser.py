@@ -36,13 +36,20 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from kgclip.cli.main import main
+    from kgclip.ontology.model import Concept, ConceptGraph, Relation
     from kgclip.ontology.store import save_graph
     from kgclip.testing import tiny_graph
 
-    onto = tmp_path_factory.mktemp("browser") / "tiny"
+    root = tmp_path_factory.mktemp("browser")
+    onto, doid = root / "tiny", root / "doid"
     save_graph(tiny_graph(), onto)
+    save_graph(ConceptGraph.from_records([
+        Concept("DOID:4", "disease"), Concept("DOID:3905", "hydrothorax disease", synonyms=("pleural effusions",)),
+        Relation("DOID:3905", "is_a", "DOID:4")], name="doid"), doid)
+    assert main(["ontology", "suggest", str(doid), "--kind", "same_as", "--with", str(onto)]) == 0
     port = _free_port()
-    config = ServeConfig(workspace=workspace, ontologies=(onto,), port=port)
+    config = ServeConfig(workspace=workspace, ontologies=(onto, doid), port=port)
     srv = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -86,20 +93,22 @@ def test_upload_a_dicom_ask_and_see_evidence(page) -> None:  # noqa: ANN001
     assert page.locator("#evidence figure.card").count() >= 1
 
 
-def test_draft_open_citation_edit_accept_then_find_it(page) -> None:  # noqa: ANN001
-    from kgclip.data.demo import demo_vqa_rad_dir
+def test_draft_open_citation_edit_accept_then_find_it(page, workspace) -> None:  # noqa: ANN001
+    from tests.serve.conftest import chest_image
 
-    image = sorted((demo_vqa_rad_dir() / "images").glob("*.jpg"))[-1]
     page.goto("/")
-    page.set_input_files("#file", str(image))
+    page.set_input_files("#file", str(chest_image(workspace)))
     page.wait_for_selector("#viewer:not([hidden])")
+    page.select_option("#region", "chest")
     page.click("#draftbtn")
     page.wait_for_selector("#draft:not([hidden]) li.sentence")
     first = page.locator("#findings li.sentence, #impression li.sentence").first
-    first.locator("button.chip").click()
+    first.locator("button.chip").first.click()
     page.wait_for_selector("#citation:not([hidden])")
     assert page.inner_text("#citeid").strip()
     first.locator(".text").fill("Browser-edited sentence: no pneumothorax.")
+    page.click("#addfinding")
+    page.locator("#findings li.sentence .text").last.fill("Hand-written finding: old rib fracture.")
     page.fill("#author", "dr browser")
     page.click("#acceptbtn")
     page.wait_for_selector("#status:has-text('Accepted as case')")
@@ -132,3 +141,15 @@ def test_curate_add_concept_then_undo(page) -> None:  # noqa: ANN001
     page.fill("#conceptq", "browser added")
     page.click("#conceptsearch button")
     page.wait_for_selector("#status:has-text('0 concepts')")
+
+
+def test_curate_accept_a_suggested_link(page) -> None:  # noqa: ANN001
+    page.goto("/curate")
+    page.select_option("#onto", "doid")
+    page.wait_for_selector("#suggestions li[data-n]")
+    item = page.locator("#suggestions li[data-n]", has_text="hydrothorax disease").first
+    assert "pleural effusion" in item.inner_text()
+    page.fill("#reviewauthor", "curator ann")
+    item.locator("button.accept").click()
+    page.wait_for_selector("#status:has-text('Accepted:')")
+    page.wait_for_selector("#changelog li:has-text('DOID:3905')")

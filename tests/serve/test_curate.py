@@ -56,3 +56,19 @@ def test_concurrent_edits_lose_nothing(onto_dir: Path) -> None:
     graph = load_graph_dir(onto_dir)
     assert all(f"RADLEX:RID95{i:04d}" in graph for i in range(24))
     assert sum(e.op == "add_concept" for e in Changelog.load(onto_dir / CHANGELOG_FILE).entries) == 24
+
+
+def test_review_queue_accept_then_reject_is_refused(doid_with_suggestions: Path) -> None:
+    doid = doid_with_suggestions
+    with make_client(None, doid) as c:
+        queue = c.get("/api/ontology/doid/suggestions").json()["pending"]
+        first = next(s for s in queue if s["source"] == "DOID:3905")
+        assert first["kind"] == "same_as" and first["target"] == "RADLEX:RID4872"
+        r = c.post("/api/ontology/doid/review", json={"n": first["n"], "decision": "accept", "author": "ann"})
+        assert r.status_code == 200, r.text
+        assert "RADLEX:RID4872" in load_graph_dir(doid).concept("DOID:3905").xrefs  # a curated edit, undoable
+        again = c.post("/api/ontology/doid/review", json={"n": first["n"], "decision": "reject", "author": "ann"})
+        assert again.status_code == 400 and "already accepted" in again.json()["error"]
+        assert first["n"] not in [s["n"] for s in c.get("/api/ontology/doid/suggestions").json()["pending"]]
+        assert c.post("/api/ontology/doid/edit/undo", json={"n": 1, "author": "ann"}).status_code == 200
+        assert "RADLEX:RID4872" not in load_graph_dir(doid).concept("DOID:3905").xrefs

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.conftest import make_client
+from tests.serve.conftest import chest_image, make_client
 
 pydicom_data = pytest.importorskip("pydicom.data")
-
-
-def _demo_image(demo_dir: Path) -> bytes:
-    from kgclip.data.demo import demo_vqa_rad_dir
-
-    return sorted((demo_vqa_rad_dir() / "images").glob("*.jpg"))[0].read_bytes()
 
 
 def _phi_values(path: str) -> list[str]:
@@ -30,8 +24,8 @@ def _phi_values(path: str) -> list[str]:
     return [v for v in values if len(v) >= 4]
 
 
-def test_upload_ask_draft_export_accept_search(client, demo_dir: Path, workspace: Path) -> None:  # noqa: ANN001
-    up = client.post("/api/upload", files={"file": ("scan.jpg", _demo_image(demo_dir), "image/jpeg")})
+def test_upload_ask_draft_export_accept_search(client, workspace: Path) -> None:  # noqa: ANN001
+    up = client.post("/api/upload", files={"file": ("scan.jpg", chest_image(workspace).read_bytes(), "image/jpeg")})
     assert up.status_code == 200, up.text
     upload = up.json()["upload"]
     png = client.get(f"/api/upload/{upload}/image.png")
@@ -43,9 +37,11 @@ def test_upload_ask_draft_export_accept_search(client, demo_dir: Path, workspace
     assert client.post("/api/ask", json={"upload": upload, "question": "  "}).status_code == 400
     assert client.post("/api/ask", json={"upload": upload, "question": "x" * 5000}).status_code == 400
 
-    draft = client.post("/api/draft", json={"upload": upload}).json()
+    assert "CHEST" in client.get("/api/workspace").json()["body_parts"]
+    draft = client.post("/api/draft", json={"upload": upload, "region": "chest"}).json()
     sentences = draft["findings"] + draft["impression"]
-    assert sentences and all(s["case_id"] for s in sentences)
+    assert sentences and all(s["case_id"] for s in sentences), draft
+    assert all(c.startswith("report-") for s in draft["findings"] for c in s["cases"])  # drafted from findings only
     cited = sentences[0]["case_id"]
     assert client.get(f"/api/case/{cited}").json()["case_id"] == cited
     assert client.get(f"/api/case/{cited}/image.png").content.startswith(b"\x89PNG")
@@ -60,7 +56,7 @@ def test_upload_ask_draft_export_accept_search(client, demo_dir: Path, workspace
     forged = client.post("/api/export", json={"format": "text", "findings": [{"text": "x", "case_id": "nope"}]})
     assert forged.status_code == 400 and "unknown case" in forged.json()["error"]
 
-    accepted = client.post("/api/accept", json={"upload": upload, "author": "dr ann", **body})
+    accepted = client.post("/api/accept", json={"upload": upload, "author": "dr ann", "region": "chest", **body})
     assert accepted.status_code == 200, accepted.text
     case_id = accepted.json()["case_id"]
     hits = client.post("/api/search", json={"text": "Edited by the radiologist: lungs clear.", "k": 3}).json()["hits"]

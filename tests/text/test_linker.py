@@ -188,3 +188,25 @@ def test_concepts_can_include_negated(linker: ConceptLinker) -> None:
     text = "No pleural effusion. Cardiomegaly."
     assert linker.concepts(text) == ["RADLEX:RID1392"]
     assert linker.concepts(text, include_negated=True) == ["RADLEX:RID4872", "RADLEX:RID1392"]
+
+
+def test_same_as_partners_and_shared_xrefs_lend_their_names() -> None:
+    from kgclip.text.lexicon_cache import lexicon_inputs_fingerprint
+
+    concepts = [Concept("R:1", "emphysema", source="radlex"),
+                Concept("D:1", "pulmonary emphysema", ("lung emphysema",), source="doid"),
+                Concept("D:2", "bronchitis obliterans", source="doid", deprecated=True, xrefs=("UMLS:C0006272",)),
+                Concept("D:3", "obliterative bronchiolitis", source="doid", xrefs=("UMLS:C0006272",))]
+    graph = ConceptGraph.from_records([*concepts, Relation("R:1", "same_as", "D:1")])
+    linker = ConceptLinker.from_graph(graph, LinkerConfig(disk_cache=False))
+    # an obsolete name links to the current concept sharing its UMLS CUI (the obsolete one is an alternative)
+    (m,) = linker.link("bronchitis obliterans")
+    assert m.concept_id == "D:3" and "D:2" in m.alternatives
+    # a concept's own name still wins over a partner's borrowed one; the partner is an alternative
+    (m,) = linker.link("emphysema")
+    assert m.concept_id == "R:1" and m.alternatives == ("D:1",)
+    (m,) = linker.link("lung emphysema")
+    assert m.concept_id == "D:1" and m.alternatives == ("R:1",)
+    # the lexicon cache key follows the relations it borrows through
+    plain = ConceptGraph.from_records(concepts)
+    assert lexicon_inputs_fingerprint(plain) != lexicon_inputs_fingerprint(graph)

@@ -96,3 +96,17 @@ def test_spelling_never_adds_or_removes_a_negating_prefix() -> None:
     assert spans(linker.link("atypical pneumonia")) == [("pneumonia", "D:2")]
     (m,) = linker.link("typical pneumoniia")
     assert m.concept_id == "D:1" and m.kind == "fuzzy"
+
+
+def test_single_edit_typos_are_corrected_through_symmetric_deletes() -> None:
+    index = SpellIndex(["lesion", "effusion", "hypovolemia", "hypokalemia", "pneumothorax", "horse", "nodule"],
+                       0.6, 5, 2)
+    assert index.correct("lesoin")[0] == "lesion"  # transposition in a 6-letter word
+    assert index.correct("efusion")[0] == "effusion"  # deletion
+    assert index.correct("nodulle")[0] == "nodule"  # insertion
+    assert index.correct("lesiun")[0] == "lesion"  # one substitution: Dice alone rejected this
+    assert index.correct("pnemuothoraks") is None  # three edits: too far even for a long word
+    assert index.correct("pneumathorox")[0] == "pneumothorax"  # two edits in a 12-letter word
+    assert index.correct("hypovolemiq")[0] == "hypovolemia"  # not its two-substitution neighbour hypokalemia
+    assert index.correct("worse") is None  # a short word keeps its first letter
+    assert index.correct("lesi") is None  # under fuzzy_min_chars

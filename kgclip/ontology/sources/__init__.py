@@ -32,7 +32,7 @@ from typing import Any
 
 from kgclip.errors import ConfigError, InputFormatError
 from kgclip.ontology.model import Concept, ConceptGraph, Relation
-from kgclip.ontology.sources._common import SourceWarning
+from kgclip.ontology.sources._common import Policy, SourceWarning
 from kgclip.ontology.sources.doid_tsv import read_doid_tsv
 from kgclip.ontology.sources.obo import read_obo
 from kgclip.ontology.sources.owl import read_owl
@@ -73,10 +73,22 @@ def read_records(fmt: str, path: str | os.PathLike[str], *, on_error: str = "rai
     """
     fmt = detect_format(path) if fmt == "auto" else READERS.canonical(fmt)
     reader = READERS.resolve(fmt)
+    policy = Policy(on_error, path)
     try:
-        return reader(path, on_error=on_error, **options)
+        records = reader(path, on_error=on_error, **options)
     except TypeError as exc:  # an option this reader does not take
         raise InputFormatError(f"reader {fmt!r} does not accept these options: {exc}") from None
+    return _with_valid_ids(records, policy)
+
+
+def _with_valid_ids(records: Iterator[Concept | Relation], policy: Policy) -> Iterator[Concept | Relation]:
+    """Every reader's records, less concepts whose id no graph can hold (empty, or with spaces at either end: a
+    source's blank ``id:`` line or ``rdf:about=" "``), reported through the bad-row policy."""
+    for record in records:
+        if isinstance(record, Concept) and (not record.id or record.id != record.id.strip()):
+            policy.bad(f"a concept has the invalid id {record.id!r} (named {record.name[:60]!r}); give it an id")
+            continue
+        yield record
 
 
 def parse_options(fmt: str, items: Iterable[str]) -> dict[str, Any]:

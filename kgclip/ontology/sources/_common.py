@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from kgclip.errors import InputFormatError
+from kgclip.errors import ConfigError, InputFormatError
 from kgclip.ontology.model import normalize_curie
 
 __all__ = ["OnError", "Policy", "iter_lines", "local_name", "normalize_xref", "check_not_empty", "SourceWarning"]
@@ -32,7 +32,7 @@ class Policy:
 
     def __init__(self, on_error: str, path: str | os.PathLike[str]) -> None:
         if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+            raise ConfigError(f"on_error must be 'raise' or 'skip' (--on-error raise|skip), not {on_error!r}")
         self.on_error = on_error
         self.path = str(path)
         self.skipped = 0

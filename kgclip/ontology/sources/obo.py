@@ -61,6 +61,68 @@ def _relation_type(name: str, typedefs: dict[str, str]) -> str:
     return KNOWN_PROPERTIES.get(name.replace(":", "_")) or normalize_relation_type(name)
 
 
+Tags = dict[str, list[tuple[int, str]]]  # tag -> [(line number, value)] of one stanza
+
+
+def _xrefs(tags: Tags, cid: str) -> list[str]:
+    xrefs: list[str] = []
+    for _number, value in tags.get("xref", []):
+        x = normalize_xref(_strip_comment(value.split(' "', 1)[0]))
+        if x and x != cid:
+            xrefs.append(x)
+    for _number, value in tags.get("property_value", []):
+        parts = value.split(" ", 1)
+        if len(parts) == 2 and parts[0] == "skos:exactMatch":
+            parsed = _quoted(parts[1])
+            x = normalize_xref(parsed[0] if parsed else parts[1].split(" ")[0])
+            if x and x != cid:
+                xrefs.append(x)
+    return xrefs
+
+
+def _term(tags: Tags, policy: Policy, source: str | None, synonym_scopes: tuple[str, ...]) -> Concept:
+    """The concept of one ``[Term]`` stanza (which has an ``id``)."""
+    cid = normalize_curie(tags["id"][0][1])
+    name = tags.get("name", [(0, "")])[0][1]
+    definition = ""
+    for number, value in tags.get("def", []):
+        parsed = _quoted(value)
+        if parsed is None:
+            policy.bad(f"def must be a quoted string: {value[:60]!r}", line=number)
+            continue
+        definition = definition or parsed[0]
+    synonyms: list[str] = []
+    for number, value in tags.get("synonym", []):
+        parsed = _quoted(value)
+        if parsed is None:
+            policy.bad(f"synonym must start with a quoted string: {value[:60]!r}", line=number)
+            continue
+        text, rest = parsed
+        scope = rest.split(" ", 1)[0] if rest else "RELATED"
+        if scope in synonym_scopes and text and text != name:
+            synonyms.append(text)
+    obsolete = any(v.strip().lower() == "true" for _, v in tags.get("is_obsolete", []))
+    return Concept(id=cid, name=name, synonyms=tuple(dict.fromkeys(synonyms)), definition=definition,
+                   source=source if source is not None else cid.split(":", 1)[0].lower(), deprecated=obsolete,
+                   xrefs=tuple(dict.fromkeys(_xrefs(tags, cid))))
+
+
+def _term_relations(concept: Concept, tags: Tags, policy: Policy) -> Iterator[tuple[str, str, str, str]]:
+    """``(source, raw type, target, origin)`` of a term's ``is_a`` and ``relationship`` lines."""
+    for number, value in tags.get("is_a", []):
+        target = _strip_comment(value)
+        if not target:
+            policy.bad("is_a has no target id", line=number)
+            continue
+        yield concept.id, IS_A, normalize_curie(target), concept.source
+    for number, value in tags.get("relationship", []):
+        parts = _strip_comment(value).split()
+        if len(parts) < 2:
+            policy.bad(f"relationship needs a type and a target: {value[:60]!r}", line=number)
+            continue
+        yield concept.id, parts[0], normalize_curie(parts[1]), concept.source
+
+
 def read_obo(path: str | os.PathLike[str], *, on_error: str = "raise", source: str | None = None,
              synonym_scopes: tuple[str, ...] = DEFAULT_SCOPES) -> Iterator[Concept | Relation]:
     """Yield concepts and relations of an OBO file.
@@ -76,67 +138,20 @@ def read_obo(path: str | os.PathLike[str], *, on_error: str = "raise", source: s
     typedefs: dict[str, str] = {}
     relations_pending: list[tuple[str, str, str, str]] = []  # (source, raw type, target, origin)
     stanza: str | None = None
-    tags: dict[str, list[tuple[int, str]]] = {}
+    tags: Tags = {}
     saw_anything = False
 
     def flush() -> Iterator[Concept]:
         if stanza == "Typedef":
             if tags.get("id") and tags.get("name"):
                 typedefs[tags["id"][0][1]] = tags["name"][0][1]
-            return
-        if stanza != "Term":
-            return
-        if not tags.get("id"):
+        elif stanza == "Term" and not tags.get("id"):
             line = next(iter(tags.values()))[0][0] if tags else None
             policy.bad("a [Term] stanza has no id; add an 'id:' line", line=line)
-            return
-        cid = normalize_curie(tags["id"][0][1])
-        name = tags.get("name", [(0, "")])[0][1]
-        definition = ""
-        for number, value in tags.get("def", []):
-            parsed = _quoted(value)
-            if parsed is None:
-                policy.bad(f"def must be a quoted string: {value[:60]!r}", line=number)
-                continue
-            definition = definition or parsed[0]
-        synonyms: list[str] = []
-        for number, value in tags.get("synonym", []):
-            parsed = _quoted(value)
-            if parsed is None:
-                policy.bad(f"synonym must start with a quoted string: {value[:60]!r}", line=number)
-                continue
-            text, rest = parsed
-            scope = rest.split(" ", 1)[0] if rest else "RELATED"
-            if scope in synonym_scopes and text and text != name:
-                synonyms.append(text)
-        xrefs: list[str] = []
-        for _number, value in tags.get("xref", []):
-            x = normalize_xref(_strip_comment(value.split(' "', 1)[0]))
-            if x and x != cid:
-                xrefs.append(x)
-        for _number, value in tags.get("property_value", []):
-            parts = value.split(" ", 1)
-            if len(parts) == 2 and parts[0] == "skos:exactMatch":
-                parsed = _quoted(parts[1])
-                x = normalize_xref(parsed[0] if parsed else parts[1].split(" ")[0])
-                if x and x != cid:
-                    xrefs.append(x)
-        obsolete = any(v.strip().lower() == "true" for _, v in tags.get("is_obsolete", []))
-        origin = source if source is not None else cid.split(":", 1)[0].lower()
-        yield Concept(id=cid, name=name, synonyms=tuple(dict.fromkeys(synonyms)), definition=definition,
-                      source=origin, deprecated=obsolete, xrefs=tuple(dict.fromkeys(xrefs)))
-        for number, value in tags.get("is_a", []):
-            target = _strip_comment(value)
-            if not target:
-                policy.bad("is_a has no target id", line=number)
-                continue
-            relations_pending.append((cid, IS_A, normalize_curie(target), origin))
-        for number, value in tags.get("relationship", []):
-            parts = _strip_comment(value).split()
-            if len(parts) < 2:
-                policy.bad(f"relationship needs a type and a target: {value[:60]!r}", line=number)
-                continue
-            relations_pending.append((cid, parts[0], normalize_curie(parts[1]), origin))
+        elif stanza == "Term":
+            concept = _term(tags, policy, source, synonym_scopes)
+            yield concept
+            relations_pending.extend(_term_relations(concept, tags, policy))
 
     for number, text in iter_lines(path, policy):
         line = text.strip()

@@ -41,7 +41,12 @@ def read_radlex_csv(path: str | os.PathLike[str], *, on_error: str = "raise", ad
         if not text.strip():
             continue
         # csv only where needed: a few terms are quoted because they hold commas.
-        fields = next(csv.reader([text])) if '"' in text else text.split(",")
+        try:
+            fields = next(csv.reader([text])) if '"' in text else text.split(",")
+        except csv.Error as exc:  # e.g. a carriage return or NUL inside an unquoted term
+            policy.bad(f"not a CSV row ({exc}): {text[:80]!r}; quote the term or remove the stray character",
+                       line=number)
+            continue
         if len(fields) != 3:
             policy.bad(f"expected 3 fields (term,RID,parentRID), found {len(fields)}: {text[:80]!r}; "
                        "quote terms that contain commas", line=number)

@@ -22,6 +22,7 @@ are skipped, with or without ``RELA``. Relations touching a CUI that was filtere
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -101,6 +102,120 @@ def _rank(ts: str, stt: str, ispref: str) -> int:
     return (ts == "P") * 4 + (stt == "PF") * 2 + (ispref == "Y")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Filters:
+    """Which MRCONSO / MRDEF / MRREL rows :func:`read_umls_rrf` keeps (``None``: any value)."""
+
+    languages: frozenset[str] | None
+    sabs: frozenset[str] | None
+    ttys: frozenset[str] | None
+    exclude_suppressed: bool
+
+    def keeps(self, sab: str, suppress: str) -> bool:
+        return not ((self.exclude_suppressed and suppress in _SUPPRESSED)
+                    or (self.sabs is not None and sab not in self.sabs))
+
+
+def _indices(columns: dict[str, tuple[str, ...]], name: str, wanted: tuple[str, ...], path: Path) -> list[int]:
+    """Positions of the ``wanted`` columns of ``name`` (from MRFILES.RRF or the defaults)."""
+    cols = {c: i for i, c in enumerate(columns.get(name, ()))}
+    missing = [c for c in wanted if c not in cols]
+    if missing:
+        raise InputFormatError(f"{name} has no column(s) {', '.join(missing)}; check MRFILES.RRF", path=str(path))
+    return [cols[c] for c in wanted]
+
+
+def _concepts(conso: Path, columns: dict[str, tuple[str, ...]], keep: _Filters, policy: Policy, kept: set[str],
+              source: str) -> Iterator[Concept]:
+    """MRCONSO: one concept per run of equal CUIs, named by its best-ranked row; adds every CUI yielded to ``kept``."""
+    i_cui, i_lat, i_ts, i_stt, i_pref, i_sab, i_tty, i_str, i_sup = _indices(
+        columns, "MRCONSO.RRF", ("CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "TTY", "STR", "SUPPRESS"), conso)
+    current = ""
+    names: list[str] = []
+    best_rank, best = -1, ""
+
+    def emit() -> Concept:
+        kept.add(current)
+        synonyms = tuple(dict.fromkeys(n for n in names if n != best))
+        return Concept(id="UMLS:" + current, name=best, synonyms=synonyms, source=source)
+
+    for f in _rows(conso, columns["MRCONSO.RRF"], policy):
+        if keep.languages is not None and f[i_lat] not in keep.languages:
+            continue
+        if not keep.keeps(f[i_sab], f[i_sup]) or (keep.ttys is not None and f[i_tty] not in keep.ttys):
+            continue
+        cui = f[i_cui]
+        if cui != current:
+            if current:
+                yield emit()
+            current, names, best_rank, best = cui, [], -1, ""
+        text = f[i_str]
+        names.append(text)
+        rank = _rank(f[i_ts], f[i_stt], f[i_pref])
+        if rank > best_rank:
+            best_rank, best = rank, text
+    if current:
+        yield emit()
+
+
+def _semantic_types(sty: Path, columns: dict[str, tuple[str, ...]], policy: Policy, kept: set[str],
+                    source: str) -> Iterator[Concept]:
+    """MRSTY: the semantic types (TUIs) of kept CUIs, one partial concept record per run of equal CUIs."""
+    i_cui, i_tui = _indices(columns, "MRSTY.RRF", ("CUI", "TUI"), sty)
+    current, tuis = "", []
+    for f in _rows(sty, columns["MRSTY.RRF"], policy):
+        cui = f[i_cui]
+        if cui != current:
+            if tuis:
+                yield Concept(id="UMLS:" + current, semantic_types=tuple(tuis), source=source)
+            current, tuis = cui, []
+        if cui in kept:
+            tuis.append(f[i_tui])
+    if tuis:
+        yield Concept(id="UMLS:" + current, semantic_types=tuple(tuis), source=source)
+
+
+def _definitions(mrdef: Path, columns: dict[str, tuple[str, ...]], keep: _Filters, policy: Policy, kept: set[str],
+                 source: str) -> Iterator[Concept]:
+    """MRDEF: the first kept definition of each kept CUI."""
+    i_cui, i_sab, i_def, i_sup = _indices(columns, "MRDEF.RRF", ("CUI", "SAB", "DEF", "SUPPRESS"), mrdef)
+    defined: set[str] = set()
+    for f in _rows(mrdef, columns["MRDEF.RRF"], policy):
+        cui = f[i_cui]
+        if cui in kept and cui not in defined and f[i_def] and keep.keeps(f[i_sab], f[i_sup]):
+            defined.add(cui)
+            yield Concept(id="UMLS:" + cui, definition=f[i_def], source=source)
+
+
+def _relations(mrrel: Path, columns: dict[str, tuple[str, ...]], keep: _Filters, policy: Policy, kept: set[str],
+               use_rela: bool, source: str) -> Iterator[Relation]:
+    """MRREL: typed relations between kept CUIs (see the module docstring for the direction rules)."""
+    i_c1, i_rel, i_c2, i_rela, i_sab, i_sup = _indices(
+        columns, "MRREL.RRF", ("CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"), mrrel)
+    rela_types: dict[str, str] = {}
+    for f in _rows(mrrel, columns["MRREL.RRF"], policy):
+        c1, c2 = f[i_c1], f[i_c2]
+        rel, rela = f[i_rel], f[i_rela] if use_rela else ""
+        if c1 == c2 or rel in _SKIP_RELS or not keep.keeps(f[i_sab], f[i_sup]):
+            continue
+        if rela:
+            if rela == "inverse_isa":
+                src, typ, dst = c1, IS_A, c2
+            else:
+                typ = rela_types.get(rela)
+                if typ is None:
+                    typ = rela_types[rela] = normalize_relation_type(rela)
+                src, dst = c2, c1
+        elif rel == "PAR" or rel == "RB":
+            src, typ, dst = c1, IS_A, c2
+        elif rel == "CHD" or rel == "RN":
+            src, typ, dst = c2, IS_A, c1
+        else:
+            src, typ, dst = c2, "related_to", c1
+        if src in kept and dst in kept:
+            yield Relation("UMLS:" + src, typ, "UMLS:" + dst, source)
+
+
 def read_umls_rrf(path: str | os.PathLike[str], *, on_error: str = "raise",
                   languages: Collection[str] | None = ("ENG",), sabs: Collection[str] | None = None,
                   ttys: Collection[str] | None = None, exclude_suppressed: bool = True,
@@ -126,113 +241,17 @@ def read_umls_rrf(path: str | os.PathLike[str], *, on_error: str = "raise",
     if not conso.exists():
         raise InputFormatError("no MRCONSO.RRF here; point at the release's META directory", path=str(directory))
     columns = read_mrfiles(directory)
-    langs = frozenset(languages) if languages is not None else None
-    sab_set = frozenset(sabs) if sabs is not None else None
-    tty_set = frozenset(ttys) if ttys is not None else None
+    keep = _Filters(frozenset(languages) if languages is not None else None,
+                    frozenset(sabs) if sabs is not None else None,
+                    frozenset(ttys) if ttys is not None else None, exclude_suppressed)
     # CUIs kept by the MRCONSO filters: a plain set (about 90 bytes a CUI: ~400 MB for a full English release),
     # chosen over a bitmap because membership is tested twice for every MRREL row.
     kept: set[str] = set()
-
-    # ---- MRCONSO: one concept per run of equal CUIs.
-    cols = {name: i for i, name in enumerate(columns["MRCONSO.RRF"])}
-    try:
-        i_cui, i_lat, i_ts, i_stt, i_pref, i_sab, i_tty, i_str, i_sup = (
-            cols[c] for c in ("CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "TTY", "STR", "SUPPRESS"))
-    except KeyError as exc:
-        raise InputFormatError(f"MRCONSO has no column {exc}; check MRFILES.RRF", path=str(conso)) from None
-    policy = Policy(on_error, conso)
-    current = ""
-    names: list[str] = []
-    best_rank, best = -1, ""
-
-    def emit() -> Concept:
-        kept.add(current)
-        synonyms = tuple(dict.fromkeys(n for n in names if n != best))
-        return Concept(id="UMLS:" + current, name=best, synonyms=synonyms, source=source)
-
-    for f in _rows(conso, columns["MRCONSO.RRF"], policy):
-        if langs is not None and f[i_lat] not in langs:
-            continue
-        if exclude_suppressed and f[i_sup] in _SUPPRESSED:
-            continue
-        if sab_set is not None and f[i_sab] not in sab_set:
-            continue
-        if tty_set is not None and f[i_tty] not in tty_set:
-            continue
-        cui = f[i_cui]
-        if cui != current:
-            if current:
-                yield emit()
-            current, names, best_rank, best = cui, [], -1, ""
-        text = f[i_str]
-        names.append(text)
-        rank = _rank(f[i_ts], f[i_stt], f[i_pref])
-        if rank > best_rank:
-            best_rank, best = rank, text
-    if current:
-        yield emit()
-
-    # ---- MRSTY: semantic types (TUIs) of kept CUIs.
-    sty = directory / "MRSTY.RRF"
+    yield from _concepts(conso, columns, keep, Policy(on_error, conso), kept, source)
+    sty, mrdef, mrrel = (directory / name for name in ("MRSTY.RRF", "MRDEF.RRF", "MRREL.RRF"))
     if sty.exists():
-        cols = {name: i for i, name in enumerate(columns["MRSTY.RRF"])}
-        i_cui, i_tui = cols["CUI"], cols["TUI"]
-        current, tuis = "", []
-        for f in _rows(sty, columns["MRSTY.RRF"], Policy(on_error, sty)):
-            cui = f[i_cui]
-            if cui != current:
-                if tuis:
-                    yield Concept(id="UMLS:" + current, semantic_types=tuple(tuis), source=source)
-                current, tuis = cui, []
-            if cui in kept:
-                tuis.append(f[i_tui])
-        if tuis:
-            yield Concept(id="UMLS:" + current, semantic_types=tuple(tuis), source=source)
-
-    # ---- MRDEF: the first kept definition of each kept CUI.
-    mrdef = directory / "MRDEF.RRF"
+        yield from _semantic_types(sty, columns, Policy(on_error, sty), kept, source)
     if mrdef.exists():
-        cols = {name: i for i, name in enumerate(columns["MRDEF.RRF"])}
-        i_cui, i_sab, i_def, i_sup = cols["CUI"], cols["SAB"], cols["DEF"], cols["SUPPRESS"]
-        defined: set[str] = set()
-        for f in _rows(mrdef, columns["MRDEF.RRF"], Policy(on_error, mrdef)):
-            cui = f[i_cui]
-            if cui not in kept or cui in defined or not f[i_def]:
-                continue
-            if (exclude_suppressed and f[i_sup] in _SUPPRESSED) or (sab_set is not None and f[i_sab] not in sab_set):
-                continue
-            defined.add(cui)
-            yield Concept(id="UMLS:" + cui, definition=f[i_def], source=source)
-
-    # ---- MRREL: typed relations between kept CUIs.
-    mrrel = directory / "MRREL.RRF"
-    if not relations or not mrrel.exists():
-        return
-    cols = {name: i for i, name in enumerate(columns["MRREL.RRF"])}
-    i_c1, i_rel, i_c2, i_rela, i_sab, i_sup = (cols[c] for c in ("CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"))
-    rela_types: dict[str, str] = {}
-    for f in _rows(mrrel, columns["MRREL.RRF"], Policy(on_error, mrrel)):
-        c1, c2 = f[i_c1], f[i_c2]
-        if c1 == c2 or (exclude_suppressed and f[i_sup] in _SUPPRESSED):
-            continue
-        if sab_set is not None and f[i_sab] not in sab_set:
-            continue
-        rel, rela = f[i_rel], f[i_rela] if use_rela else ""
-        if rel in _SKIP_RELS:
-            continue
-        if rela:
-            if rela == "inverse_isa":
-                src, typ, dst = c1, IS_A, c2
-            else:
-                typ = rela_types.get(rela)
-                if typ is None:
-                    typ = rela_types[rela] = normalize_relation_type(rela)
-                src, dst = c2, c1
-        elif rel == "PAR" or rel == "RB":
-            src, typ, dst = c1, IS_A, c2
-        elif rel == "CHD" or rel == "RN":
-            src, typ, dst = c2, IS_A, c1
-        else:
-            src, typ, dst = c2, "related_to", c1
-        if src in kept and dst in kept:
-            yield Relation("UMLS:" + src, typ, "UMLS:" + dst, source)
+        yield from _definitions(mrdef, columns, keep, Policy(on_error, mrdef), kept, source)
+    if relations and mrrel.exists():
+        yield from _relations(mrrel, columns, keep, Policy(on_error, mrrel), kept, use_rela, source)

@@ -42,7 +42,7 @@ function caseCard(hit, onOpen) {
   const card = el("figure", null, {class: "card", "data-case": hit.case_id});
   const img = el("img", null, {alt: hit.case_id, loading: "lazy", src: "/api/case/" + encodeURIComponent(hit.case_id) + "/image.png"});
   card.append(img, el("figcaption", hit.case_id + " · " + hit.score.toFixed(2)));
-  if (hit.metadata && hit.metadata.matched_via) card.append(el("small", "via " + hit.metadata.matched_via));
+  if (hit.metadata && hit.metadata.matched_through) card.append(el("small", "matched: " + hit.metadata.matched_through));
   card.append(el("small", hit.text.slice(0, 160)));
   card.addEventListener("click", () => onOpen(hit.case_id));
   return card;
@@ -83,7 +83,7 @@ function renderAnswer(a) {
     box.append(el("p", "Cannot answer: " + a.abstain_reason, {class: "abstain", id: "answertext"}));
   } else {
     const p = el("p", null, {id: "answertext"});
-    p.append(el("b", a.text), el("span", " (" + Math.round(a.confidence * 100) + "% confidence)", {class: "muted"}));
+    p.append(el("b", a.text), el("span", " (" + Math.round(a.confidence * 100) + "% calibrated confidence" + (a.flags.source ? ", from " + a.flags.source : "") + ")", {class: "muted"}));
     box.append(p);
     if (a.candidates.length > 1) box.append(el("p", "Other candidates: " + a.candidates.slice(1).map((c) => c[0] + " " + Math.round(c[1] * 100) + "%").join(", "), {class: "muted"}));
   }
@@ -99,27 +99,35 @@ function sentenceItem(s) {
   const li = el("li", null, {class: "sentence"});
   const text = el("span", s.text, {class: "text", contenteditable: "true", spellcheck: "true"});
   li.dataset.case = s.case_id;
-  const chip = el("button", s.case_id || "no case", {type: "button", class: "chip", title: "open the cited case"});
-  chip.addEventListener("click", guard(() => openCitation(s.case_id)));
+  li.dataset.cases = JSON.stringify(s.cases || []);
+  li.dataset.facts = JSON.stringify(s.facts || []);
+  const chips = (s.cases && s.cases.length ? s.cases : [s.case_id]).filter(Boolean).map((caseId) => {  // none: written by hand
+    const chip = el("button", caseId, {type: "button", class: "chip", title: "open the cited case"});
+    chip.addEventListener("click", guard(() => openCitation(caseId)));
+    return chip;
+  });
   const up = el("button", "↑", {type: "button", class: "tool", title: "move up"});
   up.addEventListener("click", () => li.previousElementSibling && li.parentNode.insertBefore(li, li.previousElementSibling));
   const down = el("button", "↓", {type: "button", class: "tool", title: "move down"});
   down.addEventListener("click", () => li.nextElementSibling && li.parentNode.insertBefore(li.nextElementSibling, li));
   const del = el("button", "✕", {type: "button", class: "tool", title: "remove"});
   del.addEventListener("click", () => li.remove());
-  li.append(text, " ", chip, up, down, del);
+  li.append(text, " ", ...chips, up, down, del);
+  if (s.facts && s.facts.length) li.append(el("div", "rests on: " + s.facts.join("; "), {class: "muted facts"}));
   return li;
 }
 
 function collect(listId) {
-  return [...$(listId).querySelectorAll("li.sentence")].map((li) => ({text: li.querySelector(".text").textContent.trim(), case_id: li.dataset.case}));
+  return [...$(listId).querySelectorAll("li.sentence")].map((li) => ({text: li.querySelector(".text").textContent.trim(), case_id: li.dataset.case,
+    cases: JSON.parse(li.dataset.cases || "[]"), facts: JSON.parse(li.dataset.facts || "[]")}));
 }
 
 function renderDraft(d) {
   $("findings").replaceChildren(...d.findings.map(sentenceItem));
   $("impression").replaceChildren(...d.impression.map(sentenceItem));
   $("draft").hidden = false;
-  status(d.findings.length ? "Draft ready: edit, re-order or remove sentences, then accept." : "No findings could be drafted from similar cases.");
+  const region = d.region && d.region.length ? " (" + d.region.join(", ") + (d.modality ? ", " + d.modality : "") + ")" : "";
+  status(d.notice ? d.notice : (d.findings.length || d.impression.length) ? "Draft ready" + region + ": edit, re-order or remove sentences, then accept." : "No findings could be drafted from similar cases.");
 }
 
 function needUpload() { if (!upload) throw new Error("upload a scan first"); }
@@ -136,7 +144,18 @@ function initScan() {
     renderAnswer(await call("/api/ask", {upload, question: $("question").value}));
     status("");
   }));
-  $("draftbtn").addEventListener("click", guard(async () => { needUpload(); status("Drafting…"); renderDraft(await call("/api/draft", {upload})); }));
+  $("draftbtn").addEventListener("click", guard(async () => { needUpload(); status("Drafting…"); renderDraft(await call("/api/draft", {upload, region: $("region").value})); }));
+  const addSentence = (listId) => () => {
+    $("draft").hidden = false;
+    const li = sentenceItem({text: "", case_id: "", cases: [], facts: []});
+    $(listId).append(li);
+    li.querySelector(".text").focus();
+  };
+  $("addfinding").addEventListener("click", addSentence("findings"));
+  $("addimpression").addEventListener("click", addSentence("impression"));
+  call("/api/workspace").then((info) => {
+    info.body_parts.forEach((part) => $("region").append(el("option", part.toLowerCase(), {value: part.toLowerCase()})));
+  }).catch(() => {});
   const exportAs = (format) => guard(async () => {
     const out = await call("/api/export", {format, findings: collect("findings"), impression: collect("impression")}, {raw: true});
     $("exported").textContent = typeof out.data === "string" ? out.data : JSON.stringify(out.data, null, 2);
@@ -146,7 +165,7 @@ function initScan() {
   $("exporttext").addEventListener("click", exportAs("text"));
   $("acceptbtn").addEventListener("click", guard(async () => {
     needUpload();
-    const data = await call("/api/accept", {upload, author: $("author").value, findings: collect("findings"), impression: collect("impression")});
+    const data = await call("/api/accept", {upload, author: $("author").value, region: $("region").value, findings: collect("findings"), impression: collect("impression")});
     status("Accepted as case " + data.case_id + "; it is now searchable.");
   }));
   $("citeclose").addEventListener("click", () => { $("citation").hidden = true; });
@@ -167,7 +186,7 @@ function initSearch() {
     status("Searching…");
     const data = await call("/api/search", body);
     $("gallery").replaceChildren(...data.hits.map((h) => caseCard(h, guard(() => openCitation(h.case_id)))));
-    status(data.hits.length + " cases");
+    status(data.hits.length + " cases" + (data.expansion ? " · searched " + data.expansion : ""));
   }));
 }
 
@@ -181,6 +200,30 @@ function formData(form) {
 async function loadChangelog(onto) {
   const data = await call("/api/ontology/" + encodeURIComponent(onto) + "/changelog");
   $("changelog").replaceChildren(...data.entries.slice(0, 30).map((e) => el("li", "#" + e.seq + " " + e.summary + (e.author ? " — " + e.author : "") + (e.reason ? " (" + e.reason + ")" : ""))));
+}
+
+async function loadSuggestions(onto) {
+  const data = await call("/api/ontology/" + encodeURIComponent(onto) + "/suggestions");
+  $("reviewnote").textContent = data.note || (data.total_pending + " pending suggestions (computed by the link predictor and the aligner; nothing is applied until accepted)");
+  const readOnly = document.body.dataset.readOnly === "true";
+  $("suggestions").replaceChildren(...data.pending.slice(0, 30).map((s) => {
+    const li = el("li", null, {"data-n": String(s.n)});
+    li.append(el("span", "#" + s.n + " " + (s.source_name || s.source) + " —" + s.kind + "→ " + (s.target_name || s.target) + " "),
+              el("span", "(" + s.method + ", " + s.score + (s.why ? "; " + s.why : "") + ")", {class: "muted"}));
+    if (!readOnly) {
+      for (const decision of ["accept", "reject"]) {
+        const b = el("button", decision, {type: "button", class: "tool " + decision});
+        b.addEventListener("click", guard(async () => {
+          const out = await call("/api/ontology/" + encodeURIComponent(onto) + "/review", {n: s.n, decision, author: $("reviewauthor").value});
+          status((decision === "accept" ? "Accepted: " : "Rejected: ") + out.entries.map((x) => x.summary).join("; "));
+          await loadSuggestions(onto);
+          await loadChangelog(onto);
+        }));
+        li.append(" ", b);
+      }
+    }
+    return li;
+  }));
 }
 
 function initCurate() {
@@ -208,8 +251,8 @@ function initCurate() {
     const data = await call("/api/ontology/" + encodeURIComponent(onto()) + "/validate");
     status(data.summary, !data.ok);
   }));
-  $("onto").addEventListener("change", guard(() => loadChangelog(onto())));
-  if (onto()) loadChangelog(onto()).catch((err) => status(err.message, true));
+  $("onto").addEventListener("change", guard(() => Promise.all([loadChangelog(onto()), loadSuggestions(onto())])));
+  if (onto()) Promise.all([loadChangelog(onto()), loadSuggestions(onto())]).catch((err) => status(err.message, true));
 }
 
 function initConcept() {

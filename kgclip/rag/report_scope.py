@@ -1,0 +1,142 @@
+"""Which retrieved cases and sentences a draft may use: the case's report sections (:mod:`kgclip.data.sections`),
+the query's body region and modality, and the regions of the cases (see :mod:`kgclip.rag.report`)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kgclip.data.sections import SectionSentence, report_sentences, split_sections
+from kgclip.rag.concepts import ConceptTagger
+from kgclip.rag.consensus import case_weights
+from kgclip.rag.evidence import CaseHit
+from kgclip.rag.regions import BodyRegions, regions_of_label
+
+__all__ = ["DraftQuery", "normalize_modality", "case_text_sentences", "link_sentence", "case_regions", "vote_region",
+           "scope_hits"]
+
+_MODALITIES = {"mr": "MR", "mri": "MR", "ct": "CT", "cta": "CT", "xr": "XR", "cr": "XR", "dx": "XR", "x-ray": "XR",
+               "xray": "XR", "radiograph": "XR", "us": "US", "ultrasound": "US", "nm": "NM", "pt": "NM", "pet": "NM",
+               "mg": "MG", "xa": "XA"}
+
+
+@dataclass(frozen=True)
+class DraftQuery:
+    """What a draft must keep to: the query's body regions (and where they came from) and modality."""
+
+    regions: frozenset[str]
+    modality: str
+    body: BodyRegions | None
+    region_source: str = ""
+
+
+def normalize_modality(value: str | None) -> str:
+    """``"MRI"`` / ``"MR - T2 weighted"`` -> ``"MR"``, ``"CR"`` -> ``"XR"``...; ``""`` when unknown."""
+    text = (value or "").strip().lower()
+    if not text:
+        return ""
+    head = re.split(r"[\s/,(-]+", text)[0]
+    return _MODALITIES.get(head, _MODALITIES.get(text, ""))
+
+
+def case_text_sentences(hit: CaseHit) -> list[SectionSentence]:
+    """The findings and impression sentences of a retrieved case (``.draftable`` tells which may be drafted).
+
+    ``metadata["findings"]`` / ``metadata["impression"]`` (a case stored with sections) are used as they are;
+    otherwise ``hit.text`` goes through :func:`~kgclip.data.sections.split_sections`. A case whose text was made
+    from question/answer pairs (``metadata["text_source"] == "qa"``) has none.
+    """
+    md = hit.metadata or {}
+    if md.get("text_source") == "qa":
+        return []
+    if md.get("findings") or md.get("impression"):
+        return list(_sentences_of(str(md.get("findings") or ""), str(md.get("impression") or ""), True))
+    return list(_sentences_of(hit.text, "", False))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _sentences_of(findings: str, impression: str, sectioned: bool) -> tuple[SectionSentence, ...]:
+    """Memoised: a drafting sweep reads the same cases thousands of times."""
+    if not sectioned:
+        sections = split_sections(findings)
+        findings, impression = sections.findings, sections.impression
+    return tuple(report_sentences(findings, section="findings") + report_sentences(impression, section="impression"))
+
+
+def link_sentence(tagger: ConceptTagger | None, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if tagger is None:
+        return (), ()
+    mentions = tagger.link(text)
+    # Uncertain mentions ("suspicious for pneumonia") are reported findings too.
+    return (tuple(dict.fromkeys(m.concept_id for m in mentions if not m.negated)),
+            tuple(dict.fromkeys(m.concept_id for m in mentions if m.negated)))
+
+
+def case_regions(hit: CaseHit, body: BodyRegions | None, concepts: Sequence[str]) -> frozenset[str]:
+    """A case's regions: its metadata label, else where most of the anatomy its text names lies."""
+    md = hit.metadata or {}
+    for key in ("region", "body_part", "location_category"):
+        found = regions_of_label(str(md.get(key) or ""))
+        if found:
+            return found
+    if body is None:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for c in concepts:
+        for r in body.of_concept(c):
+            counts[r] = counts.get(r, 0) + 1
+    top = max(counts.values(), default=0)
+    return frozenset(r for r, n in counts.items() if n * 2 >= top and top)
+
+
+def vote_region(regions: Sequence[frozenset[str]], weights: np.ndarray,
+                 share: float) -> frozenset[str]:
+    total: dict[str, float] = {}
+    for r, w in zip(regions, weights.tolist()):
+        for x in r:
+            total[x] = total.get(x, 0.0) + w
+    if not total:
+        return frozenset()
+    best = max(total, key=lambda x: (total[x], x))
+    return frozenset({best}) if total[best] >= share * float(np.sum(weights)) else frozenset()
+
+
+def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: BodyRegions | None, *,
+               temperature: float, region_vote: float, query_region: str | Sequence[str] | None,
+               query_modality: str | None) -> tuple[list[CaseHit], DraftQuery, str]:
+    """The hits of the query's region and modality, the query, and a notice when nothing can be drafted.
+
+    The query's regions come from ``query_region`` (labels, see :func:`~kgclip.rag.regions.regions_of_label`),
+    else from a weighted vote of the similar cases' regions (their metadata label, else the anatomy their text
+    names); a case counts only if it shares one of them. Never a draft from another region: when no case is left,
+    or none has findings text, the notice says so.
+    """
+    modality = normalize_modality(query_modality)
+    if isinstance(query_region, str):
+        q_regions = regions_of_label(query_region)
+    else:
+        q_regions = frozenset(r for x in (query_region or ()) for r in regions_of_label(x))
+    if modality:
+        hits = [h for h in hits if normalize_modality(h.metadata.get("modality")) in ("", modality)]
+    concepts = [link_sentence(tagger, h.text)[0] + tuple(h.metadata.get("concepts", []) or ()) for h in hits]
+    regions = [case_regions(h, body, c) for h, c in zip(hits, concepts)]
+    source = "query" if q_regions else ""
+    if not q_regions and hits:
+        q_regions = vote_region(regions, case_weights([h.score for h in hits], temperature), region_vote)
+        source = "similar cases' regions (weighted vote)" if q_regions else ""
+    query = DraftQuery(q_regions, modality, body, source)
+    if not q_regions:
+        return [], query, ("no body region for this image: its metadata names none and the similar cases do not "
+                           "agree on one; pass the region (e.g. region='chest') or a DICOM with BodyPartExamined")
+    name, mod = "/".join(sorted(q_regions)), f"{modality} " if modality else ""
+    kept = [h for h, r in zip(hits, regions) if r & q_regions]
+    if not kept:
+        return [], query, f"no similar {name} {mod}cases to draft from"
+    if not any(s.draftable for h in kept for s in case_text_sentences(h)):
+        return kept, query, (f"no similar {name} {mod}cases with findings text to draft from ({len(kept)} similar "
+                             "cases have no findings section; add cases with findings to the workspace)")
+    return kept, query, ""

@@ -1,0 +1,81 @@
+"""What every concrete text tower shares: an in-memory cache by text, length-bucketed batches with a progress bar
+counted in tokens, and the thread count that uses every core this process may use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+
+import torch
+
+__all__ = ["CachedEncoder", "available_threads", "length_batches"]
+
+
+def available_threads() -> int:
+    """Cores this process may use: ``OMP_NUM_THREADS`` when set (a user's cap), else the CPU affinity mask."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, *, desc: str = "encoding text",
+                   show_progress: bool = False) -> Iterator[tuple[list[int], int]]:
+    """Batches of indices of similar length, longest first, with the padded width of each.
+
+    The progress bar counts tokens, not batches: a batch of long texts costs more than one of short texts, so a
+    count of batches would promise an ETA the long batches then break.
+
+    Example:
+        >>> [(idx, width) for idx, width in length_batches([3, 9, 4, 8], 2)]
+        [([1, 3], 9), ([2, 0], 4)]
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    with tqdm(total=int(sum(lengths)), desc=f"{desc}: {len(lengths)} texts", unit="tok", unit_scale=True,
+              disable=not show_progress, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield idx, lengths[idx[0]]
+            bar.update(sum(lengths[i] for i in idx))
+
+
+class CachedEncoder:
+    """In-memory LRU cache keyed by text, shared by the concrete encoders."""
+
+    cache_size: int = 50_000
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            hit = self._cache.get(text)
+            if hit is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                self._cache.move_to_end(text)
+                out[i] = hit
+        if missing:
+            unique = list(missing)
+            vectors = self._encode_uncached(unique, batch_size, show_progress)
+            for text, vector in zip(unique, vectors):
+                for i in missing[text]:
+                    out[i] = vector
+                self._cache[text] = vector.clone()
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    dim: int
