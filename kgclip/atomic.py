@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_path", "atomic_directory"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_path", "atomic_directory",
+           "fsync_dir"]
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make renames in ``directory`` durable (a no-op where directories cannot be fsynced, e.g. Windows)."""
     # Makes the rename itself durable; not supported on every platform (e.g. Windows), where it is skipped.
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -48,7 +50,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -98,6 +100,6 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.rmdir(old)
         os.replace(target, old)
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from kgclip.atomic import fsync_dir
 from kgclip.errors import ArtifactCorruptError, ConfigError, LockedError, StaleArtifactError
 from kgclip.locking import FileLock
 
@@ -62,7 +63,7 @@ def _recover_locked(workspace: Path) -> None:
     olds = _leftovers(workspace, "old")
     if not workspace.exists() and olds:  # a crash between the two renames: the previous version is aside
         os.replace(olds.pop(), workspace)
-        _fsync_dir(workspace.parent)
+        fsync_dir(workspace.parent)
     for path in olds + _leftovers(workspace, "new"):  # a finished swap's old version, or unfinished staging
         shutil.rmtree(path, ignore_errors=True)
 
@@ -75,15 +76,6 @@ def recover(workspace: str | os.PathLike[str]) -> None:
     with contextlib.suppress(LockedError):
         with WorkspaceLock(target, timeout=0):
             _recover_locked(target)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def link_tree(src: Path, dst: Path) -> None:
@@ -141,7 +133,7 @@ def _refuse_foreign(target: Path) -> None:
 
 
 def _commit(target: Path, staging: Path) -> None:
-    _fsync_dir(staging)
+    fsync_dir(staging)
     _checkpoint("staged")
     old = None
     if target.exists():
@@ -150,7 +142,7 @@ def _commit(target: Path, staging: Path) -> None:
         os.replace(target, old)
         _checkpoint("aside")
     os.replace(staging, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     _checkpoint("swapped")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -357,7 +357,6 @@ def read_dicom(source: str | os.PathLike[str] | bytes | BinaryIO, *, window: Any
 
     Shapes: grey ``[H, W]`` or ``[F, H, W]``; colour ``[H, W, 3]`` or ``[F, H, W, 3]`` (one frame when ``frame``).
     """
-    import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 

@@ -40,9 +40,8 @@ from kgclip.errors import ArtifactCorruptError, EncoderMismatchError, IndexError
 from kgclip.index.faiss_factory import (IndexConfig, build_index, hnsw_of, index_family, needed_training_vectors,
                                         train_index)
 from kgclip.index.metadata import MetadataStore, normalise_filters
-from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, DirectoryLock, file_entry,
-                                      library_versions, maybe_locked, read_snapshot, restore_abandoned,
-                                      saved_generation, write_snapshot)
+from kgclip.index.persistence import (FORMAT_NAME, FORMAT_VERSION, DirectoryLock, file_entry,
+                                      library_versions, maybe_locked, read_snapshot, saved_generation, write_snapshot)
 from kgclip.index.protocol import INDEX_BACKENDS, SearchHit, SearchResults
 from kgclip.index.vectors import as_ids, checked_batch, checked_k, exact_top_k, normalised
 
@@ -547,20 +546,9 @@ class FaissIndex:
     @contextlib.contextmanager
     def updating(cls, directory: str | os.PathLike[str], encoder_fingerprint: str | None = None, *,
                  lock_timeout: float = 60.0, create: Any = None) -> Iterator["FaissIndex"]:
-        """Load, modify and save ``directory`` while holding the writer lock, so concurrent writers serialise.
+        """Load (or create with ``create``), modify and save ``directory`` under its writer lock, so concurrent
+        writers serialise (:func:`kgclip.index.persistence.updating`)."""
+        from kgclip.index.persistence import updating
 
-        ``create``: the config of a new, empty index when ``directory`` holds none yet.
-        """
-        target = Path(directory)
-        with DirectoryLock(target, timeout=lock_timeout) as lock:
-            restore_abandoned(target)  # a previous version left aside by a dead writer is not "no index yet"
-            if (target / MANIFEST_NAME).exists() or create is None:
-                index = cls.load(target, encoder_fingerprint)
-            else:
-                index = cls(create, encoder_fingerprint=encoder_fingerprint)
-            index._writer_lock = lock
-            try:
-                yield index
-                index.save(target)
-            finally:
-                index._writer_lock = None
+        with updating(cls, directory, encoder_fingerprint, lock_timeout=lock_timeout, create=create) as index:
+            yield index

@@ -417,20 +417,10 @@ class MilvusIndex:
     @contextlib.contextmanager
     def updating(cls, directory: str | os.PathLike[str], encoder_fingerprint: str | None = None, *,
                  lock_timeout: float = 60.0, create: MilvusIndexConfig | None = None) -> Iterator["MilvusIndex"]:
-        """Load (or create with ``create``), modify and save ``directory`` under its writer lock (as FAISS does)."""
-        from kgclip.index.persistence import DirectoryLock, restore_abandoned
+        """Load (or create with ``create``), modify and save ``directory`` under its writer lock, so concurrent
+        writers serialise (:func:`kgclip.index.persistence.updating`)."""
+        from kgclip.index.persistence import updating
 
-        target = Path(directory)
-        with DirectoryLock(target, timeout=lock_timeout) as lock:
-            restore_abandoned(target)
-            if (target / MANIFEST_NAME).exists() or create is None:
-                index = cls.load(target, encoder_fingerprint)
-            else:
-                index = cls(create, encoder_fingerprint=encoder_fingerprint)
-            index._writer_lock = lock
-            try:
-                yield index
-                index.save(target)
-            finally:
-                index._writer_lock = None
+        with updating(cls, directory, encoder_fingerprint, lock_timeout=lock_timeout, create=create) as index:
+            yield index
 

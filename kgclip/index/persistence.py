@@ -34,7 +34,7 @@ from kgclip.locking import FileLock
 
 __all__ = ["DirectoryLock", "read_snapshot", "read_manifest", "write_snapshot", "saved_generation", "file_entry",
            "library_versions", "recover_interrupted_save", "restore_abandoned", "FORMAT_NAME", "FORMAT_VERSION",
-           "MANIFEST_NAME"]
+           "MANIFEST_NAME", "updating"]
 
 FORMAT_NAME = "kgclip-index"
 FORMAT_VERSION = 1
@@ -258,3 +258,24 @@ def _write_synced(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def updating(cls: Any, directory: str | os.PathLike[str], encoder_fingerprint: str | None, *, lock_timeout: float,
+             create: Any) -> Iterator[Any]:
+    """Load (or create from the config ``create`` when ``directory`` holds no index yet), modify and save an index of
+    backend ``cls`` while holding the directory's writer lock, so concurrent writers serialise (every backend's
+    ``updating`` classmethod)."""
+    target = Path(directory)
+    with DirectoryLock(target, timeout=lock_timeout) as lock:
+        restore_abandoned(target)  # a previous version left aside by a dead writer is not "no index yet"
+        if (target / MANIFEST_NAME).exists() or create is None:
+            index = cls.load(target, encoder_fingerprint)
+        else:
+            index = cls(create, encoder_fingerprint=encoder_fingerprint)
+        index._writer_lock = lock
+        try:
+            yield index
+            index.save(target)
+        finally:
+            index._writer_lock = None

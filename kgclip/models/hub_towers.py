@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kgclip.errors import ConfigError, ModelNotFoundError
+from kgclip.errors import ModelNotFoundError
 from kgclip.models.tower import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImageTower
 
 __all__ = ["HFCLIPImageTower", "OpenCLIPImageTower", "TimmImageTower", "tower_for_directory", "hub_tower",

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kgclip.atomic import atomic_write_bytes
+from kgclip.atomic import atomic_write_bytes, fsync_dir
 from kgclip.errors import ArtifactCorruptError
 
 __all__ = ["commit_files", "recover", "pending_journals", "JOURNAL_GLOB"]
@@ -38,15 +38,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(path, 0o644)  # shared, reviewable files
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported everywhere (e.g. Windows)
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def pending_journals(directory: str | os.PathLike[str]) -> list[Path]:
@@ -72,10 +63,10 @@ def _roll_forward(directory: Path, journal: Path) -> None:
                                        "graph directory from git")
         with contextlib.suppress(FileNotFoundError):  # already renamed (by us before a crash, or by a reader)
             os.replace(directory / staged, directory / name)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     with contextlib.suppress(FileNotFoundError):
         journal.unlink()
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def recover(directory: str | os.PathLike[str], *, clean: bool = False) -> bool:
@@ -121,7 +112,7 @@ def commit_files(directory: str | os.PathLike[str], payloads: Mapping[str, bytes
             staged = f".{name}.{token}{_STAGED_SUFFIX}"
             _write_synced(directory / staged, payloads[name])
             renames.append((staged, name))
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except BaseException:
         for staged, _ in renames:
             with contextlib.suppress(FileNotFoundError):
