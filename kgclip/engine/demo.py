@@ -62,6 +62,7 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
     from kgclip.engine.build import shipped_demo_dir
     from kgclip.engine.config import EngineConfig
     from kgclip.engine.engine import Engine
+    from kgclip.data.demo import read_demo_metadata
     from kgclip.data.vqa_rad import read_vqa_rad
 
     start = time.perf_counter()
@@ -77,7 +78,11 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
         result.answers.append(engine.ask(r.image_path, r.question))
         result.gold.append(r.answer)
     report_image = picked[0].image_path if picked else items[0].image_path
-    result.report = engine.draft_report(report_image)
+    # The sample's region and modality per image (derived from its training questions, kgclip.data.demo): a JPEG has
+    # no header to say them, and the similar cases' vote is unreliable on 39 images.
+    meta = read_demo_metadata(data).get(Path(report_image).name, {})
+    result.report = engine.draft_report(report_image, region=meta.get("region") or None,
+                                        modality=meta.get("modality") or None)
     result.report_image = str(report_image)
     result.seconds = time.perf_counter() - start
 
