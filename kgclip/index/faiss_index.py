@@ -538,6 +538,7 @@ class FaissIndex:
         self._set_index(index, pos2id, alive)
         if self._family == "graph" and len(self._pos2id) != index.ntotal:
             raise ArtifactCorruptError(f"{target}: positions do not match index.faiss; rebuild the index")
+        _check_manifest_facts(target, manifest, self, index)
         self._generation = int(manifest.get("generation", 0))
         self._source = (target.resolve(), self._generation)
         return self
@@ -552,3 +553,21 @@ class FaissIndex:
 
         with updating(cls, directory, encoder_fingerprint, lock_timeout=lock_timeout, create=create) as index:
             yield index
+
+
+def _check_manifest_facts(target: Path, manifest: Mapping[str, Any], loaded: "FaissIndex", index: Any) -> None:
+    """The manifest's ``dimension`` and ``counts`` must describe the files beside it (a hand edit or a mixed-up copy
+    is refused, not served with the wrong shape).
+
+    Raises:
+        ArtifactCorruptError: they disagree.
+    """
+    counts = manifest.get("counts") or {}
+    facts = {"dimension": (manifest.get("dimension"), int(index.d)),
+             "counts.vectors": (counts.get("vectors"), int(index.ntotal)),
+             "counts.items": (counts.get("items"), len(loaded))}
+    wrong = [f"{key} says {said!r}, the files hold {real}" for key, (said, real) in facts.items()
+             if said is not None and said != real]
+    if wrong:
+        raise ArtifactCorruptError(f"{target}/manifest.json does not match its index ({'; '.join(wrong)}); restore "
+                                   "the directory from a copy or rebuild the index")
