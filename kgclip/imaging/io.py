@@ -124,6 +124,9 @@ def _read_pil(data: BinaryIO, name: str, max_pixels: int, window: Any,
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{name}: image too large to decode safely ({exc}); refused before decoding. Downscale "
                              "it (or tile it) before passing it in.") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # a file cut inside its header (Pillow: "Truncated File Read")
+        raise ImageReadError(f"{name}: the image header is truncated or corrupt ({exc}); pass the complete file.") \
+            from exc
     width, height = img.size
     if width * height * len(img.getbands()) > max_pixels or width * height == 0:
         raise ImageReadError(

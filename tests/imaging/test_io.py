@@ -325,6 +325,11 @@ def test_truncated_files(tmp_path: Path) -> None:
     png = (tmp_path / "x.png").read_bytes()
     with pytest.raises(ImageReadError, match="truncated|corrupt"):
         read_image(png[: len(png) // 2])
+    for cut in range(8, 80):  # inside the header: Pillow fails while opening (OSError), not while decoding
+        with pytest.raises(ImageReadError, match="truncated|corrupt|not an image"):
+            read_image(png[:cut])
+    with pytest.raises(ImageReadError, match="header is truncated"):
+        read_image(png[:8] + b" truncated")
 
 
 def _png_claiming(width: int, height: int) -> bytes:
