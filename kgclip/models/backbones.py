@@ -10,9 +10,13 @@ architecture and weights. Choose one with :func:`load_image_tower`:
 - ``"builtin-cnn"`` (aliases ``"builtin"``, ``"cnn"``): a ~1.2 M-parameter residual CNN sized to train from scratch on
   a 2-core CPU (no pretrained weights exist for it);
 - ``"hf-clip:<dir>"`` / ``"open_clip:<dir>"`` / a directory / ``"hf-hub:<org>/<repo>"`` / ``"timm:<name>"``: towers
-  of other libraries (:mod:`kgclip.models.hub_towers`).
+  of other libraries (:mod:`kgclip.models.hub_towers`);
+- ``"xrv:<weights>"``: a torchxrayvision chest X-ray CNN (``xrv:densenet121-res224-all``, ``xrv:resnet50-res512-all``)
+  through torchxrayvision's own weights cache, with its preprocessing (optional extra ``kgclip[xrv]``;
+  :mod:`kgclip.models.xrv`).
 
-Models are never downloaded by kgclip itself; hub names go through the normal hub cache.
+Models are never downloaded by kgclip itself; hub names go through the normal hub cache and ``xrv:`` weights through
+torchxrayvision's, and with ``HF_HUB_OFFLINE=1`` only what is already cached is used.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from kgclip.models.efficientnet import EfficientNetLite, build_lite0
 from kgclip.models.hub_towers import (HFCLIPImageTower, OpenCLIPImageTower, TimmImageTower, hub_tower,
                                       tower_for_directory)
 from kgclip.models.tower import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImageTower
+from kgclip.models.xrv import XRVImageTower, build_xrv
 from kgclip.resolver import Registry
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "OpenCLIPImageTower",
     "TimmImageTower",
     "EfficientNetLite",
+    "XRVImageTower",
     "IMAGE_TOWERS",
     "load_image_tower",
     "is_builtin",
@@ -218,6 +224,12 @@ def _timm(arg: str = "", checkpoint: str | None = None, **kwargs: Any) -> ImageT
     return TimmImageTower(arg, checkpoint=checkpoint)
 
 
+@IMAGE_TOWERS.register("xrv")
+@IMAGE_TOWERS.register("torchxrayvision")
+def _xrv(arg: str = "", **kwargs: Any) -> ImageTower:
+    return build_xrv(arg, **kwargs)
+
+
 def is_builtin(name: str) -> bool:
     """Whether ``name`` resolves to the built-in CNN (the one tower that takes architecture options)."""
     kind = name.strip().partition(":")[0]
@@ -229,17 +241,21 @@ def load_image_tower(name_or_path: str = "builtin-cnn", **kwargs: Any) -> ImageT
 
     Args:
         name_or_path: ``"efficientnet-lite0"``, ``"builtin-cnn"``, ``"hf-clip:<dir>"``, ``"open_clip:<dir>"``,
-            ``"hf-hub:<org>/<repo>"``, ``"timm:<name>"`` or a directory (its files tell which kind it is).
+            ``"hf-hub:<org>/<repo>"``, ``"timm:<name>"``, ``"xrv:<weights>"`` or a directory (its files tell which
+            kind it is).
         **kwargs: architecture options for ``builtin-cnn`` (fields of :class:`BuiltinCNNConfig`: ``dim``,
-            ``image_size``, ``widths``...). Pretrained towers take none.
+            ``image_size``, ``widths``...); ``xrv:`` takes ``cache_dir``, ``sha256`` and ``checkpoint``. Other
+            pretrained towers take none.
 
     Returns:
         The tower in eval mode on the CPU.
 
     Raises:
         ResolutionError: an unknown name (the message lists the choices).
-        ModelNotFoundError: a missing or malformed model directory, or a missing optional package.
-        ArtifactCorruptError: pretrained weights whose checksum differs from the pinned one.
+        ModelNotFoundError: a missing or malformed model directory, a missing optional package, or ``xrv:`` weights
+            that are not cached when nothing may be downloaded.
+        ArtifactCorruptError: pretrained weights whose checksum differs from the pinned one, or that cannot be read
+            safely.
     """
     key = name_or_path.strip()
     path = Path(key).expanduser()

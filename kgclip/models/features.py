@@ -14,7 +14,8 @@ pretrained tower's pooled features, cached), ``"thumbnail"`` (the training-free 
 Cache (:class:`TowerFeatures`): one safetensors file per image and part under
 ``<cache_dir>/image-features/<key>/<h[:2]>/<h>.<part>.safetensors`` where ``h`` is the sha256 of the image file's
 bytes (or of an array's values) and ``key`` hashes the tower fingerprint, the preprocessing and the precision. Parts:
-``pooled`` ``[dim]`` float32, ``spatial`` ``[C, h, w]`` float16 (the 7x7 map at 224 px), ``tap<k>`` float16 (the
+``pooled`` ``[dim]`` float32, ``spatial`` ``[C, h, w]`` float16 (the 7x7 map at 224 px; towers with
+``forward_features`` and no tap points give it from the same pass), ``tap<k>`` float16 (the
 input of block ``k``, for partial fine-tuning). A damaged entry is recomputed; entries are written atomically and
 only after every image of the call was decoded, so an unreadable image leaves the cache untouched.
 """
@@ -71,8 +72,8 @@ class TowerFeatures:
     """Frozen features of an image tower, batched, cached by image content and tower fingerprint.
 
     Args:
-        tower: the image tower (``efficientnet-lite0`` and ``timm:`` towers also give ``spatial`` and ``tap<k>``
-            parts; other towers give ``pooled`` only).
+        tower: the image tower (``efficientnet-lite0`` also gives ``spatial`` and ``tap<k>`` parts, ``xrv:`` and
+            ``timm:`` CNN towers ``spatial``; other towers give ``pooled`` only).
         cache_dir: cache root (default :func:`default_cache_dir`); ``None``-like ``""`` turns caching off.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
         precision: ``"auto"`` (bfloat16 autocast on CUDA, float32 on the CPU), ``"fp32"``, ``"bf16"``, ``"fp16"``.
@@ -171,6 +172,8 @@ class TowerFeatures:
             raise ConfigError(f"tower {self.name!r} gives pooled features only; ask for parts=('pooled',)")
         if part.startswith("tap"):
             n = getattr(self.tower, "n_blocks", 0)
+            if not n:
+                raise ConfigError(f"tower {self.name!r} has no tap points; ask for 'pooled' or 'spatial'")
             if not part[3:].isdigit() or not 0 < int(part[3:]) < n:
                 raise ConfigError(f"part {part!r}: write tap<k> with 0 < k < {n} (the input of block k)")
         elif part != "spatial":
@@ -202,6 +205,11 @@ class TowerFeatures:
 
     def _forward_parts(self, x: torch.Tensor, parts: Sequence[str]) -> dict[str, torch.Tensor]:
         tower: Any = self.tower
+        if not hasattr(tower, "stem"):  # a feature map but no tap points (xrv:, timm: CNNs): one pass for both parts
+            fmap = tower.forward_features(x)
+            pooled = tower.pool(fmap) if hasattr(tower, "pool") else tower(x)
+            out = {"spatial": fmap.half().cpu(), "pooled": pooled.float().cpu()}
+            return {p: out[p] for p in parts}
         taps = sorted(int(p[3:]) for p in parts if p.startswith("tap"))
         out: dict[str, torch.Tensor] = {}
         h, done = tower.stem(x), 0

@@ -1,7 +1,8 @@
 """The image-tower interface every backbone implements (:class:`ImageTower`) and the normalisation constants.
 
 Towers live in :mod:`kgclip.models.backbones` (built-in CNN, resolution by name), :mod:`kgclip.models.efficientnet`
-(the pretrained default) and :mod:`kgclip.models.hub_towers` (Hugging Face CLIP, open_clip, timm).
+(the pretrained default), :mod:`kgclip.models.hub_towers` (Hugging Face CLIP, open_clip, timm) and
+:mod:`kgclip.models.xrv` (torchxrayvision chest X-ray CNNs).
 """
 
 from __future__ import annotations
