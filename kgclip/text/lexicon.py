@@ -2,8 +2,9 @@
 
 Normalisation (applied identically to lexicon terms and to text): Unicode letters/digits split on everything else,
 lower-cased, then a light plural/morphology fold (``opacities`` -> ``opacity``, ``vertebrae`` -> ``vertebra``,
-``masses`` -> ``mass``, ``effusions`` -> ``effusion``; words ending in ``-is``/``-us``/``-ss`` are left alone so
-``atelectasis`` stays itself). Each name also yields two variants: the MeSH/UMLS inverted form reordered
+``masses`` -> ``mass``, ``effusions`` -> ``effusion``, ``granulomas`` -> ``granuloma``, ``pneumothoraces`` ->
+``pneumothorax``; words ending in ``-is``/``-us``/``-ss``/``-os`` are left alone so ``atelectasis`` and
+``exophthalmos`` stay themselves). Each name also yields two variants: the MeSH/UMLS inverted form reordered
 (``Hernia, Hiatal`` -> ``hiatal hernia``) and the name without a trailing parenthetical (``effusion (finding)``).
 
 Abbreviations are the short all-capital names and synonyms (``PTX``, ``COPD``, ``T12``): they are matched
@@ -43,7 +44,8 @@ __all__ = ["Lexicon", "SpellIndex", "normalize_token", "tokenize", "normalisatio
 # format are rebuilt, never reused.
 # 3: word-order bags only for terms whose every stop word is one a text window may skip (BAG_SKIP).
 # 4: names borrowed from same_as partners / shared UMLS and MeSH cross-references, ranked below own synonyms.
-LEXICON_FORMAT = 4
+# 5: plural folds of -as ("granulomas", "hernias"), -ys ("airways") and -thoraces ("pneumothoraces").
+LEXICON_FORMAT = 5
 IS_TERM, HAS_LONGER = 1, 2  # flags of Lexicon.nodes: the path is a surface key / a longer key continues it
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PAREN = re.compile(r"\s*[\(\[][^\)\]]*[\)\]]\s*$")
@@ -87,7 +89,11 @@ def normalize_token(token: str) -> str:
         return t[:-1]
     if t.endswith(("sses", "xes", "ches", "shes", "zes")):
         return t[:-2]
-    if t.endswith("s") and not t.endswith(("ss", "us", "is", "ys", "as", "os")):
+    if t.endswith("thoraces"):  # "pneumothoraces", "hemithoraces": the Latin plural of -thorax
+        return t[:-3] + "x"
+    # -as/-ys are plurals of -a/-y ("granulomas", "hernias", "airways"); the few singular -as words ("pancreas",
+    # "psoas") fold too, identically in terms and texts, and no such fold lands on another term's word.
+    if t.endswith("s") and not t.endswith(("ss", "us", "is", "os")):
         return t[:-1]
     return t
 

@@ -9,7 +9,9 @@ hypokalemia). The similarity ``1 - edits / length`` must also reach the configur
 letters keeps its first letter (typos there are rare, and "worse" -> "horse" is a real word mis-corrected). Among candidates the
 fewest edits win, then the most shared character trigrams, then the token itself (deterministic).
 
-A correction never adds or removes a negating prefix ("atypical" is not a typo of "typical", nor "symmetric" of
+A correction never swaps one English ending for another (:func:`differ_by_inflection`: "imaged" is not a typo of
+"image", nor "possible" of "possibly"): report words are often another form of a vocabulary word. A correction
+never adds or removes a negating prefix ("atypical" is not a typo of "typical", nor "symmetric" of
 "asymmetric"): one or two edits can do that, and it reverses the meaning. Built lazily by the linker: many texts
 never need it.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-__all__ = ["SpellIndex", "NEGATING_AFFIXES", "differ_by_negation", "edit_limit"]
+__all__ = ["SpellIndex", "NEGATING_AFFIXES", "INFLECTIONS", "differ_by_negation", "differ_by_inflection", "edit_limit"]
 
 # Prefixes that negate the word they are fused to. "a"/"an" also begin words they do not negate ("around", "aortic"),
 # so a dropped leading "a" ("ortic") is not corrected either: a missed typo is cheaper than a reversed finding.
@@ -30,6 +32,29 @@ def differ_by_negation(a: str, b: str) -> bool:
     """Whether one token is the other with a negating prefix in front (``atypical`` / ``typical``)."""
     longer, shorter = (a, b) if len(a) > len(b) else (b, a)
     return any(longer == p + shorter for p in NEGATING_AFFIXES)
+
+
+# Pairs of English endings (the word's, the vocabulary word's) that make another form of the same word: "imaged" /
+# "image", "plateaus" / "plateau", "streaky" / "streak", "denser" / "dense", "significantly" / "significant",
+# "possible" / "possibly", "consolidating" / "consolidation", "inhalational" / "inhalation", "hyperlucency" /
+# "hyperlucent". A word written so is not a typo of the vocabulary word. Only whole endings count: a typo inside one
+# ("reducd", "heale", "rouns") pairs endings that are not listed, so it is still corrected.
+INFLECTIONS = frozenset({("d", ""), ("s", ""), ("y", ""), ("r", ""), ("ly", ""), ("le", "ly"), ("ly", "le"),
+                         ("al", ""), ("ing", "ion"), ("ion", "ing"), ("ive", "ion"), ("ion", "ive"),
+                         ("ing", "ive"), ("ive", "ing"), ("cy", "t"), ("t", "cy"), ("ic", "y"), ("y", "ic"),
+                         ("ed", "er")})
+
+
+def differ_by_inflection(token: str, other: str) -> bool:
+    """Whether ``token`` is ``other`` with one of its :data:`INFLECTIONS` endings swapped (``streaky`` / ``streak``,
+    ``complicating`` / ``complication``), on a shared stem of at least 4 letters."""
+    k = 0
+    for a, b in zip(token, other):
+        if a != b:
+            break
+        k += 1
+    # the stem may end before the first differing letter ("possib|le" / "possib|ly")
+    return any((token[cut:], other[cut:]) in INFLECTIONS for cut in range(k, max(3, k - 3), -1))
 
 
 def _trigrams(token: str) -> set[str]:
@@ -115,10 +140,12 @@ class SpellIndex:
         best: tuple[int, float, str] | None = None  # (edits, -shared trigram share, token): smallest wins
         for i in candidates:
             other = self.tokens[i]
-            if other == token or differ_by_negation(token, other):
+            if other == token or differ_by_negation(token, other) or differ_by_inflection(token, other):
                 continue
-            if other[0] != token[0] and len(token) < self._FIRST_LETTER_FROM and other[:2] != token[1::-1]:
-                continue  # short words are rarely mistyped in their first letter ("worse" is not "horse")
+            if other[0] != token[0] and len(token) < self._FIRST_LETTER_FROM and (
+                    len(other) != len(token) or other[:2] != token[1::-1]):
+                continue  # short words are rarely mistyped in their first letter ("worse" is not "horse"); a swap
+                # of the first two letters is a typo, a dropped first letter ("ovoid" -> "void") is not
             edits = _osa_distance(token, other, limit)
             if edits > limit or 1 - edits / max(len(token), len(other)) < self.threshold:
                 continue

@@ -210,3 +210,16 @@ def test_same_as_partners_and_shared_xrefs_lend_their_names() -> None:
     # the lexicon cache key follows the relations it borrows through
     plain = ConceptGraph.from_records(concepts)
     assert lexicon_inputs_fingerprint(plain) != lexicon_inputs_fingerprint(graph)
+
+
+def test_latin_and_greek_plurals_reach_their_singular_terms() -> None:
+    graph = ConceptGraph.from_records([Concept("X:1", "granuloma"), Concept("X:2", "pneumothorax"),
+                                       Concept("X:3", "hiatal hernia"), Concept("X:4", "airway"),
+                                       Concept("X:5", "pancreas"), Concept("X:6", "exophthalmos")])
+    linker = ConceptLinker.from_graph(graph, LinkerConfig(disk_cache=False))
+    assert ids(linker.link("The calcified granulomas are stable.")) == ["X:1"]
+    assert ids(linker.link("Bilateral pneumothoraces have resolved.")) == ["X:2"]
+    assert ids(linker.link("Two hiatal hernias. Central airways patent.")) == ["X:3", "X:4"]
+    # singular -as / -os words still link to themselves (folded identically in the lexicon and the text)
+    assert ids(linker.link("The pancreas is normal; no exophthalmos.")) == ["X:5", "X:6"]
+    assert normalize_token("hemithoraces") == "hemithorax" and normalize_token("atelectasis") == "atelectasis"
