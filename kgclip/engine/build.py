@@ -23,9 +23,12 @@ from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
+from kgclip.rag.image_metadata import fit_case_heads
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 
-__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir"]
+__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir", "METADATA_HEADS"]
+
+METADATA_HEADS = "metadata_heads"  # the workspace folder of the image metadata classifiers
 
 
 def shipped_demo_dir() -> Path | None:
@@ -50,6 +53,9 @@ class WorkspaceParts:
     featurizer: Any  # image vectors: the KG-CLIP image tower, or the thumbnail descriptor
     table_text_encoder: Any  # the case-text table (the model's joint space, or text_encoder)
     neighbors: NeighborConcepts | None  # GNN nearest concepts, when configured
+    # Image metadata classifiers (modality / plane / region) trained on the cases' metadata at build time; None when
+    # the cases' metadata could not train any, or the workspace predates them.
+    metadata_heads: Any = None
 
 
 def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
@@ -100,8 +106,12 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
                                         config=replace(config.answerer, use_kg=config.use_kg),
                                         image_featurizer=featurizer.name, show_progress=show_progress)
         answerer.tagger = tagger
+        # Modality / plane / region classifiers on the same image vectors, from the cases' own metadata.
+        heads = fit_case_heads(cases, img, feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
         steps.update()
         tables = _write_version(staging, config, graph, cases, answerer, img, txt, featurizer, table_encoder)
+        if heads is not None:
+            heads.save(staging / METADATA_HEADS)
         source = str(Path(vqa_rad).expanduser().resolve())  # absolute: Engine.open / refresh rebuild from it
         manifest = write_engine_manifest(staging, config, graph, encoder, featurizer, cases,
                                          {"val_acc": val["val_acc"], "source": source}, neighbors)
@@ -112,7 +122,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     steps.update()
     steps.close()
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                          featurizer, table_encoder, neighbors)
+                          featurizer, table_encoder, neighbors, heads)
 
 
 def _data_dir(vqa_rad: str | Path | None) -> str | Path:

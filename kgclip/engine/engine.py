@@ -59,7 +59,7 @@ class Engine:
     def __init__(self, directory: Path, config: EngineConfig, graph: ConceptGraph, cases: list[Case],
                  answerer: VQAAnswerer, image_table: Any, text_table: Any, text_encoder: Any,
                  manifest: dict[str, Any], *, featurizer: Any = None, table_text_encoder: Any = None,
-                 neighbors: NeighborConcepts | None = None) -> None:
+                 neighbors: NeighborConcepts | None = None, metadata_heads: Any = None) -> None:
         self.directory = directory
         self.config = config
         self.graph = graph
@@ -74,6 +74,8 @@ class Engine:
         # Encoder of the case-text table and text search (the model's joint space when configured).
         self.table_text_encoder = table_text_encoder if table_text_encoder is not None else text_encoder
         self.neighbors = neighbors  # GNN nearest concepts, when configured
+        # Modality / plane / region classifiers over the image vectors (kgclip.models.metadata_heads), or None.
+        self.metadata_heads = metadata_heads
         self.tagger = answerer.tagger or (ConceptTagger(graph) if config.use_kg else None)
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
@@ -235,10 +237,18 @@ class Engine:
                                tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
                                image_threshold=self.answerer.meta.get("image_sim_threshold"),
                                min_confidence=self.answerer.config.min_confidence,
-                               known_cases=frozenset(self.answerer.core.train_keys))
+                               known_cases=frozenset(self.answerer.core.train_keys),
+                               image_labels=self.image_labels(vec))
         if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
+
+    def image_labels(self, vector: np.ndarray) -> dict[str, dict[str, float]] | None:
+        """The metadata classifiers' calibrated probabilities for one image vector ``[dim]``
+        (``{"modality": {"CT": 0.93, ...}, "plane": ..., "region": ...}``); ``None`` without classifiers."""
+        if self.metadata_heads is None:
+            return None
+        return self.metadata_heads.predict(np.asarray(vector, np.float32)[None, :])[0]
 
     def fit_answerer(self, pairs: Sequence[Any], *, replace: bool = False, show_progress: bool = True
                      ) -> dict[str, Any]:
@@ -344,14 +354,18 @@ class Engine:
             exclude_identical: skip a case whose image is the query image itself (cosine >= 0.9999), so that a
                 draft for an image already in the workspace is not a copy of its own case.
             region, modality: the query's body region and modality; default: the image header's
-                ``BodyPartExamined`` / ``Modality``, else the similar cases' own regions vote. With no similar case
+                ``BodyPartExamined`` / ``Modality``, else the workspace's metadata classifiers when they are sure
+                (:data:`kgclip.rag.report_scope.REGION_THRESHOLD`), else the similar cases' own regions vote. With no similar case
                 of that region, the draft is empty and ``report.notice`` says so.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
         loaded = load_image(image)
         region = region or loaded.meta.get("body_part") or None
         modality = modality or loaded.meta.get("modality") or None
-        hits = self.similar_cases(loaded, min(k + 1, len(self.cases)), filters)
+        vec = self._image_vector(loaded)
+        labels = self.image_labels(vec) if not (region and modality) else None
+        k_hits = check_k(min(k + 1, len(self.cases)), len(self.cases))
+        hits = [self._hit(h, "image") for h in self._search(self.image_table, vec, k_hits, check_filters(filters))]
         if exclude_identical:
             hits = [h for h in hits if h.score < 0.9999]
         hits = [self._with_sections(h) for h in hits[:k]]
@@ -360,7 +374,8 @@ class Engine:
             self._draft_regions = BodyRegions(self.graph)
         report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
                                   use_kg=self.config.use_kg, expander=self._draft_expander,
-                                  regions=self._draft_regions, query_region=region, query_modality=modality)
+                                  regions=self._draft_regions, query_region=region, query_modality=modality,
+                                  image_labels=labels)
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report

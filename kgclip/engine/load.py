@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kgclip.engine.build import WorkspaceParts, read_embeddings, trained_parts
+from kgclip.engine.build import (
+    METADATA_HEADS,
+    WorkspaceParts,
+    read_embeddings,
+    trained_parts,
+)
 from kgclip.engine.cases import load_cases
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.manifest import read_manifest
@@ -74,8 +79,14 @@ def _load(workspace: Path, text_encoder: str | None, check_ontology_sources: boo
     featurizer, table_encoder, neighbors = _load_parts(workspace, config, encoder, graph, fps, embeddings, model_fp)
     image_table = load_table(workspace / "index_image", featurizer.fingerprint)
     text_table = load_table(workspace / "index_text", table_encoder.fingerprint)
+    heads = None
+    if (workspace / METADATA_HEADS).is_dir():  # workspaces built before the classifiers have none
+        from kgclip.models.metadata_heads import MetadataHeads
+
+        heads = MetadataHeads.load(workspace / METADATA_HEADS,
+                                   feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                          featurizer, table_encoder, neighbors)
+                          featurizer, table_encoder, neighbors, heads)
 
 
 def _saved_config(workspace: Path, fps: Mapping[str, str]) -> EngineConfig:

@@ -77,7 +77,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
                      config: AnswererConfig = AnswererConfig(), split: Literal["test", "val"] = "test",
                      val_folds: int = 5, seed: int = 0, show_progress: bool = True,
                      variants: Sequence[str] = ("kg", "nokg"),
-                     image_features: str = "efficientnet-lite0") -> dict[str, Any]:
+                     image_features: str = "efficientnet-lite0", metadata_heads: bool = True) -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
@@ -85,7 +85,9 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
     the cross-validated accuracy inside the training part that selected the blend (mean over folds for ``val``).
     ``image_features`` names the image feature extractor (:func:`kgclip.models.features.load_image_features`:
     ``efficientnet-lite0``, the default since it won on ``--split val``: overall 0.409 vs the thumbnail's 0.401,
-    open 0.103 vs 0.082, closed 0.639 vs 0.640; ``thumbnail``...).
+    open 0.103 vs 0.082, closed 0.639 vs 0.640; ``thumbnail``...). ``metadata_heads``: train the image metadata
+    classifiers on each run's cases and let them answer modality / plane / organ questions
+    (:mod:`kgclip.eval.vqa_grounded`).
     """
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -134,7 +136,8 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         if use_kg:  # the grid OPEN_FROM_CASES was selected from (on --split val)
             settings |= {(CASE_WEIGHT, t) for t in (0.0, 0.1, 0.2, 0.4)}
         grounded = grounded_answers(preds, runs, train_items, image_vectors, models, input_ok,
-                                    graph if use_kg else None, sorted(settings))
+                                    graph if use_kg else None, sorted(settings), metadata_heads=metadata_heads,
+                                    feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
         scores = score_predictions([normalize_answer(a.text) for a in grounded[chosen]], scored)
         out.update({k + suffix: round(v, 4) for k, v in scores.items()})
         answerer_scores = score_predictions([p.normalized for p in preds], scored)
@@ -153,6 +156,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
     out["kg_concepts"] = len(graph) if graph is not None else 0
     out["text_encoder"] = str(getattr(text_encoder, "name", "?"))
     out["image_features"] = featurizer.name
+    out["metadata_heads"] = metadata_heads
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
 

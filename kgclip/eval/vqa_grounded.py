@@ -4,6 +4,12 @@ cases of the training part (:func:`kgclip.rag.grounding.ground_answer`), as ``En
 For every run (a validation fold, or train against test) the cases are the training part's images, each with the
 statements of its training-part questions and its stored metadata, built by the engine's own case builder; the
 similar cases of a question are the ``k`` nearest by image vector. Nothing of the scored part enters a case.
+
+With ``metadata_heads`` the image metadata classifiers (:mod:`kgclip.models.metadata_heads`) are trained per run on
+the same cases' metadata, as a workspace build does: region from each case's ``body_part``, modality from its
+``modality`` (else what its training-part questions state), plane from what they state
+(:func:`kgclip.rag.image_metadata.labels_from_qa`); they answer modality / plane / organ questions the header
+cannot (:func:`kgclip.rag.grounding.ground_answer`).
 """
 
 from __future__ import annotations
@@ -19,17 +25,31 @@ from kgclip.rag.abstain import InputCheck
 from kgclip.rag.answerer import QAExample
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.grounding import ground_answer
+from kgclip.rag.image_metadata import ImageLabels, fit_case_heads
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer
 from kgclip.engine.cases import cases_from_vqa_rad
 
-__all__ = ["grounded_answers"]
+__all__ = ["grounded_answers", "case_image_labels"]
 
 
-def _case_hits(train_items: Sequence[VQARadItem], part_train: Sequence[QAExample],
-               image_vectors: dict[str, np.ndarray], query: np.ndarray, k: int) -> list[list[CaseHit]]:
-    """The ``k`` nearest training-part cases of each query image vector. Shapes: ``query [M, Di]``."""
+def _cases(train_items: Sequence[VQARadItem], part_train: Sequence[QAExample]) -> list[Any]:
     kept = {(e.image_key, e.question, e.group) for e in part_train}
-    cases = cases_from_vqa_rad([i for i in train_items if (i.image_key, i.question, i.linked_id) in kept])
+    return cases_from_vqa_rad([i for i in train_items if (i.image_key, i.question, i.linked_id) in kept])
+
+
+def case_image_labels(cases: Sequence[Any], image_vectors: dict[str, np.ndarray], query: np.ndarray,
+                      feature_fingerprint: str) -> list[ImageLabels | None]:
+    """Train the metadata heads on ``cases`` (:func:`kgclip.rag.image_metadata.fit_case_heads`, as a workspace
+    build does) and predict each query image's labels (``None`` for all when no head can be trained).
+    Shapes: ``query [M, Di]``."""
+    heads = fit_case_heads(cases, np.stack([image_vectors[c.case_id] for c in cases]),
+                           feature_fingerprint=feature_fingerprint)
+    return list(heads.predict(query)) if heads is not None else [None] * len(query)
+
+
+def _case_hits(cases: Sequence[Any], image_vectors: dict[str, np.ndarray], query: np.ndarray, k: int
+               ) -> list[list[CaseHit]]:
+    """The ``k`` nearest training-part cases of each query image vector. Shapes: ``query [M, Di]``."""
     matrix = np.stack([image_vectors[c.case_id] for c in cases])
     sims = query @ matrix.T
     out = []
@@ -44,14 +64,18 @@ def _case_hits(train_items: Sequence[VQARadItem], part_train: Sequence[QAExample
 def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAExample], list[QAExample]]],
                      train_items: Sequence[VQARadItem], image_vectors: dict[str, np.ndarray],
                      models: Sequence[VQAAnswerer], input_reason: dict[str, str], graph: ConceptGraph | None,
-                     settings: Sequence[tuple[float, float]], k: int = 5) -> dict[tuple[float, float], list[Answer]]:
+                     settings: Sequence[tuple[float, float]], k: int = 5, metadata_heads: bool = True,
+                     feature_fingerprint: str = "") -> dict[tuple[float, float], list[Answer]]:
     """``{(case_weight, open_from_cases): answers}`` for every scored question (same order as ``preds``)."""
     out: dict[tuple[float, float], list[Answer]] = {s: [] for s in settings}
     start = 0
     cache: dict[Any, Any] = {}
     for part_train, part in runs:
         query = np.stack([image_vectors[e.image_key] for e in part])
-        hits = _case_hits(train_items, part_train, image_vectors, query, k)
+        cases = _cases(train_items, part_train)
+        hits = _case_hits(cases, image_vectors, query, k)
+        labels = (case_image_labels(cases, image_vectors, query, feature_fingerprint) if metadata_heads
+                  else [None] * len(part))
         known = frozenset(e.image_key for e in part_train)  # every case here is in the answerer's memory
         for i, (e, case_hits) in enumerate(zip(part, hits)):
             pred, model = preds[start + i], models[start + i]
@@ -63,6 +87,6 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
                     graph=model.tagger.graph if model.tagger is not None else graph,
                     image_threshold=model.meta.get("image_sim_threshold"),
                     min_confidence=model.config.min_confidence, case_weight=w, open_from_cases=t,
-                    known_cases=known, cache=cache))
+                    known_cases=known, cache=cache, image_labels=labels[i]))
         start += len(part)
     return out

@@ -4,9 +4,11 @@
 :class:`~kgclip.rag.vqa.Answer`, by question kind (:mod:`kgclip.rag.router`):
 
 - **modality / plane / body region**: the DICOM header when it has the field (``Modality``, ``ImageOrientationPatient``
-  or ``ViewPosition``, ``BodyPartExamined``); otherwise, for yes/no questions that name one, the similarity-weighted
-  vote of the most similar cases' stored ``modality`` / ``body_part`` (a nearest-neighbour classifier over the
-  metadata of the collection's images, so cases added with ``Engine.add_cases`` count at once);
+  or ``ViewPosition``, ``BodyPartExamined``), which always wins; otherwise the image metadata classifiers' calibrated
+  probabilities (:func:`kgclip.rag.image_metadata.classifier_answer`: only labels of the question's kind) when the
+  caller gives them; otherwise, for yes/no questions that name one, the similarity-weighted vote of the most similar
+  cases' stored ``modality`` / ``body_part`` (a nearest-neighbour classifier over the metadata of the collection's
+  images, so cases added with ``Engine.add_cases`` count at once);
 - **presence of a finding**: the similar cases' findings vote: a case whose text affirms the asked concept, or a
   concept below it in the is-a hierarchy (a case with lobar pneumonia supports pneumonia), votes yes; one that
   negates it votes no; an uncertain mention counts half; cases that do not mention it do not vote. The votes are
@@ -27,6 +29,11 @@ import numpy as np
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.abstain import InputCheck, answer_abstain_reason
 from kgclip.rag.concepts import ConceptTagger, expand_concepts
+from kgclip.rag.image_metadata import (
+    ImageLabels,
+    asks_about_metadata,
+    classifier_answer,
+)
 from kgclip.rag.router import HEADER_MODALITY, route_question
 from kgclip.rag.vqa import Answer, Prediction
 
@@ -77,7 +84,10 @@ def _header_values(header: dict[str, Any]) -> dict[str, str]:
 
 def _yes_no_about(question: str, values: dict[str, str]) -> tuple[str, float] | None:
     """Answer a yes/no question that names modalities / regions / planes from known ``values``; ``None`` when the
-    question names one whose value is unknown."""
+    question names one whose value is unknown, or asks about a finding rather than the image itself ("Is there
+    blood on this head CT?": :func:`~kgclip.rag.image_metadata.asks_about_metadata`)."""
+    if not asks_about_metadata(question):
+        return None
     checks = [("modality", mentioned(question, _MODALITY_WORDS)), ("organ", mentioned(question, _REGION_WORDS)),
               ("plane", mentioned(question, _PLANE_WORDS))]
     named = [(field, names) for field, names in checks if names]
@@ -208,8 +218,12 @@ def case_concept_answer(question: str, hits: Sequence[Any], tagger: ConceptTagge
 def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequence[Any], evidence: Any, *,
                   tagger: ConceptTagger | None, graph: ConceptGraph | None, image_threshold: float | None,
                   min_confidence: float, case_weight: float = CASE_WEIGHT, open_from_cases: float = OPEN_FROM_CASES,
-                  known_cases: set[str] | frozenset[str] = frozenset(), cache: dict | None = None) -> Answer:
-    """The answer to give: header / case-vote / answerer by kind, then abstention (module docstring).
+                  known_cases: set[str] | frozenset[str] = frozenset(), cache: dict | None = None,
+                  image_labels: ImageLabels | None = None) -> Answer:
+    """The answer to give: header / classifiers / case-vote / answerer by kind, then abstention (module docstring).
+
+    ``image_labels``: the query image's metadata classifier probabilities (``{"modality": {"CT": 0.9, ...},
+    "plane": ..., "region": ...}``, :meth:`kgclip.models.metadata_heads.MetadataHeads.predict`); ``None``: none.
 
     ``known_cases``: case ids the answerer was trained on (its memory images). They do not vote on presence: the
     answerer already weighs what their questions say, and counting them twice made validation answers worse
@@ -220,6 +234,9 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     from_header = header_answer(question, check.header)
     if from_header is not None:
         (text, confidence), flags = from_header, {"source": "dicom-header"}
+    elif route.kind in ("modality", "organ", "plane") and (
+            said := classifier_answer(question, image_labels, pred.candidates)):
+        (text, confidence), flags = said, {"source": "image-classifier"}
     elif route.kind in ("modality", "organ", "plane") and (vote := case_metadata_vote(question, hits)):
         (text, confidence), flags = vote, {"source": "case-metadata", "cases": str(len(hits))}
     elif route.kind == "presence" and tagger is not None and graph is not None and case_weight > 0:

@@ -44,6 +44,7 @@ from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
+from kgclip.rag.image_metadata import ImageLabels
 from kgclip.rag.impression import reason_impression
 from kgclip.rag.regions import BodyRegions
 from kgclip.rag.report_scope import (DraftQuery, case_text_sentences, link_sentence, normalize_modality,
@@ -293,7 +294,8 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
                      sentence_scorer: Callable[[list[str]], np.ndarray] | None = None, max_findings: int | None = None,
                      max_impression: int | None = None, use_kg: bool = True,
                      expander: GraphExpander | None = None, query_region: str | Sequence[str] | None = None,
-                     query_modality: str | None = None, regions: BodyRegions | None = None) -> DraftReport:
+                     query_modality: str | None = None, regions: BodyRegions | None = None,
+                     image_labels: ImageLabels | None = None) -> DraftReport:
     """Draft a report from retrieved cases (best first); see the module docstring for how.
 
     Args:
@@ -309,6 +311,9 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
         query_region: the query's body region label(s) (DICOM ``BodyPartExamined``, a classifier's label);
             ``None``: the similar cases' regions vote.
         query_modality: the query's modality (``CT``, ``MR``, ``CR``...); ``None``: unknown.
+        image_labels: the query image's metadata classifier probabilities (:mod:`kgclip.rag.image_metadata`); they
+            decide the region / modality when ``query_region`` / ``query_modality`` are ``None`` and they are sure
+            (:func:`~kgclip.rag.report_scope.scope_hits`).
     """
     cfg = config or DraftConfig()
     n_find = cfg.max_findings if max_findings is None else max_findings
@@ -322,7 +327,7 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
     report = DraftReport()
     hits, query, report.notice = scope_hits(hits, link, regions if kg else None, temperature=cfg.temperature,
                                             region_vote=cfg.region_vote, query_region=query_region,
-                                            query_modality=query_modality)
+                                            query_modality=query_modality, image_labels=image_labels)
     report.similar_cases = list(hits)
     report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
     report.modality = query.modality

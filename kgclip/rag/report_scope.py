@@ -4,7 +4,6 @@ the query's body region and modality, and the regions of the cases (see :mod:`kg
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,14 +13,15 @@ from kgclip.data.sections import SectionSentence, report_sentences, split_sectio
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import case_weights
 from kgclip.rag.evidence import CaseHit
+from kgclip.rag.image_metadata import ImageLabels, confident_label, normalize_modality
 from kgclip.rag.regions import BodyRegions, regions_of_label
 
 __all__ = ["DraftQuery", "normalize_modality", "case_text_sentences", "link_sentence", "case_regions", "vote_region",
-           "scope_hits"]
+           "scope_hits", "REGION_THRESHOLD"]
 
-_MODALITIES = {"mr": "MR", "mri": "MR", "ct": "CT", "cta": "CT", "xr": "XR", "cr": "XR", "dx": "XR", "x-ray": "XR",
-               "xray": "XR", "radiograph": "XR", "us": "US", "ultrasound": "US", "nm": "NM", "pt": "NM", "pet": "NM",
-               "mg": "MG", "xa": "XA"}
+# Below this calibrated probability the region classifier does not decide a query's region; the similar cases' vote
+# does (chosen on the classifier's validation carve: benchmarks/bench_metadata_heads.py, "region_threshold").
+REGION_THRESHOLD = 0.9
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,6 @@ class DraftQuery:
     modality: str
     body: BodyRegions | None
     region_source: str = ""
-
-
-def normalize_modality(value: str | None) -> str:
-    """``"MRI"`` / ``"MR - T2 weighted"`` -> ``"MR"``, ``"CR"`` -> ``"XR"``...; ``""`` when unknown."""
-    text = (value or "").strip().lower()
-    if not text:
-        return ""
-    head = re.split(r"[\s/,(-]+", text)[0]
-    return _MODALITIES.get(head, _MODALITIES.get(text, ""))
 
 
 def case_text_sentences(hit: CaseHit) -> list[SectionSentence]:
@@ -107,31 +98,46 @@ def vote_region(regions: Sequence[frozenset[str]], weights: np.ndarray,
 
 def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: BodyRegions | None, *,
                temperature: float, region_vote: float, query_region: str | Sequence[str] | None,
-               query_modality: str | None) -> tuple[list[CaseHit], DraftQuery, str]:
+               query_modality: str | None, image_labels: ImageLabels | None = None,
+               region_threshold: float = REGION_THRESHOLD) -> tuple[list[CaseHit], DraftQuery, str]:
     """The hits of the query's region and modality, the query, and a notice when nothing can be drafted.
 
-    The query's regions come from ``query_region`` (labels, see :func:`~kgclip.rag.regions.regions_of_label`),
-    else from a weighted vote of the similar cases' regions (their metadata label, else the anatomy their text
-    names); a case counts only if it shares one of them. Never a draft from another region: when no case is left,
-    or none has findings text, the notice says so.
+    The query's regions come from ``query_region`` (labels, see :func:`~kgclip.rag.regions.regions_of_label`: the
+    caller's or the DICOM header's), else from the image's region classifier (``image_labels["region"]``, the
+    calibrated probabilities of :mod:`kgclip.rag.image_metadata`) when its best region reaches
+    ``region_threshold``, else from a weighted vote of the similar cases' regions (their metadata label, else the
+    anatomy their text names); ``DraftQuery.region_source`` says which, and why the classifier did not decide. The
+    modality likewise: ``query_modality``, else the modality classifier above the same threshold. A case counts only
+    if it shares one of the regions. Never a draft from another region: when no case is left, or none has findings
+    text, the notice says so.
     """
     modality = normalize_modality(query_modality)
+    if not modality and (found := confident_label(image_labels, "modality", region_threshold)):
+        modality = found[0]
     if isinstance(query_region, str):
         q_regions = regions_of_label(query_region)
     else:
         q_regions = frozenset(r for x in (query_region or ()) for r in regions_of_label(x))
+    source = "query" if q_regions else ""
+    unsure = ""
+    if not q_regions and image_labels and image_labels.get("region"):
+        found = confident_label(image_labels, "region", 0.0)
+        if found and found[1] >= region_threshold:
+            q_regions, source = frozenset({found[0]}), f"region classifier ({found[0]} {found[1]:.2f})"
+        elif found:
+            unsure = f"; the region classifier was unsure ({found[0]} {found[1]:.2f} < {region_threshold:.2f})"
     if modality:
         hits = [h for h in hits if normalize_modality(h.metadata.get("modality")) in ("", modality)]
     concepts = [link_sentence(tagger, h.text)[0] + tuple(h.metadata.get("concepts", []) or ()) for h in hits]
     regions = [case_regions(h, body, c) for h, c in zip(hits, concepts)]
-    source = "query" if q_regions else ""
     if not q_regions and hits:
         q_regions = vote_region(regions, case_weights([h.score for h in hits], temperature), region_vote)
-        source = "similar cases' regions (weighted vote)" if q_regions else ""
+        source = f"similar cases' regions (weighted vote{unsure})" if q_regions else ""
     query = DraftQuery(q_regions, modality, body, source)
     if not q_regions:
-        return [], query, ("no body region for this image: its metadata names none and the similar cases do not "
-                           "agree on one; pass the region (e.g. region='chest') or a DICOM with BodyPartExamined")
+        return [], query, ("no body region for this image: its metadata names none, the similar cases do not "
+                           f"agree on one{unsure}; pass the region (e.g. region='chest') or a DICOM with "
+                           "BodyPartExamined")
     name, mod = "/".join(sorted(q_regions)), f"{modality} " if modality else ""
     kept = [h for h, r in zip(hits, regions) if r & q_regions]
     if not kept:

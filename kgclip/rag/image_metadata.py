@@ -1,0 +1,287 @@
+"""An image's modality, plane and body region from the metadata classifiers (:mod:`kgclip.models.metadata_heads`),
+in one vocabulary, and the answers they give to questions of those kinds.
+
+Vocabulary (what the heads are trained on and predict):
+
+- ``modality``: ``CT, MR, XR, US, NM, MG, XA`` (:func:`normalize_modality`: ``"MRI"``, ``"MR - T2 weighted"`` ->
+  ``MR``; ``CR`` / ``DX`` / ``"x-ray"`` -> ``XR``);
+- ``plane``: ``axial, coronal, sagittal, pa, ap, lateral`` (:func:`plane_label`: ``"Transverse"`` -> ``axial``;
+  montages, 3D reconstructions and photographs -> unknown);
+- ``region``: the regions of :mod:`kgclip.rag.regions` (``head, neck, chest, abdomen, pelvis, spine, limb,
+  breast``); a label naming several (``ABDOMENPELVIS``) trains them as a shared target.
+
+:func:`metadata_training_labels` turns any collection's metadata records (a case's ``modality`` / ``body_part`` /
+``plane``, a DICOM header's fields, a dataset's location labels) into these labels; nothing here knows a dataset.
+
+Answers (:func:`classifier_answer`), only ever with labels of the question's kind, confidence the head's calibrated
+probability: a yes/no question naming a value ("Is this an MRI?", "Is this a chest x-ray?") is yes with the
+probability the heads give the named values (every named field must be one the heads know); a choice question
+("CT or MRI?") takes the more probable option; an open question ("What modality is this?") re-weighs the answerer's
+candidates of that kind by the probability of their label (``"t2 weighted"`` is MR), and when none of them carries
+the label the head is sure of, answers that label itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kgclip.rag.regions import regions_of_label
+from kgclip.rag.router import route_question
+
+__all__ = [
+    "FIELDS",
+    "KIND_FIELD",
+    "MAX_CONFIDENCE",
+    "ImageLabels",
+    "asks_about_metadata",
+    "classifier_answer",
+    "confident_label",
+    "fit_case_heads",
+    "labels_from_qa",
+    "metadata_training_labels",
+    "normalize_modality",
+    "plane_label",
+]
+
+FIELDS = ("modality", "plane", "region")
+# No classifier answer is surer than a DICOM header's (kgclip.rag.grounding gives the header 0.97): a head that never
+# saw an image's true class still puts all its probability on the classes it knows.
+MAX_CONFIDENCE = 0.97
+KIND_FIELD = {"modality": "modality", "plane": "plane", "organ": "region"}
+ImageLabels = Mapping[str, Mapping[str, float]]  # field -> {label: calibrated probability}
+
+_MODALITIES = {"mr": "MR", "mri": "MR", "ct": "CT", "cta": "CT", "xr": "XR", "cr": "XR", "dx": "XR", "dr": "XR",
+               "rg": "XR", "x-ray": "XR", "xray": "XR", "radiograph": "XR", "us": "US", "ultrasound": "US",
+               "nm": "NM", "pt": "NM", "pet": "NM", "mg": "MG", "xa": "XA"}
+_PLANES = {"axial": "axial", "transverse": "axial", "transaxial": "axial", "coronal": "coronal",
+           "sagittal": "sagittal", "pa": "pa", "posteroanterior": "pa", "ap": "ap", "anteroposterior": "ap",
+           "lateral": "lateral", "ll": "lateral", "rl": "lateral"}
+# Words in an answer or question that name a modality (whole words, lower case, after "-" -> " ").
+_MODALITY_WORDS = (
+    (re.compile(r"\b(mri?|magnetic resonance|t1|t2|flair|dwi|diffusion|adc|gradient echo|stir)\b"), "MR"),
+    (re.compile(r"\b(ct|cta|cat scan|computed tomography)\b"), "CT"),
+    (re.compile(r"\b(x ?rays?|xray|radiograph\w*|plain film|film|cxr|kub)\b"), "XR"),
+    (re.compile(r"\b(ultrasound|sonogra\w*|doppler)\b"), "US"),
+    (re.compile(r"\b(pet|nuclear medicine|scintigra\w*)\b"), "NM"),
+    (re.compile(r"\b(mammogra\w*)\b"), "MG"),
+    (re.compile(r"\b(angiogra\w*)\b"), "XA"),
+)
+_PLANE_WORDS = re.compile(r"\b(axial|transverse|coronal|sagittal|saggital|pa|posteroanterior|ap|anteroposterior|"
+                          r"lateral)\b")
+_DISPLAY = {"modality": {"CT": "CT", "MR": "MRI", "XR": "X-ray", "US": "Ultrasound", "NM": "PET", "MG": "Mammography",
+                         "XA": "Angiography"},
+            "plane": {"pa": "PA", "ap": "AP"}}
+
+
+# A question naming any of these asks about the acquisition in more detail than the heads know ("Is this a T1
+# weighted image?" is not answered "yes" because the image is an MR; "Is this a noncontrast CT?" not because a CT).
+_FINER = re.compile(r"\b(t1|t2|flair|dwi|adc|diffusion|weighted|weighting|sequence|contrast|noncontrast|enhanced|"
+                    r"enhancing|gadolinium|stir|iv|oral|special|portable|decubitus|oblique|reformat\w*|3d)\b")
+# Words a yes/no question about the image's own modality / plane / region may hold besides the values it names.
+_FRAME = frozenset(["is", "are", "was", "were", "does", "do", "did", "this", "these", "that", "it", "the", "a", "an", "image", "images", "picture", "photo", "scan", "scans", "projection", "study", "view", "taken", "with", "using", "by", "via", "in", "on", "of", "plane", "section", "slice", "obtained", "done", "performed", "shown", "type", "kind", "modality", "imaging", "plain", "radiology", "radiological"])
+
+
+def _text(value: str) -> str:
+    text = re.sub(r"\bx\s*-?\s*rays?\b", "xray", (value or "").lower())
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.replace("-", " "))) + " "
+
+
+def asks_about_metadata(question: str) -> bool:
+    """Whether a yes/no question asks what the image itself is ("Is this an MRI?", "Is this a chest x-ray?",
+    "Was this taken in the axial plane?") rather than about a finding on it ("Is there acute blood on this head
+    CT?", "Is the chest x-ray normal?"): besides the modality / plane / region values it names it holds only framing
+    words, and nothing finer than the heads know (sequences, contrast)."""
+    text = _text(question)
+    if _FINER.search(text):
+        return False
+    named = False
+    for word in text.split():
+        if word in _FRAME:
+            continue
+        if _modalities_in(word) or _planes_in(word) or regions_of_label(word):
+            named = True
+            continue
+        return False
+    return named
+
+
+def normalize_modality(value: str | None) -> str:
+    """``"MRI"`` / ``"MR - T2 weighted"`` -> ``"MR"``, ``"CR"`` -> ``"XR"``...; ``""`` when unknown."""
+    text = (value or "").strip().lower()
+    if not text:
+        return ""
+    head = re.split(r"[\s/,(-]+", text)[0]
+    return _MODALITIES.get(head, _MODALITIES.get(text, ""))
+
+
+def plane_label(value: str | None) -> str:
+    """``"Axial"`` / ``"Transverse"`` -> ``axial``, ``"PA"`` -> ``pa``...; ``""`` for montages, 3D, unknown."""
+    text = (value or "").strip().lower()
+    return _PLANES.get(text, _PLANES.get(text.split(" ")[0] if text else "", ""))
+
+
+def _modalities_in(text: str) -> list[str]:
+    t = _text(text)
+    return [m for pattern, m in _MODALITY_WORDS if pattern.search(t)]
+
+
+def _planes_in(text: str) -> list[str]:
+    return list(dict.fromkeys(_PLANES["sagittal" if w == "saggital" else w] for w in _PLANE_WORDS.findall(_text(text))))
+
+
+def _values_in(field: str, text: str) -> list[str]:
+    if field == "modality":
+        return _modalities_in(text)
+    if field == "plane":
+        return _planes_in(text)
+    return sorted(regions_of_label(text))
+
+
+def labels_from_qa(qa: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Modality and plane an image's own question/answer pairs state ("What plane is this?" -> "Axial"; "Is this
+    an MRI?" -> "yes"); ``""`` where they say nothing or disagree. Only questions routed to that kind count."""
+    votes: dict[str, dict[str, int]] = {"modality": {}, "plane": {}}
+    for question, answer in qa:
+        route = route_question(question)
+        field = KIND_FIELD.get(route.kind)
+        if field not in votes:
+            continue
+        a = answer.strip().lower()
+        if route.form == "yes/no":
+            named = _values_in(field, question)
+            found = named if (a == "yes" and len(named) == 1) else []
+        else:
+            found = _values_in(field, answer)
+        for v in found[:1] if len(found) == 1 else []:
+            votes[field][v] = votes[field].get(v, 0) + 1
+    return {f: (next(iter(v)) if len(v) == 1 else "") for f, v in votes.items()}
+
+
+def metadata_training_labels(records: Sequence[Mapping[str, Any]]) -> dict[str, list[frozenset[str]]]:
+    """Per field of :data:`FIELDS`, each record's label set in the shared vocabulary (empty: unknown).
+
+    A record is any image's metadata: ``modality`` (``CT``, ``MR - FLAIR``, DICOM ``CR``...), ``plane`` (``Axial``,
+    DICOM ``ViewPosition`` ``PA``...), and a region from ``region``, ``body_part``, ``location`` or
+    ``location_category`` (the first that names one; see :func:`kgclip.rag.regions.regions_of_label`).
+    """
+    out: dict[str, list[frozenset[str]]] = {f: [] for f in FIELDS}
+    for r in records:
+        m = normalize_modality(str(r.get("modality") or ""))
+        p = plane_label(str(r.get("plane") or r.get("view_position") or ""))
+        region: frozenset[str] = frozenset()
+        for key in ("region", "body_part", "location", "location_category"):
+            region = regions_of_label(str(r.get(key) or ""))
+            if region:
+                break
+        out["modality"].append(frozenset({m} - {""}))
+        out["plane"].append(frozenset({p} - {""}))
+        out["region"].append(region)
+    return out
+
+
+def fit_case_heads(cases: Sequence[Any], vectors: Any, *, feature_fingerprint: str) -> Any:
+    """Metadata heads trained on a collection's cases, or ``None`` when their metadata cannot train any head.
+
+    Each case (anything with ``case_id``, ``modality``, ``body_part`` and ``qa`` question/answer pairs, like an
+    engine case) gives its stored ``modality`` / ``body_part``, else what its own questions state
+    (:func:`labels_from_qa`); plane only from its questions. Shapes: ``vectors [len(cases), D]``.
+    """
+    import numpy as np
+
+    from kgclip.errors import InputFormatError
+    from kgclip.models.metadata_heads import fit_metadata_heads
+
+    records = []
+    for c in cases:
+        said = labels_from_qa(list(getattr(c, "qa", []) or []))
+        records.append({"modality": getattr(c, "modality", "") or said["modality"], "plane": said["plane"],
+                        "body_part": getattr(c, "body_part", "")})
+    if not records:
+        return None
+    try:
+        return fit_metadata_heads(np.asarray(vectors, np.float32), metadata_training_labels(records),
+                                  feature_fingerprint=feature_fingerprint, groups=[str(c.case_id) for c in cases])
+    except InputFormatError:
+        return None
+
+
+def confident_label(labels: ImageLabels | None, field: str, threshold: float) -> tuple[str, float] | None:
+    """``(label, probability)`` of the most probable ``field`` label when it reaches ``threshold``, else ``None``."""
+    probs = (labels or {}).get(field) or {}
+    if not probs:
+        return None
+    best = max(probs, key=lambda k: (probs[k], k))
+    return (best, float(probs[best])) if probs[best] >= threshold else None
+
+
+def _display(field: str, label: str) -> str:
+    return _DISPLAY.get(field, {}).get(label, label)
+
+
+def classifier_answer(question: str, labels: ImageLabels | None,
+                      candidates: Sequence[tuple[str, float]] = ()) -> tuple[str, float] | None:
+    """``(answer, confidence)`` from the heads' probabilities for modality / plane / body-region questions (module
+    docstring), or ``None`` when the heads cannot say (another kind, a named value they do not know, no head).
+    The confidence is at most :data:`MAX_CONFIDENCE`."""
+    said = _classifier_answer(question, labels, candidates)
+    return None if said is None else (said[0], min(float(said[1]), MAX_CONFIDENCE))
+
+
+def _classifier_answer(question: str, labels: ImageLabels | None,
+                       candidates: Sequence[tuple[str, float]]) -> tuple[str, float] | None:
+    if not labels:
+        return None
+    route = route_question(question)
+    field = KIND_FIELD.get(route.kind)
+    if field is None:
+        return None
+    if route.form == "yes/no":
+        if not asks_about_metadata(question):
+            return None
+        p_yes, named_any = 1.0, False
+        for f in FIELDS:
+            named = _values_in(f, question)
+            if not named:
+                continue
+            probs = labels.get(f) or {}
+            if not probs or any(v not in probs for v in named):
+                return None  # a value the heads never learned: they cannot say no to it
+            p_yes *= min(1.0, sum(probs[v] for v in named))
+            named_any = True
+        if not named_any:
+            return None
+        return ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
+    probs = labels.get(field) or {}
+    if not probs:
+        return None
+    if _FINER.search(_text(question)):
+        return None  # "What contrast was given?", "Which MRI sequence?": finer than the heads know
+    if route.form == "choice":
+        named = _values_in(field, question)
+        if len(named) < 2 or any(v not in probs for v in named):
+            return None
+        best = max(named, key=lambda v: probs[v])
+        total = sum(probs[v] for v in named)
+        said = [c for c, _ in candidates if _values_in(field, c) == [best]]
+        return (said[0] if said else _display(field, best)), probs[best] / max(total, 1e-12)
+    # Open: the answerer's candidates of this kind, re-weighed by the probability of the label each one names. When
+    # its best candidate names no value of the kind, the question asks something else ("What sign is seen?").
+    if not candidates or not [v for v in _values_in(field, candidates[0][0]) if v in probs]:
+        return None
+    scored = []
+    for text, p in candidates:
+        vals = [v for v in _values_in(field, text) if v in probs]
+        if vals:
+            scored.append((p * max(probs[v] for v in vals), text, max(vals, key=lambda v: probs[v]), p))
+    top = max(probs, key=lambda k: (probs[k], k))
+    if field != "region" and probs[top] >= 0.5 and not any(v == top for _, _, v, _ in scored):
+        return _display(field, top), probs[top]  # no candidate says what the head is sure of: its own label
+    return _best(scored, probs)
+
+
+def _best(scored: list[tuple[float, str, str, float]], probs: Mapping[str, float]) -> tuple[str, float]:
+    _, text, label, p = max(scored, key=lambda s: s[0])
+    same = sum(q for _, _, v, q in scored if v == label)
+    return text, probs[label] * (p / same if same > 0 else 1.0)
