@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -55,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             runs["ask"].append(_wall(ask, True))
             runs["bad"].append(_wall(bad, False))
         med = {k: statistics.median(v) for k, v in runs.items()}
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         print(json.dumps({"ask_cold_s": round(med["ask"], 3), "bad_input_s": round(med["bad"], 3),
                           "torch_import_s": round(med["torch"], 3),
                           "ask_over_torch_import": round(med["ask"] / med["torch"], 2),
                           "bad_input_over_torch_import": round(med["bad"] / med["torch"], 2),
-                          "repeats": args.repeats}))
+                          "repeats": args.repeats, "load_average_1min": load}))
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

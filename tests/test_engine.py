@@ -213,3 +213,30 @@ def test_a_thumbnail_workspace_is_refused_naming_the_rebuild(tmp_path):
     (ws / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StaleArtifactError, match="kgclip demo --out"):
         Engine.load(ws)
+
+
+def test_excluded_images_stay_out_and_sidecar_metadata_fills_cases(tmp_path):
+    """``exclude_images`` keeps an image's case and questions out; ``image_metadata.json`` gives modality/region."""
+    data = make_vqa_folder(tmp_path / "data", n_images=8)
+    names = sorted(p.name for p in (data / "images").iterdir())
+    sidecar = {names[1]: {"modality": "CT", "region": "ABD"}, names[2]: {"modality": "MR", "region": "HEAD"}}
+    (data / "image_metadata.json").write_text(json.dumps(sidecar))
+    config = EngineConfig(text_encoder="hashing-64", exclude_images=(names[0],))
+    engine = Engine.build(config, tmp_path / "ws", vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    held_out = names[0].rsplit(".", 1)[0]
+    assert held_out not in {c.case_id for c in engine.cases} and len(engine.cases) == len(names) - 1
+    assert held_out not in {ex.image_key for ex in engine.answerer.examples}
+    by_id = {c.case_id: c for c in engine.cases}
+    second = by_id[names[1].rsplit(".", 1)[0]]
+    assert second.modality == "CT"  # the sidecar fills what the questions did not say
+    assert second.body_part  # the dataset's own organ wins over the sidecar's region
+    hits = engine.search(text="pleural effusion", k=10, filters={"modality": "CT"})
+    assert [h.case_id for h in hits] == [second.case_id]
+    # the setting travels with the workspace: a reload sees the same exclusion
+    assert Engine.load(tmp_path / "ws").config.exclude_images == (names[0],)
+    with pytest.raises(ConfigError, match="nothing to build from"):
+        Engine.build(EngineConfig(text_encoder="hashing-64", exclude_images=tuple(names)), tmp_path / "ws2",
+                     vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    assert not (tmp_path / "ws2").exists()
+    with pytest.raises(ConfigError, match="exclude_images"):
+        EngineConfig(exclude_images=("",))

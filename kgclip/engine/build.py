@@ -9,11 +9,12 @@ short is refused on load, never answered from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, load_cases, save_cases
+from kgclip.engine.cases import Case, case_meta, cases_from_vqa_rad, load_cases, save_cases, with_image_metadata
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.images import SALT_FILE, ensure_uid_salt, store_image
 from kgclip.engine.manifest import write_engine_manifest
@@ -75,13 +76,14 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     """
     from tqdm.auto import tqdm
 
+    from kgclip.data.demo import read_demo_metadata
     from kgclip.data.vqa_rad import read_vqa_rad
     from kgclip.ontology.store import load_ontologies
 
     vqa_rad = _data_dir(vqa_rad)
     config = config.with_parts()
     steps = tqdm(total=5, desc="building workspace", disable=not show_progress)
-    items = read_vqa_rad(vqa_rad)
+    items = _without_excluded(read_vqa_rad(vqa_rad), config.exclude_images)
     if graph is None:
         graph = load_ontologies(list(config.ontology_dirs) or None)
     encoder, featurizer, table_encoder, neighbors = _parts(config, graph, embeddings, model_fp)
@@ -90,7 +92,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     workspace = Path(workspace_dir)
     with mutation(workspace, carry=lambda live: [SALT_FILE]) as staging:
         salt = ensure_uid_salt(staging)
-        cases = cases_from_vqa_rad(items)
+        cases = with_image_metadata(cases_from_vqa_rad(items), read_demo_metadata(vqa_rad))
         for case in cases:  # the workspace owns de-identified copies of its images (thumbnails, re-embedding)
             case.image = store_image(staging, case.image, uid_salt=salt, allow_burned_in=allow_burned_in)
         cases = _with_added_cases(cases, workspace, staging)
@@ -123,6 +125,18 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     steps.close()
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
                           featurizer, table_encoder, neighbors, heads)
+
+
+def _without_excluded(items: list[Any], exclude: Sequence[str]) -> list[Any]:
+    """``items`` without those of the excluded images (by file name or image key)."""
+    if not exclude:
+        return items
+    excluded = set(exclude)
+    kept = [i for i in items if i.image_name not in excluded and i.image_key not in excluded]
+    if not kept:
+        raise ConfigError(f"exclude_images leaves nothing to build from (all {len(items)} questions are on "
+                          "excluded images); exclude fewer images")
+    return kept
 
 
 def _data_dir(vqa_rad: str | Path | None) -> str | Path:

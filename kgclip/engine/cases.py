@@ -17,7 +17,8 @@ from kgclip.data.vqa_rad import VQARadItem
 from kgclip.errors import ArtifactCorruptError, InputFormatError
 from kgclip.rag.answerer import question_kind
 
-__all__ = ["Case", "save_cases", "load_cases", "case_meta", "case_from_row", "qa_statement", "cases_from_vqa_rad"]
+__all__ = ["Case", "save_cases", "load_cases", "case_meta", "case_from_row", "qa_statement", "cases_from_vqa_rad",
+           "with_image_metadata"]
 
 _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 100_000
@@ -145,6 +146,17 @@ def cases_from_vqa_rad(items: Sequence[VQARadItem]) -> list[Case]:
         case.text = " ".join(lines)
         case.modality = _modality(case.qa)
     return list(by_image.values())
+
+
+def with_image_metadata(cases: list[Case], metadata: Mapping[str, Mapping[str, str]]) -> list[Case]:
+    """Fill each case's empty ``modality`` / ``body_part`` from a per-image sidecar (``{image file name:
+    {"modality", "region"}}``, e.g. a VQA-RAD-style folder's ``image_metadata.json``); what the case already says
+    wins. A JPEG has no header to say either, and filters and report scope need them."""
+    for case in cases:
+        meta = metadata.get(Path(case.image).name) or {}
+        case.modality = case.modality or str(meta.get("modality") or "")
+        case.body_part = case.body_part or str(meta.get("region") or "")
+    return cases
 
 
 def _modality(qa: Sequence[tuple[str, str]]) -> str:

@@ -43,6 +43,10 @@ class EngineConfig(Config):
     image_features: str = "efficientnet-lite0"
     # GNN concept embeddings (kgclip kg train): explain() and evidence KG facts add the nearest concepts.
     concept_embeddings_dir: str | None = None
+    # Images kept out of the workspace (file names such as "synpic15006.jpg", or image keys): no case and no training
+    # question comes from them. The demo holds out the images it asks about, so its answers cannot be recalled from
+    # the same image's other questions (99 % of VQA-RAD's test images are also training images).
+    exclude_images: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("k_cases", "draft_k"):
@@ -53,6 +57,10 @@ class EngineConfig(Config):
         if self.k_cases < 1 or self.draft_k < 1:
             raise ConfigError("k_cases and draft_k must be >= 1")
         self._check_index()
+        if not isinstance(self.exclude_images, tuple | list) or not all(
+                isinstance(name, str) and name.strip() for name in self.exclude_images):
+            raise ConfigError("exclude_images must be a list of image file names (e.g. 'synpic15006.jpg'), got "
+                              f"{self.exclude_images!r}")
         if not isinstance(self.text_encoder, str) or not self.text_encoder:
             raise ConfigError("text_encoder must name a text tower, e.g. 'minilm' or a local directory")
         if not isinstance(self.image_features, str) or not self.image_features.strip():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,12 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
         raise ConfigError("the shipped VQA-RAD sample (kgclip/demo_data/vqa-rad) is missing from this install; "
                           "reinstall kgclip or pass --data PATH to a VQA-RAD folder")
     items = read_vqa_rad(data)
-    engine = Engine.build(config or EngineConfig(), out, vqa_rad=data, show_progress=show_progress)
     picked = pick_demo_questions(items, n_questions)
+    # The asked images stay out of the case base and the answerer's training: answers and the draft come from
+    # other patients' images, as they would for a new scan, not from the same image's other questions.
+    config = config or EngineConfig()
+    held_out = tuple(sorted(set(config.exclude_images) | {r.image_name for r in picked}))
+    engine = Engine.build(replace(config, exclude_images=held_out), out, vqa_rad=data, show_progress=show_progress)
     result = DemoResult(workspace=Path(out), page=Path(out) / "demo.html")
     for r in picked:
         result.answers.append(engine.ask(r.image_path, r.question))
@@ -91,7 +95,8 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
              "<h1>kgclip demo</h1>",
              f"<p>Workspace <code>{html.escape(str(out))}</code>: {len(engine.cases)} cases, {len(engine.graph)} "
              f"concepts, answerer trained on {len(engine.answerer.examples)} questions. Questions below are from the "
-             "held-out test split of the shipped VQA-RAD sample (CC0); the gold answer is shown beside each answer. "
+             "held-out test split of the shipped VQA-RAD sample (CC0), about images kept out of the case base and of the "
+             "answerer's training; the gold answer is shown beside each answer. "
              "Evidence lists similar questions on similar images, similar cases and knowledge-graph facts.</p>"]
     correct = 0
     for ans, gold, r in zip(result.answers, result.gold, picked):

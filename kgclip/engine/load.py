@@ -63,7 +63,9 @@ def _load(workspace: Path, text_encoder: str | None, check_ontology_sources: boo
         if not path.is_file() or fingerprint_file(path) != fps[name]:
             raise StaleArtifactError(f"{path} does not match the workspace manifest (changed or missing "
                                      "since the build); rebuild the workspace with Engine.build / kgclip demo")
-    graph = load_cache(workspace / "graph.safetensors")
+    graph_file = workspace / "graph.safetensors"
+    graph = load_cache(graph_file, trust_stored_fingerprint=(
+        "graph_file" in fps and graph_file.is_file() and fingerprint_file(graph_file) == fps["graph_file"]))
     if graph.fingerprint() != fps["graph"]:
         raise StaleArtifactError(f"the concept graph in {workspace} does not match its manifest; rebuild")
     if check_ontology_sources:

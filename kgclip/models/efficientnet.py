@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgclip.errors import ArtifactCorruptError, ConfigError, ModelNotFoundError
-from kgclip.models.tower import INCEPTION_MEAN, INCEPTION_STD, ImageTower
+from kgclip.models.tower import INCEPTION_MEAN, INCEPTION_STD, ImageTower, state_mismatch
 
 __all__ = ["EfficientNetLite", "LITE0_BLOCKS", "LITE0_SHA256", "LITE0_PACKAGE", "lite0_weights_path",
            "load_lite0_state", "sha256_file"]
@@ -127,14 +127,10 @@ class EfficientNetLite(ImageTower):
     def load_lukemelas(self, state: dict[str, torch.Tensor]) -> None:
         """Load a lukemelas/EfficientNet-PyTorch state_dict (classifier keys ignored); refuse any other layout."""
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-        own = self.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or shapes:
+        if mismatch := state_mismatch(self, state):
             raise ModelNotFoundError(
-                f"the weights are not an EfficientNet-Lite0 state_dict (missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}, other shapes {shapes[:3]}); reinstall {LITE0_PACKAGE} or pass a lukemelas-format "
-                "EfficientNet-Lite0 checkpoint")
+                f"the weights are not an EfficientNet-Lite0 state_dict ({mismatch}); reinstall {LITE0_PACKAGE} or "
+                "pass a lukemelas-format EfficientNet-Lite0 checkpoint")
         self.load_state_dict(state)
 
     @property

@@ -34,6 +34,7 @@ from kgclip.atomic import atomic_directory, atomic_write_json
 from kgclip.errors import ArtifactCorruptError, ConfigError, EncoderMismatchError, ModelNotFoundError
 from kgclip.models.kgclip_config import ENRICHMENTS, KGClipConfig
 from kgclip.models.kgclip_text import ConceptSource, TextHead, build_fusion, link_texts
+from kgclip.models.tower import state_mismatch
 
 __all__ = ["KGClipConfig", "KGClipModel", "KGClipOutput", "ENRICHMENTS", "CHECKPOINT_FILE", "library_versions",
            "link_texts"]
@@ -399,15 +400,10 @@ class KGClipModel(nn.Module):
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
         """Load a state dict, refusing one of another architecture with a clear error."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or shapes:
+        if mismatch := state_mismatch(self, state, show=5):
             raise ConfigError(
-                f"{source} was saved from a model of another configuration: missing {missing[:5]}, unexpected "
-                f"{unexpected[:5]}, shape mismatch {shapes[:5]}; load it with its own config (from_pretrained) "
-                "or start training afresh")
+                f"{source} was saved from a model of another configuration: {mismatch}; load it with its own config "
+                "(from_pretrained) or start training afresh")
         self.load_state_dict(state)
 
     def describe(self) -> dict[str, Any]:

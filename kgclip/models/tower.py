@@ -26,6 +26,17 @@ INCEPTION_MEAN = (0.5, 0.5, 0.5)
 INCEPTION_STD = (0.5, 0.5, 0.5)
 
 
+def state_mismatch(module: nn.Module, state: dict[str, torch.Tensor], show: int = 3) -> str:
+    """How ``state`` fails to fit ``module`` ("" when every key and shape matches): the first ``show`` missing,
+    unexpected and reshaped keys, for an error message that says which architecture the weights belong to."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if not (missing or unexpected or shapes):
+        return ""
+    return f"missing {missing[:show]}, unexpected {unexpected[:show]}, other shapes {shapes[:show]}"
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; anything else as torch reads it."""
     if isinstance(device, str) and device == "auto":

@@ -43,7 +43,7 @@ from torch import nn
 
 from kgclip.errors import ArtifactCorruptError, ConfigError, ModelNotFoundError, ResolutionError
 from kgclip.models.efficientnet import sha256_file
-from kgclip.models.tower import ImageTower
+from kgclip.models.tower import ImageTower, state_mismatch
 
 __all__ = ["XRVImageTower", "XRV_TOWER_VERSION", "import_xrv", "xrv_weights_names", "xrv_weights_path",
            "resolve_xrv_weights", "load_xrv_state", "build_xrv"]
@@ -237,14 +237,10 @@ class XRVImageTower(ImageTower):
         self.std = XRV_STD
 
     def _load(self, state: dict[str, torch.Tensor]) -> None:
-        own = self.model.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or shapes:
+        if mismatch := state_mismatch(self.model, state):
             raise ArtifactCorruptError(
-                f"the weights do not fit the {self.arch} of xrv:{self.weights} (missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}, other shapes {shapes[:3]}); pass the file of these weights, or a state_dict of "
-                "the same architecture")
+                f"the weights do not fit the {self.arch} of xrv:{self.weights} ({mismatch}); pass the file of these "
+                "weights, or a state_dict of the same architecture")
         self.model.load_state_dict(state)
 
     def describe(self) -> dict[str, Any]:

@@ -126,13 +126,17 @@ def read_cache_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def load_cache(path: str | os.PathLike[str], *, verify: bool = False) -> ConceptGraph:
+def load_cache(path: str | os.PathLike[str], *, verify: bool = False,
+               trust_stored_fingerprint: bool = False) -> ConceptGraph:
     """Read a graph written by :func:`save_cache`, rebuilding the columnar core directly (no per-record parsing).
 
     Args:
         path: the ``.safetensors`` file.
         verify: recompute the graph fingerprint and compare it with the stored one (slower; catches corruption
             that the safetensors header check does not).
+        trust_stored_fingerprint: take the fingerprint stored at save time as the graph's own instead of
+            recomputing it (about a second on the shipped graphs) on first use. Only for a caller that has
+            checked the file's bytes against a checksum recorded when it was written (a workspace manifest).
 
     Raises:
         ArtifactCorruptError: the file is truncated, foreign, internally inconsistent, or (``verify``) does not
@@ -173,4 +177,6 @@ def load_cache(path: str | os.PathLike[str], *, verify: bool = False) -> Concept
     if verify and graph.fingerprint() != meta.get("graph_fingerprint"):
         raise ArtifactCorruptError(f"ontology cache {path} does not match its stored fingerprint; delete and "
                                    "rebuild it")
+    if trust_stored_fingerprint and meta.get("graph_fingerprint"):
+        graph.remember_fingerprint(meta["graph_fingerprint"])
     return graph

@@ -610,6 +610,11 @@ class ConceptGraph:
         return ValidationReport(dangling=list(self._dangling), is_a_cycles=self.is_a_cycles(),
                                 duplicate_ids=list(self._duplicates))
 
+    def remember_fingerprint(self, fingerprint: str) -> None:
+        """Take ``fingerprint`` as this version's fingerprint without recomputing it: for a graph just read
+        from a file whose bytes were checked against a checksum taken when it was saved (see ``load_cache``)."""
+        self._fingerprint = (self._version, fingerprint)
+
     def fingerprint(self) -> str:
         """Content hash of concepts and relations, independent of insertion order.
 

