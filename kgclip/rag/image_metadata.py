@@ -70,6 +70,13 @@ _MODALITY_WORDS = (
 )
 _PLANE_WORDS = re.compile(r"\b(axial|transverse|coronal|sagittal|saggital|pa|posteroanterior|ap|anteroposterior|"
                           r"lateral)\b")
+# Open questions that ask for the field itself ("What modality is this?", "In what plane?", "Which organ system?").
+_ASKS_FOR = {
+    "modality": re.compile(r"\b(modality|(type|kind) of (image|imaging|scan|study|radiograph)|imaging (method|technique)|"
+                           r"how (was|is) (this|the) (image|scan|picture) (taken|obtained|acquired|made))\b"),
+    "plane": re.compile(r"\b(what|which) (imaging )?(plane|projection|view)\b|\b(plane|projection) (is|was)\b"),
+    "region": re.compile(r"\b(organ system|body part|part of the body|body region|anatomic\w* region)\b"),
+}
 _DISPLAY = {"modality": {"CT": "CT", "MR": "MRI", "XR": "X-ray", "US": "Ultrasound", "NM": "PET", "MG": "Mammography",
                          "XA": "Angiography"},
             "plane": {"pa": "PA", "ap": "AP"}}
@@ -267,8 +274,10 @@ def _classifier_answer(question: str, labels: ImageLabels | None,
         said = [c for c, _ in candidates if _values_in(field, c) == [best]]
         return (said[0] if said else _display(field, best)), probs[best] / max(total, 1e-12)
     # Open: the answerer's candidates of this kind, re-weighed by the probability of the label each one names. When
-    # its best candidate names no value of the kind, the question asks something else ("What sign is seen?").
-    if not candidates or not [v for v in _values_in(field, candidates[0][0]) if v in probs]:
+    # the question does not ask for the field itself and the answerer's best candidate names no value of the kind,
+    # it asks something else ("What sign is seen on this radiograph?").
+    asks = bool(_ASKS_FOR[field].search(_text(question)))
+    if not asks and (not candidates or not [v for v in _values_in(field, candidates[0][0]) if v in probs]):
         return None
     scored = []
     for text, p in candidates:
@@ -278,10 +287,12 @@ def _classifier_answer(question: str, labels: ImageLabels | None,
     top = max(probs, key=lambda k: (probs[k], k))
     if field != "region" and probs[top] >= 0.5 and not any(v == top for _, _, v, _ in scored):
         return _display(field, top), probs[top]  # no candidate says what the head is sure of: its own label
-    return _best(scored, probs)
+    return _best(scored, probs) if scored else None
 
 
 def _best(scored: list[tuple[float, str, str, float]], probs: Mapping[str, float]) -> tuple[str, float]:
+    """The best re-weighed candidate; confidence P(label) x the answerer's probability of this wording (the head
+    knows the modality, not whether the collection says "X-ray", "Xray" or "plain film": on VQA-RAD --split val
+    the label share alone, P(label) x p / (p of the label's candidates), was 0.78 on average for 0.45 right)."""
     _, text, label, p = max(scored, key=lambda s: s[0])
-    same = sum(q for _, _, v, q in scored if v == label)
-    return text, probs[label] * (p / same if same > 0 else 1.0)
+    return text, probs[label] * p

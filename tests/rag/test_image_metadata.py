@@ -69,13 +69,16 @@ def test_choice_and_open_answers_keep_to_the_kind():
     # The answerer prefers MRI; the head is sure of CT: the CT candidate wins, in the answerer's wording.
     text, p = classifier_answer("What imaging modality was used?", CT_ABDOMEN,
                                 [("MRI", 0.5), ("CT with contrast", 0.3), ("Xray", 0.2)])
-    assert text == "CT with contrast" and p == pytest.approx(0.9)
+    assert text == "CT with contrast" and p == pytest.approx(0.9 * 0.3)  # P(CT) x P(this wording)
     # No candidate names what the head is sure of: its own label, never an answer of another kind.
     assert classifier_answer("What plane is this?", CT_ABDOMEN, [("Coronal", 0.6), ("PA", 0.4)]) == (
         "axial", pytest.approx(0.8))
     # The answerer's best answer is not a modality at all: the question asks something else.
-    assert classifier_answer("What modality shows the air?", CT_ABDOMEN, [("Air", 0.7), ("CT", 0.3)]) is None
+    assert classifier_answer("What does the black on this x-ray show?", CT_ABDOMEN, [("Air", 0.7), ("CT", 0.3)]) is None
     assert classifier_answer("What contrast was given?", CT_ABDOMEN, [("CT", 0.7)]) is None
+    # ... unless it asks for the modality itself: then the head's own label.
+    assert classifier_answer("What imaging modality is this?", CT_ABDOMEN, [("Air", 0.7), ("MRI", 0.2)]) == (
+        "CT", pytest.approx(0.9))
 
 
 def _pred(text: str, candidates, form: str, route: str) -> Prediction:

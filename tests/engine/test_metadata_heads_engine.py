@@ -1,0 +1,49 @@
+"""A workspace build trains the image metadata classifiers on its cases; ask and draft use them; the header wins."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kgclip.engine import Engine, EngineConfig
+from kgclip.engine.build import METADATA_HEADS
+from kgclip.errors import ArtifactCorruptError
+from kgclip.testing import tiny_graph
+from kgclip.testing.synthetic import make_vqa_folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    data = make_vqa_folder(tmp_path_factory.mktemp("data"), n_images=12, with_test=False)
+    ws = tmp_path_factory.mktemp("ws") / "ws"
+    engine = Engine.build(EngineConfig(text_encoder="hashing-64"), ws, vqa_rad=data, graph=tiny_graph(),
+                          show_progress=False)
+    return engine, data
+
+
+def test_build_trains_region_and_modality_heads_and_ask_uses_them(built):
+    engine, _ = built
+    heads = engine.metadata_heads
+    assert heads is not None and (engine.directory / METADATA_HEADS / "heads.safetensors").is_file()
+    assert set(heads.labels("region")) == {"chest", "head"}  # the cases' organs, in the shared vocabulary
+    assert set(heads.labels("modality")) == {"CT", "MR"}  # what the cases' own questions say ("CT or MRI?")
+    case = next(c for c in engine.cases if c.body_part == "CHEST")
+    labels = engine.image_labels(engine.featurizer.embed_one(engine.image_path(case.image)))
+    assert max(labels["region"], key=labels["region"].get) == "chest"
+    answer = engine.ask(engine.image_path(case.image), "Is this an MRI?")
+    assert answer.flags.get("source") == "image-classifier" and answer.text == "no"
+    loaded = Engine.load(engine.directory)
+    assert loaded.metadata_heads is not None and loaded.metadata_heads.fields == heads.fields
+
+
+def test_a_workspace_without_heads_still_loads_and_damaged_heads_are_refused(built, tmp_path):
+    engine, _ = built
+    copy = tmp_path / "ws"
+    shutil.copytree(engine.directory, copy)
+    shutil.rmtree(copy / METADATA_HEADS)  # a workspace built before the classifiers
+    assert Engine.load(copy).metadata_heads is None
+    shutil.copytree(engine.directory / METADATA_HEADS, copy / METADATA_HEADS)
+    (copy / METADATA_HEADS / "heads.safetensors").write_bytes(b"\0" * 16)
+    with pytest.raises(ArtifactCorruptError, match="metadata heads"):
+        Engine.load(copy)
