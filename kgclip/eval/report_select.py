@@ -57,7 +57,9 @@ class RetrievalConfig(Config):
 _SHARED_SPACE: dict[str, tuple[Any, ...]] = {
     "r.k": (5, 10, 20, 40, 80, 160),
     "r.filter": RETRIEVAL_FILTERS,
-    "r.case_text": CASE_TEXTS,
+    # Captions are left out of the search: a caption is not a report section, and a draft's sentences come from
+    # findings / impression only (CASE_TEXTS keeps "findings+caption" for analyses outside drafting).
+    "r.case_text": ("findings",),
     "r.meta_bonus": (0.0, 0.3, 1.0),
     "d.temperature": (0.0, 0.05, 0.1, 0.2, 0.5),
     "d.min_support": (0.05, 0.1, 0.15, 0.2, 0.3),

@@ -84,8 +84,9 @@ class DraftConfig(Config):
     objective: str = "gain"
     # With a learned concept prior (``draft_from_cases(concept_prior=...)``, :mod:`kgclip.rag.concept_prior`): the
     # score a concept brings to a sentence's gain is ``prior_mix x prior + (1 - prior_mix) x consensus``. The
-    # similar cases' consensus still decides contradictions and the impression. 0: consensus alone.
-    prior_mix: float = 0.0
+    # similar cases' consensus still decides contradictions and the impression. 0: consensus alone. 0.5: chosen on
+    # MedPix validation (concept F1 0.125 -> 0.142 with the prior; no effect when no prior is given).
+    prior_mix: float = 0.5
     # A sentence is only added when its best new concept scores at least this (the mixed score above): a draft
     # stops growing once what it would add is unlikely. 0: no floor (``min_support`` alone decides).
     min_new_score: float = 0.0

@@ -129,7 +129,7 @@ def test_the_prior_steers_which_sentences_the_draft_keeps():
     # Consensus: cardiomegaly in 3 of 4 cases, pleural effusion in 1.
     hits = [_hit("a", 0.9, "Cardiomegaly."), _hit("b", 0.85, "Cardiomegaly is present."),
             _hit("c", 0.8, "Enlarged heart with cardiomegaly."), _hit("d", 0.75, "Small pleural effusion.")]
-    cfg = DraftConfig(temperature=0.0, min_support=0.35, word_weight=0.0, max_findings=4)
+    cfg = DraftConfig(temperature=0.0, min_support=0.35, word_weight=0.0, max_findings=4, prior_mix=0.0)
     alone = draft_from_cases(hits, tagger=tagger, graph=g, config=cfg)
     assert [s.text for s in alone.findings] == ["Cardiomegaly."]
     prior = {EFFUSION: 0.9, CARDIO: 0.05}  # the learned model is sure of the effusion, not of the heart
