@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--no-select", dest="select", action="store_false",
                    help="skip the selection on val (a few minutes) and use the configurations selected before")
     r.add_argument("--rounds", type=_at_least_one, default=3, help="coordinate-ascent passes of the selection (default 3)")
+    r.add_argument("--select-on", choices=("concept_f1", "all"), default="concept_f1",
+                   help="what the selection on val maximises: concept F1 (default) or concept F1 + BLEU-4 + ROUGE-L")
+    r.add_argument("--no-prior", dest="prior", action="store_false",
+                   help="draft by retrieval consensus alone, without the concept prior learned on the pool cases")
+    r.add_argument("--prior-features", default="efficientnet-lite0",
+                   help="image features the concept prior learns from: efficientnet-lite0 (pretrained, cached; "
+                        "default) or thumbnail (training-free)")
     r.add_argument("--json", action="store_true", help="print only the JSON line")
     r.set_defaults(handler=_report)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
@@ -65,6 +72,7 @@ def _report(args: argparse.Namespace) -> int:
     from kgclip.eval.report import evaluate_report
 
     result = evaluate_report(args.path, split=args.split, graph=_graph(), select=args.select, rounds=args.rounds,
-                             show_progress=not args.json)
+                             show_progress=not args.json, prior=args.prior, select_on=args.select_on,
+                             prior_features=args.prior_features)
     print(json.dumps(result))
     return 0

@@ -33,7 +33,7 @@ from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_t
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
-from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
+from kgclip.errors import ConfigError, InputFormatError, StaleArtifactError, UnknownConceptError
 from kgclip.index.base import SearchHit
 from kgclip.models.image_input import ImageLike, LoadedImage, load_image
 from kgclip.models.thumbnail import ThumbnailFeaturizer
@@ -48,6 +48,7 @@ from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
 if TYPE_CHECKING:
+    from kgclip.rag.concept_prior import ConceptPrior
     from kgclip.display import SearchResults, Subgraph
 
 __all__ = ["Engine", "EngineConfig"]
@@ -344,7 +345,8 @@ class Engine:
 
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
                      filters: Mapping[str, Any] | None = None, exclude_identical: bool = True,
-                     region: str | None = None, modality: str | None = None) -> DraftReport:
+                     region: str | None = None, modality: str | None = None,
+                     concept_prior: ConceptPrior | None = None) -> DraftReport:
         """Draft findings and an impression from the most similar cases of the image's body region, each sentence
         citing its case (only findings / impression text of the cases is drafted; see :mod:`kgclip.rag.report`).
 
@@ -357,6 +359,9 @@ class Engine:
                 ``BodyPartExamined`` / ``Modality``, else the workspace's metadata classifiers when they are sure
                 (:data:`kgclip.rag.report_scope.REGION_THRESHOLD`), else the similar cases' own regions vote. With no similar case
                 of that region, the draft is empty and ``report.notice`` says so.
+            concept_prior: a :class:`~kgclip.rag.concept_prior.ConceptPrior` trained on this workspace's image
+                features (:func:`~kgclip.rag.concept_prior.train_concept_prior`); its probabilities for the image
+                are mixed into the similar cases' consensus with ``config.draft.prior_mix``.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
         loaded = load_image(image)
@@ -372,10 +377,18 @@ class Engine:
         if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
             self._draft_regions = BodyRegions(self.graph)
+        probs = None
+        if concept_prior is not None:
+            want, have = concept_prior.meta.get("feature_fingerprint"), getattr(self.featurizer, "fingerprint", None)
+            if want and have and want != have:
+                raise StaleArtifactError(f"the concept prior was trained on image features "
+                                         f"{concept_prior.meta.get('features')!r}, not this workspace's "
+                                         f"{getattr(self.featurizer, 'name', '?')!r}; retrain it on this workspace")
+            probs = concept_prior.predict_one(self.featurizer.embed_one(loaded), modality, region)
         report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
                                   use_kg=self.config.use_kg, expander=self._draft_expander,
                                   regions=self._draft_regions, query_region=region, query_modality=modality,
-                                  image_labels=labels)
+                                  image_labels=labels, concept_prior=probs)
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report

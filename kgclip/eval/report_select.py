@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from kgclip.rag.report import DraftConfig, DraftReport, draft_from_cases, split_
 
 __all__ = ["RetrievalConfig", "DrafterChoice", "MemoTagger", "ReportScorer", "draft_split", "draft_reports",
            "select_draft_config",
+           "SELECTION_METRICS", "selection_score",
            "KG_SEARCH_SPACE", "NOKG_SEARCH_SPACE", "baseline_drafts"]
 
 
@@ -56,7 +57,9 @@ class RetrievalConfig(Config):
 _SHARED_SPACE: dict[str, tuple[Any, ...]] = {
     "r.k": (5, 10, 20, 40, 80, 160),
     "r.filter": RETRIEVAL_FILTERS,
-    "r.case_text": CASE_TEXTS,
+    # Captions are left out of the search: a caption is not a report section, and a draft's sentences come from
+    # findings / impression only (CASE_TEXTS keeps "findings+caption" for analyses outside drafting).
+    "r.case_text": ("findings",),
     "r.meta_bonus": (0.0, 0.3, 1.0),
     "d.temperature": (0.0, 0.05, 0.1, 0.2, 0.5),
     "d.min_support": (0.05, 0.1, 0.15, 0.2, 0.3),
@@ -73,6 +76,8 @@ KG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "d.word_weight": (0.0, 0.25, 0.5, 1.0, 2.0),
     "d.objective": ("gain", "expected_f1"),
     "d.keep_modality": (True, False),
+    "d.prior_mix": (0.0, 0.25, 0.5, 0.75, 1.0),  # only changes drafts when a learned concept prior is given
+    "d.min_new_score": (0.0, 0.1, 0.15),
 }
 NOKG_SEARCH_SPACE: dict[str, tuple[Any, ...]] = dict(_SHARED_SPACE)
 
@@ -130,17 +135,27 @@ class ReportScorer:
                 "rouge_l": float(np.mean(cases["rouge_l"])) if len(hyps) else 0.0}
 
 
-def selection_score(figures: dict[str, float]) -> float:
-    """What model selection maximises: the three reported figures, unweighted."""
-    return figures["concept_f1"] + figures["bleu4"] + figures["rouge_l"]
+# What model selection may maximise: "concept_f1" (the headline figure: what the drafter is for, findings a
+# reader can check) or "all" (concept F1 + BLEU-4 + ROUGE-L, unweighted, which also rewards shared phrasing).
+SELECTION_METRICS = ("concept_f1", "all")
+
+
+def selection_score(figures: dict[str, float], metric: str = "all") -> float:
+    """What model selection maximises (see :data:`SELECTION_METRICS`)."""
+    if metric == "concept_f1":
+        return figures["concept_f1"]
+    if metric == "all":
+        return figures["concept_f1"] + figures["bleu4"] + figures["rouge_l"]
+    raise ConfigError(f"selection metric must be one of {SELECTION_METRICS}, got {metric!r}")
 
 
 def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
                   tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
                   expander: GraphExpander | None = None, regions: BodyRegions | None = None,
-                  impression: bool = True) -> list[DraftReport]:
+                  impression: bool = True, priors: Sequence[Mapping[str, float]] | None = None) -> list[DraftReport]:
     """The report drafted for every query of ``split``, told the query's modality and body region (what its header
-    carries); ``impression=False`` skips the impression (selection only scores findings)."""
+    carries); ``impression=False`` skips the impression (selection only scores findings). ``priors``: each
+    query's learned concept probabilities (:mod:`kgclip.eval.report_prior`), used by ``draft.prior_mix``."""
     if use_kg and graph is not None and regions is None:
         regions = BodyRegions(graph)
     out = []
@@ -150,17 +165,19 @@ def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: Retriev
         meta = data.query_metadata(split, qi)
         out.append(draft_from_cases(hits, tagger=tagger, graph=graph, config=draft, use_kg=use_kg,
                                     expander=expander, regions=regions, query_region=meta["region"],
-                                    query_modality=meta["modality"], max_impression=None if impression else 0))
+                                    query_modality=meta["modality"], max_impression=None if impression else 0,
+                                    concept_prior=priors[qi] if priors is not None else None))
     return out
 
 
 def draft_split(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
                 tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
-                expander: GraphExpander | None = None, regions: BodyRegions | None = None) -> list[str]:
+                expander: GraphExpander | None = None, regions: BodyRegions | None = None,
+                priors: Sequence[Mapping[str, float]] | None = None) -> list[str]:
     """The findings text drafted for every query of ``split`` (:func:`draft_reports`)."""
     return [r.findings_text for r in draft_reports(data, split, retrieval, draft, tagger=tagger, graph=graph,
                                                    use_kg=use_kg, expander=expander, regions=regions,
-                                                   impression=False)]
+                                                   impression=False, priors=priors)]
 
 
 def baseline_drafts(data: MedPixReportData, split: ReportSplit, seed: int = 0) -> dict[str, list[str]]:
@@ -195,8 +212,9 @@ def _apply(retrieval: RetrievalConfig, draft: DraftConfig, key: str, value: Any)
 def select_draft_config(data: MedPixReportData, tagger: MemoTagger, graph: ConceptGraph | None, *,
                         use_kg: bool = True, space: dict[str, tuple[Any, ...]] | None = None,
                         start: tuple[RetrievalConfig, DraftConfig] | None = None, rounds: int = 3,
-                        show_progress: bool = False,
-                        log: Callable[[str], None] | None = None) -> DrafterChoice:
+                        show_progress: bool = False, log: Callable[[str], None] | None = None,
+                        priors: Sequence[Mapping[str, float]] | None = None,
+                        metric: str = "all") -> DrafterChoice:
     """Coordinate ascent of :func:`selection_score` on the ``val`` split (see module docstring).
 
     Args:
@@ -204,9 +222,13 @@ def select_draft_config(data: MedPixReportData, tagger: MemoTagger, graph: Conce
             :data:`NOKG_SEARCH_SPACE` without.
         start: where the search starts (default: the dataclass defaults).
         rounds: at most this many passes over the fields.
+        priors: each val query's learned concept probabilities (for ``d.prior_mix``; ``None``: none).
+        metric: what is maximised, one of :data:`SELECTION_METRICS`.
     """
     from tqdm.auto import tqdm
 
+    if metric not in SELECTION_METRICS:
+        raise ConfigError(f"selection metric must be one of {SELECTION_METRICS}, got {metric!r}")
     split = data.split("val")
     scorer = ReportScorer(tagger, split.references)
     space = space or (KG_SEARCH_SPACE if use_kg else NOKG_SEARCH_SPACE)
@@ -221,9 +243,9 @@ def select_draft_config(data: MedPixReportData, tagger: MemoTagger, graph: Conce
         if key not in memo:
             exp = expanders.setdefault(d.graph_hops, GraphExpander(graph, d.graph_hops))
             hyps = draft_split(data, split, r, d, tagger=tagger, graph=graph, use_kg=use_kg, expander=exp,
-                               regions=regions)
+                               regions=regions, priors=priors)
             figures = scorer.score(hyps)
-            memo[key] = (selection_score(figures), figures)
+            memo[key] = (selection_score(figures, metric), figures)
             trials.append(({"retrieval": r.to_dict(), "draft": d.to_dict()}, memo[key][0]))
         return memo[key]
 

@@ -11,7 +11,9 @@ from PIL import Image
 
 from kgclip.eval.report import evaluate_report
 from kgclip.eval.report_data import MedPixReportData, carve_val_cases
+from kgclip.eval.report_prior import split_priors, train_split_prior
 from kgclip.eval.report_select import MemoTagger, ReportScorer, RetrievalConfig, draft_split, select_draft_config
+from kgclip.rag.concept_prior import ConceptPriorConfig
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.report import DraftConfig
 from kgclip.testing import tiny_graph
@@ -97,19 +99,20 @@ def test_selection_keeps_the_best_value_tried_on_val(tmp_path):
 def test_val_run_never_reads_dev_and_dev_run_reports_both(tmp_path):
     root = _medpix(tmp_path / "mp")
     g = tiny_graph()
-    out = evaluate_report(root, split="dev", graph=g, rounds=1, show_progress=False)
+    out = evaluate_report(root, split="dev", graph=g, rounds=1, show_progress=False, prior_features="thumbnail")
     assert out["n_cases"] == 4 and out["n_val_cases"] == 6 and out["selected_on"] == "val"
     for key in ("concept_f1", "bleu4", "rouge_l", "concept_f1_engine_nokg", "concept_f1_random",
                 "concept_f1_image_only", "val_concept_f1", "val_concept_f1_engine_nokg", "val_bleu4"):
         assert 0.0 <= out[key] <= 1.0, key
     assert out["concept_f1"] > out["concept_f1_random"]  # chest vs head: retrieval by image + metadata helps
     assert set(out["selected"]) == {"engine", "engine_nokg"}
+    assert out["concept_prior"]["features"] == "thumbnail" and out["select_on"] == "concept_f1"
     for name in ("MPX30_synpic30", "MPX31_synpic31"):  # dev images gone: a val run must not notice
         (root / "images" / f"{name}.jpg").unlink()
-    val = evaluate_report(root, split="val", graph=g, rounds=1, show_progress=False)
+    val = evaluate_report(root, split="val", graph=g, rounds=1, show_progress=False, prior_features="thumbnail")
     assert val["split"] == "val" and val["n_cases"] == 6 and "val_concept_f1" not in val
     with pytest.raises(Exception, match="missing"):
-        evaluate_report(root, split="dev", graph=g, select=False, show_progress=False)
+        evaluate_report(root, split="dev", graph=g, select=False, show_progress=False, prior=False)
 
 
 def test_cli_eval_report_on_val_without_selection(tmp_path, capsys, monkeypatch):
@@ -119,8 +122,31 @@ def test_cli_eval_report_on_val_without_selection(tmp_path, capsys, monkeypatch)
 
     root = _medpix(tmp_path / "mp")
     monkeypatch.setattr(eval_cmd, "_graph", tiny_graph)  # the shipped ontologies are not needed here
-    assert main(["eval", "report", str(root), "--split", "val", "--no-select", "--json"]) == 0
+    assert main(["eval", "report", str(root), "--split", "val", "--no-select", "--prior-features", "thumbnail",
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["split"] == "val" and out["n_cases"] == 6 and 0.0 <= out["concept_f1"] <= 1.0
     with pytest.raises(SystemExit):
         main(["eval", "report", str(root), "--rounds", "0"])
+
+
+def test_the_split_prior_learns_from_the_pool_only_and_selection_can_maximise_concept_f1(tmp_path):
+    g = tiny_graph()
+    data = MedPixReportData(_medpix(tmp_path / "mp"), splits=("dev",))
+    tagger = MemoTagger(ConceptTagger(g))
+    val = data.split("val")
+    prior = train_split_prior(data, val, tagger, g, ConceptPriorConfig(min_cases=2), "thumbnail")
+    pool_cases = {data.images[i].case_id for i in val.pool}
+    assert prior.meta["n_cases"] == len(pool_cases) and not pool_cases & data.val_cases
+    assert prior.meta["features"] == "thumbnail-32"
+    priors = split_priors(data, val, prior, "thumbnail")
+    assert len(priors) == len(val)
+    for qi, p in enumerate(priors):  # a chest query expects chest findings, a head query head findings
+        chest = data.query_metadata(val, qi)["region"] == "Thorax"
+        effusion, epilepsy = p.get("RADLEX:RID4872", 0.0), p.get("DOID:1826", 0.0)
+        assert (effusion > epilepsy) == chest
+    space = {"d.prior_mix": (0.0, 1.0), "d.min_support": (0.1, 0.3)}
+    choice = select_draft_config(data, tagger, g, space=space, rounds=1, priors=priors, metric="concept_f1")
+    assert choice.figures["concept_f1"] == pytest.approx(max(score for _, score in choice.trials))
+    with pytest.raises(Exception, match="selection metric"):
+        select_draft_config(data, tagger, g, space=space, rounds=1, metric="bleu")

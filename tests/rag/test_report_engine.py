@@ -58,3 +58,39 @@ def test_cli_formats(engine_with_findings, capsys, tmp_path):
     assert fhir["resourceType"] == "DiagnosticReport" and fhir["contained"][0]["derivedFrom"]
     assert main(["report", "draft", image, *where, "--region", "abdomen"]) == 0
     assert re.search(r"No similar abdomen (\w+ )?cases to draft from\.", capsys.readouterr().out)
+
+
+def test_a_concept_prior_trained_on_the_workspace_steers_the_draft(engine_with_findings):
+    import dataclasses
+
+    import numpy as np
+
+    from kgclip.errors import StaleArtifactError
+    from kgclip.rag.concept_prior import ConceptPriorConfig, train_concept_prior
+
+    engine, data = engine_with_findings
+    image = data / "images" / "synth006.png"
+    vec = engine.featurizer.embed([image] * 6)
+    effusion, pneumonia = "RADLEX:RID4872", "DOID:552"
+    # Six chest "cases", all with pneumonia and none with effusion: the prior learns effusion is unlikely here.
+    prior = train_concept_prior(vec, ["CT"] * 6, ["CHEST"] * 6, [{pneumonia}] * 3 + [{pneumonia, "x"}] * 3,
+                                config=ConceptPriorConfig(min_cases=1, use_image=False),
+                                feature_name=engine.featurizer.name, feature_fingerprint=engine.featurizer.fingerprint)
+    assert prior.predict_one(None, "CT", "CHEST").get(effusion) is None
+    old = engine.config
+    engine.config = dataclasses.replace(old, draft=dataclasses.replace(old.draft, prior_mix=1.0, min_support=0.3,
+                                                                         word_weight=0.0))
+    try:
+        steered = engine.draft_report(image, region="CHEST", concept_prior=prior)
+        # With the prior's say only (prior_mix=1), effusion scores 0 and never clears min_support; the consensus
+        # alone (prior_mix=0, same prior given) drafts it from the chest cases.
+        assert all(effusion not in s.concepts for s in steered.findings)
+        engine.config = dataclasses.replace(engine.config, draft=dataclasses.replace(engine.config.draft, prior_mix=0.0))
+        plain = engine.draft_report(image, region="CHEST", concept_prior=prior)
+        assert any(effusion in s.concepts for s in plain.findings)
+        stale = train_concept_prior(np.zeros((2, 3), np.float32), ["CT"] * 2, ["CHEST"] * 2, [{pneumonia}] * 2,
+                                    config=ConceptPriorConfig(min_cases=1), feature_fingerprint="other")
+        with pytest.raises(StaleArtifactError, match="retrain it on this workspace"):
+            engine.draft_report(image, region="CHEST", concept_prior=stale)
+    finally:
+        engine.config = old
