@@ -23,7 +23,15 @@ it, paired against it: dropout 0.7 +0.000, text-side dropout 0.2 +0.008 [-0.030,
 image->concept auxiliary loss (linked concepts 1, is-a ancestors 0.5) -0.016 with fusion / -0.034 without;
 without dropout: GeM 0.329, mean+max 0.331, standardised features 0.337, weight decay 0.5 0.323, fixed temperature
 0.03 0.349, label smoothing 0.1 0.335, 2-layer image MLP with dropout 0.357; a convex mix with the ridge scores was
-best at weight 1.0 on the trained head (0.9: 0.387, 0.5: 0.355).
+best at weight 1.0 on the trained head (0.9: 0.387, 0.5: 0.355). This bench on val with the new default:
+plain 0.387, kg 0.377, kg_textonly 0.385, ridge 0.269; kg - plain -0.010 [-0.032, 0.012].
+Plane zero-shot prompt sets on the same validation cases (3 seeds, 474 images, majority 0.768): ZS_CLASSES 0.707,
+bare names 0.677, "axial CT / axial MRI / axial image"... 0.717, caption wording 0.658: none beats the majority
+class, so ZS_CLASSES stays as it was.
+
+Reported figure (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries): plain 0.338
+[0.288, 0.391], kg 0.355 [0.303, 0.410], kg_textonly 0.349 [0.298, 0.403], ridge 0.269 [0.215, 0.325]; kg - plain
++0.017 [-0.005, 0.041] (the KG claim does not hold); zero-shot plane (seed 0) plain 0.663, kg 0.580, majority 0.646.
 
 Prints one JSON line last.
 """
