@@ -103,6 +103,8 @@ class KGClipModel(nn.Module):
         self.image_proj: nn.Module = (nn.Linear(self.image_tower.dim, config.embed_dim, bias=False)
                                       if not config.image_hidden
                                       else TextHead(self.image_tower.dim, config.embed_dim, config.image_hidden))
+        # No parameters: checkpoints of models without it load unchanged; active only in training mode.
+        self.image_dropout = nn.Dropout(config.image_dropout)
         self._freeze_tower()
         self.text_proj = TextHead(text_dim, config.embed_dim, config.text_hidden)
         self.logit_scale = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(1.0 / config.init_temperature)))))
@@ -173,7 +175,7 @@ class KGClipModel(nn.Module):
             tower: Any = self.image_tower
             start = tower.n_blocks - self.config.train_blocks
             x = tower.head(tower.blocks(x, start)).mean(dim=(2, 3))
-        return F.normalize(self.image_proj(x), dim=-1)
+        return F.normalize(self.image_proj(self.image_dropout(x)), dim=-1)
 
     def prepare_pixels(self, images: torch.Tensor) -> torch.Tensor:
         """Raw pixels -> what :meth:`encode_image` takes: resized to the tower's size, 3 channels, normalised.
@@ -197,7 +199,7 @@ class KGClipModel(nn.Module):
 
         Shapes: ``[B, 3, S, S]`` -> ``[B, embed_dim]``.
         """
-        return F.normalize(self.image_proj(self.image_tower(pixels)), dim=-1)
+        return F.normalize(self.image_proj(self.image_dropout(self.image_tower(pixels))), dim=-1)
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

@@ -157,3 +157,18 @@ class _FakeEncoder:
 
     def encode(self, texts, batch_size=64, show_progress=False):  # noqa: ANN001, ANN201
         return torch.nn.functional.normalize(torch.ones(len(texts), 64), dim=-1)
+
+
+def test_image_dropout_acts_in_training_only(linker: ConceptLinker) -> None:
+    model = _model(linker, "none", image_dropout=0.5, train_blocks=0)
+    feats = torch.randn(6, model.image_tower.dim, generator=torch.Generator().manual_seed(2))
+    model.eval()
+    first, second = model.encode_image_features(feats), model.encode_image_features(feats)
+    assert torch.equal(first, second)  # eval: deterministic, no features dropped
+    plain = _model(linker, "none", image_dropout=0.0, train_blocks=0)
+    plain.load_state_dict(model.state_dict())  # dropout has no weights: same state dict either way
+    assert torch.allclose(plain.eval().encode_image_features(feats), first)
+    model.train()
+    assert not torch.allclose(model.encode_image_features(feats), first)
+    with pytest.raises(ConfigError):
+        KGClipConfig(image_dropout=1.0)

@@ -78,3 +78,8 @@ def test_features_must_match_the_mode(tmp_path: Path, pairs: list[ImageTextPair]
         train(_config(0), pixels, None, progress=False, text_encoder=encoder)
     with pytest.raises(ConfigError, match="train_blocks"):
         dataclasses.replace(_config(0).model, train_blocks=-2)
+
+
+def test_pretrained_recipe_drops_pooled_features() -> None:
+    assert pretrained_recipe().model.image_dropout == 0.5
+    assert pretrained_recipe(image_dropout=0.0).model.image_dropout == 0.0  # an explicit option wins
