@@ -9,7 +9,8 @@ Protocol (printed as ``protocol``):
   (float32), as ``OnnxTextEncoder`` (int8; its one-off export + quantization is timed apart as ``export_s``, then
   cached on disk), and ``SentenceTransformer(<same directory>).encode`` (which also sorts by length). Same batch
   size, same thread count (``--threads``, default every core this process may use) for all three; each tower sees
-  every text once (no cache hits: the in-memory caches are bypassed).
+  every text once (no cache hits: the in-memory caches are bypassed). The int8 tower's batches of short texts
+  grow past the batch size up to its ``max_tokens`` padded tokens (printed as ``max_tokens_int8``).
 - ``texts_per_s_*``: texts / wall seconds; ``*_cpu`` variants divide by process CPU seconds instead (steadier on
   a shared machine, where the wall clock depends on other jobs). ``speedup_vs_st`` = int8 / sentence-transformers
   (goal >= 3); ``min_cosine_vs_fp32``: the lowest cosine between an int8 vector and kgclip's float32 vector of the
@@ -84,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "protocol": "concept_text() of every shipped concept (deduplicated"
                     + (f", seeded sample of {n}" if args.limit else "") + "); minilm as kgclip float32 torch, "
-                    "kgclip ONNX Runtime int8, sentence-transformers encode on the same directory; same batch size "
-                    "and threads; texts/s over wall seconds (cpu variants over process CPU seconds)",
+                    "kgclip ONNX Runtime int8 (outlier channels float32), sentence-transformers encode on the same "
+                    "directory; same batch size and threads (int8: short-text batches up to max_tokens_int8 padded "
+                    "tokens); texts/s over wall seconds (cpu variants over process CPU seconds)",
         "texts": n,
         "mean_chars": round(sum(map(len, texts)) / max(1, n), 1),
         "batch_size": bs,
+        "max_tokens_int8": int8.max_tokens,
+        "int8_recipe": int8.recipe.key,
         "threads": threads,
         "export_s": round(export_s, 2),
         "texts_per_s_fp32": round(n / w32, 1),

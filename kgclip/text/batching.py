@@ -31,8 +31,6 @@ def available_threads() -> int:
 def threads_for(n_tokens: int) -> Iterator[None]:
     """Run the block on one torch thread when the work is small (``n_tokens`` < :data:`SMALL_WORK_TOKENS`), else
     with the threads already set; the previous setting is restored after."""
-    import torch
-
     if n_tokens >= SMALL_WORK_TOKENS or torch.get_num_threads() == 1:
         yield
         return
@@ -44,9 +42,12 @@ def threads_for(n_tokens: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, *, desc: str = "encoding text",
-                   show_progress: bool = False) -> Iterator[tuple[list[int], int]]:
+def length_batches(lengths: Sequence[int], batch_size: int, *, max_tokens: int | None = None,
+                   desc: str = "encoding text", show_progress: bool = False) -> Iterator[tuple[list[int], int]]:
     """Batches of indices of similar length, longest first, with the padded width of each.
+
+    With ``max_tokens``, a batch of short texts takes more than ``batch_size`` rows, as many as keep its padded
+    size (rows x width) within ``max_tokens``: short texts then cost fewer calls, long ones are unchanged.
 
     The progress bar counts tokens, not batches: a batch of long texts costs more than one of short texts, so a
     count of batches would promise an ETA the long batches then break.
@@ -54,17 +55,25 @@ def length_batches(lengths: Sequence[int], batch_size: int, *, desc: str = "enco
     Example:
         >>> [(idx, width) for idx, width in length_batches([3, 9, 4, 8], 2)]
         [([1, 3], 9), ([2, 0], 4)]
+        >>> [(idx, width) for idx, width in length_batches([3, 9, 4, 8], 1, max_tokens=8)]
+        [([1], 9), ([3], 8), ([2, 0], 4)]
     """
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1 (or None for batch_size rows), got {max_tokens}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     with tqdm(total=int(sum(lengths)), desc=f"{desc}: {len(lengths)} texts", unit="tok", unit_scale=True,
               disable=not show_progress, leave=False) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            yield idx, lengths[idx[0]]
+        start = 0
+        while start < len(order):
+            width = lengths[order[start]]
+            rows = max(batch_size, max_tokens // max(1, width)) if max_tokens else batch_size
+            idx = order[start:start + rows]
+            start += len(idx)
+            yield idx, width
             bar.update(sum(lengths[i] for i in idx))
 
 

@@ -1,24 +1,26 @@
 """A faster text tower: a BERT-like :class:`~kgclip.text.encoders.HFTextEncoder` exported to ONNX and run by
 ONNX Runtime with int8 dynamic quantization (the ``[fast]`` extra: ``pip install kgclip[fast]``).
 
-The export is made locally, never downloaded: ``torch.onnx.export`` of the tower with its pooling and L2
-normalisation, then ``onnxruntime.quantization.quantize_dynamic`` of the weight matrices (int8, per output
-channel). Both files are cached under ``kgclip_home()/cache/onnx/<source fingerprint>-<recipe>/``, so a changed
-model (another fingerprint) never reuses a stale export, and a second process loads in a second.
+The export is made locally, never downloaded: ``torch.onnx.export`` of the tower (eager attention, so ONNX
+Runtime's BERT optimizer can fuse it) with its pooling and L2 normalisation, then the int8 recipe of
+:mod:`kgclip.text.onnx_quant`: outlier input channels kept in float32, every other product int8. Both models are
+cached under ``kgclip_home()/cache/onnx/<source fingerprint>-<recipe key>/``, so a changed model or a changed
+recipe never reuses a stale export, and a second process loads in a second.
 
-Quantization error: the matrices of the layers listed in :data:`KEEP_FP32` stay in float32 (their inputs carry
-the activation outliers that per-tensor int8 activations handle worst). The report sentences of
-``tests/text/test_onnx_encoder.py`` stay within cosine 0.99 of the float32 tower; over 3000 shipped concept texts
-the mean cosine is 0.996, the 0.1 % quantile 0.988 and the minimum 0.981 (``benchmarks/bench_text_encode.py``),
-short of a 0.99 minimum everywhere. Activations are quantized per batch,
-so a text's vector also varies slightly with the batch it is encoded in. The fingerprint is the source's combined
-with the recipe, so vectors of the two towers are never mixed in one cache, index or embedding table.
+Quantization error (``benchmarks/bench_text_encode.py``, all 58,833 shipped concept texts): cosine to the
+float32 tower min 0.9932, 0.1 % quantile 0.9974, mean 0.9989 (plain int8 of every product: min 0.975, worst on
+one-word texts). Activations are quantized per batch, so a text's vector also varies slightly (~1e-3) with the
+batch it is encoded in. The fingerprint is the source's
+combined with the recipe, so vectors of the two towers are never mixed in one cache, index or embedding table.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +31,7 @@ from kgclip.atomic import atomic_directory
 from kgclip.errors import ModelNotFoundError
 from kgclip.fingerprint import Hasher
 from kgclip.text.batching import CachedEncoder, available_threads, length_batches
+from kgclip.text.onnx_quant import CALIBRATION_TEXTS, QuantRecipe
 
 
 class SourceTower(Protocol):
@@ -48,13 +51,8 @@ class SourceTower(Protocol):
 
     def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
-__all__ = ["OnnxTextEncoder", "onnx_available", "KEEP_FP32", "RECIPE"]
+__all__ = ["OnnxTextEncoder", "QuantRecipe", "onnx_available"]
 
-# Layers whose matrices stay float32, as substrings of the exported node names. The FFN output projection reads
-# the GELU activations, whose few large values make a per-tensor int8 scale coarse for all the others.
-KEEP_FP32: tuple[str, ...] = ("/output/dense/",)
-# Bump when the export or the quantization changes: it is part of the cache directory and the fingerprint.
-RECIPE = "onnx-int8-v1"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -79,27 +77,59 @@ class _Pooled(torch.nn.Module):
                                            "token_type_ids": token_type_ids})
 
 
-def _export(source: SourceTower, directory: Path) -> None:
-    """Write ``model.onnx`` (float32) and ``model-int8.onnx`` into ``directory``."""
+def _feeds(tokenizer: Any, texts: list[str], batch_size: int, max_length: int, max_tokens: int | None = None,
+           *, desc: str = "encoding text", show_progress: bool = False) -> Iterator[tuple[list[int], dict]]:
+    """Yield ``(indices, feed)``: length-bucketed, padded int64 batches of ``texts`` for the exported graph."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_token_type_ids=True)
+    ids, types = enc["input_ids"], enc["token_type_ids"]
+    for idx, width in length_batches([len(t) for t in ids], batch_size, max_tokens=max_tokens, desc=desc,
+                                     show_progress=show_progress):
+        feed = {name: np.zeros((len(idx), width), dtype=np.int64) for name in _INPUTS}
+        feed["input_ids"].fill(tokenizer.pad_token_id or 0)
+        for row, i in enumerate(idx):
+            n = len(ids[i])
+            feed["input_ids"][row, :n] = ids[i]
+            feed["token_type_ids"][row, :n] = types[i]
+            feed["attention_mask"][row, :n] = 1
+        yield idx, feed
+
+
+def _export(source: SourceTower, directory: Path, recipe: QuantRecipe) -> dict[str, Any]:
+    """Write ``model.onnx`` (float32) and ``model-int8.onnx`` into ``directory``; returns what was done."""
     import warnings
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from kgclip.text import onnx_quant
 
     sample = source.tokenizer(["a chest radiograph", "no pleural effusion or pneumothorax"], padding=True,
                               return_tensors="pt", return_token_type_ids=True)
-    fp32, int8 = directory / "model.onnx", directory / "model-int8.onnx"
-    with warnings.catch_warnings():  # the tracer's notes on constant shapes do not apply (axes are dynamic)
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Pooled(source).eval(), tuple(sample[k] for k in _INPUTS), str(fp32),
-                          input_names=list(_INPUTS), output_names=["embedding"], opset_version=17,
-                          dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in _INPUTS},
-                                        "embedding": {0: "batch"}}, dynamo=False)
-    import onnx
-
-    names = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"]
-    keep = [n for n in names if any(k in n for k in KEEP_FP32) and "attention" not in n]
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
+    raw, fp32, split = directory / "raw.onnx", directory / "model.onnx", directory / "split.onnx"
+    config = source.model.config
+    attention = getattr(config, "_attn_implementation", None)
+    try:  # eager attention exports as plain ops, which ONNX Runtime's optimizer fuses into one Attention node
+        if attention not in (None, "eager") and hasattr(source.model, "set_attn_implementation"):
+            source.model.set_attn_implementation("eager")
+        with warnings.catch_warnings():  # the tracer's notes on constant shapes do not apply (axes are dynamic)
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Pooled(source).eval(), tuple(sample[k] for k in _INPUTS), str(raw),
+                              input_names=list(_INPUTS), output_names=["embedding"], opset_version=17,
+                              dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in _INPUTS},
+                                            "embedding": {0: "batch"}}, dynamo=False)
+    finally:
+        if attention not in (None, "eager") and hasattr(source.model, "set_attn_implementation"):
+            source.model.set_attn_implementation(attention)
+    fused = False
+    if recipe.fuse:
+        fused = onnx_quant.fuse_bert(raw, fp32, num_heads=int(config.num_attention_heads),
+                                     hidden_size=int(config.hidden_size))
+    else:
+        raw.replace(fp32)
+    raw.unlink(missing_ok=True)
+    feeds = (feed for _, feed in _feeds(source.tokenizer, list(CALIBRATION_TEXTS), 16, source.max_length))
+    maxima = onnx_quant.channel_maxima(fp32, feeds)
+    kept = onnx_quant.split_outlier_channels(fp32, split, maxima, recipe.outlier_ratio)
+    onnx_quant.quantize(split, directory / "model-int8.onnx", keep_fp32=kept)
+    split.unlink()
+    return {"fused_attention": fused, "outlier_products": len(kept)}
 
 
 class OnnxTextEncoder(CachedEncoder):
@@ -111,10 +141,14 @@ class OnnxTextEncoder(CachedEncoder):
         threads: ONNX Runtime intra-op threads (default: every core this process may use, see
             :func:`~kgclip.text.encoders.available_threads`).
         quantize: int8 (default) or the plain float32 export.
+        recipe: how the int8 model is made (outlier threshold, fusion); part of the cache key.
+        max_tokens: a batch of short texts takes more than ``batch_size`` rows, up to this many padded tokens
+            (fewer, larger calls for concept names); ``None`` for exactly ``batch_size`` rows.
     """
 
     def __init__(self, source: SourceTower, *, cache_dir: str | os.PathLike[str] | None = None,
-                 threads: int | None = None, quantize: bool = True) -> None:
+                 threads: int | None = None, quantize: bool = True, recipe: QuantRecipe | None = None,
+                 max_tokens: int | None = 2048) -> None:
         super().__init__()
         if not onnx_available():
             raise ModelNotFoundError("the ONNX text tower needs onnxruntime and onnx: pip install kgclip[fast]")
@@ -126,39 +160,35 @@ class OnnxTextEncoder(CachedEncoder):
         from kgclip.config import kgclip_home
 
         self.source, self.quantize = source, quantize
+        self.recipe, self.max_tokens = recipe or QuantRecipe(), max_tokens
         self.tokenizer, self.max_length, self.dim = source.tokenizer, source.max_length, source.dim
         self.name = f"{source.name}-{'int8' if quantize else 'onnx'}"
         root = Path(cache_dir) if cache_dir is not None else kgclip_home() / "cache" / "onnx"
-        self.directory = root / f"{source.fingerprint}-{RECIPE}"
+        self.directory = root / f"{source.fingerprint}-{self.recipe.key}"
         if not (self.directory / "meta.json").is_file():
             with atomic_directory(self.directory) as tmp:
-                _export(source, tmp)
-                (tmp / "meta.json").write_text(json.dumps({"source": str(source.path), "recipe": RECIPE,
-                                                           "source_fingerprint": source.fingerprint,
-                                                           "keep_fp32": list(KEEP_FP32)}, indent=2))
+                done = _export(source, tmp, self.recipe)
+                (tmp / "meta.json").write_text(json.dumps({
+                    "source": str(source.path), "source_fingerprint": source.fingerprint,
+                    "recipe": dataclasses.asdict(self.recipe), "recipe_key": self.recipe.key,
+                    "calibration_texts": len(CALIBRATION_TEXTS), **done,
+                    "versions": {m: importlib.metadata.version(m) for m in ("torch", "onnx", "onnxruntime")},
+                }, indent=2))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or available_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         model = self.directory / ("model-int8.onnx" if quantize else "model.onnx")
         self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self.session.get_inputs()]  # a fused graph may drop an unused input
 
     @property
     def fingerprint(self) -> str:
-        return Hasher().update_str(f"{RECIPE}:{self.quantize}:{self.source.fingerprint}").hexdigest()
+        return Hasher().update_str(f"{self.recipe.key}:{self.quantize}:{self.source.fingerprint}").hexdigest()
 
     def _encode_uncached(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_token_type_ids=True)
-        ids, types = enc["input_ids"], enc["token_type_ids"]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for idx, width in length_batches([len(t) for t in ids], batch_size, desc=f"encoding text ({self.name})",
-                                         show_progress=show_progress):
-            feed = {name: np.zeros((len(idx), width), dtype=np.int64) for name in _INPUTS}
-            feed["input_ids"].fill(self.tokenizer.pad_token_id or 0)
-            for row, i in enumerate(idx):
-                n = len(ids[i])
-                feed["input_ids"][row, :n] = ids[i]
-                feed["token_type_ids"][row, :n] = types[i]
-                feed["attention_mask"][row, :n] = 1
-            out[idx] = self.session.run(None, feed)[0]
+        for idx, feed in _feeds(self.tokenizer, texts, batch_size, self.max_length, self.max_tokens,
+                                desc=f"encoding text ({self.name})", show_progress=show_progress):
+            out[idx] = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
         return torch.from_numpy(out)

@@ -7,7 +7,7 @@ import torch
 
 from kgclip.errors import ModelNotFoundError
 from kgclip.text.encoders import available_threads, fast_text_encoder_name, length_batches, load_text_encoder
-from kgclip.text.onnx_encoder import onnx_available
+from kgclip.text.onnx_encoder import QuantRecipe, onnx_available
 
 # Real report-style sentences (written for this test) and short concept names, the two kinds of text encoded.
 SENTENCES = [
@@ -24,6 +24,9 @@ SENTENCES = [
     "lung adenocarcinoma; adenocarcinoma of lung. A lung carcinoma that derives from epithelial cells.",
     "hiatal hernia",
 ]
+# Awkward short texts: one or two words, where [CLS] and [SEP] (whose activations are the outliers the int8
+# recipe keeps in float32) are a third or more of the positions. These lost the most under plain int8.
+SHORT = ["no", "yes", "TRUE", "count", "after", "probably not", "right", "", "?", "L5", "x", "definitely not"]
 
 
 def test_length_batches_longest_first_with_widths() -> None:
@@ -32,6 +35,14 @@ def test_length_batches_longest_first_with_widths() -> None:
     assert list(length_batches([], 4)) == []
     with pytest.raises(ValueError):
         list(length_batches([1], 0))
+
+
+def test_length_batches_token_budget_takes_more_short_rows() -> None:
+    lengths = [3, 9, 4, 8, 2, 2]
+    assert list(length_batches(lengths, 1, max_tokens=8)) == [([1], 9), ([3], 8), ([2, 0], 4), ([4, 5], 2)]
+    assert list(length_batches(lengths, 2, max_tokens=8)) == [([1, 3], 9), ([2, 0], 4), ([4, 5], 2)]
+    with pytest.raises(ValueError, match="max_tokens"):
+        list(length_batches(lengths, 2, max_tokens=0))
 
 
 def test_available_threads_respects_a_users_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,16 +73,80 @@ def test_int8_tower_stays_within_cosine_099_of_float32(tmp_path) -> None:
 
     fp32 = load_text_encoder("minilm", device="cpu")
     int8 = OnnxTextEncoder(fp32, cache_dir=tmp_path, threads=1)
-    ref = fp32.encode(SENTENCES)
-    out = int8.encode(SENTENCES, batch_size=4)
+    texts = SENTENCES + SHORT
+    ref = fp32.encode(texts)
+    out = int8.encode(texts, batch_size=4)
     assert out.shape == ref.shape and out.dtype == torch.float32
-    assert torch.allclose(out.norm(dim=-1), torch.ones(len(SENTENCES)), atol=1e-4)
+    assert torch.allclose(out.norm(dim=-1), torch.ones(len(texts)), atol=1e-4)
     cosine = (out * ref).sum(-1)
-    assert float(cosine.min()) >= 0.99, cosine
+    assert float(cosine.min()) >= 0.99, dict(zip(texts, cosine.tolist()))
+    # short texts alone in their batches too (per-batch activation scales differ from the mixed batch)
+    alone = torch.cat([int8._encode_uncached([t], 1, False) for t in SHORT])
+    assert float((alone * ref[len(SENTENCES):]).sum(-1).min()) >= 0.99
+    meta = json.loads((int8.directory / "meta.json").read_text())
+    assert meta["recipe_key"] == int8.recipe.key and meta["outlier_products"] > 0
     assert int8.fingerprint != fp32.fingerprint  # vectors of the two towers are never mixed
     # the export is cached by the source's fingerprint: a second tower loads it instead of exporting again
     exported = sorted(p.stat().st_mtime_ns for p in int8.directory.iterdir())
     again = OnnxTextEncoder(fp32, cache_dir=tmp_path, threads=1)
     assert again.directory == int8.directory and again.fingerprint == int8.fingerprint
     assert sorted(p.stat().st_mtime_ns for p in again.directory.iterdir()) == exported
-    assert torch.allclose(again.encode(SENTENCES, batch_size=4), out, atol=1e-5)  # same batches, same vectors
+    assert torch.allclose(again.encode(texts, batch_size=4), out, atol=1e-5)  # same batches, same vectors
+    # another recipe is another cache directory and another fingerprint: old int8 models are never reused
+    other = OnnxTextEncoder(fp32, cache_dir=tmp_path, threads=1, recipe=QuantRecipe(outlier_ratio=6.0))
+    assert other.directory != int8.directory and other.fingerprint != int8.fingerprint
+
+
+def test_outlier_split_is_exact_in_float32(tmp_path) -> None:
+    """``x @ W`` == ``(x * keep) @ W + x[..., out] @ W[out]``: the rewrite changes nothing before quantization."""
+    if not onnx_available():
+        pytest.skip("needs kgclip[fast] (onnxruntime, onnx)")
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kgclip.text.onnx_quant import channel_maxima, split_outlier_channels
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(8, 16)).astype(np.float32), rng.normal(size=(16, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"], name="first"), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"], name="second")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, 4])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    src, dst = tmp_path / "src.onnx", tmp_path / "dst.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    x = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    x[:, 0, 3] = 40.0  # one outlier channel on the first token, like [CLS]
+    maxima = channel_maxima(src, [{"x": x}])
+    assert set(maxima) == {"x", "r"} and int(np.argmax(maxima["x"])) == 3
+    kept = split_outlier_channels(src, dst, maxima, ratio=3.0)
+    assert "first/outliers/MatMul" in kept
+
+    def run(path):
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    np.testing.assert_allclose(run(dst), run(src), rtol=1e-5, atol=1e-4)
+
+
+def test_recipe_is_checked_and_keyed() -> None:
+    from kgclip.text.onnx_quant import QuantRecipe as Recipe
+
+    with pytest.raises(ValueError, match="outlier_ratio"):
+        Recipe(outlier_ratio=1.0)
+    assert Recipe().key == Recipe().key != Recipe(outlier_ratio=4.0).key
+    assert Recipe().key.startswith(Recipe().version)
+
+
+@pytest.mark.slow
+def test_calibration_texts_are_not_concept_texts() -> None:
+    """The int8 recipe is calibrated on texts the benchmark (every shipped concept's text) never encodes."""
+    from kgclip.kg.convert import concept_text
+    from kgclip.ontology.store import load_ontologies
+    from kgclip.text.onnx_quant import CALIBRATION_TEXTS
+
+    graph = load_ontologies()
+    concept_texts = {concept_text(graph.concept(cid)).lower() for cid in graph.ids}
+    assert not [t for t in CALIBRATION_TEXTS if t.lower() in concept_texts]
