@@ -100,3 +100,16 @@ def test_encoding_a_query_does_not_import_transformers() -> None:
             "print('transformers' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.gpu
+def test_cuda_encoding_matches_cpu() -> None:
+    """The CUDA path (native BERT on the GPU, pooled there, copied back) gives the CPU's float32 vectors."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu = HFTextEncoder(_minilm_dir(), device="cpu").encode(TEXTS)
+    gpu_enc = HFTextEncoder(_minilm_dir(), device="auto")
+    assert gpu_enc.device.type == "cuda" and gpu_enc._native is not None
+    gpu = gpu_enc.encode(TEXTS)
+    assert gpu.device.type == "cpu" and gpu.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(cpu, gpu).min().item() > 0.999
