@@ -23,13 +23,15 @@ from kgclip.engine.store import link_tree, mutation
 from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
+from kgclip.rag.concept_prior import fit_case_prior
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.image_metadata import fit_case_heads
 from kgclip.rag.vqa import VQAAnswerer, examples_from_vqa_rad
 
-__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir", "METADATA_HEADS"]
+__all__ = ["WorkspaceParts", "build_workspace", "trained_parts", "shipped_demo_dir", "METADATA_HEADS", "CONCEPT_PRIOR"]
 
 METADATA_HEADS = "metadata_heads"  # the workspace folder of the image metadata classifiers
+CONCEPT_PRIOR = "concept_prior"  # the workspace folder of the learned findings-concept prior (report drafts)
 
 
 def shipped_demo_dir() -> Path | None:
@@ -57,6 +59,9 @@ class WorkspaceParts:
     # Image metadata classifiers (modality / plane / region) trained on the cases' metadata at build time; None when
     # the cases' metadata could not train any, or the workspace predates them.
     metadata_heads: Any = None
+    # The findings-concept prior (kgclip.rag.concept_prior) trained at build time on the cases with findings text;
+    # None when fewer than MIN_PRIOR_CASES cases have findings (a VQA-RAD-style build: questions only).
+    concept_prior: Any = None
 
 
 def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad: str | Path | None = None,
@@ -109,11 +114,17 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
                                         image_featurizer=featurizer.name, show_progress=show_progress)
         answerer.tagger = tagger
         # Modality / plane / region classifiers on the same image vectors, from the cases' own metadata.
-        heads = fit_case_heads(cases, img, feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
+        feature_fp = str(getattr(featurizer, "fingerprint", featurizer.name))
+        heads = fit_case_heads(cases, img, feature_fingerprint=feature_fp)
+        # What the findings of cases like this one assert, learned from the cases' own findings (drafts mix it in).
+        prior = fit_case_prior(cases, img, tagger=tagger, graph=graph, feature_name=featurizer.name,
+                               feature_fingerprint=feature_fp)
         steps.update()
         tables = _write_version(staging, config, graph, cases, answerer, img, txt, featurizer, table_encoder)
         if heads is not None:
             heads.save(staging / METADATA_HEADS)
+        if prior is not None:
+            prior.save(staging / CONCEPT_PRIOR)
         source = str(Path(vqa_rad).expanduser().resolve())  # absolute: Engine.open / refresh rebuild from it
         manifest = write_engine_manifest(staging, config, graph, encoder, featurizer, cases,
                                          {"val_acc": val["val_acc"], "source": source}, neighbors)
@@ -124,7 +135,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
     steps.update()
     steps.close()
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                          featurizer, table_encoder, neighbors, heads)
+                          featurizer, table_encoder, neighbors, heads, prior)
 
 
 def _without_excluded(items: list[Any], exclude: Sequence[str]) -> list[Any]:

@@ -60,7 +60,8 @@ class Engine:
     def __init__(self, directory: Path, config: EngineConfig, graph: ConceptGraph, cases: list[Case],
                  answerer: VQAAnswerer, image_table: Any, text_table: Any, text_encoder: Any,
                  manifest: dict[str, Any], *, featurizer: Any = None, table_text_encoder: Any = None,
-                 neighbors: NeighborConcepts | None = None, metadata_heads: Any = None) -> None:
+                 neighbors: NeighborConcepts | None = None, metadata_heads: Any = None,
+                 concept_prior: Any = None) -> None:
         self.directory = directory
         self.config = config
         self.graph = graph
@@ -77,6 +78,8 @@ class Engine:
         self.neighbors = neighbors  # GNN nearest concepts, when configured
         # Modality / plane / region classifiers over the image vectors (kgclip.models.metadata_heads), or None.
         self.metadata_heads = metadata_heads
+        # The findings-concept prior trained on this workspace's cases with findings (drafts), or None.
+        self.concept_prior = concept_prior
         self.tagger = answerer.tagger or (ConceptTagger(graph) if config.use_kg else None)
         self.manifest = manifest
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
@@ -361,7 +364,9 @@ class Engine:
                 of that region, the draft is empty and ``report.notice`` says so.
             concept_prior: a :class:`~kgclip.rag.concept_prior.ConceptPrior` trained on this workspace's image
                 features (:func:`~kgclip.rag.concept_prior.train_concept_prior`); its probabilities for the image
-                are mixed into the similar cases' consensus with ``config.draft.prior_mix``.
+                are mixed into the similar cases' consensus with ``config.draft.prior_mix``. Default: the prior
+                the build trained on the workspace's own cases with findings (``self.concept_prior``; none when
+                fewer than :data:`~kgclip.rag.concept_prior.MIN_PRIOR_CASES` cases have findings text).
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
         loaded = load_image(image)
@@ -377,14 +382,7 @@ class Engine:
         if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
             self._draft_regions = BodyRegions(self.graph)
-        probs = None
-        if concept_prior is not None:
-            want, have = concept_prior.meta.get("feature_fingerprint"), getattr(self.featurizer, "fingerprint", None)
-            if want and have and want != have:
-                raise StaleArtifactError(f"the concept prior was trained on image features "
-                                         f"{concept_prior.meta.get('features')!r}, not this workspace's "
-                                         f"{getattr(self.featurizer, 'name', '?')!r}; retrain it on this workspace")
-            probs = concept_prior.predict_one(self.featurizer.embed_one(loaded), modality, region)
+        probs = self._prior_probabilities(concept_prior or self.concept_prior, vec, modality, region, labels)
         report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
                                   use_kg=self.config.use_kg, expander=self._draft_expander,
                                   regions=self._draft_regions, query_region=region, query_modality=modality,
@@ -392,6 +390,30 @@ class Engine:
         if self.llm is not None:
             report = self.llm.rewrite_report(report)
         return report
+
+    def _prior_probabilities(self, prior: ConceptPrior | None, vec: np.ndarray, modality: str | None,
+                             region: str | None, labels: Mapping[str, Any] | None) -> dict[str, float] | None:
+        """``{concept: probability}`` of ``prior`` for the query image, or ``None`` without a prior."""
+        if prior is None:
+            return None
+        want, have = prior.meta.get("feature_fingerprint"), getattr(self.featurizer, "fingerprint", None)
+        if want and have and want != have:
+            raise StaleArtifactError(f"the concept prior was trained on image features "
+                                     f"{prior.meta.get('features')!r}, not this workspace's "
+                                     f"{getattr(self.featurizer, 'name', '?')!r}; retrain it on this workspace")
+        if prior.meta.get("metadata_keys") == "normalized":  # a workspace prior: keyed in the shared vocabulary
+            from kgclip.rag.concept_prior import metadata_keys
+            from kgclip.rag.image_metadata import confident_label
+            from kgclip.rag.report_scope import REGION_THRESHOLD
+
+            modality, region = metadata_keys(modality, region)
+            # Unknown from the caller and the header: the classifiers' label when they are as sure as the
+            # report's scope requires; else the prior's region- / collection-wide rates.
+            if not modality and (found := confident_label(labels, "modality", REGION_THRESHOLD)):
+                modality = found[0]
+            if not region and (found := confident_label(labels, "region", REGION_THRESHOLD)):
+                region = found[0]
+        return prior.predict_one(vec, modality, region)
 
     def _with_sections(self, hit: CaseHit) -> CaseHit:
         """The hit with its case's report sections; a case whose text was made from question/answer pairs is

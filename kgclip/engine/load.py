@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.engine.build import (
+    CONCEPT_PRIOR,
     METADATA_HEADS,
     WorkspaceParts,
     read_embeddings,
@@ -87,8 +88,14 @@ def _load(workspace: Path, text_encoder: str | None, check_ontology_sources: boo
 
         heads = MetadataHeads.load(workspace / METADATA_HEADS,
                                    feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
+    prior = None
+    if (workspace / CONCEPT_PRIOR).is_dir():  # only workspaces whose cases have findings text have one
+        from kgclip.rag.concept_prior import ConceptPrior
+
+        prior = ConceptPrior.load(workspace / CONCEPT_PRIOR,
+                                  feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
-                          featurizer, table_encoder, neighbors, heads)
+                          featurizer, table_encoder, neighbors, heads, prior)
 
 
 def _saved_config(workspace: Path, fps: Mapping[str, str]) -> EngineConfig:

@@ -38,10 +38,14 @@ from kgclip.errors import ArtifactCorruptError, ConfigError, ModelNotFoundError,
 from kgclip.fingerprint import Hasher
 from kgclip.ontology.model import IS_A, ConceptGraph
 
-__all__ = ["ConceptPriorConfig", "ConceptPrior", "train_concept_prior"]
+__all__ = ["ConceptPriorConfig", "ConceptPrior", "train_concept_prior", "fit_case_prior", "metadata_keys",
+           "MIN_PRIOR_CASES"]
 
 _EPS = 1e-3  # rates are clipped to [eps, 1 - eps] before the logit: a never-seen concept is unlikely, not impossible
 _ANY = ""  # the group key of an unknown modality / region
+# A workspace trains its own prior (fit_case_prior) only from at least this many cases with findings text: fewer
+# cannot give any concept the ``min_cases`` it needs next to a useful number of others.
+MIN_PRIOR_CASES = 20
 
 
 @dataclass(frozen=True)
@@ -308,3 +312,52 @@ def _fit_heads(x: np.ndarray, y: np.ndarray, weights: np.ndarray, offset: torch.
     opt.step(closure)
     return w.detach().numpy(), b.detach().numpy()
 
+
+
+def metadata_keys(modality: str | None, region: str | None) -> tuple[str, str]:
+    """The shared vocabulary a workspace prior is keyed by: ``("CT", "chest")`` for ``("ct", "CHEST")``; several
+    regions join with ``+`` (``"abdomen+pelvis"``); unknown values give ``""``."""
+    from kgclip.rag.image_metadata import normalize_modality
+    from kgclip.rag.regions import regions_of_label
+
+    return normalize_modality(modality or ""), "+".join(sorted(regions_of_label(region or "")))
+
+
+def case_findings(case: object) -> str:
+    """A case's findings text: its ``findings`` section, else the findings section of its ``text``; empty for a
+    case whose text was made from question/answer pairs (those describe no findings)."""
+    from kgclip.data.sections import split_sections
+
+    findings = str(getattr(case, "findings", "") or "")
+    if findings or getattr(case, "impression", ""):
+        return findings
+    if getattr(case, "qa", None):
+        return ""
+    return split_sections(str(getattr(case, "text", "") or "")).findings
+
+
+def fit_case_prior(cases: Sequence[object], vectors: np.ndarray, *, tagger: object, graph: ConceptGraph | None,
+                   feature_name: str, feature_fingerprint: str, config: ConceptPriorConfig | None = None,
+                   min_training_cases: int = MIN_PRIOR_CASES) -> ConceptPrior | None:
+    """A prior trained on a workspace's own cases with findings, or ``None`` when they cannot train one.
+
+    Each case with findings text (:func:`case_findings`) is one row: its image vector, its modality and body
+    region in the shared vocabulary (:func:`metadata_keys`, stored as ``meta["metadata_keys"] = "normalized"`` so
+    queries are keyed the same way) and the concepts its findings assert (``tagger.concept_ids(...,
+    include_negated=False)``). ``None`` when fewer than ``min_training_cases`` cases have findings or no concept
+    reaches ``config.min_cases``. Shapes: ``vectors [len(cases), D]``.
+    """
+    rows = [(i, text) for i, c in enumerate(cases) if (text := case_findings(c).strip())]
+    if tagger is None or len(rows) < min_training_cases:
+        return None
+    keys = [metadata_keys(getattr(cases[i], "modality", ""), getattr(cases[i], "body_part", "")) for i, _ in rows]
+    concept_sets = [tagger.concept_ids(text, include_negated=False) for _, text in rows]  # type: ignore[attr-defined]
+    try:
+        prior = train_concept_prior(np.asarray(vectors, np.float32)[[i for i, _ in rows]], [k[0] for k in keys],
+                                    [k[1] for k in keys], concept_sets, config=config, graph=graph,
+                                    case_ids=[str(getattr(cases[i], "case_id", i)) for i, _ in rows],
+                                    feature_name=feature_name, feature_fingerprint=feature_fingerprint)
+    except ValueError:  # no concept asserted often enough
+        return None
+    prior.meta["metadata_keys"] = "normalized"
+    return prior
