@@ -24,7 +24,7 @@ from kgclip.rag.answerer import (AnswererConfig, AnswererCore, QAExample, kg_bag
                                  question_kind)
 from kgclip.rag.calibration import Calibrator
 from kgclip.rag.concepts import ConceptTagger, LinkedConcept, expand_concepts
-from kgclip.rag.router import route_question
+from kgclip.rag.router import question_options, route_question
 
 __all__ = ["Answer", "VQAAnswerer", "QAExample", "AnswererConfig", "Prediction", "normalize_answer",
            "question_kind"]
@@ -87,6 +87,12 @@ class Prediction:
     form: str = ""  # yes/no, choice or open
     route: str = ""  # what the question asks about (router kind)
     image_similarity: float = 1.0  # cosine of the image to the nearest memory image
+
+
+def _names_an_option(answer: str, options: Sequence[tuple[str, ...]]) -> bool:
+    """Whether a normalised answer contains the key word(s) of one of a question's options."""
+    words = set(answer.split())
+    return any(set(spans[0].split()) <= words for spans in options)
 
 
 class VQAAnswerer:
@@ -273,16 +279,58 @@ class VQAAnswerer:
             best = core.answers[int(order[0])]
             nn = np.argsort(-sim[i])[:neighbors]
             raw = float(p[order[0]])
+            candidates = [(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
+                          if p[j] > 0.0]  # only answers the question allows (yes/no lists yes and no)
+            confidence = float(self.calibrator(raw, form))
+            options = question_options(questions[i])
+            if options and not _names_an_option(best, options):
+                # "Is the CSF radiolucent or radioopaque?": the answer is one of the options it names, even when
+                # no training answer is (the answerer's own distribution then only holds yes / no).
+                form, candidates = "options", self._option_candidates(options, sim[i])
+                best, raw = normalize_answer(candidates[0][0]), candidates[0][1]
+                confidence = float(self.calibrator(raw, form))
             preds.append(Prediction(
-                text=self.display.get(best, best), normalized=best, confidence=float(self.calibrator(raw, form)),
-                kind="open" if form == "open" else "closed",
-                # only answers the question allows (a yes/no question lists yes and no, not open answers at 0.0)
-                candidates=[(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
-                            if p[j] > 0.0],
+                text=self.display.get(best, best), normalized=best, confidence=confidence,
+                kind="open" if form == "open" else "closed", candidates=candidates,
                 neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i],
                 raw_confidence=raw, form=form, route=route_question(questions[i]).kind,
                 image_similarity=float(image_sim[i])))
         return preds
+
+    def _option_candidates(self, options: Sequence[tuple[str, ...]], sim: np.ndarray, k: int = 10,
+                           prior_weight: float = 0.05) -> list[tuple[str, float]]:
+        """The options of a choice question, best first, each with its share of the evidence.
+
+        Evidence for an option: the similarity of each of the ``k`` most similar training questions whose answer
+        names it (its key word), plus ``prior_weight`` x the option's share of the training answers that name
+        an option (how often answers say "left" rather than "right"). An option is written as the span of it
+        most often given as a whole training answer ("left side" or "left").
+        """
+        counts = self._answer_counts()
+        top = np.argsort(-sim)[:k]
+        near = [(set(normalize_answer(self.examples[j].answer).split()), max(float(sim[j]), 0.0)) for j in top]
+        votes, priors, shown = [], [], []
+        for spans in options:
+            key = set(spans[0].split())
+            votes.append(sum(w for words, w in near if key <= words))
+            priors.append(sum(c for a, c in counts.items() if key <= set(a.split())))
+            shown.append(max(spans, key=lambda span: (counts.get(span, 0), -len(span))))
+        prior = np.asarray(priors, float) / max(sum(priors), 1)
+        score = np.asarray(votes, float) + prior_weight * prior + 1e-6 * np.arange(len(options))  # ties: the last
+        share = (score + 0.1) / (score.sum() + 0.1 * len(options))
+        order = np.argsort(-score)
+        return [(self.display.get(shown[j], shown[j]), float(share[j])) for j in order]
+
+    def _answer_counts(self) -> dict[str, int]:
+        """How often each normalised answer was given in training (memoised)."""
+        counts = getattr(self, "_counts", None)
+        if counts is None:
+            counts = {}
+            for e in self.examples:
+                a = normalize_answer(e.answer)
+                counts[a] = counts.get(a, 0) + 1
+            self._counts = counts
+        return counts
 
     def _distributions(self, q: np.ndarray, img: np.ndarray, kg: np.ndarray, ctx: np.ndarray,
                        sets: list[set[str]], questions: Sequence[str]

@@ -90,3 +90,21 @@ def test_fit_refuses_bad_input(data):
                         show_progress=False)
     with pytest.raises(ConfigError):
         AnswererConfig(val_fraction=0.9)
+
+
+def test_a_choice_question_gets_one_of_its_options_even_when_no_training_answer_is_one(fitted, data):
+    """'Is the CSF radiolucent or radioopaque?' was answered 'No' (no option is a training answer); now an option,
+    chosen by the similar training questions' answers and how often training answers name each option."""
+    model, _ = fitted
+    _, test, vecs = data
+    img = np.stack([vecs[test[0].image_key]] * 2)
+    preds = model.predict_batch(["Is the lesion hyperintense or hypointense?", "Is the CSF radiolucent or opaque?"],
+                                img)
+    for pred, options in zip(preds, (("hyperintense", "hypointense"), ("radiolucent", "opaque"))):
+        assert pred.normalized in options and pred.form == "options" and pred.kind == "closed"
+        assert [normalize_answer(c) for c, _ in pred.candidates] == sorted(
+            options, key=lambda o: o != pred.normalized)
+        assert 0.0 < pred.confidence < 1.0 and abs(sum(p for _, p in pred.candidates) - 1.0) < 1e-6
+    # An answer that already names an option is kept ("CT or MRI?" in the synthetic training set).
+    ct = model.predict_batch(["Is this a CT or an MRI?"], img[:1])[0]
+    assert ct.form == "choice" and ct.text in ("CT", "MRI")

@@ -70,3 +70,23 @@ def test_coverage_and_bootstrap():
     lo, hi = bootstrap_ci(np.r_[np.ones(60), np.zeros(40)], seed=1)
     assert lo < 0.6 < hi and hi - lo < 0.25
     assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0
+
+
+@pytest.mark.parametrize("question,options", [
+    ("Is the mass hyperintense or hypointense?", [("hyperintense", "mass hyperintense"), ("hypointense",)]),
+    ("Is this a T1 weighted, T2 weighted, or FLAIR image?", [("weighted", "t1 weighted"), ("t2 weighted",),
+                                                             ("flair",)]),
+    ("Is the contrast in the bowels or the vasculature?", [("bowels",), ("vasculature",)]),
+    ("Is the lesion on the patient's right or left side?", [("right",), ("left", "left side")]),
+    ("Are there epidural or subdural bleeds as well?", []),  # existence: yes / no
+    ("Can you evaluate the kidneys, bladder or ureters in this image?", []),
+    ("Is there a pleural effusion?", []),
+])
+def test_question_options(question, options):
+    from kgclip.rag.router import question_options
+
+    assert question_options(question) == options
+
+
+def test_a_list_with_a_comma_before_or_is_a_choice():
+    assert route_question("Is this a T1 weighted, T2 weighted, or FLAIR image?").form == "choice"
