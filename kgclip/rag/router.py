@@ -5,7 +5,7 @@ DICOM header where present, else from the answerer; presence of a finding from t
 trained head; laterality / location, size / count and open descriptions from the trained answerer restricted to
 answers *of that kind*, so "which side?" is never answered "Ribs". A question that names its options ("Is the CSF
 radiolucent or radioopaque?", :func:`question_options`) is answered with one of them, never "yes" or "no" (VQA-RAD
-``--split val``: closed 0.650 -> 0.664, overall 0.416 -> 0.424).
+``--split val``: closed 0.650 -> 0.666, overall 0.416 -> 0.426).
 
 >>> route_question("Which side is the opacity on?")
 Route(kind='laterality', form='open')
@@ -173,5 +173,10 @@ def question_options(question: str) -> list[tuple[str, ...]]:
     right = _without_articles(_span_words(tail))
     options.append(tuple(" ".join(right[:k]) for k in range(1, min(3, len(right)) + 1)
                          if right[0] not in _NOT_AN_OPTION and right[k - 1] not in _NOT_AN_OPTION))
+    if len(options) == 2 and options[0] and len(right) >= 2 and right[1] not in _NOT_AN_OPTION:
+        # "with or without contrast", "more or less dense": the words after the right option's first word are
+        # shared, so the left option is also written with them ("with contrast", "more dense").
+        key = options[0][0]
+        options[0] += tuple(f"{key} {' '.join(right[1:k])}" for k in range(2, min(3, len(right)) + 1))
     options = [o for o in options if o]
     return options if len(options) >= 2 else []

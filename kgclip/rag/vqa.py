@@ -89,6 +89,12 @@ class Prediction:
     image_similarity: float = 1.0  # cosine of the image to the nearest memory image
 
 
+# An option answer's confidence is its evidence share times this: chosen on VQA-RAD --split val (validation carved
+# from train), where option answers were right 31 % of the time at a mean share of 0.62 (the answer's words often
+# differ from the option's: "with" for "with contrast").
+OPTION_CONFIDENCE = 0.5
+
+
 def _names_an_option(answer: str, options: Sequence[tuple[str, ...]]) -> bool:
     """Whether a normalised answer contains the key word(s) of one of a question's options."""
     words = set(answer.split())
@@ -319,7 +325,7 @@ class VQAAnswerer:
         score = np.asarray(votes, float) + prior_weight * prior + 1e-6 * np.arange(len(options))  # ties: the last
         share = (score + 0.1) / (score.sum() + 0.1 * len(options))
         order = np.argsort(-score)
-        return [(self.display.get(shown[j], shown[j]), float(share[j])) for j in order]
+        return [(self.display.get(shown[j], shown[j]), float(OPTION_CONFIDENCE * share[j])) for j in order]
 
     def _answer_counts(self) -> dict[str, int]:
         """How often each normalised answer was given in training (memoised)."""

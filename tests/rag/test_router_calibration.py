@@ -77,7 +77,9 @@ def test_coverage_and_bootstrap():
     ("Is this a T1 weighted, T2 weighted, or FLAIR image?", [("weighted", "t1 weighted"), ("t2 weighted",),
                                                              ("flair",)]),
     ("Is the contrast in the bowels or the vasculature?", [("bowels",), ("vasculature",)]),
-    ("Is the lesion on the patient's right or left side?", [("right",), ("left", "left side")]),
+    ("Is the lesion on the patient's right or left side?", [("right", "right side"), ("left", "left side")]),
+    ("Was this image taken with or without contrast?", [("with", "taken with", "with contrast"),
+                                                       ("without", "without contrast")]),
     ("Are there epidural or subdural bleeds as well?", []),  # existence: yes / no
     ("Can you evaluate the kidneys, bladder or ureters in this image?", []),
     ("Is there a pleural effusion?", []),
