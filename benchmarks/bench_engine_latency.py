@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     engine.draft_report(images[0])
     ask_ms, draft_ms, search_ms, encode_ms = [], [], [], []
     for i in range(n):
-        image, question = images[i % len(images)], QUESTIONS[i % len(QUESTIONS)] + ("" if i < len(QUESTIONS) else f" ({i})")
+        image, question = (images[i % len(images)],
+                           QUESTIONS[i % len(QUESTIONS)] + ("" if i < len(QUESTIONS) else f" ({i})"))
         t = time.perf_counter()
         engine.ask(image, question)
         ask_ms.append(1000 * (time.perf_counter() - t))
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.text_encoder.encode([f"{question} [{i} {time.time()}]"])
         encode_ms.append(1000 * (time.perf_counter() - t))
     result = {
-        "n": n, "threads": args.threads or "default", "cases": len(engine.cases), "concepts": len(engine.graph), "index": engine.config.index_backend,
+        "n": n, "threads": args.threads or "default", "cases": len(engine.cases), "concepts": len(engine.graph),
+        "index": engine.config.index_backend,
         "load_s": round(load_s, 2),
         "ask_p50_ms": round(statistics.median(ask_ms), 1), "ask_p95_ms": round(_pct(ask_ms, 0.95), 1),
         "draft_p50_ms": round(statistics.median(draft_ms), 1), "draft_p95_ms": round(_pct(draft_ms, 0.95), 1),

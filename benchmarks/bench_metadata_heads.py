@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from kgclip.config import shared_data_dir
+from kgclip.config import shared_data_dir  # noqa: E402 - after the sys.path insert above
 
 
 def ci(hits: np.ndarray, seed: int = 0) -> list[float]:

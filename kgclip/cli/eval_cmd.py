@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="dev: the reported figures, run once; val: development, on cases carved from train")
     r.add_argument("--no-select", dest="select", action="store_false",
                    help="skip the selection on val (a few minutes) and use the configurations selected before")
-    r.add_argument("--rounds", type=_at_least_one, default=3, help="coordinate-ascent passes of the selection (default 3)")
+    r.add_argument("--rounds", type=_at_least_one, default=3,
+                   help="coordinate-ascent passes of the selection (default 3)")
     r.add_argument("--select-on", choices=("concept_f1", "all"), default="concept_f1",
                    help="what the selection on val maximises: concept F1 (default) or concept F1 + BLEU-4 + ROUGE-L")
     r.add_argument("--no-prior", dest="prior", action="store_false",

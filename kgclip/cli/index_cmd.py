@@ -2,8 +2,9 @@
 
 Build from a JSONL / CSV of texts (encoded with a kgclip text encoder) or from a safetensors vectors file; search
 by text with the encoder the index was built with (recorded as given to ``build --encoder``; a different encoder is
-refused). Ids are integers or strings (see :mod:`kgclip.index.io`); ``--filter`` takes any metadata key in the data. ``add`` and ``remove`` hold
-the index's writer lock for their whole load-modify-save, so concurrent writers queue instead of losing updates.
+refused). Ids are integers or strings (see :mod:`kgclip.index.io`); ``--filter`` takes any metadata key in the data.
+``add`` and ``remove`` hold the index's writer lock for their whole load-modify-save, so concurrent writers queue
+instead of losing updates.
 
 ``--backend faiss`` (default) or ``--backend milvus [--uri URI] [--collection NAME]``: Milvus keeps the vectors in a
 Milvus Lite file (default ``DIR/milvus.db``) or on a server (``http://host:19530``); the directory then holds the

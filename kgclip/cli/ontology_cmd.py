@@ -1,10 +1,10 @@
 """``kgclip ontology ...``: import sources into a curated graph directory, inspect it, edit it, diff and export it.
 
 Each command is a thin call into :mod:`kgclip.ontology.importing`, :mod:`~kgclip.ontology.store`,
-:mod:`~kgclip.ontology.curation` and :mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a refused edit or a failed import
-leaves the directory untouched. Commands that write a directory hold its writers' lock from reading it to writing it
-(:func:`kgclip.ontology.locking.graph_dir_lock`), so two simultaneous edits run one after the other; a writer that
-waits longer than ``--wait`` seconds fails with a clear error instead.
+:mod:`~kgclip.ontology.curation` and :mod:`~kgclip.ontology.diff`. Edits are validated before anything is written, so a
+refused edit or a failed import leaves the directory untouched. Commands that write a directory hold its writers' lock
+from reading it to writing it (:func:`kgclip.ontology.locking.graph_dir_lock`), so two simultaneous edits run one after
+the other; a writer that waits longer than ``--wait`` seconds fails with a clear error instead.
 
 Heavy libraries (numpy, rdflib, safetensors) are imported inside the handlers, never at registration, so that
 ``kgclip --help`` and every other command group stay fast.

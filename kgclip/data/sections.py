@@ -93,7 +93,8 @@ _LAB = re.compile(r"(?i)\b(?:pcr|rt-pcr|wbc|white (?:blood )?(?:cell|count)|crp|
                   r"tested (?:positive|negative)|(?:positive|negative) for (?:covid|sars|influenza|hiv|tb))\b"
                   r"|\b\d+(?:\.\d+)?\s*(?:mg/dl|mmol/l|g/dl|u/l|iu/l|meq/l|ng/ml|/mm3|cells/\S+|x\s*10\^?\d)"
                   r"|\b(?:temp|bp|hr|rr|spo2|o2 sat|pulse)\s*:?\s*\d")  # vital signs
-_QA = re.compile(r"(?i)^(?:what|which|where|who|whom|whose|how|why|when|is|are|was|were|does|do|did|can|could|has|have|should|would|will|shall|may|might|must|name|describe|list)\b"
+_QA = re.compile(r"(?i)^(?:what|which|where|who|whom|whose|how|why|when|is|are|was|were|does|do|did|can|could|"
+                 r"has|have|should|would|will|shall|may|might|must|name|describe|list)\b"
                  r"[^:?]{3,}[?:]\s*\S")
 
 

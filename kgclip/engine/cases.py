@@ -124,9 +124,11 @@ def qa_statement(question: str, answer: str) -> str:
         if m:
             return f"{'No' if neg else 'There is'} {m.group(1)}."
         m = re.match(r"(?i)^(?:is|are|was|were|does|do|did|can|could|has|have)\s+(?:there\s+|you see\s+|we see\s+|"
-                     r"(?:this|the) (?:image|film|scan) (?:show|depict|demonstrate)\s+)?((?:an?\s+|any\s+|evidence of\s+)*)"
+                     r"(?:this|the) (?:image|film|scan) (?:show|depict|demonstrate)\s+)?"
+                     r"((?:an?\s+|any\s+|evidence of\s+)*)"
                      r"(.+)$", q)
-        if neg and m and not re.match(r"(?i)(this|it|these|that|the (image|film|scan|patient))\b", m.group(2)):  # "Do you see a pleural effusion?" + no -> "No pleural effusion." (negation-detectable)
+        # "Do you see a pleural effusion?" + no -> "No pleural effusion." (negation-detectable)
+        if neg and m and not re.match(r"(?i)(this|it|these|that|the (image|film|scan|patient))\b", m.group(2)):
             return f"No {m.group(2)}."
         return f"{q}: {a.lower()}."
     return f"{q}: {a}."

@@ -95,8 +95,8 @@ def run_demo(out: str | Path = "indexes/demo", data: str | Path | None = None, *
              "<h1>kgclip demo</h1>",
              f"<p>Workspace <code>{html.escape(str(out))}</code>: {len(engine.cases)} cases, {len(engine.graph)} "
              f"concepts, answerer trained on {len(engine.answerer.examples)} questions. Questions below are from the "
-             "held-out test split of the shipped VQA-RAD sample (CC0), about images kept out of the case base and of the "
-             "answerer's training; the gold answer is shown beside each answer. "
+             "held-out test split of the shipped VQA-RAD sample (CC0), about images kept out of the case base and of "
+             "the answerer's training; the gold answer is shown beside each answer. "
              "Evidence lists similar questions on similar images, similar cases and knowledge-graph facts.</p>"]
     correct = 0
     for ans, gold, r in zip(result.answers, result.gold, picked):

@@ -360,8 +360,8 @@ class Engine:
                 draft for an image already in the workspace is not a copy of its own case.
             region, modality: the query's body region and modality; default: the image header's
                 ``BodyPartExamined`` / ``Modality``, else the workspace's metadata classifiers when they are sure
-                (:data:`kgclip.rag.report_scope.REGION_THRESHOLD`), else the similar cases' own regions vote. With no similar case
-                of that region, the draft is empty and ``report.notice`` says so.
+                (:data:`kgclip.rag.report_scope.REGION_THRESHOLD`), else the similar cases' own regions vote. With no
+                similar case of that region, the draft is empty and ``report.notice`` says so.
             concept_prior: a :class:`~kgclip.rag.concept_prior.ConceptPrior` trained on this workspace's image
                 features (:func:`~kgclip.rag.concept_prior.train_concept_prior`); its probabilities for the image
                 are mixed into the similar cases' consensus with ``config.draft.prior_mix``. Default: the prior

@@ -1,4 +1,5 @@
-"""Model input from :class:`~kgclip.imaging.io.ImageData`: 3-channel, aspect-preserving resize + pad, normalise, augment.
+"""Model input from :class:`~kgclip.imaging.io.ImageData`: 3-channel, aspect-preserving resize + pad, normalise,
+augment.
 
 All operations are torch tensor ops (no torchvision dependency), deterministic given a ``torch.Generator``.
 

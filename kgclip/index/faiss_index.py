@@ -149,7 +149,8 @@ class FaissIndex:
 
     def check_encoder(self, fingerprint: str | None) -> None:
         """Raise ``EncoderMismatchError`` when ``fingerprint`` differs from the one the index was built with."""
-        if fingerprint is not None and self._encoder_fingerprint is not None and fingerprint != self._encoder_fingerprint:
+        if (fingerprint is not None and self._encoder_fingerprint is not None
+                and fingerprint != self._encoder_fingerprint):
             raise EncoderMismatchError(
                 f"this index was built with encoder fingerprint {self._encoder_fingerprint}, but the query encoder "
                 f"has {fingerprint}; query with the same encoder, or rebuild the index with this one"
@@ -272,7 +273,8 @@ class FaissIndex:
 
     def search(self, query: np.ndarray, k: int = 10, filters: Mapping[str, Any] | None = None
                ) -> list[list[SearchHit]]:
-        """Top-``k`` hits per query among items matching ``filters`` (see :func:`kgclip.index.metadata.normalise_filters`).
+        """Top-``k`` hits per query among items matching ``filters``
+        (see :func:`kgclip.index.metadata.normalise_filters`).
 
         Shapes: ``query`` ``[Q, dim]`` or ``[dim]`` -> Q lists of at most ``k`` :class:`SearchHit`, best first.
         """
@@ -525,7 +527,8 @@ class FaissIndex:
         try:
             index = faiss.deserialize_index(np.frombuffer(blobs["index.faiss"], dtype=np.uint8))
         except (RuntimeError, KeyError) as exc:
-            raise ArtifactCorruptError(f"{target}/index.faiss cannot be read by FAISS ({exc}); rebuild the index") from exc
+            raise ArtifactCorruptError(
+                f"{target}/index.faiss cannot be read by FAISS ({exc}); rebuild the index") from exc
         store = MetadataStore.from_bytes(blobs["metadata.sqlite"], name=str(target / "metadata.sqlite"))
         self = cls(config, encoder_fingerprint=stored, encoder_name=manifest.get("encoder_name"))
         pos2id = alive = None

@@ -154,7 +154,8 @@ def _normalise_row(row: dict[str, Any], text_field: str, id_field: str, require_
         raise InputFormatError(f"missing the {text_field!r} field (give --text-field NAME when the text is called "
                                "otherwise)", path=str(path), line=line_no)
     if text is not None:
-        if not isinstance(text, (str, int, float)) or isinstance(text, bool) or (require_text and not str(text).strip()):
+        if (not isinstance(text, (str, int, float)) or isinstance(text, bool)
+                or (require_text and not str(text).strip())):
             raise InputFormatError(f"{text_field!r} must be non-empty text, got {text!r}"[:200], path=str(path),
                                    line=line_no)
         row["text"] = str(text)

@@ -179,7 +179,8 @@ class MetadataStore:
         with self._lock, self._conn:
             present = ids[self.contains(ids)]
             for chunk in _chunks(present):
-                self._conn.execute("DELETE FROM items WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(chunk),))
+                self._conn.execute("DELETE FROM items WHERE id IN (SELECT value FROM json_each(?))",
+                                   (json.dumps(chunk),))
             self._delete_concepts(present)
             self._touch()
         return present
@@ -253,7 +254,8 @@ class MetadataStore:
             for name, values in key:
                 # One JSON parameter per key, however many values: no "too many SQL variables".
                 if name == "concept":
-                    where.append("id IN (SELECT id FROM item_concepts WHERE concept IN (SELECT value FROM json_each(?)))")
+                    where.append("id IN (SELECT id FROM item_concepts "
+                                 "WHERE concept IN (SELECT value FROM json_each(?)))")
                 elif name in COLUMNS:
                     where.append(f"{name} IN (SELECT CAST(value AS TEXT) FROM json_each(?))")
                 else:

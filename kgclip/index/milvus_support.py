@@ -90,7 +90,8 @@ def _column(value: Any) -> str | None:
 
 
 def drop_collection(uri: str, collection: str, *, token: str | None = None, timeout: float = 10.0) -> bool:
-    """Drop ``collection`` at ``uri`` if it exists (a rebuild that replaces an earlier index). Returns whether it did."""
+    """Drop ``collection`` at ``uri`` if it exists (a rebuild that replaces an earlier index).
+    Returns whether it did."""
     client = _connect(uri, token, timeout)
     try:
         if client.has_collection(collection):

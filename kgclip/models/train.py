@@ -285,7 +285,8 @@ def train(config: TrainConfig, features: PairFeatures, out_dir: str | os.PathLik
                           f"{model.text_encoder.dim}; prepare features with the model's text tower")
     part = model.frozen_features_part()
     if (part is None) != (features.image_feats is None) or (
-            part is not None and features.image_feats is not None and (features.image_feats.dim() == 2) != (part == "pooled")):
+            part is not None and features.image_feats is not None
+            and (features.image_feats.dim() == 2) != (part == "pooled")):
         raise ConfigError(
             f"model.train_blocks={config.model.train_blocks} trains on {part or 'pixels'}, but the features hold "
             f"{'pixels' if features.image_feats is None else 'tower features'}; prepare them with "

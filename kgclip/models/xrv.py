@@ -277,7 +277,10 @@ class XRVImageTower(ImageTower):
         return fmap.mean(dim=(2, 3))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pooled features (torchxrayvision's ``features2`` / ``features``). Shapes: ``[B, 3, H, W]`` -> ``[B, dim]``."""
+        """Pooled features (torchxrayvision's ``features2`` / ``features``).
+
+        Shapes: ``[B, 3, H, W]`` -> ``[B, dim]``.
+        """
         return self.pool(self.forward_features(pixels))
 
 

@@ -75,7 +75,8 @@ def normalize_curie(text: str) -> str:
 
 
 def normalize_relation_type(label: str) -> str:
-    """``"Part_Of"``, ``"part of"``, ``"partOf"``, ``"BFO:0000050"`` -> ``"part_of"``; ``"subClassOf"`` -> ``"is_a"``."""
+    """``"Part_Of"``, ``"part of"``, ``"partOf"``, ``"BFO:0000050"`` -> ``"part_of"``;
+    ``"subClassOf"`` -> ``"is_a"``."""
     label = label.strip()
     special = {
         "subclassof": IS_A,

@@ -283,7 +283,8 @@ class ConceptGraph:
         if i is None:
             return self._append_concept(concept)
         old = self._concept_at(i)
-        if old.name and concept.name and old.name.casefold() != concept.name.casefold() and old.source == concept.source:
+        if (old.name and concept.name and old.name.casefold() != concept.name.casefold()
+                and old.source == concept.source):
             self._duplicates[concept.id] = None
         self._set_concept(i, old.merged_with(concept))
         return i

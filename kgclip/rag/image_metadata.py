@@ -72,7 +72,8 @@ _PLANE_WORDS = re.compile(r"\b(axial|transverse|coronal|sagittal|saggital|pa|pos
                           r"lateral)\b")
 # Open questions that ask for the field itself ("What modality is this?", "In what plane?", "Which organ system?").
 _ASKS_FOR = {
-    "modality": re.compile(r"\b(modality|(type|kind) of (image|imaging|scan|study|radiograph)|imaging (method|technique)|"
+    "modality": re.compile(r"\b(modality|(type|kind) of (image|imaging|scan|study|radiograph)|"
+                           r"imaging (method|technique)|"
                            r"how (was|is) (this|the) (image|scan|picture) (taken|obtained|acquired|made))\b"),
     "plane": re.compile(r"\b(what|which) (imaging )?(plane|projection|view)\b|\b(plane|projection) (is|was)\b"),
     "region": re.compile(r"\b(organ system|body part|part of the body|body region|anatomic\w* region)\b"),
@@ -87,7 +88,10 @@ _DISPLAY = {"modality": {"CT": "CT", "MR": "MRI", "XR": "X-ray", "US": "Ultrasou
 _FINER = re.compile(r"\b(t1|t2|flair|dwi|adc|diffusion|weighted|weighting|sequence|contrast|noncontrast|enhanced|"
                     r"enhancing|gadolinium|stir|iv|oral|special|portable|decubitus|oblique|reformat\w*|3d)\b")
 # Words a yes/no question about the image's own modality / plane / region may hold besides the values it names.
-_FRAME = frozenset(["is", "are", "was", "were", "does", "do", "did", "this", "these", "that", "it", "the", "a", "an", "image", "images", "picture", "photo", "scan", "scans", "projection", "study", "view", "taken", "with", "using", "by", "via", "in", "on", "of", "plane", "section", "slice", "obtained", "done", "performed", "shown", "type", "kind", "modality", "imaging", "plain", "radiology", "radiological"])
+_FRAME = frozenset(["is", "are", "was", "were", "does", "do", "did", "this", "these", "that", "it", "the", "a", "an",
+                    "image", "images", "picture", "photo", "scan", "scans", "projection", "study", "view", "taken",
+                    "with", "using", "by", "via", "in", "on", "of", "plane", "section", "slice", "obtained", "done",
+                    "performed", "shown", "type", "kind", "modality", "imaging", "plain", "radiology", "radiological"])
 
 
 def _text(value: str) -> str:

@@ -10,8 +10,8 @@ supported two ways:
   drafted anatomy. Each such link is a fact the impression line cites.
 
 Symptoms and signs are never an impression ("Consider fever" is not a diagnosis), nor a disease the draft negates,
-nor a class too general to say anything (fewer than three is-a levels below its root, unless a leaf). Each line cites the cases and
-the facts it rests on.
+nor a class too general to say anything (fewer than three is-a levels below its root, unless a leaf). Each line cites
+the cases and the facts it rests on.
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ async def scan_page(request: Request) -> Response:
  </div>
  <div class="col">
   <h2>Draft report</h2>
-  <div class="row"><select id="region" aria-label="body region"><option value="">region: from the image</option></select>
+  <div class="row"><select id="region"
+   aria-label="body region"><option value="">region: from the image</option></select>
    <button id="draftbtn" type="button">Draft from similar cases</button></div>
   <div id="draft" class="panel" hidden>
    <h4>Findings</h4><ol id="findings" class="sentences"></ol>
@@ -119,7 +120,8 @@ _CURATE_EDITS = """<details><summary>Add a concept</summary>
  <input name="name" placeholder="name" required><input name="parents" placeholder="parent ids, comma-separated">
  <input name="synonyms" placeholder="synonyms, comma-separated"><input name="author" placeholder="your name" required>
  <input name="reason" placeholder="reason"><button type="submit">Add concept</button></form></details>
-<form id="undoform" class="row"><input id="undoauthor" placeholder="your name"><button type="submit">Undo last edit</button>
+<form id="undoform" class="row"><input id="undoauthor"
+ placeholder="your name"><button type="submit">Undo last edit</button>
  </form>"""
 
 
@@ -139,7 +141,8 @@ def _concept_body(name: str, c: dict[str, Any], *, read_only: bool) -> str:
 <p><b>Cross-references:</b> {escape("; ".join(c["xrefs"]) or "none")}</p>
 <div class="cols"><div class="col"><h3>Parents</h3><ul>{links(c["parents"])}</ul>
  <h3>Children</h3><ul>{links(c["children"])}</ul><h3>Relations</h3><ul>{rels}</ul></div>
- <div class="col"><img class="svg" alt="neighbourhood" src="/api/ontology/{escape(name)}/concept/{escape(c["id"])}/graph.svg">
+ <div class="col"><img class="svg" alt="neighbourhood"
+  src="/api/ontology/{escape(name)}/concept/{escape(c["id"])}/graph.svg">
  </div></div>
 {"" if read_only else _EDIT_FORMS.format(id=escape(c["id"]))}
 <p id="status" class="status" role="status"></p>"""
@@ -147,7 +150,8 @@ def _concept_body(name: str, c: dict[str, Any], *, read_only: bool) -> str:
 
 _EDIT_FORMS = """<h3>Edit</h3>
 <form class="edit grid" data-op="add_relation"><input type="hidden" name="source" value="{id}">
- <input name="type" placeholder="relation type (e.g. has_symptom)" required><input name="target" placeholder="target id" required>
+ <input name="type" placeholder="relation type (e.g. has_symptom)" required><input name="target"
+  placeholder="target id" required>
  <input name="author" placeholder="your name" required><input name="reason" placeholder="reason">
  <button type="submit">Add relation</button></form>
 <form class="edit grid" data-op="update_concept"><input type="hidden" name="id" value="{id}">

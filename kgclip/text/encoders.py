@@ -334,7 +334,8 @@ for _alias, _target in _ALIASES.items():
 
 
 def _split_name(key: str) -> tuple[str, str]:
-    """``"hashing-64"`` -> ``("hashing", "64")``, ``"hf:/dir"`` -> ``("hf", "/dir")``, ``"minilm"`` -> ``("minilm", "")``."""
+    """``"hashing-64"`` -> ``("hashing", "64")``, ``"hf:/dir"`` -> ``("hf", "/dir")``,
+    ``"minilm"`` -> ``("minilm", "")``."""
     kind, sep, arg = key.partition(":")
     if sep:
         return kind, arg

@@ -415,7 +415,8 @@ class ConceptLinker:
         optionally also not uncertain / historical."""
         keep = []
         for m in self.link(text):
-            if (m.negated and not include_negated) or (m.uncertain and not include_uncertain) or (m.historical and not include_historical):
+            if ((m.negated and not include_negated) or (m.uncertain and not include_uncertain)
+                    or (m.historical and not include_historical)):
                 continue
             keep.append(m.concept_id)
         return list(dict.fromkeys(keep))

@@ -6,8 +6,8 @@ within the edit bound is found without comparing against the whole vocabulary. E
 the optimal-string-alignment distance (Damerau-Levenshtein with adjacent transpositions): one edit for tokens of 5+
 characters, two from 12 characters on (dense medical vocabularies sit two substitutions apart: hypovolemia /
 hypokalemia). The similarity ``1 - edits / length`` must also reach the configured threshold, and a word of under 8
-letters keeps its first letter (typos there are rare, and "worse" -> "horse" is a real word mis-corrected). Among candidates the
-fewest edits win, then the most shared character trigrams, then the token itself (deterministic).
+letters keeps its first letter (typos there are rare, and "worse" -> "horse" is a real word mis-corrected). Among
+candidates the fewest edits win, then the most shared character trigrams, then the token itself (deterministic).
 
 A correction never swaps one English ending for another (:func:`differ_by_inflection`: "imaged" is not a typo of
 "image", nor "possible" of "possibly"): report words are often another form of a vocabulary word. A correction

@@ -30,7 +30,8 @@ def _medpix(root: Path) -> Path:
         {"U_id": "MPX1", "TAC": ["MPX1_synpic1"], "MRI": ["MPX1_synpic2"],
          "Case": {"Title": "Effusion", "History": "Cough.", "Exam": "N/A", "Findings": "Right  pleural\neffusion.",
                   "Differential Diagnosis": "Empyema", "Case Diagnosis": "Pleural effusion", "Diagnosis By": "N/A"},
-         "Topic": {"Title": "Pleural effusion", "Disease Discussion": "Fluid.", "ACR Code": "6.8", "Category": "Fluid"}},
+         "Topic": {"Title": "Pleural effusion", "Disease Discussion": "Fluid.", "ACR Code": "6.8",
+                   "Category": "Fluid"}},
         {"U_id": "MPX2", "TAC": [], "MRI": ["MPX2_synpic3"],
          "Case": {"Title": "Glioma", "Findings": "Enhancing mass."}, "Topic": {"Title": "Glioma"}},
     ]

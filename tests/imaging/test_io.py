@@ -153,7 +153,8 @@ def test_enhanced_multiframe_functional_groups() -> None:
     ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
     reference = read_image(dicom_bytes(ds), window="lung")
     transform, orientation = Dataset(), Dataset()
-    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = ds.RescaleSlope, ds.RescaleIntercept, "HU"
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = (
+        ds.RescaleSlope, ds.RescaleIntercept, "HU")
     orientation.ImageOrientationPatient = ds.ImageOrientationPatient
     shared = Dataset()
     shared.PixelValueTransformationSequence = Sequence([transform])

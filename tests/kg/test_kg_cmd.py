@@ -25,7 +25,7 @@ def test_train_neighbors_refresh(workspace, capsys) -> None:  # noqa: ANN001
 
     assert main(["kg", "neighbors", "--embeddings", str(out), "DOID:552", "-k", "3", "--ontology", str(onto)]) == 0
     text = capsys.readouterr().out
-    assert "pneumonia" in text and len([l for l in text.splitlines() if l.startswith("  ")]) == 3
+    assert "pneumonia" in text and len([line for line in text.splitlines() if line.startswith("  ")]) == 3
 
     assert main(["kg", "refresh", "--ontology", str(onto), "--embeddings", str(out)]) == 0
     assert "up to date" in capsys.readouterr().out

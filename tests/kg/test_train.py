@@ -35,7 +35,8 @@ def test_training_improves_mrr(encoder: str, fast_config: KGTrainConfig, make_sy
     untrained = build_encoder(encoder, in_dim=32, num_relations=len(data.relation_types), hidden_dim=32)
     ei, et = message_graph(train, data.num_base_relations)
     before = rank_metrics(filtered_ranks(
-        DistMultScorer(embed(untrained, data.x, ei, et), DistMultDecoder(data.num_base_relations, 32).relations.detach()),
+        DistMultScorer(embed(untrained, data.x, ei, et),
+                       DistMultDecoder(data.num_base_relations, 32).relations.detach()),
         test, known))["mrr"]
     cfg = dataclasses.replace(fast_config, encoder=encoder, epochs=30)
     result = fit(data, cfg, train=train, known=known, show_progress=False)
@@ -98,7 +99,7 @@ def test_filtered_ranks_filter_known_answers_and_self() -> None:
     known = KnownTriples([torch.tensor([[0, 0, 1], [0, 0, 2]])], 4, 1)
     ranks = filtered_ranks(CosineScorer(feats), torch.tensor([[0, 0, 1]]), known)
     assert ranks[0] == 1.0  # node 2 (another true answer) filtered, node 0 (the query itself) excluded
-    raw = filtered_ranks(CosineScorer(feats), torch.tensor([[0, 0, 1]]), KnownTriples([torch.tensor([[0, 0, 1]])], 4, 1),
-                         exclude_self=False)
+    raw = filtered_ranks(CosineScorer(feats), torch.tensor([[0, 0, 1]]),
+                         KnownTriples([torch.tensor([[0, 0, 1]])], 4, 1), exclude_self=False)
     assert raw[0] == 3.0
     assert rank_metrics(torch.tensor([1.0, 2.0, 20.0]))["hits10"] == pytest.approx(2 / 3)

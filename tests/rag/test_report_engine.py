@@ -85,7 +85,8 @@ def test_a_concept_prior_trained_on_the_workspace_steers_the_draft(engine_with_f
         # With the prior's say only (prior_mix=1), effusion scores 0 and never clears min_support; the consensus
         # alone (prior_mix=0, same prior given) drafts it from the chest cases.
         assert all(effusion not in s.concepts for s in steered.findings)
-        engine.config = dataclasses.replace(engine.config, draft=dataclasses.replace(engine.config.draft, prior_mix=0.0))
+        engine.config = dataclasses.replace(engine.config,
+                                            draft=dataclasses.replace(engine.config.draft, prior_mix=0.0))
         plain = engine.draft_report(image, region="CHEST", concept_prior=prior)
         assert any(effusion in s.concepts for s in plain.findings)
         stale = train_concept_prior(np.zeros((2, 3), np.float32), ["CT"] * 2, ["CHEST"] * 2, [{pneumonia}] * 2,

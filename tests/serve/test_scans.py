@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.conftest import chest_image, make_client
+from tests.serve.conftest import chest_image
 
 pydicom_data = pytest.importorskip("pydicom.data")
 
@@ -18,8 +18,9 @@ def _phi_values(path: str) -> list[str]:
     import pydicom
 
     ds = pydicom.dcmread(path, stop_before_pixels=True)
-    keys = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "AccessionNumber", "ReferringPhysicianName",
-            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyID", "OperatorsName")
+    keys = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "AccessionNumber",
+            "ReferringPhysicianName", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyID",
+            "OperatorsName")
     values = [str(ds.get(k, "")) for k in keys]
     return [v for v in values if len(v) >= 4]
 

@@ -1,4 +1,5 @@
-"""The plain-torch BERT (``text/bert_native.py``) gives transformers' vectors, and a query never imports transformers."""
+"""The plain-torch BERT (``text/bert_native.py``) gives transformers' vectors, and a query never imports
+transformers."""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ from kgclip.ontology.sources.slake_kg import read_slake_kg
 from kgclip.ontology.sources.umls_rrf import read_umls_rrf
 from kgclip.resolver import Registry
 
-__all__ = ["READERS", "FORMATS", "read_records", "parse_options", "load_graph", "detect_format", "SourceWarning", "Reader"]
+__all__ = ["READERS", "FORMATS", "read_records", "parse_options", "load_graph", "detect_format", "SourceWarning",
+           "Reader"]
 
 Reader = Callable[..., Iterator[Concept | Relation]]
 
