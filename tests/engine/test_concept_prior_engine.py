@@ -9,23 +9,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kgclip.engine import Engine, EngineConfig
+from kgclip.engine import Engine
 from kgclip.engine.build import CONCEPT_PRIOR
 from kgclip.errors import ArtifactCorruptError
 from kgclip.rag.concept_prior import MIN_PRIOR_CASES, case_findings, fit_case_prior, metadata_keys
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.testing import tiny_graph
-from kgclip.testing.synthetic import make_vqa_folder
+from tests.engine.conftest import build_small
 
 EFFUSION, PNEUMONIA = "RADLEX:RID4872", "DOID:552"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    data = make_vqa_folder(tmp_path_factory.mktemp("data"), n_images=12, with_test=False)
-    ws = tmp_path_factory.mktemp("ws") / "ws"
-    engine = Engine.build(EngineConfig(text_encoder="hashing-64"), ws, vqa_rad=data, graph=tiny_graph(),
-                          show_progress=False)
+def built(small_workspace):
+    engine, data = small_workspace
     no_prior = engine.concept_prior
     # Chest cases report effusion, head cases a brain lesion: enough cases with findings for a prior.
     rows = []
@@ -36,8 +33,7 @@ def built(tmp_path_factory):
                      "findings": "Left pleural effusion." if chest else "Brain lesion, no pleural effusion."})
     engine.add_cases(rows)
     # A rebuild (as Engine.refresh does after an ontology edit) keeps the added cases and trains on them.
-    rebuilt = Engine.build(EngineConfig(text_encoder="hashing-64"), ws, vqa_rad=data, graph=tiny_graph(),
-                           show_progress=False)
+    rebuilt = build_small(data, engine.directory)
     return no_prior, rebuilt, data
 
 

@@ -6,20 +6,14 @@ import shutil
 
 import pytest
 
-from kgclip.engine import Engine, EngineConfig
+from kgclip.engine import Engine
 from kgclip.engine.build import METADATA_HEADS
 from kgclip.errors import ArtifactCorruptError
-from kgclip.testing import tiny_graph
-from kgclip.testing.synthetic import make_vqa_folder
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    data = make_vqa_folder(tmp_path_factory.mktemp("data"), n_images=12, with_test=False)
-    ws = tmp_path_factory.mktemp("ws") / "ws"
-    engine = Engine.build(EngineConfig(text_encoder="hashing-64"), ws, vqa_rad=data, graph=tiny_graph(),
-                          show_progress=False)
-    return engine, data
+def built(small_workspace):
+    return small_workspace
 
 
 def test_build_trains_region_and_modality_heads_and_ask_uses_them(built):
