@@ -2,9 +2,10 @@
 
 Under the workspace's writer lock the current version is read again from disk (another process may have added
 cases since this engine loaded it), the new cases' images are stored as de-identified, content-addressed copies,
-the vector tables are updated and the new version (cases, tables, manifest) is swapped in
-(:func:`kgclip.engine.store.mutation`). Two processes adding at once are serialised by the lock and both keep
-every case; a crash at any point leaves the previous version or the new one.
+the vector tables are updated, the parts trained on the cases (the image metadata classifiers, the findings-concept
+prior) are retrained on every case when the new cases bring what they learn from, and the new version (cases,
+tables, parts, manifest) is swapped in (:func:`kgclip.engine.store.mutation`). Two processes adding at once are
+serialised by the lock and both keep every case; a crash at any point leaves the previous version or the new one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kgclip.engine.build import CONCEPT_PRIOR, METADATA_HEADS
 from kgclip.engine.cases import Case, case_from_row, case_meta, load_cases, save_cases
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.images import ensure_uid_salt, store_image
@@ -70,8 +72,10 @@ def add_cases(engine: Any, rows: Sequence[Mapping[str, Any] | Case], *, copy_ima
     if not new:
         return 0
     workspace = Path(engine.directory)
-    external = keeps_external_store(backend_class(engine.config.index_backend))
-    rewritten = _REWRITTEN | (set() if external else set(_TABLES))
+    backend = backend_class(engine.config.index_backend)
+    external = keeps_external_store(backend)
+    retrain = _parts_to_retrain(engine, new, backend)
+    rewritten = _REWRITTEN | (set() if external else set(_TABLES)) | set(retrain)
     with mutation(workspace, carry=lambda live: [p.name for p in live.iterdir() if p.name not in rewritten]
                   ) as staging:
         current = read_manifest(workspace)
@@ -92,6 +96,10 @@ def add_cases(engine: Any, rows: Sequence[Mapping[str, Any] | Case], *, copy_ima
             table.add(positions, vectors, meta)
             if not external:
                 table.save(staging / name)
+        parts = _retrained(engine, cases, tables[0], retrain)
+        for name, part in parts.items():
+            if part is not None:
+                part.save(staging / name)
         save_cases(staging / "cases.json", cases)
         config = EngineConfig.load(staging / "engine_config.json")
         manifest = write_engine_manifest(staging, config, engine.graph, engine.text_encoder, engine.featurizer,
@@ -99,7 +107,48 @@ def add_cases(engine: Any, rows: Sequence[Mapping[str, Any] | Case], *, copy_ima
     engine.cases, engine.case_index = cases, {c.case_id: i for i, c in enumerate(cases)}
     engine.image_table, engine.text_table = tables
     engine.manifest = manifest
+    if METADATA_HEADS in parts:
+        engine.metadata_heads = parts[METADATA_HEADS]
+    if CONCEPT_PRIOR in parts:
+        engine.concept_prior = parts[CONCEPT_PRIOR]
     return len(new)
+
+
+def _parts_to_retrain(engine: Any, new: Sequence[Case], backend: type) -> list[str]:
+    """The workspace parts that the new cases change: the metadata classifiers when a new case states its modality,
+    region or QA; the concept prior when one has findings text. None when the index cannot give back its vectors
+    (an external store): those parts are retrained at the next build / ``Engine.refresh``."""
+    from kgclip.rag.concept_prior import case_findings
+
+    if not hasattr(backend, "reconstruct"):
+        return []
+    parts = []
+    if any(c.modality or c.body_part or c.qa for c in new):
+        parts.append(METADATA_HEADS)
+    if engine.tagger is not None and any(case_findings(c).strip() for c in new):
+        parts.append(CONCEPT_PRIOR)
+    return parts
+
+
+def _retrained(engine: Any, cases: list[Case], image_table: Any, parts: Sequence[str]) -> dict[str, Any]:
+    """``{part folder: the part trained on every case (None: the cases cannot train it)}`` for ``parts``.
+
+    Every case's image vector is read back from the image table (ids are case positions), so nothing is
+    re-embedded: a few seconds for the classifiers' penalty search, less for the prior."""
+    if not parts:
+        return {}
+    from kgclip.rag.concept_prior import fit_case_prior
+    from kgclip.rag.image_metadata import fit_case_heads
+
+    vectors = image_table.reconstruct(list(range(len(cases))))
+    fp = str(getattr(engine.featurizer, "fingerprint", engine.featurizer.name))
+    out: dict[str, Any] = {}
+    if METADATA_HEADS in parts:
+        out[METADATA_HEADS] = fit_case_heads(cases, vectors, feature_fingerprint=fp)
+    if CONCEPT_PRIOR in parts:
+        out[CONCEPT_PRIOR] = fit_case_prior(cases, vectors, tagger=engine.tagger, graph=engine.graph,
+                                            feature_name=engine.featurizer.name, feature_fingerprint=fp)
+    return out
 
 
 def _merge(cases: list[Case], new: list[Case]) -> list[int]:

@@ -448,6 +448,8 @@ class Engine:
         search tables and the drafting pool, and save, as one locked, atomic change of the workspace
         (:mod:`kgclip.engine.adding`). Added cases vote in :meth:`ask` at once (presence of their findings, their
         modality / body part); the answerer's head is refit with :meth:`fit_answerer`; rebuilds keep added cases.
+        New cases that state a modality / region / QA retrain the image metadata classifiers, and new cases with
+        findings the findings-concept prior, on every case's stored vector (a few seconds).
 
         Args:
             copy_images: store a de-identified, content-addressed copy of each image in the workspace

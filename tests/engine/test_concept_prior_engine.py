@@ -32,18 +32,25 @@ def built(small_workspace):
                      "body_part": "CHEST" if chest else "HEAD", "modality": "CT",
                      "findings": "Left pleural effusion." if chest else "Brain lesion, no pleural effusion."})
     engine.add_cases(rows)
+    added = engine.concept_prior  # add_cases retrains it on every case's stored vector
     # A rebuild (as Engine.refresh does after an ontology edit) keeps the added cases and trains on them.
     rebuilt = build_small(data, engine.directory)
-    return no_prior, rebuilt, data
+    return no_prior, rebuilt, data, added
 
 
 def test_questions_only_workspace_has_no_prior(built):
-    no_prior, _, _ = built
+    no_prior, _, _, _ = built
     assert no_prior is None
 
 
+def test_add_cases_with_findings_train_the_prior_at_once(built):
+    _, rebuilt, _, added = built
+    assert added is not None and added.concepts == rebuilt.concept_prior.concepts
+    assert added.meta["n_cases"] == MIN_PRIOR_CASES + 4
+
+
 def test_build_trains_a_prior_on_the_cases_findings_and_drafts_use_it(built):
-    _, engine, data = built
+    _, engine, data, _ = built
     prior = engine.concept_prior
     assert prior is not None and (engine.directory / CONCEPT_PRIOR / "concept_prior.safetensors").is_file()
     assert prior.meta["metadata_keys"] == "normalized" and prior.meta["n_cases"] == MIN_PRIOR_CASES + 4
@@ -62,7 +69,7 @@ def test_build_trains_a_prior_on_the_cases_findings_and_drafts_use_it(built):
 
 
 def test_a_damaged_prior_is_refused_and_a_missing_one_is_fine(built, tmp_path):
-    _, engine, _ = built
+    _, engine, _, _ = built
     copy = tmp_path / "ws"
     shutil.copytree(engine.directory, copy)
     (copy / CONCEPT_PRIOR / "concept_prior.safetensors").write_bytes(b"\0" * 16)

@@ -41,3 +41,16 @@ def test_a_workspace_without_heads_still_loads_and_damaged_heads_are_refused(bui
     (copy / METADATA_HEADS / "heads.safetensors").write_bytes(b"\0" * 16)
     with pytest.raises(ArtifactCorruptError, match="metadata heads"):
         Engine.load(copy)
+
+
+def test_cases_added_with_new_labels_retrain_the_heads_at_once(built):
+    engine, data = built
+    rows = [{"case_id": f"us-{i}", "image": str(data / "images" / f"synth{i:03d}.png"), "modality": "US",
+             "body_part": "ABDOMEN", "text": "Ultrasound of the abdomen."} for i in range(6)]
+    engine.add_cases(rows)
+    assert "US" in engine.metadata_heads.labels("modality") and "abdomen" in engine.metadata_heads.labels("region")
+    assert "US" in Engine.load(engine.directory).metadata_heads.labels("modality")
+    # Cases without metadata, QA or findings leave the trained parts as they are (nothing to learn from).
+    before = engine.metadata_heads
+    engine.add_cases([{"case_id": "plain", "image": str(data / "images" / "synth000.png"), "text": "A note."}])
+    assert engine.metadata_heads is before
