@@ -240,7 +240,7 @@ class Engine:
         answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
                                tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
                                image_threshold=self.answerer.meta.get("image_sim_threshold"),
-                               min_confidence=self.answerer.config.min_confidence,
+                               min_confidence=self.answerer.min_confidence,
                                known_cases=frozenset(self.answerer.core.train_keys),
                                image_labels=self.image_labels(vec))
         if self.llm is not None and not answer.abstained:

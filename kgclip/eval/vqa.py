@@ -211,7 +211,7 @@ def ood_figures(model: VQAAnswerer, featurizer: Any) -> dict[str, Any]:
         if not reason:
             pred = model.predict("Is there a pleural effusion?", featurizer.embed_one(source))
             reason = answer_abstain_reason(pred, image_threshold=model.meta.get("image_sim_threshold"),
-                                           min_confidence=model.config.min_confidence)
+                                           min_confidence=model.min_confidence)
         outcomes[name] = reason.split(":")[0].split(" (")[0][:60] if reason else "ANSWERED"
     n_abstained = sum(v != "ANSWERED" for v in outcomes.values())
     return {"abstain_ood_rate": round(n_abstained / max(len(outcomes), 1), 4), "n_ood": len(outcomes),

@@ -86,7 +86,7 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
                     pred, e.question, check, case_hits, None, tagger=model.tagger,
                     graph=model.tagger.graph if model.tagger is not None else graph,
                     image_threshold=model.meta.get("image_sim_threshold"),
-                    min_confidence=model.config.min_confidence, case_weight=w, open_from_cases=t,
+                    min_confidence=model.min_confidence, case_weight=w, open_from_cases=t,
                     known_cases=known, cache=cache, image_labels=labels[i]))
         start += len(part)
     return out

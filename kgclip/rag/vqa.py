@@ -121,6 +121,12 @@ class VQAAnswerer:
     def config(self) -> AnswererConfig:
         return self.core.config
 
+    @property
+    def min_confidence(self) -> float:
+        """The calibrated confidence below which answers are declined: the configured ``min_confidence`` or the
+        threshold :meth:`fit` learned from ``abstain_share`` of its validation answers, whichever is larger."""
+        return max(self.config.min_confidence, float(self.meta.get("learned_min_confidence", 0.0)))
+
     # ------------------------------------------------------------------ features
     def _question_features(self, questions: Sequence[str], show_progress: bool = False
                            ) -> tuple[np.ndarray, list[list[LinkedConcept]], list[set[str]], np.ndarray]:
@@ -203,6 +209,9 @@ class VQAAnswerer:
                 hits.append(int(np.argmax(p)) == int(gold))
                 forms.append(form)
         model.calibrator = Calibrator.fit(conf, hits, forms)
+        calibrated = [float(model.calibrator(c, f)) for c, f in zip(conf, forms)]
+        model.meta["learned_min_confidence"] = (float(np.quantile(calibrated, config.abstain_share))
+                                                if config.abstain_share > 0 and calibrated else 0.0)
         # Final model on all of train with the selected blend.
         core.set_memory(q, img, kg, sets, labels, keys, groups)
         core.learn_kinds([e.question for e in examples], labels)

@@ -110,3 +110,28 @@ def test_a_choice_question_gets_one_of_its_options_even_when_no_training_answer_
     # An answer that already names an option is kept ("CT or MRI?" in the synthetic training set).
     ct = model.predict_batch(["Is this a CT or an MRI?"], img[:1])[0]
     assert ct.form == "choice" and ct.text in ("CT", "MRI")
+
+
+def test_fit_learns_the_abstention_threshold_of_its_least_confident_answers(fitted, data, tmp_path):
+    """The threshold is the abstain_share quantile of the calibrated out-of-fold confidences; it is saved, and an
+    answer below it is declined with the reason."""
+    from dataclasses import replace
+
+    from kgclip.rag.abstain import answer_abstain_reason
+
+    model, _ = fitted
+    train, test, vecs = data
+    learned = model.meta["learned_min_confidence"]
+    assert 0.0 < learned < 1.0 and model.min_confidence == learned
+    model.save(tmp_path / "ans")
+    loaded = VQAAnswerer.load(tmp_path / "ans", graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"))
+    assert loaded.min_confidence == learned
+    pred = model.predict_batch([test[0].question], vecs[test[0].image_key][None, :])[0]
+    low = replace(pred, confidence=learned / 2)
+    assert "not confident enough" in answer_abstain_reason(low, image_threshold=None,
+                                                           min_confidence=model.min_confidence)
+    off, _ = VQAAnswerer.fit(train, vecs, graph=None, text_encoder=load_text_encoder("hashing-64"),
+                             config=AnswererConfig(abstain_share=0.0, min_confidence=0.2), show_progress=False)
+    assert off.meta["learned_min_confidence"] == 0.0 and off.min_confidence == 0.2
+    with pytest.raises(ConfigError, match="abstain_share"):
+        AnswererConfig(abstain_share=0.6)
