@@ -46,6 +46,18 @@ def test_open_answers_keep_to_the_question_kind():
     assert answer_fits_kind("right lower lobe", "laterality") and not answer_fits_kind("ribs", "laterality")
 
 
+def test_a_question_asking_for_the_side_gets_a_bare_side():
+    """'Which side is the lesion on?' -> 'right' or 'left side', not 'right frontal lobe'; 'Which lung...?' may still
+    get 'right lung'."""
+    answers = ["bilateral", "left side", "right", "right frontal lobe", "right lung", "ribs"]
+    core = AnswererCore(AnswererConfig(), answers)
+    core.learn_kinds(["Which side?", "What side?", "Where is it?"], np.array([2, 1, 3]))
+    _, mask = core.candidate_mask("Which side of the brain is the lesion on?")
+    assert {answers[i] for i in np.flatnonzero(mask)} == {"bilateral", "left side", "right"}
+    _, mask = core.candidate_mask("Which lung is collapsed?")
+    assert "right lung" in {answers[i] for i in np.flatnonzero(mask)}
+
+
 def test_isotonic_calibration_is_monotone_and_fits():
     rng = np.random.default_rng(0)
     raw = rng.uniform(0.5, 1.0, 4000)
