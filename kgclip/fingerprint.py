@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fingerprint_bytes", "fingerprint_json", "fingerprint_file", "fingerprint_strings", "Hasher"]
+__all__ = ["fingerprint_bytes", "fingerprint_json", "fingerprint_file", "fingerprint_strings", "features_fingerprint",
+           "Hasher"]
 
 _DIGEST_SIZE = 16
 
@@ -47,6 +48,12 @@ class Hasher:
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
+
+
+def features_fingerprint(featurizer: Any) -> str:
+    """What an artifact trained on an image-feature extractor's vectors records and checks (metadata heads, concept
+    prior): the extractor's ``fingerprint``, else its name."""
+    return str(getattr(featurizer, "fingerprint", featurizer.name))
 
 
 def fingerprint_bytes(data: bytes) -> str:

@@ -23,6 +23,7 @@ from kgclip.engine.manifest import MANIFEST, read_manifest, write_engine_manifes
 from kgclip.engine.store import mutation
 from kgclip.engine.tables import backend_class, keeps_external_store, load_table
 from kgclip.errors import ImageReadError, InputFormatError, StaleArtifactError
+from kgclip.fingerprint import features_fingerprint
 
 __all__ = ["add_cases", "checked_cases"]
 
@@ -141,7 +142,7 @@ def _retrained(engine: Any, cases: list[Case], image_table: Any, parts: Sequence
     from kgclip.rag.image_metadata import fit_case_heads
 
     vectors = image_table.reconstruct(list(range(len(cases))))
-    fp = str(getattr(engine.featurizer, "fingerprint", engine.featurizer.name))
+    fp = features_fingerprint(engine.featurizer)
     out: dict[str, Any] = {}
     if METADATA_HEADS in parts:
         out[METADATA_HEADS] = fit_case_heads(cases, vectors, feature_fingerprint=fp)

@@ -22,6 +22,7 @@ from kgclip.engine.model_parts import NeighborConcepts
 from kgclip.engine.store import link_tree, mutation
 from kgclip.engine.tables import detach, new_table, release_local_stores, reopen
 from kgclip.errors import ConfigError
+from kgclip.fingerprint import features_fingerprint
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concept_prior import fit_case_prior
 from kgclip.rag.concepts import ConceptTagger
@@ -114,7 +115,7 @@ def build_workspace(config: EngineConfig, workspace_dir: str | Path, *, vqa_rad:
                                         image_featurizer=featurizer.name, show_progress=show_progress)
         answerer.tagger = tagger
         # Modality / plane / region classifiers on the same image vectors, from the cases' own metadata.
-        feature_fp = str(getattr(featurizer, "fingerprint", featurizer.name))
+        feature_fp = features_fingerprint(featurizer)
         heads = fit_case_heads(cases, img, feature_fingerprint=feature_fp)
         # What the findings of cases like this one assert, learned from the cases' own findings (drafts mix it in).
         prior = fit_case_prior(cases, img, tagger=tagger, graph=graph, feature_name=featurizer.name,

@@ -33,7 +33,8 @@ from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_t
 from kgclip.engine.load import load_workspace
 from kgclip.engine.manifest import read_manifest
 from kgclip.engine.model_parts import NeighborConcepts
-from kgclip.errors import ConfigError, InputFormatError, StaleArtifactError, UnknownConceptError
+from kgclip.errors import ConfigError, InputFormatError, UnknownConceptError
+from kgclip.fingerprint import features_fingerprint
 from kgclip.index.base import SearchHit
 from kgclip.models.image_input import ImageLike, LoadedImage, load_image
 from kgclip.models.thumbnail import ThumbnailFeaturizer
@@ -396,11 +397,8 @@ class Engine:
         """``{concept: probability}`` of ``prior`` for the query image, or ``None`` without a prior."""
         if prior is None:
             return None
-        want, have = prior.meta.get("feature_fingerprint"), getattr(self.featurizer, "fingerprint", None)
-        if want and have and want != have:
-            raise StaleArtifactError(f"the concept prior was trained on image features "
-                                     f"{prior.meta.get('features')!r}, not this workspace's "
-                                     f"{getattr(self.featurizer, 'name', '?')!r}; retrain it on this workspace")
+        prior.check_features(features_fingerprint(self.featurizer), where=" given",
+                             fix=f"this workspace's are {self.featurizer.name!r}: retrain it on this workspace")
         if prior.meta.get("metadata_keys") == "normalized":  # a workspace prior: keyed in the shared vocabulary
             from kgclip.rag.concept_prior import metadata_keys
             from kgclip.rag.image_metadata import confident_label

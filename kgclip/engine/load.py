@@ -21,7 +21,7 @@ from kgclip.engine.model_parts import NeighborConcepts
 from kgclip.engine.store import read_consistently
 from kgclip.engine.tables import load_table
 from kgclip.errors import EncoderMismatchError, ModelNotFoundError, StaleArtifactError
-from kgclip.fingerprint import fingerprint_file
+from kgclip.fingerprint import features_fingerprint, fingerprint_file
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.vqa import VQAAnswerer
@@ -82,18 +82,18 @@ def _load(workspace: Path, text_encoder: str | None, check_ontology_sources: boo
     featurizer, table_encoder, neighbors = _load_parts(workspace, config, encoder, graph, fps, embeddings, model_fp)
     image_table = load_table(workspace / "index_image", featurizer.fingerprint)
     text_table = load_table(workspace / "index_text", table_encoder.fingerprint)
+    feature_fp = features_fingerprint(featurizer)  # what the parts trained on the image vectors must match
     heads = None
     if (workspace / METADATA_HEADS).is_dir():  # workspaces built before the classifiers have none
         from kgclip.models.metadata_heads import MetadataHeads
 
         heads = MetadataHeads.load(workspace / METADATA_HEADS,
-                                   feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
+                                   feature_fingerprint=feature_fp)
     prior = None
     if (workspace / CONCEPT_PRIOR).is_dir():  # only workspaces whose cases have findings text have one
         from kgclip.rag.concept_prior import ConceptPrior
 
-        prior = ConceptPrior.load(workspace / CONCEPT_PRIOR,
-                                  feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
+        prior = ConceptPrior.load(workspace / CONCEPT_PRIOR, feature_fingerprint=feature_fp)
     return WorkspaceParts(workspace, config, graph, cases, answerer, image_table, text_table, encoder, manifest,
                           featurizer, table_encoder, neighbors, heads, prior)
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from kgclip.data.vqa_rad import read_vqa_rad
 from kgclip.errors import InputFormatError
+from kgclip.fingerprint import features_fingerprint
 from kgclip.ontology.model import ConceptGraph
 from kgclip.eval.ood import out_of_range_inputs
 from kgclip.eval.vqa_grounded import grounded_answers
@@ -137,7 +138,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
             settings |= {(CASE_WEIGHT, t) for t in (0.0, 0.1, 0.2, 0.4)}
         grounded = grounded_answers(preds, runs, train_items, image_vectors, models, input_ok,
                                     graph if use_kg else None, sorted(settings), metadata_heads=metadata_heads,
-                                    feature_fingerprint=str(getattr(featurizer, "fingerprint", featurizer.name)))
+                                    feature_fingerprint=features_fingerprint(featurizer))
         scores = score_predictions([normalize_answer(a.text) for a in grounded[chosen]], scored)
         out.update({k + suffix: round(v, 4) for k, v in scores.items()})
         answerer_scores = score_predictions([p.normalized for p in preds], scored)

@@ -172,15 +172,21 @@ class ConceptPrior:
         if prior.rates.shape[1] != len(prior.concepts) or prior.weights.shape[1] != len(prior.concepts):
             raise ArtifactCorruptError(f"concept prior in {directory}: tensors do not match its {len(prior.concepts)} "
                                        "concepts; retrain it")
-        want = prior.meta.get("feature_fingerprint")
-        if feature_fingerprint is not None and want and want != feature_fingerprint:
-            raise StaleArtifactError(f"the concept prior in {directory} was trained on image features "
-                                     f"{prior.meta.get('features')!r} with another fingerprint; use the same feature "
-                                     "extractor or retrain it")
+        if feature_fingerprint is not None:
+            prior.check_features(feature_fingerprint, where=f" in {directory}")
         if graph is not None and prior.meta.get("graph_fingerprint") not in ("", None, graph.fingerprint()):
             raise StaleArtifactError(f"the concept prior in {directory} was trained with another version of the "
                                      "concept graph; retrain it after editing the ontology")
         return prior
+
+    def check_features(self, feature_fingerprint: str, *, where: str = "",
+                       fix: str = "use the same feature extractor or retrain it") -> None:
+        """Refuse (``StaleArtifactError``) to be used with image features other than those it was trained on;
+        ``where`` and ``fix`` complete the message."""
+        want = self.meta.get("feature_fingerprint")
+        if want and feature_fingerprint and want != feature_fingerprint:
+            raise StaleArtifactError(f"the concept prior{where} was trained on image features "
+                                     f"{self.meta.get('features')!r} with another fingerprint; {fix}")
 
     def __repr__(self) -> str:
         return (f"ConceptPrior({len(self.concepts)} concepts, {len(self.groups)} metadata groups, "
