@@ -296,16 +296,14 @@ class VQAAnswerer:
             raw = float(p[order[0]])
             candidates = [(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
                           if p[j] > 0.0]  # only answers the question allows (yes/no lists yes and no)
-            confidence = float(self.calibrator(raw, form))
             options = question_options(questions[i])
             if options and not _names_an_option(best, options):
                 # "Is the CSF radiolucent or radioopaque?": the answer is one of the options it names, even when
                 # no training answer is (the answerer's own distribution then only holds yes / no).
                 form, candidates = "options", self._option_candidates(options, sim[i])
                 best, raw = normalize_answer(candidates[0][0]), candidates[0][1]
-                confidence = float(self.calibrator(raw, form))
             preds.append(Prediction(
-                text=self.display.get(best, best), normalized=best, confidence=confidence,
+                text=self.display.get(best, best), normalized=best, confidence=float(self.calibrator(raw, form)),
                 kind="open" if form == "open" else "closed", candidates=candidates,
                 neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i],
                 raw_confidence=raw, form=form, route=route_question(questions[i]).kind,
@@ -321,9 +319,11 @@ class VQAAnswerer:
         an option (how often answers say "left" rather than "right"). An option is written as the span of it
         most often given as a whole training answer ("left side" or "left").
         """
-        counts = self._answer_counts()
+        core = self.core
+        # How often each (normalised) answer was given in training; the memory rows are the training questions.
+        counts = dict(zip(core.answers, np.bincount(core.train_labels, minlength=len(core.answers)).tolist()))
         top = np.argsort(-sim)[:k]
-        near = [(set(normalize_answer(self.examples[j].answer).split()), max(float(sim[j]), 0.0)) for j in top]
+        near = [(set(core.answers[core.train_labels[j]].split()), max(float(sim[j]), 0.0)) for j in top]
         votes, priors, shown = [], [], []
         for spans in options:
             key = set(spans[0].split())
@@ -335,17 +335,6 @@ class VQAAnswerer:
         share = (score + 0.1) / (score.sum() + 0.1 * len(options))
         order = np.argsort(-score)
         return [(self.display.get(shown[j], shown[j]), float(OPTION_CONFIDENCE * share[j])) for j in order]
-
-    def _answer_counts(self) -> dict[str, int]:
-        """How often each normalised answer was given in training (memoised)."""
-        counts = getattr(self, "_counts", None)
-        if counts is None:
-            counts = {}
-            for e in self.examples:
-                a = normalize_answer(e.answer)
-                counts[a] = counts.get(a, 0) + 1
-            self._counts = counts
-        return counts
 
     def _distributions(self, q: np.ndarray, img: np.ndarray, kg: np.ndarray, ctx: np.ndarray,
                        sets: list[set[str]], questions: Sequence[str]
