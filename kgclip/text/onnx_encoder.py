@@ -105,8 +105,10 @@ def _export(source: SourceTower, directory: Path, recipe: QuantRecipe) -> dict[s
     raw, fp32, split = directory / "raw.onnx", directory / "model.onnx", directory / "split.onnx"
     config = source.model.config
     attention = getattr(config, "_attn_implementation", None)
-    try:  # eager attention exports as plain ops, which ONNX Runtime's optimizer fuses into one Attention node
-        if attention not in (None, "eager") and hasattr(source.model, "set_attn_implementation"):
+    # Eager attention exports as plain ops, which ONNX Runtime's optimizer fuses into one Attention node.
+    switch = attention not in (None, "eager") and hasattr(source.model, "set_attn_implementation")
+    try:
+        if switch:
             source.model.set_attn_implementation("eager")
         with warnings.catch_warnings():  # the tracer's notes on constant shapes do not apply (axes are dynamic)
             warnings.simplefilter("ignore")
@@ -115,7 +117,7 @@ def _export(source: SourceTower, directory: Path, recipe: QuantRecipe) -> dict[s
                               dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in _INPUTS},
                                             "embedding": {0: "batch"}}, dynamo=False)
     finally:
-        if attention not in (None, "eager") and hasattr(source.model, "set_attn_implementation"):
+        if switch:
             source.model.set_attn_implementation(attention)
     fused = False
     if recipe.fuse:

@@ -159,7 +159,7 @@ def split_outlier_channels(src: Path, dst: Path, maxima: dict[str, np.ndarray], 
             continue
         weight = numpy_helper.to_array(constants[node.input[1]])
         if node.op_type == "Attention":  # no sum to split inside the fused op: scale the outliers down instead
-            _smooth(graph, node, weight, peak, out, ratio * np.median(peak), added)
+            _smooth(constants[node.input[1]], node, weight, peak, out, ratio * np.median(peak), added, graph)
             continue
         keep = np.ones(len(peak), dtype=np.float32)
         keep[out] = 0.0
@@ -178,16 +178,16 @@ def split_outlier_channels(src: Path, dst: Path, maxima: dict[str, np.ndarray], 
     return fp32_nodes
 
 
-def _smooth(graph, node, weight: np.ndarray, peak: np.ndarray, out: np.ndarray, target: float,
-            added: list) -> None:
+def _smooth(constant, node, weight: np.ndarray, peak: np.ndarray, out: np.ndarray, target: float,
+            added: list, graph) -> None:
     """``x @ W == (x / s) @ (s W)``: divide outlier channels ``out`` of the input by ``s`` (down to ``target``) and
-    multiply the matching weight rows by ``s`` (SmoothQuant, on the outliers only)."""
+    multiply the matching weight rows by ``s`` (SmoothQuant, on the outliers only). ``constant``: the initializer
+    of ``W``, rewritten in place."""
     from onnx import helper, numpy_helper
 
     scale = np.ones(len(peak), dtype=np.float32)
     scale[out] = peak[out] / target
     weight = weight * scale[:, None]
-    constant = next(i for i in graph.initializer if i.name == node.input[1])
     constant.CopyFrom(numpy_helper.from_array(weight.astype(np.float32), node.input[1]))
     p = f"{node.name}/outliers"
     graph.initializer.append(numpy_helper.from_array((1.0 / scale).astype(np.float32), f"{p}/inverse_scale"))
