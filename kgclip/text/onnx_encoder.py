@@ -128,10 +128,15 @@ def _export(source: SourceTower, directory: Path, recipe: QuantRecipe) -> dict[s
     raw.unlink(missing_ok=True)
     feeds = (feed for _, feed in _feeds(source.tokenizer, list(CALIBRATION_TEXTS), 16, source.max_length))
     maxima = onnx_quant.channel_maxima(fp32, feeds)
-    kept = onnx_quant.split_outlier_channels(fp32, split, maxima, recipe.outlier_ratio)
-    onnx_quant.quantize(split, directory / "model-int8.onnx", keep_fp32=kept)
+    done = onnx_quant.rewrite_outlier_channels(fp32, split, maxima, recipe.outlier_ratio)
+    onnx_quant.quantize(split, directory / "model-int8.onnx", keep_fp32=done.pop("fp32"))
     split.unlink()
-    return {"fused_attention": fused, "outlier_products": len(kept)}
+    # how many products had outlier channels, and how each was rewritten (routed / folded / smoothed / split)
+    return {"fused_attention": fused, "outlier_products": {how: len(names) for how, names in done.items()}}
+
+
+#: ONNX Runtime graph optimizers the sessions run without (see :func:`kgclip.text.onnx_quant.fuse_bert`).
+UNFUSED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 class OnnxTextEncoder(CachedEncoder):
@@ -181,7 +186,10 @@ class OnnxTextEncoder(CachedEncoder):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         model = self.directory / ("model-int8.onnx" if quantize else "model.onnx")
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        # The export leaves residual adds and layer norms unfused (onnx_quant.fuse_bert); keep ONNX Runtime from
+        # fusing them back at load time into its much slower SkipLayerNormalization kernel.
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=list(UNFUSED_OPTIMIZERS))
         self._inputs = [i.name for i in self.session.get_inputs()]  # a fused graph may drop an unused input
 
     @property

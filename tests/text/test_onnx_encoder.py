@@ -84,7 +84,10 @@ def test_int8_tower_stays_within_cosine_099_of_float32(tmp_path) -> None:
     alone = torch.cat([int8._encode_uncached([t], 1, False) for t in SHORT])
     assert float((alone * ref[len(SENTENCES):]).sum(-1).min()) >= 0.99
     meta = json.loads((int8.directory / "meta.json").read_text())
-    assert meta["recipe_key"] == int8.recipe.key and meta["outlier_products"] > 0
+    assert meta["recipe_key"] == int8.recipe.key
+    # MiniLM's fused graph: GELU outliers routed, attention outputs folded, layer-norm outputs smoothed, none split
+    assert meta["outlier_products"]["routed"] == 6 and meta["outlier_products"]["split"] == 0
+    assert meta["outlier_products"]["folded"] > 0 and meta["outlier_products"]["smoothed"] > 0
     assert int8.fingerprint != fp32.fingerprint  # vectors of the two towers are never mixed
     # the export is cached by the source's fingerprint: a second tower loads it instead of exporting again
     exported = sorted(p.stat().st_mtime_ns for p in int8.directory.iterdir())
@@ -106,7 +109,7 @@ def test_outlier_split_is_exact_in_float32(tmp_path) -> None:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from kgclip.text.onnx_quant import channel_maxima, split_outlier_channels
+    from kgclip.text.onnx_quant import channel_maxima, rewrite_outlier_channels
 
     rng = np.random.default_rng(0)
     w1, w2 = rng.normal(size=(8, 16)).astype(np.float32), rng.normal(size=(16, 4)).astype(np.float32)
@@ -122,13 +125,72 @@ def test_outlier_split_is_exact_in_float32(tmp_path) -> None:
     x[:, 0, 3] = 40.0  # one outlier channel on the first token, like [CLS]
     maxima = channel_maxima(src, [{"x": x}])
     assert set(maxima) == {"x", "r"} and int(np.argmax(maxima["x"])) == 3
-    kept = split_outlier_channels(src, dst, maxima, ratio=3.0)
-    assert "first/outliers/MatMul" in kept
+    done = rewrite_outlier_channels(src, dst, maxima, ratio=3.0)
+    assert "first" in done["split"] and "first/outliers/MatMul" in done["fp32"]  # x comes from no layer norm
 
     def run(path):
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
 
     np.testing.assert_allclose(run(dst), run(src), rtol=1e-5, atol=1e-4)
+
+
+def test_fused_block_rewrite_is_exact_in_float32(tmp_path) -> None:
+    """A fused BERT block (layer norm -> Attention -> output projection, layer norm -> MatMul -> BiasGelu ->
+    MatMul) with outliers at every product's input: each is rewritten its own way (attention input smoothed,
+    context folded into the values, layer-norm output smoothed, GELU output routed) and the float32 output is
+    unchanged."""
+    if not onnx_available():
+        pytest.skip("needs kgclip[fast] (onnxruntime, onnx)")
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kgclip.text.onnx_quant import channel_maxima, rewrite_outlier_channels
+
+    rng = np.random.default_rng(1)
+    hidden, inner = 16, 64
+
+    def normal(*shape, scale=0.3):
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    gamma = np.ones(hidden, np.float32)
+    gamma[5] = 12.0  # a layer-norm output channel far above the rest
+    wqkv, wo, w1 = normal(hidden, 3 * hidden), normal(hidden, hidden), normal(hidden, inner)
+    wqkv[:, 2 * hidden + 7] *= 30.0  # one value channel -> one large context channel
+    w1[:, 9] *= 30.0  # one large GELU output
+    constants = {"gamma": gamma, "beta": np.zeros(hidden, np.float32), "wqkv": wqkv, "bqkv": normal(3 * hidden),
+                 "wo": wo, "w1": w1, "b1": normal(inner), "w2": normal(inner, hidden)}
+    ms = "com.microsoft"
+    nodes = [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["h0"], name="ln0", axis=-1),
+             helper.make_node("Attention", ["h0", "wqkv", "bqkv"], ["ctx"], name="attention", domain=ms,
+                              num_heads=2),
+             helper.make_node("MatMul", ["ctx", "wo"], ["o"], name="out_proj"),
+             helper.make_node("Add", ["o", "h0"], ["r"], name="residual"),
+             helper.make_node("LayerNormalization", ["r", "gamma", "beta"], ["h1"], name="ln1", axis=-1),
+             helper.make_node("MatMul", ["h1", "w1"], ["f"], name="ffn1"),
+             helper.make_node("BiasGelu", ["f", "b1"], ["g"], name="gelu", domain=ms),
+             helper.make_node("MatMul", ["g", "w2"], ["y0"], name="ffn2"),
+             helper.make_node("Add", ["y0", "h1"], ["y"], name="residual2")]
+    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, hidden])],
+                              [numpy_helper.from_array(v, k) for k, v in constants.items()])
+    src, dst = tmp_path / "src.onnx", tmp_path / "dst.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)]),
+              str(src))
+    x = normal(2, 5, hidden, scale=1.0)
+    maxima = channel_maxima(src, [{"x": x}])
+    done = rewrite_outlier_channels(src, dst, maxima, ratio=3.0)
+    assert done["routed"] == ["ffn2"] and done["folded"] == ["out_proj"] and done["split"] == []
+    assert set(done["smoothed"]) == {"attention", "ffn1"}
+    assert len(done["fp32"]) == 2  # the routed branch's two products stay float32
+
+    def run(path):
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    np.testing.assert_allclose(run(dst), run(src), rtol=1e-4, atol=1e-4)
+    rewritten = onnx.load(str(dst))
+    assert numpy_helper.to_array(next(i for i in rewritten.graph.initializer if i.name == "w1")).shape[1] < inner
 
 
 def test_recipe_is_checked_and_keyed() -> None:
