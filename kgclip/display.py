@@ -115,8 +115,14 @@ def report_html(report: Any, resolve_image: Any = None) -> str:
     findings = f"<p><i>{_e(notice[:1].upper() + notice[1:])}.</i></p>" if notice and not report.findings else ""
     out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}{findings}<ol>{sentences(report.findings)}</ol>",
            f"<b>IMPRESSION</b><ol>{sentences(report.impression)}</ol>"]
+    confidence = getattr(report, "confidence", None)
+    declined = getattr(report, "abstained", False)
+    if confidence is not None:
+        out.append(f"<p><b>Confidence</b> {float(confidence):.2f}"
+                   + (" <i>(declined: the similar cases disagree)</i>" if declined else "") + "</p>")
     if report.similar_cases:
-        out.append("<details><summary>Source cases</summary>" + search_results_html(
+        # A declined draft shows its similar cases at once: they are what the reader has instead of a draft.
+        out.append(f"<details{' open' if declined else ''}><summary>Source cases</summary>" + search_results_html(
             report.similar_cases, resolve_image=resolve_image, with_css=False) + "</details>")
     out.append("</div>")
     return "".join(out)

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the image's body region (e.g. chest, HEAD, ABDOMENPELVIS); default: the DICOM header's "
                         "BodyPartExamined, else the similar cases' regions vote")
     d.add_argument("--modality", default=None, help="the image's modality (CT, MR, CR...); default: the header's")
+    d.add_argument("--min-confidence", type=float, default=None, metavar="X",
+                   help="decline to draft below this confidence (the similar cases' calibrated agreement, 0-1); "
+                        "default: the workspace's DraftConfig.min_confidence; 0: always draft")
     d.add_argument("--format", choices=FORMATS, default=None,
                    help="text (default), json (one line), or fhir (a FHIR R4 DiagnosticReport, cited cases as "
                         "references)")
@@ -59,10 +62,11 @@ def _draft(args: argparse.Namespace) -> int:
     image = check_inputs(args)  # before the engine loads: bad input fails at once
     engine = open_engine(args)
     report = engine.draft_report(image, k=args.k, filters=filters or None, region=args.region,
-                                 modality=args.modality)
+                                 modality=args.modality, min_confidence=args.min_confidence)
     if fmt == "json":
         text = json.dumps({"findings": _rows(report.findings), "impression": _rows(report.impression),
-                           "notice": report.notice, "region": list(report.region),
+                           "notice": report.notice, "confidence": report.confidence, "abstained": report.abstained,
+                           "similar_cases": [h.case_id for h in report.similar_cases], "region": list(report.region),
                            "region_source": report.region_source, "modality": report.modality,
                            "flags": report.flags, "workspace": workspace_json(engine)})
     elif fmt == "fhir":

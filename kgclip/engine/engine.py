@@ -350,7 +350,7 @@ class Engine:
     def draft_report(self, image: ImageLike | LoadedImage, *, k: int | None = None,
                      filters: Mapping[str, Any] | None = None, exclude_identical: bool = True,
                      region: str | None = None, modality: str | None = None,
-                     concept_prior: ConceptPrior | None = None) -> DraftReport:
+                     concept_prior: ConceptPrior | None = None, min_confidence: float | None = None) -> DraftReport:
         """Draft findings and an impression from the most similar cases of the image's body region, each sentence
         citing its case (only findings / impression text of the cases is drafted; see :mod:`kgclip.rag.report`).
 
@@ -368,6 +368,10 @@ class Engine:
                 are mixed into the similar cases' consensus with ``config.draft.prior_mix``. Default: the prior
                 the build trained on the workspace's own cases with findings (``self.concept_prior``; none when
                 fewer than :data:`~kgclip.rag.concept_prior.MIN_PRIOR_CASES` cases have findings text).
+            min_confidence: decline to draft below this confidence (``report.confidence``, the similar cases'
+                calibrated agreement: :mod:`kgclip.rag.draft_confidence`); the declined report has no sentences, a
+                ``notice`` saying why, ``abstained=True`` and its similar cases. Default:
+                ``config.draft.min_confidence``; 0: always draft.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
         loaded = load_image(image)
@@ -384,7 +388,10 @@ class Engine:
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
             self._draft_regions = BodyRegions(self.graph)
         probs = self._prior_probabilities(concept_prior or self.concept_prior, vec, modality, region, labels)
-        report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=self.config.draft,
+        config = self.config.draft
+        if min_confidence is not None:
+            config = replace(config, min_confidence=min_confidence)  # checked by DraftConfig
+        report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=config,
                                   use_kg=self.config.use_kg, expander=self._draft_expander,
                                   regions=self._draft_regions, query_region=region, query_modality=modality,
                                   image_labels=labels, concept_prior=probs)

@@ -19,6 +19,14 @@ the linked, non-negated concepts of the draft and of the reference):
 * ``random``: the findings of a random training case (seeded);
 * ``image_only``: the findings of the nearest training case by image alone, without KG or metadata.
 
+The engine's draft confidence (:mod:`kgclip.rag.draft_confidence`): every figure above counts each query as drafted
+(declined drafts scored as they would have been drafted, so the figures compare with runs before drafts could be
+declined); ``draft_coverage`` is the share of queries whose confidence reaches ``DraftConfig.min_confidence``,
+``concept_f1_drafted`` (with ``_ci``) their mean concept F1, ``risk_coverage`` the concept F1 of the most confident
+100 / 80 / 60 / 40 % of queries, and ``confidence_auroc`` / ``confidence_spearman`` (``_within``: inside each
+modality and body region) how well the confidence ranks drafts by their concept F1
+(:mod:`kgclip.eval.report_confidence`).
+
 Besides the text figures (each with a bootstrap 95 % interval over cases, ``*_ci``), every system's drafted
 sentences are checked: ``region_violations`` (sentences per report whose linked anatomy lies outside the query's
 body region, through the graph: :class:`~kgclip.rag.regions.BodyRegions`) and ``history_sentences`` (sentences that
@@ -33,6 +41,7 @@ from typing import Any
 
 from kgclip.data.sections import report_sentences, sentence_kind
 from kgclip.eval.report_data import MedPixReportData, ReportSplit
+from kgclip.eval.report_confidence import confidence_figures
 from kgclip.eval.report_prior import PRIOR_FEATURES, split_priors, train_split_prior
 from kgclip.eval.report_select import (DrafterChoice, MemoTagger, ReportScorer, RetrievalConfig, baseline_drafts,
                                        draft_reports, select_draft_config)
@@ -122,6 +131,12 @@ def _figures(data: MedPixReportData, split: ReportSplit, tagger: MemoTagger, gra
     out["concept_f1_minus_nokg_ci"] = bootstrap_ci(per_case["engine"]["concept_f1"]
                                                    - per_case["engine_nokg"]["concept_f1"], seed=seed)
     out["n_drafted"] = sum(bool(r.findings) for r in reports["engine"])
+    # The engine's confidence: every query above was scored as drafted; "drafted" below means its confidence
+    # reaches the threshold (what the engine would do), and the risk-coverage curve drafts the most confident first.
+    meta = [data.query_metadata(split, qi) for qi in range(len(split))]
+    out.update(confidence_figures([r.confidence or 0.0 for r in reports["engine"]], per_case["engine"]["concept_f1"],
+                                  engine.draft.min_confidence, groups=[f"{m['modality']}|{m['region']}" for m in meta],
+                                  seed=seed))
     return out
 
 

@@ -155,9 +155,14 @@ def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: Retriev
                   impression: bool = True, priors: Sequence[Mapping[str, float]] | None = None) -> list[DraftReport]:
     """The report drafted for every query of ``split``, told the query's modality and body region (what its header
     carries); ``impression=False`` skips the impression (selection only scores findings). ``priors``: each
-    query's learned concept probabilities (:mod:`kgclip.eval.report_prior`), used by ``draft.prior_mix``."""
+    query's learned concept probabilities (:mod:`kgclip.eval.report_prior`), used by ``draft.prior_mix``.
+
+    No draft is declined here (``min_confidence`` is set to 0): every query is scored as drafted, each report
+    carries its ``confidence``, and the evaluation applies the threshold itself (:mod:`kgclip.eval.report_confidence`).
+    """
     if use_kg and graph is not None and regions is None:
         regions = BodyRegions(graph)
+    draft = dataclasses.replace(draft, min_confidence=0.0)
     out = []
     for qi in range(len(split)):
         hits = data.retrieve(split, qi, retrieval.k, filter_=retrieval.filter, case_text=retrieval.case_text,

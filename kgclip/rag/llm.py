@@ -96,7 +96,7 @@ class LLMRewriter:
     def rewrite_report(self, report: DraftReport) -> DraftReport:
         if not report.findings:  # nothing drafted (its notice says why): nothing to rewrite
             return report
-        text, why = self._call(_REPORT_PROMPT.format(draft=report.text(citations=True, facts=False)))
+        text, why = self._call(_REPORT_PROMPT.format(draft=report.text(citations=True, facts=False, confidence=False)))
         if text is None:
             return replace(report, flags={**report.flags, "llm_fallback": why})
         required = {c for s in report.findings + report.impression for c in s.citations}

@@ -23,6 +23,10 @@ has findings, the draft is empty and says so in ``notice``, never drafted from a
 each sentence keeps its own case's side; a later sentence giving the other side of a finding already reported is
 removed. The impression is reasoned through the graph (:mod:`kgclip.rag.impression`).
 
+Every draft with the KG gets a ``confidence`` in [0, 1], the calibrated agreement of its similar cases
+(:mod:`kgclip.rag.draft_confidence`); below ``DraftConfig.min_confidence`` the draft is declined: no sentences, a
+notice saying that the similar cases disagree, and the similar cases still listed for the reader.
+
 With ``word_weight > 0`` content words the similar cases share count too, beside concepts (phrasing that BLEU and
 ROUGE reward). Without the graph (``use_kg=False``, or no tagger) the same selection runs on content words alone: no
 concepts, no negation, no contradiction check. The defaults of :class:`DraftConfig` were chosen on a validation split
@@ -43,6 +47,7 @@ from kgclip.errors import ConfigError
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights, concept_support, content_words
+from kgclip.rag.draft_confidence import judge_draft
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.image_metadata import ImageLabels
 from kgclip.rag.impression import reason_impression
@@ -91,6 +96,12 @@ class DraftConfig(Config):
     # A sentence is only added when its best new concept scores at least this (the mixed score above): a draft
     # stops growing once what it would add is unlikely. 0: no floor (``min_support`` alone decides).
     min_new_score: float = 0.0
+    # Decline to draft (no sentences; a notice, the similar cases still listed) when the draft's confidence, the
+    # calibrated agreement of its similar cases (:mod:`kgclip.rag.draft_confidence`), is below this. 0: never
+    # decline (drafting as before confidence existed). 0.49: on MedPix validation the highest threshold keeping
+    # >= 50 % of drafts (52 %; their concept F1 0.171 vs 0.142 for all drafts). It declines most CT head and
+    # abdomen drafts, whose similar cases agree least (benchmarks/bench_draft_confidence.py).
+    min_confidence: float = 0.49
 
     def __post_init__(self) -> None:
         if self.max_findings < 1 or self.max_impression < 0:
@@ -110,6 +121,9 @@ class DraftConfig(Config):
                               f"{self.min_new_score}")
         if not 0.0 < self.region_vote <= 1.0:
             raise ConfigError(f"region_vote must be in (0, 1], got {self.region_vote}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be in [0, 1] (0: never decline to draft), got "
+                              f"{self.min_confidence}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,16 @@ class DraftReport:
         similar_cases: the retrieved cases of the query's region the sentences came from.
         removed: sentences dropped (duplicates, contradictions, other region or modality), with the reason.
         flags: how it was produced, e.g. ``{"llm_fallback": "citations dropped"}``.
-        notice: why nothing could be drafted (e.g. ``"no similar chest cases to draft from"``), else ``""``.
+        notice: why nothing could be drafted (e.g. ``"no similar chest cases to draft from"``, or the similar cases
+            disagree), else ``""``.
+        confidence: how far the draft can be trusted, in ``[0, 1]``: the calibrated agreement of its similar cases
+            (:mod:`kgclip.rag.draft_confidence`); 0 when no similar case could be drafted from, ``None`` without
+            the KG (no concepts to compare cases by).
+        agreement: what ``confidence`` is computed from: the vote-weighted mean overlap (Jaccard) of the similar
+            cases' findings concepts, widened through the graph (``None`` without the KG).
+        abstained: the draft was declined because ``confidence < DraftConfig.min_confidence``: no findings or
+            impression; the sentences it would have had are in ``removed`` (reason ``"withheld: ..."``) and the
+            similar cases stay listed for the reader.
         region: the query's body regions; ``region_source``: where they came from (``"query"`` or the similar
             cases' vote); ``modality``: the query's modality (``""``: unknown).
     """
@@ -164,17 +187,20 @@ class DraftReport:
     region: tuple[str, ...] = ()
     region_source: str = ""
     modality: str = ""
+    confidence: float | None = None
+    agreement: float | None = None
+    abstained: bool = False
 
     @property
     def findings_text(self) -> str:
         return " ".join(s.text for s in self.findings)
 
-    def text(self, citations: bool = True, facts: bool = True) -> str:
+    def text(self, citations: bool = True, facts: bool = True, confidence: bool = True) -> str:
         """Plain text: ``FINDINGS:`` and ``IMPRESSION:`` sections, each sentence with its ``[case]`` citations and,
-        with ``facts``, the graph facts of each impression line."""
+        with ``facts``, the graph facts of each impression line; with ``confidence``, a ``CONFIDENCE:`` line."""
         from kgclip.rag.report_export import report_text
 
-        return report_text(self, citations=citations, facts=facts)
+        return report_text(self, citations=citations, facts=facts, confidence=confidence)
 
     def to_fhir(self, **kwargs: object) -> dict:
         """The draft as a FHIR R4 ``DiagnosticReport`` resource (see :func:`kgclip.rag.report_export.to_fhir`)."""
@@ -347,6 +373,7 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
     report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
     report.modality = query.modality
     if report.notice:
+        report.confidence, report.agreement = (0.0, 0.0) if kg else (None, None)
         return report
     cases = _read_cases(hits, link, query, cfg, report.removed)
     weights = case_weights([h.score for h in hits], cfg.temperature)
@@ -378,6 +405,8 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
                                   n_imp, fact_weight=cfg.fact_weight)
         report.impression = [ReportSentence(x.text, x.cases[0], x.score, (x.concept,), cases=x.cases, facts=x.facts,
                                             source="graph") for x in lines]
+    if kg:
+        judge_draft(report, cases.pos, weights, expander, cfg.min_confidence)
     return report
 
 

@@ -3,8 +3,9 @@
 In FHIR, each findings sentence and each impression line is a contained ``Observation`` (status ``preliminary``)
 whose ``derivedFrom`` names the cited similar cases as logical ``ImagingStudy`` references (by identifier: the
 cases live in the kgclip workspace, not on a FHIR server); impression lines list the graph facts they rest on in
-``note``. The report's ``conclusion`` is the impression text and ``conclusionCode`` its diagnosis concepts;
-``presentedForm`` carries the plain text with its ``[case]`` citations.
+``note``. The report's ``conclusion`` is the impression text (for a declined draft: why it was declined) and
+``conclusionCode`` its diagnosis concepts; ``presentedForm`` carries the plain text with its ``[case]`` citations.
+The draft's confidence is an ``extension`` (:data:`CONFIDENCE_EXTENSION`, ``valueDecimal``).
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import base64
 import time
 from typing import Any
 
-__all__ = ["report_text", "to_fhir", "CASE_SYSTEM"]
+__all__ = ["report_text", "to_fhir", "CASE_SYSTEM", "CONFIDENCE_EXTENSION"]
 
 CASE_SYSTEM = "urn:kgclip:case"
+# The extension carrying a draft's confidence (DraftReport.confidence, a decimal in [0, 1]) on the DiagnosticReport.
+CONFIDENCE_EXTENSION = "urn:kgclip:draft-confidence"
+_REVIEW_CASES = 10  # similar cases a declined draft lists in its text
 _CODE_SYSTEMS = {"RADLEX": "http://radlex.org", "DOID": "http://purl.obolibrary.org/obo/doid.owl",
                  "SYMP": "http://purl.obolibrary.org/obo/symp.owl", "UMLS": "http://www.nlm.nih.gov/research/umls"}
 
 
-def report_text(report: Any, citations: bool = True, facts: bool = True) -> str:
+def report_text(report: Any, citations: bool = True, facts: bool = True, confidence: bool = True) -> str:
     """``FINDINGS:`` and ``IMPRESSION:`` with one sentence a line, each ending in its citations ``[case] [case]``
     (and, with ``facts``, an impression line's graph facts on the next line); a draft that could not be made says
-    why (its ``notice``)."""
+    why (its ``notice``), and a declined one lists the similar cases to review. With ``confidence``, a last
+    ``CONFIDENCE:`` line gives the draft's confidence (when it has one)."""
     def line(s: Any) -> str:
         if not citations:
             return s.text
@@ -33,10 +38,20 @@ def report_text(report: Any, citations: bool = True, facts: bool = True) -> str:
         return cited
 
     if report.notice and not report.findings:
-        return f"FINDINGS:\n{report.notice[:1].upper() + report.notice[1:]}.\n\nIMPRESSION:\n-"
-    findings = "\n".join(line(s) for s in report.findings) or "No findings could be drafted."
-    impression = "\n".join(line(s) for s in report.impression) or "-"
-    return f"FINDINGS:\n{findings}\n\nIMPRESSION:\n{impression}"
+        out = f"FINDINGS:\n{report.notice[:1].upper() + report.notice[1:]}.\n\nIMPRESSION:\n-"
+        if getattr(report, "abstained", False) and report.similar_cases:
+            shown = report.similar_cases[:_REVIEW_CASES]
+            more = len(report.similar_cases) - len(shown)
+            out += ("\n\nSIMILAR CASES:\n" + " ".join(f"[{h.case_id}]" for h in shown)
+                    + (f" (and {more} more)" if more > 0 else ""))
+    else:
+        findings = "\n".join(line(s) for s in report.findings) or "No findings could be drafted."
+        impression = "\n".join(line(s) for s in report.impression) or "-"
+        out = f"FINDINGS:\n{findings}\n\nIMPRESSION:\n{impression}"
+    value = getattr(report, "confidence", None)
+    if confidence and value is not None:
+        out += f"\n\nCONFIDENCE: {value:.2f}"
+    return out
 
 
 def _coding(concept_id: str, display: str = "") -> dict[str, Any]:
@@ -89,6 +104,8 @@ def to_fhir(report: Any, *, subject: str | None = None, imaging_study: str | Non
         "presentedForm": [{"contentType": "text/plain; charset=utf-8", "title": "Draft report",
                            "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}],
     }
+    if getattr(report, "confidence", None) is not None:
+        out["extension"] = [{"url": CONFIDENCE_EXTENSION, "valueDecimal": round(float(report.confidence), 4)}]
     codes = [c for s in report.impression for c in s.concepts]
     if codes:
         out["conclusionCode"] = [{"coding": [_coding(c, names.get(c, ""))]} for c in dict.fromkeys(codes)]

@@ -56,6 +56,8 @@ def draft_json(report: Any) -> dict[str, Any]:
         "removed": [{"text": s.text, "case_id": s.case_id, "reason": why} for s, why in report.removed[:20]],
         "flags": dict(report.flags),
         "notice": report.notice,
+        "confidence": report.confidence,
+        "abstained": report.abstained,
         "region": list(report.region),
         "modality": report.modality,
     }

@@ -126,6 +126,16 @@ def test_cli_eval_report_on_val_without_selection(tmp_path, capsys, monkeypatch)
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["split"] == "val" and out["n_cases"] == 6 and 0.0 <= out["concept_f1"] <= 1.0
+    # The draft confidence: coverage at the stored threshold, concept F1 of the drafted queries with its interval,
+    # the risk-coverage curve (its full-coverage point is the figure on all queries) and the ranking quality.
+    assert out["min_confidence"] == DraftConfig().min_confidence == out["selected"]["engine"]["draft"]["min_confidence"]
+    assert 0.0 <= out["draft_coverage"] <= 1.0 and out["n_abstained"] == round((1 - out["draft_coverage"]) * 6)
+    low, high = out["concept_f1_drafted_ci"]
+    assert low <= out["concept_f1_drafted"] <= high or out["draft_coverage"] == 0.0
+    assert list(out["risk_coverage"]) == ["1.0", "0.8", "0.6", "0.4"]
+    assert out["risk_coverage"]["1.0"] == pytest.approx(out["concept_f1"], abs=1e-4)
+    for key in ("confidence_auroc", "confidence_spearman", "confidence_spearman_within"):
+        assert key in out
     with pytest.raises(SystemExit):
         main(["eval", "report", str(root), "--rounds", "0"])
 

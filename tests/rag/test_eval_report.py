@@ -21,3 +21,6 @@ def test_medpix_val_report_figures(shared_data):
     # The selected KG drafter beats the baselines and its own no-KG ablation on the split it was selected on.
     assert out["concept_f1"] > 2 * max(out["concept_f1_random"], out["concept_f1_image_only"])
     assert out["concept_f1"] > out["concept_f1_engine_nokg"]
+    # The draft confidence ranks drafts better than chance, and the drafted ones are the better ones.
+    assert out["confidence_auroc"] > 0.55 and 0.3 <= out["draft_coverage"] < 1.0
+    assert out["concept_f1_drafted"] > out["concept_f1"] == out["risk_coverage"]["1.0"]
