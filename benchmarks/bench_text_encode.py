@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "protocol": "concept_text() of every shipped concept (deduplicated"
                     + (f", seeded sample of {n}" if args.limit else "") + "); minilm as kgclip float32 torch, "
-                    "kgclip ONNX Runtime int8 (outlier channels float32), sentence-transformers encode on the same "
-                    "directory; same batch size and threads (int8: short-text batches up to max_tokens_int8 padded "
-                    "tokens); interleaved over chunks; texts/s over wall seconds (cpu variants over process CPU "
-                    "seconds)",
+                    "kgclip ONNX Runtime int8 (outlier channels out of the int8 scale), sentence-transformers encode "
+                    "on the same directory; same batch size and threads (int8: short-text batches up to "
+                    "max_tokens_int8 padded tokens); interleaved over chunks; texts/s over wall seconds (cpu "
+                    "variants over process CPU seconds)",
         "texts": n,
         "mean_chars": round(sum(map(len, texts)) / max(1, n), 1),
         "batch_size": bs,

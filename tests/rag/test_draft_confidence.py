@@ -12,7 +12,7 @@ import pytest
 from kgclip.errors import ConfigError
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
-from kgclip.rag.draft_confidence import AGREEMENT_HOPS, case_agreement, draft_confidence
+from kgclip.rag.draft_confidence import AGREEMENT_HOPS, VAL_MIN_CONFIDENCE, case_agreement, draft_confidence
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.report import DraftConfig, draft_from_cases
 from kgclip.rag.report_export import CONFIDENCE_EXTENSION
@@ -61,7 +61,7 @@ def test_cases_that_agree_give_a_more_confident_draft_than_cases_that_disagree()
     assert not agree.abstained and not disagree.abstained
     assert 0.0 <= disagree.confidence < agree.confidence <= 1.0
     assert disagree.agreement < agree.agreement
-    assert disagree.confidence < 0.49 <= agree.confidence  # the default threshold tells them apart
+    assert disagree.confidence < VAL_MIN_CONFIDENCE <= agree.confidence  # the val-chosen threshold tells them apart
     # Without the KG there are no concepts to compare cases by: no confidence, never declined.
     nokg = draft_from_cases(DISAGREE, tagger=None, graph=None, config=dataclasses.replace(CFG, min_confidence=0.9))
     assert nokg.confidence is None and nokg.findings and not nokg.abstained
@@ -93,7 +93,8 @@ def test_below_the_threshold_the_draft_is_declined_with_a_notice_and_its_cases()
 
 def test_a_drafted_report_shows_its_confidence_and_the_threshold_is_checked():
     g = tiny_graph()
-    report = draft_from_cases(AGREE, tagger=ConceptTagger(g), graph=g, config=DraftConfig())  # default threshold
+    config = DraftConfig(min_confidence=VAL_MIN_CONFIDENCE)
+    report = draft_from_cases(AGREE, tagger=ConceptTagger(g), graph=g, config=config)
     assert report.findings and not report.abstained and report.notice == ""
     assert report.text().endswith(f"CONFIDENCE: {report.confidence:.2f}")
     assert "CONFIDENCE" not in report.text(confidence=False)
