@@ -88,6 +88,20 @@ def test_int8_tower_stays_within_cosine_099_of_float32(tmp_path) -> None:
     # MiniLM's fused graph: GELU outliers routed, attention outputs folded, layer-norm outputs smoothed, none split
     assert meta["outlier_products"]["routed"] == 6 and meta["outlier_products"]["split"] == 0
     assert meta["outlier_products"]["folded"] > 0 and meta["outlier_products"]["smoothed"] > 0
+    # The session keeps ONNX Runtime from fusing residual adds and layer norms back into its slow
+    # SkipLayerNormalization kernel (onnx_quant.fuse_bert); if a later ONNX Runtime renames that optimizer, this fails.
+    import onnx
+    import onnxruntime as ort
+
+    from kgclip.text.onnx_encoder import UNFUSED_OPTIMIZERS
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(int8.directory / "model-int8.onnx"), options, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=list(UNFUSED_OPTIMIZERS))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops
     assert int8.fingerprint != fp32.fingerprint  # vectors of the two towers are never mixed
     # the export is cached by the source's fingerprint: a second tower loads it instead of exporting again
     exported = sorted(p.stat().st_mtime_ns for p in int8.directory.iterdir())
