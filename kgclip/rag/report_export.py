@@ -28,7 +28,8 @@ def report_text(report: Any, citations: bool = True, facts: bool = True, confide
     """``FINDINGS:`` and ``IMPRESSION:`` with one sentence a line, each ending in its citations ``[case] [case]``
     (and, with ``facts``, an impression line's graph facts on the next line); a draft that could not be made says
     why (its ``notice``), and a declined one lists the similar cases to review. With ``confidence``, a last
-    ``CONFIDENCE:`` line gives the draft's confidence (when it has one)."""
+    ``CONFIDENCE:`` line gives the confidence of a draft or of a declined one (not of a notice that nothing could
+    be drafted)."""
     def line(s: Any) -> str:
         if not citations:
             return s.text
@@ -49,7 +50,9 @@ def report_text(report: Any, citations: bool = True, facts: bool = True, confide
         impression = "\n".join(line(s) for s in report.impression) or "-"
         out = f"FINDINGS:\n{findings}\n\nIMPRESSION:\n{impression}"
     value = getattr(report, "confidence", None)
-    if confidence and value is not None:
+    # Only for a draft, or a declined one: a notice that nothing could be drafted needs no number beside it.
+    drafted_or_declined = bool(report.findings or report.impression or getattr(report, "abstained", False))
+    if confidence and value is not None and drafted_or_declined:
         out += f"\n\nCONFIDENCE: {value:.2f}"
     return out
 

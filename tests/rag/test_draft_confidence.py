@@ -105,3 +105,4 @@ def test_a_drafted_report_shows_its_confidence_and_the_threshold_is_checked():
     # No similar case of the region: nothing to rest on, confidence 0, and the notice says why (not declined).
     empty = draft_from_cases(AGREE, tagger=ConceptTagger(g), graph=g, query_region="HEAD")
     assert empty.confidence == 0.0 and not empty.abstained and "no similar head cases" in empty.notice
+    assert "CONFIDENCE" not in empty.text()  # nothing drafted: no number beside the notice
