@@ -50,3 +50,26 @@ def test_demo_with_missing_model_dir_fails_clearly_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert "kgclip train" in err and "no-model" in err
     assert not out.exists()
+
+
+def test_demo_prints_an_abstained_answer_as_cannot_answer(monkeypatch, capsys, tmp_path):
+    """The demo's console lines say what `kgclip ask` and the HTML page say: a withheld guess is not an answer."""
+    from types import SimpleNamespace
+
+    import kgclip.engine.demo as demo
+    from kgclip.rag.report import DraftReport
+    from kgclip.rag.vqa import Answer
+
+    answers = [Answer("yes", 0.9, "closed", question="Is there an effusion?"),
+               Answer("enlarged", 0.01, "open", question="What is the hypodensity in the liver?", abstained=True,
+                      abstain_reason="confidence 0.01 is below this workspace's threshold 0.04")]
+    result = SimpleNamespace(answers=answers, gold=["yes", "Gallbladder"], report_image="x.png",
+                             report=DraftReport(notice="no similar chest cases with findings text to draft from"),
+                             page=tmp_path / "demo.html", seconds=1.0, workspace=tmp_path)
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **k: result)
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ok Q: Is there an effusion?\n    A: yes (closed, 0.90); gold: yes" in out
+    assert ("cannot answer: confidence 0.01 is below this workspace's threshold 0.04 (withheld guess: enlarged, "
+            "0.01); gold: Gallbladder") in out
+    assert "A: enlarged" not in out

@@ -36,7 +36,6 @@ class Answer:
 
     Attributes:
         text: the answer ("yes", "no", "MRI", "right lower lobe"...).
-        confidence: probability of ``text`` among the allowed candidates, in ``[0, 1]``.
         confidence: calibrated probability that ``text`` is right (isotonic on validation carved from train).
         kind: ``"closed"`` (yes/no or one of the options the question names) or ``"open"``.
         evidence: similar cases, similar questions with their answers, linked concepts and KG facts.
