@@ -34,8 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     result = run_demo(args.out, args.data, n_questions=args.questions, show_progress=not args.quiet, config=config)
     for ans, gold in zip(result.answers, result.gold):
         if ans.abstained:  # as `kgclip ask` and the HTML page say it; the withheld guess is shown as such
-            print(f"   Q: {ans.question}\n    cannot answer: {ans.abstain_reason} (withheld guess: {ans.text}, "
-                  f"{ans.confidence:.2f}); gold: {gold}")
+            print(f"   Q: {ans.question}\n    cannot answer: {ans.abstain_reason} (withheld guess: {ans.text}); "
+                  f"gold: {gold}")
             continue
         mark = "ok " if normalize_answer(ans.text) == normalize_answer(gold) else "   "
         print(f"{mark}Q: {ans.question}\n    A: {ans.text} ({ans.kind}, {ans.confidence:.2f}); gold: {gold}")
