@@ -99,6 +99,13 @@ class GraphExpander:
         effusion")."""
         return a == b or b in self.ancestors(a) or a in self.ancestors(b)
 
+    def with_hops(self, hops: int) -> "GraphExpander":
+        """This expander when it widens ``hops`` levels, else one over the same graph that does, memoised here
+        (a caller needing another depth keeps the memo across calls too)."""
+        if hops == self.hops:
+            return self
+        return self.cached("with_hops", str(hops), lambda: GraphExpander(self.graph, hops))  # type: ignore[return-value]
+
 
 @dataclass
 class ConceptSupport:

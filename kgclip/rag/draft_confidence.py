@@ -99,9 +99,9 @@ def judge_draft(report: Any, case_concepts: Sequence[Iterable[str]], weights: np
     concepts (in the order of ``report.similar_cases``, with their ``weights``); below ``threshold`` withhold its
     findings and impression (moved to ``removed`` with the reason), mark it ``abstained`` and say why in
     ``notice``.
-    ``expander`` widens the concepts; one of another depth is replaced by one of :data:`AGREEMENT_HOPS`."""
-    if expander.hops != AGREEMENT_HOPS:
-        expander = GraphExpander(expander.graph, AGREEMENT_HOPS)
+    ``expander`` widens the concepts, at :data:`AGREEMENT_HOPS` levels whatever its own depth
+    (:meth:`GraphExpander.with_hops`, memoised on it, so repeated drafts reuse it)."""
+    expander = expander.with_hops(AGREEMENT_HOPS)
     report.agreement = agreement = case_agreement(case_concepts, weights, expander)
     report.confidence = round(draft_confidence(agreement), 4)
     if report.confidence >= threshold or not (report.findings or report.impression):

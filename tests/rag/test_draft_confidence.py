@@ -47,6 +47,12 @@ def test_case_agreement_counts_overlap_through_the_graph():
     exact = case_agreement([[ADENO], [CANCER]], np.ones(2))
     widened = case_agreement([[ADENO], [CANCER]], np.ones(2), GraphExpander(g, AGREEMENT_HOPS))
     assert exact == 0.0 and widened > 0.3
+    # The drafter's own expander (1 level by default) gives the agreement's depth, memoised on it across drafts.
+    drafting = GraphExpander(g, 1)
+    assert drafting.with_hops(1) is drafting
+    assert drafting.with_hops(AGREEMENT_HOPS) is drafting.with_hops(AGREEMENT_HOPS)
+    assert drafting.with_hops(AGREEMENT_HOPS).hops == AGREEMENT_HOPS
+    assert case_agreement([[ADENO], [CANCER]], np.ones(2), drafting.with_hops(AGREEMENT_HOPS)) == widened
     # Votes weigh the pairs: the agreeing pair counts more when its cases weigh more.
     sets = [[EFFUSION], [EFFUSION], [COUGH]]
     assert case_agreement(sets, np.array([1.0, 1.0, 0.1])) > case_agreement(sets, np.array([0.1, 1.0, 1.0]))
