@@ -27,9 +27,9 @@ import sys
 
 
 def validation_texts(data) -> list[str]:
-    """VQA-RAD non-test questions and answers, IU X-ray MeSH terms and report sentences, less the concept texts."""
-    from kgclip.kg.convert import concept_text
-    from kgclip.ontology.store import load_ontologies
+    """VQA-RAD non-test questions and answers, IU X-ray MeSH terms and report sentences, less the concept texts
+    ``bench_text_encode.py`` reports on."""
+    from bench_text_encode import concept_texts  # this script's own folder is on sys.path
 
     texts: list[str] = []
     for row in json.loads((data / "vqa-rad" / "VQA_RAD_Dataset_Public.json").read_text(encoding="utf-8")):
@@ -41,8 +41,7 @@ def validation_texts(data) -> list[str]:
             for field in ("findings", "impression", "indication"):
                 texts += re.split(r"(?<=\.)\s+", row[field] or "")
     texts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
-    graph = load_ontologies()
-    concepts = {concept_text(graph.concept(cid)) for cid in graph.ids}
+    concepts = set(concept_texts(None, 0))
     return [t for t in texts if t not in concepts]
 
 
