@@ -15,7 +15,9 @@ share of open test answers that occur in the training answer set at all (no clas
 
 ``acc_*`` score what the engine answers (:mod:`kgclip.eval.vqa_grounded`: the answerer's prediction grounded in
 the training part's similar cases, as ``Engine.ask`` does); ``acc_*_answerer`` the answerer alone. With the KG
-variant the JSON also carries the trust figures: ``ece`` (10 bins, calibrated confidence of the given answers),
+variant the JSON also carries the trust figures: ``ece`` (10 bins, calibrated confidence of the given answers) and
+``ece_if_calibrated`` (mean and 95th percentile of the ECE a perfectly calibrated system with the same confidences
+would show on as many questions: the noise floor ``ece`` is read against),
 ``acc_closed_at_coverage_0.8`` and ``risk_coverage_*`` (answer only the most confident share), ``acc_by_kind``
 (router kinds), bootstrap 95 % CIs ``acc_*_ci``, ``open_outside_train`` (share of correct open answers that are
 not training answers), ``abstain_in_range_rate`` (scored questions the engine declines) and ``abstain_ood_rate``
@@ -41,7 +43,8 @@ from kgclip.eval.vqa_grounded import grounded_answers
 from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
 from kgclip.models.features import load_image_features
-from kgclip.rag.calibration import accuracy_at_coverage, bootstrap_ci, expected_calibration_error, risk_coverage
+from kgclip.rag.calibration import (accuracy_at_coverage, bootstrap_ci, calibrated_ece_range,
+                                    expected_calibration_error, risk_coverage)
 from kgclip.rag.grounding import CASE_WEIGHT, OPEN_FROM_CASES
 from kgclip.rag.router import KINDS
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
@@ -184,6 +187,7 @@ def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored
                  if h and not e.closed]
     out: dict[str, Any] = {
         "ece": round(expected_calibration_error(conf, hits), 4),
+        "ece_if_calibrated": [round(v, 4) for v in calibrated_ece_range(conf, seed=seed)],
         "ece_uncalibrated_answerer": round(expected_calibration_error(raw, raw_hits), 4),
         "acc_closed_at_coverage_0.8": round(accuracy_at_coverage(conf[closed], hits[closed], 0.8), 4),
         "risk_coverage_closed": [[c, round(a, 4)] for c, a in risk_coverage(conf[closed], hits[closed])],

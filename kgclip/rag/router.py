@@ -93,7 +93,8 @@ def question_form(question: str) -> AnswerForm:
     """``yes/no`` for auxiliary-verb questions, ``choice`` when they offer options ("... X or Y?"), else ``open``."""
     q = _clean(question)
     if q.startswith(_AUX) or re.match(r"^(is|are|does|do|was|were|can|has|have|did)\b", q):
-        return "choice" if re.search(r"\w,? or \w", q) else "yes/no"
+        # "Is there X or Y?" / "Can you see X or Y?" still ask yes/no (see _YES_NO_OR); only others offer options.
+        return "choice" if re.search(r"\w,? or \w", q) and not _YES_NO_OR.match(q) else "yes/no"
     if re.search(r"\b(is|are) (this|these|the|it)\b.*\w,? or \w", q):
         return "choice"
     return "open"

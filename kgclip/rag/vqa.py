@@ -199,16 +199,17 @@ class VQAAnswerer:
         best = model._choose(tallies, np.concatenate(kinds_all), np.concatenate(closed_all))
         core.with_params(**{k: v for k, v in best.items() if not k.startswith("val_")})
         # Calibration on the same folds, out of fold, with the selected blend: raw confidence -> P(right).
-        conf, hits, forms = [], [], []
+        conf, hits, forms, kinds = [], [], [], []
         for va, ctx_va in model._folds(data, fold, n_folds, show_progress):
             dists, _ = model._distributions(q[va], img[va], kg[va], ctx_va, [sets[i] for i in va],
                                             [examples[i].question for i in va])
-            for (form, p), gold in zip(dists, labels[va]):
+            for (form, p), gold, i in zip(dists, labels[va], va):
                 conf.append(float(p.max()))
                 hits.append(int(np.argmax(p)) == int(gold))
                 forms.append(form)
-        model.calibrator = Calibrator.fit(conf, hits, forms)
-        calibrated = [float(model.calibrator(c, f)) for c, f in zip(conf, forms)]
+                kinds.append(route_question(examples[i].question).kind)
+        model.calibrator = Calibrator.fit(conf, hits, forms, kinds=kinds if config.calibrate_by_kind else None)
+        calibrated = [float(model.calibrator(c, f, k)) for c, f, k in zip(conf, forms, kinds)]
         model.meta["learned_min_confidence"] = (float(np.quantile(calibrated, config.abstain_share))
                                                 if config.abstain_share > 0 and calibrated else 0.0)
         # Final model on all of train with the selected blend.
@@ -296,13 +297,17 @@ class VQAAnswerer:
             candidates = [(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
                           if p[j] > 0.0]  # only answers the question allows (yes/no lists yes and no)
             options = question_options(questions[i])
-            if options and not _names_an_option(best, options):
+            if options and (not _names_an_option(best, options) or not all(
+                    any(_names_an_option(core.answers[j], [option]) for j in np.flatnonzero(p)) for option in options)):
                 # "Is the CSF radiolucent or radioopaque?": the answer is one of the options it names, even when
-                # no training answer is (the answerer's own distribution then only holds yes / no).
+                # no training answer is. When the answerer's candidates leave an option out (only yes / no, or only
+                # "hemorrhage" for "cancer or hemorrhage?"), its distribution cannot weigh the options against each
+                # other (one candidate gets probability 1), so the options are weighed by the similar questions.
                 form, candidates = "options", self._option_candidates(options, sim[i])
                 best, raw = normalize_answer(candidates[0][0]), candidates[0][1]
             preds.append(Prediction(
-                text=self.display.get(best, best), normalized=best, confidence=float(self.calibrator(raw, form)),
+                text=self.display.get(best, best), normalized=best,
+                confidence=float(self.calibrator(raw, form, route_question(questions[i]).kind)),
                 kind="open" if form == "open" else "closed", candidates=candidates,
                 neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i],
                 raw_confidence=raw, form=form, route=route_question(questions[i]).kind,

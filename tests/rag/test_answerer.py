@@ -110,6 +110,11 @@ def test_a_choice_question_gets_one_of_its_options_even_when_no_training_answer_
     # An answer that already names an option is kept ("CT or MRI?" in the synthetic training set).
     ct = model.predict_batch(["Is this a CT or an MRI?"], img[:1])[0]
     assert ct.form == "choice" and ct.text in ("CT", "MRI")
+    # When the training answers name only one of the options, the answerer's distribution holds that one alone
+    # (probability 1: it was shown at confidence 1.0 and right half the time); the options are weighed instead.
+    one = model.predict_batch(["Is this a CT or an ultrasound?"], img[:1])[0]
+    assert one.form == "options" and {normalize_answer(c) for c, _ in one.candidates} == {"ct", "ultrasound"}
+    assert one.confidence <= OPTION_CONFIDENCE
 
 
 def test_fit_learns_the_abstention_threshold_of_its_least_confident_answers(fitted, data, tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kgclip.rag.answerer import AnswererConfig, AnswererCore
-from kgclip.rag.calibration import (Calibrator, accuracy_at_coverage, bootstrap_ci, expected_calibration_error,
-                                    isotonic_fit, risk_coverage)
+from kgclip.rag.calibration import (Calibrator, accuracy_at_coverage, bootstrap_ci, calibrated_ece_range,
+                                    expected_calibration_error, isotonic_fit, risk_coverage)
 from kgclip.rag.router import answer_fits_kind, route_question
 
 
@@ -25,6 +25,8 @@ from kgclip.rag.router import answer_fits_kind, route_question
     ("How many masses are there?", "size_count", "open"),
     ("Is there a pleural effusion?", "presence", "yes/no"),
     ("What is the abnormality?", "open", "open"),
+    ("Is there ectatic or aneurysmal enlargement of the aorta?", "presence", "yes/no"),  # existence: yes / no
+    ("Can you evaluate the kidneys, bladder or ureters in this image?", "presence", "yes/no"),
 ])
 def test_route_question(question, kind, form):
     route = route_question(question)
@@ -72,6 +74,41 @@ def test_isotonic_calibration_is_monotone_and_fits():
     assert Calibrator.from_json(cal.to_json()).knots == cal.knots
     xk, yk = isotonic_fit(np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.0, 1.0]))
     assert yk == sorted(yk)
+
+
+def test_calibration_per_question_kind_where_a_kind_has_enough_answers():
+    """Two kinds of open question with the same raw confidences but different hit rates get their own maps; a kind
+    with too few validation answers, or none given, falls back to the form's map."""
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(0.0, 0.6, 2000)
+    kinds = np.where(np.arange(2000) < 1000, "location", "organ")
+    truth = rng.uniform(size=2000) < np.where(kinds == "location", 0.2 * raw, raw)
+    kinds[:30] = "size_count"  # too few for a map of their own
+    forms = ["open"] * 2000
+    by_kind = Calibrator.fit(raw, truth, forms, kinds=list(kinds), min_kind_count=100)
+    assert set(by_kind.knots) == {"open", "open/location", "open/organ"}
+    fixed = by_kind.calibrate(raw, forms, list(kinds))
+    pooled = Calibrator.fit(raw, truth, forms).calibrate(raw, forms)
+    for kind in ("location", "organ"):  # pooled, each kind is off (their errors cancel in the overall ECE)
+        sel = kinds == kind
+        assert expected_calibration_error(fixed[sel], truth[sel]) + 0.05 < expected_calibration_error(pooled[sel],
+                                                                                                     truth[sel])
+    assert by_kind(0.5, "open", "location") < by_kind(0.5, "open") < by_kind(0.5, "open", "organ")
+    assert by_kind(0.5, "open", "size_count") == by_kind(0.5, "open") == by_kind(0.5, "open", None)
+    assert Calibrator.from_json(by_kind.to_json())(0.5, "open", "location") == by_kind(0.5, "open", "location")
+
+
+def test_calibrated_ece_range_is_the_noise_floor_of_a_small_set():
+    """A perfectly calibrated system shows ECE > 0 on a few hundred answers; the range says how much, and a
+    miscalibrated one lands above it."""
+    rng = np.random.default_rng(2)
+    conf = rng.uniform(0.3, 1.0, 451)
+    mean, p95 = calibrated_ece_range(conf, n_sim=300)
+    assert 0.01 < mean < p95 < 0.12
+    observed = [expected_calibration_error(conf, rng.uniform(size=451) < conf) for _ in range(50)]
+    assert abs(np.mean(observed) - mean) < 0.01
+    assert expected_calibration_error(conf, rng.uniform(size=451) < conf - 0.2) > p95
+    assert calibrated_ece_range([]) == (0.0, 0.0)
 
 
 def test_coverage_and_bootstrap():
