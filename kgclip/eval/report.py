@@ -64,6 +64,12 @@ NOKG_DRAFT = DraftConfig(max_findings=5, nearest_bonus=2.0)
 # The engine with the learned concept prior: val concept F1 0.1437 [0.1224, 0.1648] as selected. Selection also
 # chose case_text="findings+caption" (+0.001, noise); left out, since a caption is not a report section and a
 # draft's sentences must come from findings / impression only.
+# Session 7, on val (scratch runs, nothing adopted): cases retrieved cross-modally, CXR-RePaiR style (KG-CLIP
+# trained on the pool cases' captions; query image -> each pool case's findings or caption embedding) instead of by
+# image: concept F1 0.144 / 0.141 (findings, 2 seeds) and 0.134 / 0.131 (captions) vs 0.143, although the nearest
+# case alone gets better (image_only 0.035 -> 0.053); preferring the nearest cases' sentences
+# (DraftConfig.nearest_bonus 1 / 3 / 10) costs 0.008-0.010 [paired CI below 0] and drafts still cite 4.5 cases for
+# 4.9 sentences (4.6 at 0): the consensus, not the neighbour order, decides a draft.
 ENGINE_RETRIEVAL = RetrievalConfig()
 ENGINE_DRAFT = DraftConfig(prior_mix=0.5, word_weight=0.0, graph_hops=2)
 # The concept prior's training knobs (compared on val at the draft above: image weights +0.003 concept F1 over
