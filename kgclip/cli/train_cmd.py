@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "builtin-cnn (trained from scratch on pixels), or any name load_image_tower resolves")
     p.add_argument("--train-blocks", type=int, default=0,
                    help="pretrained towers: 0 keeps the tower frozen, k fine-tunes its last k blocks and head")
+    p.add_argument("--ensemble", type=int, default=None,
+                   help="heads trained one after another and joined (default: the recipe's)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -72,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     model = dataclasses.replace(config.model, enrichment=enrichment, concept_dim=0 if enrichment == "none" else 1)
     if args.image_size:
         model = dataclasses.replace(model, image_size=args.image_size)
+    if args.ensemble is not None:
+        model = dataclasses.replace(model, ensemble=args.ensemble)
     changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                  ("seed", args.seed), ("threads", args.threads)) if v is not None}
     if args.quick:
@@ -84,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     result = train_pairs(config, pairs, out, kg_dir=kg_dir, resume=not args.no_resume,
                          progress=not args.no_progress, extra={"source": source, "enrichment": enrichment})
     summary = {"out": str(result.out_dir), "image_tower": config.model.image_tower,
-               "train_blocks": config.model.train_blocks, "enrichment": enrichment, "best_epoch": result.best_epoch,
+               "train_blocks": config.model.train_blocks, "ensemble": config.model.ensemble,
+               "enrichment": enrichment, "best_epoch": result.best_epoch,
                "val_mean_recall": round(result.best_score, 4), "train_pairs": result.n_train,
                "val_pairs": result.n_val, "seconds": round(time.perf_counter() - t0, 1)}
     print(json.dumps(summary))

@@ -60,7 +60,7 @@ class ModelImageFeaturizer:
 
     def __init__(self, model: Any, directory: str | Path, fingerprint: str | None = None) -> None:
         self.model = model
-        self.dim = int(model.config.embed_dim)
+        self.dim = int(model.config.output_dim)
         self.name = f"kgclip-model:{Path(directory).name}"
         self.fingerprint = fingerprint or model_fingerprint(directory)
 
@@ -103,7 +103,7 @@ class ModelTextEncoder:
 
     def __init__(self, model: Any, fingerprint: str) -> None:
         self.model = model
-        self.dim = int(model.config.embed_dim)
+        self.dim = int(model.config.output_dim)
         self.name = "kgclip-model-text"
         self.fingerprint = fingerprint_json({"model": fingerprint, "side": "text"})
 

@@ -109,9 +109,9 @@ def _load_model(config: EncodeConfig) -> tuple[Any, Any, str, int]:
         model = KGClipModel.from_pretrained(name.split(":", 1)[1]).eval()
         fp = fingerprint_json({"kgclip_model": model.fingerprints(), "image": model.image_tower.fingerprint})
         if config.kind == "text":
-            return (lambda texts: model.encode_text(texts).numpy()), str, fp, int(model.config.embed_dim)
+            return (lambda texts: model.encode_text(texts).numpy()), str, fp, int(model.config.output_dim)
         tower, embed = model.image_tower, (lambda px: model.encode_image(px))
-        dim = int(model.config.embed_dim)
+        dim = int(model.config.output_dim)
     elif config.kind == "text":
         from kgclip.text.encoders import load_text_encoder
 

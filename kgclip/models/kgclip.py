@@ -71,6 +71,20 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+class EnsembleMember(nn.Module):
+    """The trainable head of one further member of an ensemble (``KGClipConfig.ensemble``): its own image and
+    text projections, concept fusion and temperature, on the model's shared towers and concept table."""
+
+    def __init__(self, config: KGClipConfig, image_dim: int, text_dim: int) -> None:
+        super().__init__()
+        self.image_proj: nn.Module = (nn.Linear(image_dim, config.embed_dim, bias=False) if not config.image_hidden
+                                      else TextHead(image_dim, config.embed_dim, config.image_hidden))
+        self.text_proj = TextHead(text_dim, config.embed_dim, config.text_hidden)
+        self.logit_scale = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(1.0 / config.init_temperature)))))
+        self.fusion: nn.Module | None = (build_fusion(text_dim, config.concept_dim) if config.enrichment != "none"
+                                         else None)
+
+
 class KGClipModel(nn.Module):
     """The dual encoder.
 
@@ -130,6 +144,10 @@ class KGClipModel(nn.Module):
                 self.concept_proj = nn.Linear(config.concept_dim, config.embed_dim, bias=False)
                 self.concept_bias = nn.Parameter(torch.tensor(-4.0))  # sigmoid starts near a low positive rate
         self.__dict__["linker"] = linker
+        # Members 1.. of an ensemble (member 0 is the parts above, so a single head's checkpoint keys are unchanged);
+        # built last, so a single head is initialised exactly as before for the same seed.
+        self.members = nn.ModuleList(EnsembleMember(config, self.image_tower.dim, text_dim)
+                                     for _ in range(config.ensemble - 1))
 
     # ------------------------------------------------------------------------------------------------ images
 
@@ -175,7 +193,25 @@ class KGClipModel(nn.Module):
             tower: Any = self.image_tower
             start = tower.n_blocks - self.config.train_blocks
             x = tower.head(tower.blocks(x, start)).mean(dim=(2, 3))
-        return F.normalize(self.image_proj(self.image_dropout(x)), dim=-1)
+        return self._project_image(x)
+
+    def _heads(self) -> list[nn.Module]:
+        """Member 0 (this module's own projections) and the other members of an ensemble."""
+        return [self, *self.members]
+
+    def _project_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled tower features -> unit (joined) embeddings; each member draws its own dropout mask."""
+        return self.join_members([F.normalize(h.image_proj(self.image_dropout(x)), dim=-1) for h in self._heads()])
+
+    @staticmethod
+    def join_members(parts: list[torch.Tensor]) -> torch.Tensor:
+        """Members' unit embeddings ``[B, E]`` each -> ``[B, E * n]`` unit rows (concatenated, / sqrt(n))."""
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1) / len(parts) ** 0.5
+
+    def split_members(self, embeds: torch.Tensor) -> list[torch.Tensor]:
+        """Inverse of :meth:`join_members`: ``[B, E * n]`` -> n unit ``[B, E]`` member embeddings."""
+        n = self.config.ensemble
+        return [embeds] if n == 1 else [c * n ** 0.5 for c in embeds.split(self.config.embed_dim, dim=-1)]
 
     def prepare_pixels(self, images: torch.Tensor) -> torch.Tensor:
         """Raw pixels -> what :meth:`encode_image` takes: resized to the tower's size, 3 channels, normalised.
@@ -199,7 +235,7 @@ class KGClipModel(nn.Module):
 
         Shapes: ``[B, 3, S, S]`` -> ``[B, embed_dim]``.
         """
-        return F.normalize(self.image_proj(self.image_dropout(self.image_tower(pixels))), dim=-1)
+        return self._project_image(self.image_tower(pixels))
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -213,7 +249,7 @@ class KGClipModel(nn.Module):
         out = [self.encode_image(self.prepare_pixels(images[i:i + batch_size].to(device))).float().cpu()
                for i in range(0, len(images), batch_size)]
         self.train(was)
-        return torch.cat(out) if out else torch.zeros(0, self.config.embed_dim)
+        return torch.cat(out) if out else torch.zeros(0, self.config.output_dim)
 
     # -------------------------------------------------------------------------------------------------- text
 
@@ -266,12 +302,17 @@ class KGClipModel(nn.Module):
 
         Shapes: ``text_emb`` ``[B, Dt]``, concept / negated indices and masks ``[B, K]`` -> ``[B, embed_dim]``.
         """
-        x = text_emb.float()
-        if self.fusion is not None and concept_idx is not None and concept_mask is not None:
+        base = text_emb.float()
+        fuse = self.fusion is not None and concept_idx is not None and concept_mask is not None
+        if fuse:
+            concepts = self.concept_vectors[concept_idx]
             neg = self.concept_vectors[negated_idx] if negated_idx is not None else None
-            x = self.fusion(x, self.concept_vectors[concept_idx], concept_mask.bool(), neg,
-                            negated_mask.bool() if negated_mask is not None else None)
-        return F.normalize(self.text_proj(x), dim=-1)
+            neg_mask = negated_mask.bool() if negated_mask is not None else None
+        parts = []
+        for head in self._heads():
+            x = head.fusion(base, concepts, concept_mask.bool(), neg, neg_mask) if fuse else base
+            parts.append(F.normalize(head.text_proj(x), dim=-1))
+        return self.join_members(parts)
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 256,
@@ -287,7 +328,7 @@ class KGClipModel(nn.Module):
         """
         texts = list(texts)
         if not texts:
-            return torch.zeros(0, self.config.embed_dim)
+            return torch.zeros(0, self.config.output_dim)
         was = self.training
         self.eval()
         device = self.logit_scale.device

@@ -54,6 +54,16 @@ class KGClipConfig(Config):
     # MedPix pairs the linear head overfits within a few epochs; dropping half of the 1280 frozen features is
     # what helped most on validation (R@10 0.331 -> 0.387, 3 seeds), so the pretrained recipe sets it to 0.5.
     image_dropout: float = 0.0
+    # Members of an ensemble of heads on the same towers: each member has its own image and text projections (and
+    # concept fusion) and is trained as a single head of its own (kgclip.models.train: own initialisation, batch
+    # order, dropout and epoch); the model's embedding is the members' unit embeddings concatenated and scaled by
+    # 1/sqrt(ensemble), so a cosine between two embeddings is the members' mean cosine. 1: a single head.
+    ensemble: int = 1
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the model's embeddings: ``embed_dim`` per member times ``ensemble``."""
+        return self.embed_dim * self.ensemble
 
     def __post_init__(self) -> None:
         if self.enrichment not in ENRICHMENTS:
@@ -64,6 +74,10 @@ class KGClipConfig(Config):
             raise ConfigError(f"enrichment {self.enrichment!r} needs concept_dim >= 1 (the width of the table)")
         if self.concept_head and self.enrichment == "none":
             raise ConfigError("concept_head needs a concept table: set enrichment to 'gnn' or 'text'")
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble must be >= 1 (the number of heads), got {self.ensemble}")
+        if self.ensemble > 1 and self.concept_head:
+            raise ConfigError("concept_head is not available with ensemble > 1; use one or the other")
         if self.embed_dim < 1 or self.text_hidden < 0 or self.max_concepts < 1:
             raise ConfigError("embed_dim and max_concepts must be >= 1 and text_hidden >= 0")
         if not 0.0 < self.init_temperature < 1.0 or self.max_logit_scale <= 1.0:

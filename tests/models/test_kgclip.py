@@ -172,3 +172,45 @@ def test_image_dropout_acts_in_training_only(linker: ConceptLinker) -> None:
     assert not torch.allclose(model.encode_image_features(feats), first)
     with pytest.raises(ConfigError):
         KGClipConfig(image_dropout=1.0)
+
+
+def test_an_ensemble_averages_its_members_similarities(tmp_path: Path, linker: ConceptLinker) -> None:
+    """ensemble=3: three independently initialised heads on the same towers; the embedding is their unit embeddings
+    joined, so a cosine is the mean of the members' cosines; it saves, reloads and refuses a single-head config."""
+    single = _model(linker, "gnn")
+    model = _model(linker, "gnn", ensemble=3)
+    assert model.config.output_dim == 48 and len(model.members) == 2
+    # Member 0 is the single-head model's own parts: same keys, same initial weights for the same seed.
+    assert set(single.state_dict()) < set(model.state_dict())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in single.state_dict().items())
+    assert not torch.equal(model.members[0].image_proj.weight, model.image_proj.weight)  # initialised apart
+    model.eval()
+    images = torch.randint(0, 256, (3, 1, 32, 32), dtype=torch.uint8)
+    img, txt = model.encode_images(images), model.encode_text(TEXTS)
+    assert img.shape == txt.shape == (3, 48)
+    assert torch.allclose(img.norm(dim=1), torch.ones(3), atol=1e-5)
+    members = zip(model.split_members(img), model.split_members(txt))
+    member_cos = torch.stack([i @ t.T for i, t in members])
+    assert torch.allclose(img @ txt.T, member_cos.mean(0), atol=1e-5)
+    assert torch.allclose(model.split_members(img)[0], single.eval().encode_images(images), atol=1e-5)
+    model.save_pretrained(tmp_path / "ens")
+    loaded = KGClipModel.from_pretrained(tmp_path / "ens", linker=linker)
+    assert torch.allclose(loaded.encode_text(TEXTS), txt, atol=1e-6)
+    with pytest.raises(ConfigError, match="another configuration"):
+        KGClipModel.from_pretrained(tmp_path / "ens", linker=linker, expected_config=single.config)
+    with pytest.raises(ConfigError, match="ensemble"):
+        _config(ensemble=0)
+    with pytest.raises(ConfigError, match="concept_head"):
+        _config(enrichment="gnn", concept_dim=8, concept_head=True, ensemble=2)
+
+
+def test_each_member_of_an_ensemble_draws_its_own_dropout_mask(linker: ConceptLinker) -> None:
+    model = _model(linker, "none", ensemble=2, image_dropout=0.5, image_tower="builtin-cnn").train()
+    with torch.no_grad():
+        model.members[0].image_proj.weight.copy_(model.image_proj.weight)
+    feats = torch.randn(4, model.image_tower.dim)
+    first, second = model.split_members(model.encode_image_features(feats))
+    assert not torch.allclose(first, second)  # same weights, different masks
+    model.eval()
+    first, second = model.split_members(model.encode_image_features(feats))
+    assert torch.allclose(first, second, atol=1e-6)

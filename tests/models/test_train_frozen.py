@@ -37,7 +37,7 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[ImageTextPair]:
 
 def _config(train_blocks: int):  # noqa: ANN202
     config = pretrained_recipe(train_blocks=train_blocks, text_tower="hashing-64", embed_dim=16, text_hidden=16)
-    model = dataclasses.replace(config.model, image_hidden=16)
+    model = dataclasses.replace(config.model, image_hidden=16, ensemble=1)  # the recipe's 5 heads: see below
     return dataclasses.replace(config, model=model, epochs=2, batch_size=4, val_fraction=0.3, warmup_steps=1,
                                threads=1)
 
@@ -81,5 +81,32 @@ def test_features_must_match_the_mode(tmp_path: Path, pairs: list[ImageTextPair]
 
 
 def test_pretrained_recipe_drops_pooled_features() -> None:
-    assert pretrained_recipe().model.image_dropout == 0.5
+    assert pretrained_recipe().model.image_dropout == 0.5 and pretrained_recipe().model.ensemble == 5
     assert pretrained_recipe(image_dropout=0.0).model.image_dropout == 0.0  # an explicit option wins
+
+
+def test_an_ensemble_trains_its_members_as_single_heads_and_joins_them(tmp_path: Path,
+                                                                       pairs: list[ImageTextPair]) -> None:
+    """Member 0 is exactly the single head of the same seed; the other members start, shuffle and drop out
+    differently but are selected on the same validation cases; the joined model saves and reloads."""
+    config = _config(0)
+    ens_config = dataclasses.replace(config, model=dataclasses.replace(config.model, ensemble=3))
+    encoder = load_text_encoder("hashing-64")
+    source = frozen_feature_source(config.model, cache_dir=tmp_path / "cache")
+    feats = prepare_features(pairs, image_size=32, text_encoder=encoder, cache_dir=tmp_path / "cache",
+                             progress=False, **source)
+    single = train(config, feats, None, progress=False, text_encoder=encoder)
+    run = train(ens_config, feats, tmp_path / "ens", progress=False, text_encoder=encoder)
+    image, single_image = encode_pair_images(run.model, feats), encode_pair_images(single.model, feats)
+    assert image.shape == (len(pairs), 3 * config.model.embed_dim)
+    members = run.model.split_members(image)
+    assert torch.allclose(members[0], single_image, atol=1e-6)
+    assert not torch.allclose(members[1], members[0], atol=1e-3) and not torch.allclose(members[2], members[1],
+                                                                                          atol=1e-3)
+    assert {r["member"] for r in run.history} == {0, 1, 2} and run.n_val == single.n_val
+    info = KGClipModel.read_checkpoint_info(tmp_path / "ens")["extra"]
+    assert len(info["best_epoch"]) == 3 and len(info["member_val_scores"]) == 3
+    loaded = KGClipModel.from_pretrained(tmp_path / "ens", text_encoder=encoder)
+    assert torch.allclose(encode_pair_images(loaded, feats), image, atol=1e-5)
+    with pytest.raises(ConfigError, match="member"):
+        dataclasses.replace(config, member=-1)
