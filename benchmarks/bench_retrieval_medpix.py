@@ -64,7 +64,12 @@ A larger pretrained tower (ImageNet EfficientNet-Lite2 from the PyPI wheel ``eff
 frozen pooled features through the reference architecture; scratch run, seeds 0,1,2): ridge 0.285 vs 0.269, plain
 head 0.379 [0.337, 0.421] vs 0.387: no gain for 2.2x the encoding time, so no Lite1 / Lite2 tower was added.
 
-Reported figure (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries): plain 0.338
+Reported figure with the 5-head ensemble (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries;
+``benchmarks/results/bench_retrieval_medpix_dev_s7.jsonl``): plain 0.382 [0.325, 0.442], kg 0.374 [0.316, 0.433]
+(per seed 0.396 / 0.371 / 0.355), kg_textonly 0.389 [0.330, 0.450], ridge 0.269 [0.215, 0.325]; kg - plain -0.009
+[-0.036, 0.020] (the KG claim does not hold); kg >= ridge + 0.03 holds, kg >= 0.40 does not.
+
+Before it, with a single head (session 5; ``bench_retrieval_medpix_dev.jsonl``): plain 0.338
 [0.288, 0.391], kg 0.355 [0.303, 0.410], kg_textonly 0.349 [0.298, 0.403], ridge 0.269 [0.215, 0.325]; kg - plain
 +0.017 [-0.005, 0.041] (the KG claim does not hold); zero-shot plane (seed 0) plain 0.663, kg 0.580, majority 0.646.
 
