@@ -13,15 +13,16 @@ from kgclip.ontology.model import ConceptGraph
 __all__ = ["save_tiny_model", "save_tiny_embeddings"]
 
 
-def save_tiny_model(directory: str | Path, seed: int = 0) -> None:
-    """A randomly initialised KG-CLIP model (hashing text tower, 32 px images, 16-d space) in ``directory``."""
+def save_tiny_model(directory: str | Path, seed: int = 0, ensemble: int = 1) -> None:
+    """A randomly initialised KG-CLIP model (hashing text tower, 32 px images, 16-d space per head, ``ensemble``
+    heads) in ``directory``."""
     import torch
 
     from kgclip.models.kgclip import KGClipConfig, KGClipModel
 
     torch.manual_seed(seed)
     cfg = KGClipConfig(text_tower="hashing-64", image_size=32, image_widths=(4, 8, 8, 16), embed_dim=16,
-                       text_hidden=16, max_concepts=4)
+                       text_hidden=16, max_concepts=4, ensemble=ensemble)
     KGClipModel(cfg).save_pretrained(directory)
 
 

@@ -51,6 +51,19 @@ def test_model_vectors_flow_through(built) -> None:  # noqa: ANN001
     assert not draft.findings and "findings" in draft.notice and draft.similar_cases
 
 
+def test_an_ensemble_model_serves_the_engine(tmp_path) -> None:  # noqa: ANN001
+    """A KG-CLIP ensemble (3 heads of 16) gives 48-d joint-space vectors to the image and text tables."""
+    torch.set_num_threads(1)
+    save_tiny_model(tmp_path / "model", ensemble=3)
+    data = make_vqa_folder(tmp_path / "data", n_images=10)
+    config = EngineConfig(text_encoder="hashing-64", model_dir=str(tmp_path / "model"))
+    engine = Engine.build(config, tmp_path / "ws", vqa_rad=data, graph=tiny_graph(), show_progress=False)
+    assert engine.featurizer.dim == engine.image_table.dim == engine.text_table.dim == 48
+    image = data / "images" / "synth003.png"
+    assert engine.search(image=image, k=1)[0].case_id == "synth003"
+    assert len(engine.search(image=image, k=3, cross_modal=True)) == 3
+
+
 def test_explain_and_nearest(built) -> None:  # noqa: ANN001
     engine, _, _ = built
     sub = engine.explain("RADLEX:RID4872")
