@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="where radlex/ and doid/ are written")
     args = parser.parse_args(argv)
     if args.data is None:
-        parser.error("no data folder found; pass --data PATH (the folder holding ontologies/radlex and ontologies/doid)")
+        parser.error("no data folder found; pass --data PATH "
+                     "(the folder holding ontologies/radlex and ontologies/doid)")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a skipped row would make the build depend on reader leniency: fail instead
         for name, graph in build_shipped(args.data, args.out, only=args.only).items():
