@@ -55,7 +55,7 @@ class ModelImageFeaturizer:
     """Image vectors from the KG-CLIP image tower (same interface as ``ThumbnailFeaturizer``).
 
     Shapes:
-        ``embed(images)`` -> ``[N, embed_dim]`` float32 unit vectors; ``embed_one`` -> ``[embed_dim]``.
+        ``embed(images)`` -> ``[N, output_dim]`` float32 unit vectors; ``embed_one`` -> ``[output_dim]``.
     """
 
     def __init__(self, model: Any, directory: str | Path, fingerprint: str | None = None) -> None:
@@ -98,7 +98,7 @@ class ModelTextEncoder:
     """Case texts and search queries in the model's joint space (so an image vector can search the text table).
 
     Shapes:
-        ``encode(texts)`` -> ``[N, embed_dim]`` float32 tensor of unit vectors.
+        ``encode(texts)`` -> ``[N, output_dim]`` float32 tensor of unit vectors.
     """
 
     def __init__(self, model: Any, fingerprint: str) -> None:

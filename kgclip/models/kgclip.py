@@ -186,7 +186,7 @@ class KGClipModel(nn.Module):
     def encode_image_features(self, features: torch.Tensor) -> torch.Tensor:
         """Cached tower outputs (see :meth:`frozen_features_part`) -> unit image embeddings (differentiable).
 
-        Shapes: pooled ``[B, dim]`` or a block input ``[B, C, h, w]`` -> ``[B, embed_dim]``.
+        Shapes: pooled ``[B, dim]`` or a block input ``[B, C, h, w]`` -> ``[B, output_dim]``.
         """
         x = features.float()
         if x.dim() == 4:
@@ -233,7 +233,7 @@ class KGClipModel(nn.Module):
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """Normalised pixels (see :meth:`prepare_pixels`) -> unit image embeddings (differentiable).
 
-        Shapes: ``[B, 3, S, S]`` -> ``[B, embed_dim]``.
+        Shapes: ``[B, 3, S, S]`` -> ``[B, output_dim]``.
         """
         return self._project_image(self.image_tower(pixels))
 
@@ -241,7 +241,7 @@ class KGClipModel(nn.Module):
     def encode_images(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Raw pixels -> unit embeddings, in eval mode and chunks (inference).
 
-        Shapes: ``[N, C, H, W]`` uint8 or float in [0, 1] -> ``[N, embed_dim]`` float32 on the CPU.
+        Shapes: ``[N, C, H, W]`` uint8 or float in [0, 1] -> ``[N, output_dim]`` float32 on the CPU.
         """
         was = self.training
         self.eval()
@@ -300,7 +300,7 @@ class KGClipModel(nn.Module):
                              negated_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Frozen text-tower vectors (+ linked concepts) -> unit joint-space embeddings (differentiable).
 
-        Shapes: ``text_emb`` ``[B, Dt]``, concept / negated indices and masks ``[B, K]`` -> ``[B, embed_dim]``.
+        Shapes: ``text_emb`` ``[B, Dt]``, concept / negated indices and masks ``[B, K]`` -> ``[B, output_dim]``.
         """
         base = text_emb.float()
         fuse = self.fusion is not None and concept_idx is not None and concept_mask is not None
@@ -324,7 +324,7 @@ class KGClipModel(nn.Module):
             batch_size: texts per forward pass.
             links: already-linked ``(affirmed, negated)`` concept ids per text (default: the model's linker).
 
-        Shapes: ``N`` texts -> ``[N, embed_dim]`` float32 on the CPU.
+        Shapes: ``N`` texts -> ``[N, output_dim]`` float32 on the CPU.
         """
         texts = list(texts)
         if not texts:

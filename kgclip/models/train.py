@@ -189,7 +189,7 @@ def encode_pair_images(model: KGClipModel, features: PairFeatures, indices: Sequ
                        batch_size: int = 128) -> torch.Tensor:
     """Unit image embeddings of ``features`` (its cached tower features when it has them, else its pixels).
 
-    Shapes: -> ``[len(indices), embed_dim]`` float32 on the CPU.
+    Shapes: -> ``[len(indices), output_dim]`` float32 on the CPU.
     """
     idx = list(range(len(features))) if indices is None else list(indices)
     if features.image_feats is None:
