@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kgclip.eval.text_metrics import bootstrap_ci
+from kgclip.rag.calibration import accuracy_at_coverage
 
 __all__ = ["average_ranks", "auroc", "spearman", "risk_coverage", "within_groups", "confidence_figures",
            "COVERAGES"]
@@ -54,14 +55,9 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 def risk_coverage(confidence: Sequence[float], values: Sequence[float],
                   coverages: Sequence[float] = COVERAGES) -> dict[str, float]:
-    """``{"0.8": mean of values over the round(0.8 x N) most confident queries, ...}`` (ties: query order)."""
-    c, v = np.asarray(confidence, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    order = np.argsort(-c, kind="stable")
-    out = {}
-    for cov in coverages:
-        n = max(1, int(round(cov * v.size)))
-        out[f"{cov:.1f}"] = round(float(v[order[:n]].mean()), 4) if v.size else 0.0
-    return out
+    """``{"0.8": mean of values over the round(0.8 x N) most confident queries, ...}`` (ties: query order;
+    :func:`kgclip.rag.calibration.accuracy_at_coverage` of each coverage, here of concept F1 values)."""
+    return {f"{cov:.1f}": round(accuracy_at_coverage(confidence, values, cov), 4) for cov in coverages}
 
 
 def within_groups(confidence: Sequence[float], values: Sequence[float], groups: Sequence[str],
