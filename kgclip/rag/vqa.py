@@ -209,9 +209,9 @@ class VQAAnswerer:
                 forms.append(form)
                 kinds.append(route_question(examples[i].question).kind)
         model.calibrator = Calibrator.fit(conf, hits, forms, kinds=kinds if config.calibrate_by_kind else None)
-        calibrated = [float(model.calibrator(c, f, k)) for c, f, k in zip(conf, forms, kinds)]
+        calibrated = model.calibrator.calibrate(conf, forms, kinds)
         model.meta["learned_min_confidence"] = (float(np.quantile(calibrated, config.abstain_share))
-                                                if config.abstain_share > 0 and calibrated else 0.0)
+                                                if config.abstain_share > 0 and len(calibrated) else 0.0)
         # Final model on all of train with the selected blend.
         core.set_memory(q, img, kg, sets, labels, keys, groups)
         core.learn_kinds([e.question for e in examples], labels)
@@ -296,6 +296,7 @@ class VQAAnswerer:
             raw = float(p[order[0]])
             candidates = [(self.display.get(core.answers[j], core.answers[j]), float(p[j])) for j in order
                           if p[j] > 0.0]  # only answers the question allows (yes/no lists yes and no)
+            route = route_question(questions[i]).kind
             options = question_options(questions[i])
             if options and (not _names_an_option(best, options) or not all(
                     any(_names_an_option(core.answers[j], [option]) for j in np.flatnonzero(p)) for option in options)):
@@ -307,10 +308,10 @@ class VQAAnswerer:
                 best, raw = normalize_answer(candidates[0][0]), candidates[0][1]
             preds.append(Prediction(
                 text=self.display.get(best, best), normalized=best,
-                confidence=float(self.calibrator(raw, form, route_question(questions[i]).kind)),
+                confidence=float(self.calibrator(raw, form, route)),
                 kind="open" if form == "open" else "closed", candidates=candidates,
                 neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i],
-                raw_confidence=raw, form=form, route=route_question(questions[i]).kind,
+                raw_confidence=raw, form=form, route=route,
                 image_similarity=float(image_sim[i])))
         return preds
 
