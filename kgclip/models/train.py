@@ -428,8 +428,8 @@ def _train_ensemble(config: TrainConfig, features: PairFeatures, out_dir: str | 
     model = KGClipModel(config.model, **{k: v for k, v in model_args.items() if k != "text_encoder"},
                         text_encoder=runs[0].model.text_encoder)
     state = dict(runs[0].model.state_dict())
+    member_keys = set(model.members[0].state_dict())  # every member holds the same parts
     for m, run in enumerate(runs[1:]):
-        member_keys = {k.split(".", 2)[2] for k in model.state_dict() if k.startswith(f"members.{m}.")}
         state.update({f"members.{m}.{k}": v for k, v in run.model.state_dict().items() if k in member_keys})
     model.load_weights(state)
     model.eval()
