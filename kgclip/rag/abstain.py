@@ -141,13 +141,29 @@ def _non_image_reason(header: dict[str, Any]) -> str:
     return ""
 
 
-def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confidence: float) -> str:
+def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confidence: float,
+                          nearest_case: float | None = None, from_cases: bool = False) -> str:
     """Why the answerer should not give ``pred`` ("" when it may): an image unlike the collection, or a
-    calibrated confidence below ``min_confidence``. ``pred``: a :class:`kgclip.rag.vqa.Prediction`."""
+    calibrated confidence below ``min_confidence``. ``pred``: a :class:`kgclip.rag.vqa.Prediction`.
+
+    The collection is the answerer's memory images *and* the workspace's cases: ``nearest_case`` is the image's best
+    cosine to a case (the similar-case search, same image space), so cases a user added bring such images into range
+    at once. An image like those cases but unlike every memory image still gets no answer that rests on the answerer
+    alone (it never saw such an image; its answer would be a question prior); ``from_cases``: the answer rests on the
+    similar cases (their findings' votes, their metadata), and it stands.
+    """
     if image_threshold is not None and pred.image_similarity < image_threshold:
-        return (f"no similar case: the image's best match in the collection has similarity "
-                f"{pred.image_similarity:.2f}, below the threshold {image_threshold:.2f} learned from the collection's "
-                "own images; add similar cases (Engine.add_cases) to answer about such images")
+        near_cases = nearest_case is not None and nearest_case >= image_threshold
+        if not near_cases:
+            best = max(pred.image_similarity, nearest_case if nearest_case is not None else -1.0)
+            return (f"no similar case: the image's best match in the collection has similarity {best:.2f}, below the "
+                    f"threshold {image_threshold:.2f} learned from the collection's own images; add similar cases "
+                    "(Engine.add_cases) to answer about such images")
+        if not from_cases:
+            return (f"only the workspace's cases resemble this image (similarity {nearest_case:.2f}); the answerer "
+                    f"was trained on no image like it ({pred.image_similarity:.2f} < {image_threshold:.2f}) and the "
+                    "similar cases do not answer this question; add question-answer pairs about such images "
+                    "(kgclip vqa fit) to answer it")
     if pred.confidence < min_confidence:
         return (f"not confident enough: calibrated confidence {pred.confidence:.2f} is below the workspace's "
                 f"threshold {min_confidence:.2f}")

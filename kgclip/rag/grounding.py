@@ -15,7 +15,9 @@
   weighted by image similarity and blended with the answerer's probability, more as more cases vote;
 - everything else: the answerer (its open answers are already restricted to the question's kind).
 
-Then abstention (:mod:`kgclip.rag.abstain`). The evidence always lists the cases and facts used.
+Then abstention (:mod:`kgclip.rag.abstain`): an image is in range when it is like one of the answerer's memory
+images or one of the workspace's cases; like only the cases (ones a user added), only answers grounded in them
+(:data:`CASE_SOURCES`) stand. The evidence always lists the cases and facts used.
 """
 
 from __future__ import annotations
@@ -38,9 +40,14 @@ from kgclip.rag.router import HEADER_MODALITY, route_question
 from kgclip.rag.vqa import Answer, Prediction
 
 __all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote",
-           "blend_presence", "case_concept_answer", "mentioned", "CASE_WEIGHT", "OPEN_FROM_CASES"]
+           "blend_presence", "case_concept_answer", "mentioned", "CASE_WEIGHT", "OPEN_FROM_CASES",
+           "CASE_SOURCES"]
 
 CASE_WEIGHT = 1.0  # weight of the similar cases' finding votes against the answerer (selected on --split val)
+# Answers that rest on the workspace's cases: the similar cases' findings and metadata, and the metadata classifiers
+# (trained on every case's stored metadata, retrained when cases are added). They stand for an image that is like
+# the workspace's cases but unlike every image the answerer was trained on (kgclip.rag.abstain.answer_abstain_reason).
+CASE_SOURCES = frozenset({"case-votes+answerer", "case-metadata", "case-concepts", "image-classifier"})
 # Open questions: below this calibrated answerer confidence, the similar cases' shared finding answers instead
 # (0 turns it off; selected on --split val).
 OPEN_FROM_CASES = 0.2
@@ -256,7 +263,9 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
                     candidates=pred.candidates, flags=flags, route=route.kind)
     reason = check.reason or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(
-        _with_confidence(pred, answer.confidence), image_threshold=image_threshold, min_confidence=min_confidence))
+        _with_confidence(pred, answer.confidence), image_threshold=image_threshold, min_confidence=min_confidence,
+        nearest_case=max((float(h.score) for h in hits), default=None),
+        from_cases=flags.get("source") in CASE_SOURCES))
     if reason:
         answer.abstained, answer.abstain_reason = True, reason
     return answer

@@ -68,3 +68,17 @@ def test_answer_abstains_below_thresholds():
     assert "no similar case" in answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.0)
     assert "not confident" in answer_abstain_reason(pred, image_threshold=0.3, min_confidence=0.5)
     assert answer_abstain_reason(pred, image_threshold=0.3, min_confidence=0.3) == ""
+
+
+def test_cases_added_to_the_workspace_bring_an_image_into_range():
+    """The collection is the answerer's memory and the workspace's cases: an image like a case the user added is in
+    range, but only answers that rest on those cases stand (the answerer never saw such an image)."""
+    pred = Prediction("yes", "yes", 0.9, "closed", [], [], [], image_similarity=0.5)
+    far = answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.0, nearest_case=0.6, from_cases=True)
+    assert "no similar case" in far and "0.60" in far  # the best of memory and cases is reported
+    assert answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.0, nearest_case=0.95,
+                                 from_cases=True) == ""
+    alone = answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.0, nearest_case=0.95)
+    assert "only the workspace's cases" in alone and "kgclip vqa fit" in alone
+    assert "not confident" in answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.95,
+                                                    nearest_case=0.95, from_cases=True)

@@ -61,12 +61,19 @@ def test_added_cases_vote_at_once(built, tmp_path):
     engine, _, _ = built
     scans = [_new_scan(tmp_path / f"band{i}.png", i) for i in range(4)]
     query = _new_scan(tmp_path / "query.png", 99)
+    before = engine.ask(query, "Is there a pneumothorax?")
+    assert before.abstained and "no similar case" in before.abstain_reason
     engine.add_cases([{"case_id": f"band{i}", "image": str(p), "text": "Large pneumothorax of the left lung.",
                        "modality": "XR", "body_part": "CHEST"} for i, p in enumerate(scans)])
     answer = engine.ask(query, "Is there a pneumothorax?")
-    assert answer.flags.get("source") == "case-votes+answerer" and answer.text == "yes"
+    assert answer.flags.get("source") == "case-votes+answerer" and answer.text == "yes" and not answer.abstained
     assert {c.case_id for c in answer.evidence.similar_cases} & {f"band{i}" for i in range(4)}
-    assert engine.ask(query, "Is this a chest x-ray?").text == "yes"
+    modality = engine.ask(query, "Is this a chest x-ray?")  # classifiers retrained on the added cases' metadata
+    assert modality.text == "yes" and not modality.abstained
+    assert modality.flags.get("source") in ("image-classifier", "case-metadata")
+    # The answerer was trained on no such image, and the cases do not answer an open question: decline, saying why.
+    open_answer = engine.ask(query, "What is the abnormality?")
+    assert open_answer.abstained and "only the workspace's cases" in open_answer.abstain_reason
 
 
 def test_cli_checks_inputs_first_and_says_cannot_answer(built, tmp_path, capsys):

@@ -102,6 +102,7 @@ def test_draft_open_citation_edit_accept_then_find_it(page, workspace) -> None: 
     page.select_option("#region", "chest")
     page.click("#draftbtn")
     page.wait_for_selector("#draft:not([hidden]) li.sentence")
+    assert "draft confidence" in page.inner_text("#draftconf")  # as the CLI and the exports give it
     first = page.locator("#findings li.sentence, #impression li.sentence").first
     first.locator("button.chip").first.click()
     page.wait_for_selector("#citation:not([hidden])")

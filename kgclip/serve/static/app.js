@@ -126,6 +126,14 @@ function renderDraft(d) {
   $("findings").replaceChildren(...d.findings.map(sentenceItem));
   $("impression").replaceChildren(...d.impression.map(sentenceItem));
   $("draft").hidden = false;
+  // The draft's confidence (the calibrated agreement of its similar cases), as the CLI, text and FHIR exports give
+  // it; none for a notice that nothing could be drafted, nor without the KG (no concepts to compare cases by).
+  const drafted = d.findings.length || d.impression.length || d.abstained;
+  const conf = $("draftconf");
+  conf.hidden = d.confidence === null || d.confidence === undefined || !drafted;
+  conf.className = d.abstained ? "abstain" : "muted";
+  conf.textContent = conf.hidden ? "" : (d.abstained ? "Declined: " : "") + "draft confidence " + Math.round(d.confidence * 100) +
+    "% (how well the similar cases' findings agree, calibrated)" + (d.abstained ? ", below the workspace's threshold; review the similar cases" : "");
   const region = d.region && d.region.length ? " (" + d.region.join(", ") + (d.modality ? ", " + d.modality : "") + ")" : "";
   status(d.notice ? d.notice : (d.findings.length || d.impression.length) ? "Draft ready" + region + ": edit, re-order or remove sentences, then accept." : "No findings could be drafted from similar cases.");
 }
