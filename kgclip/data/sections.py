@@ -65,7 +65,7 @@ _MODALITY_RE = re.compile(r"(?i)(?:^|(?<=[\s.;]))(" + "|".join(
     re.escape(k) for k in sorted(_MODALITY_HEAD, key=len, reverse=True)) + r")\s*:\s*")
 # A sentence that names its own modality as it opens ("CT of the chest reveals ...", "PA chest radiograph shows").
 _MODALITY_OPEN = re.compile(r"(?i)^(?:the\s+|an?\s+|on\s+|axial\s+|coronal\s+|sagittal\s+|contrast[- ]enhanced\s+|"
-                            r"non[- ]?contrast\s+|pa\s+|ap\s+|lateral\s+|frontal\s+|portable\s+|chest\s+|"
+                            r"non[- ]?contrast\s+|pa\s+|ap\s+|and\s+|lateral\s+|frontal\s+|portable\s+|chest\s+|"
                             r"abdominal\s+|pelvic\s+|head\s+|brain\s+|t[12][- ]weighted\s+)*(ct|mri?|ultrasound|"
                             r"sonograph\w*|radiographs?|x-rays?|cxr|pet)\b")
 

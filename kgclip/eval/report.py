@@ -29,8 +29,10 @@ modality and body region) how well the confidence ranks drafts by their concept 
 
 Besides the text figures (each with a bootstrap 95 % interval over cases, ``*_ci``), every system's drafted
 sentences are checked: ``region_violations`` (sentences per report whose linked anatomy lies outside the query's
-body region, through the graph: :class:`~kgclip.rag.regions.BodyRegions`) and ``history_sentences`` (sentences that
-are history, lab values or question/answer text). The copying baselines show what the checks catch.
+body region, through the graph: :class:`~kgclip.rag.regions.BodyRegions`), ``history_sentences`` (sentences that
+are history, lab values or question/answer text) and ``modality_violations`` (sentences per report that open by
+naming another modality than the query's: "Chest radiograph demonstrates ..." in a CT draft). The copying
+baselines show what the checks catch.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concept_prior import ConceptPriorConfig
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
+from kgclip.rag.image_metadata import normalize_modality
 from kgclip.rag.regions import BodyRegions, regions_of_label
 from kgclip.rag.report import DraftConfig, split_sentences
 
@@ -70,6 +73,11 @@ NOKG_DRAFT = DraftConfig(max_findings=5, nearest_bonus=2.0)
 # case alone gets better (image_only 0.035 -> 0.053); preferring the nearest cases' sentences
 # (DraftConfig.nearest_bonus 1 / 3 / 10) costs 0.008-0.010 [paired CI below 0] and drafts still cite 4.5 cases for
 # 4.9 sentences (4.6 at 0): the consensus, not the neighbour order, decides a draft.
+# Session 8, on val (paired per case, 104 drafts): findings drawn toward the leading diagnosis (the similar cases
+# whose diagnosis is, or lies below by is-a, the best-supported one weigh 1 + f in the findings vote, so a draft
+# describes one disease instead of a collage) cost f=1 -0.005 [-0.013, 0.003], f=3 -0.009 [-0.019, -0.001], f=10
+# -0.016 [-0.031, -0.003] concept F1; not adopted. Keeping to the query's modality (DraftConfig.keep_modality, now on)
+# costs -0.005 [-0.014, 0.004] and takes the drafted sentences naming another modality from 0.154 to 0 per report.
 ENGINE_RETRIEVAL = RetrievalConfig()
 ENGINE_DRAFT = DraftConfig(prior_mix=0.5, word_weight=0.0, graph_hops=2)
 # The concept prior's training knobs (compared on val at the draft above: image weights +0.003 concept F1 over
@@ -83,15 +91,22 @@ def _safety(data: MedPixReportData, split: ReportSplit, sentences: list[list[str
             regions: BodyRegions, history_keys: set[str]) -> dict[str, float]:
     """``region_violations``: drafted sentences per report naming anatomy outside the query's body region;
     ``history_sentences``: drafted sentences (all reports) that are history, lab values or question/answer text
-    (by their form, or found verbatim in a pool case's History / Exam)."""
-    violations = history = 0
+    (by their form, or found verbatim in a pool case's History / Exam); ``modality_violations``: drafted sentences
+    per report whose opening words name a modality other than the query's (a sentence under a case's "US:"
+    sub-heading is not seen here, only by the drafter)."""
+    violations = history = other_modality = 0
     for qi, sents in enumerate(sentences):
-        query = regions_of_label(data.query_metadata(split, qi)["region"])
+        meta = data.query_metadata(split, qi)
+        query, modality = regions_of_label(meta["region"]), normalize_modality(meta["modality"])
         for text in sents:
             concepts = tagger.concept_ids(text, include_negated=True)
             violations += bool(regions.outside(concepts, query))
             history += sentence_kind(text) != "finding" or _key(text) in history_keys
-    return {"region_violations": round(violations / max(len(sentences), 1), 4), "history_sentences": history}
+            named = [s.modality for s in report_sentences(text)]
+            other_modality += bool(modality and named and named[0] and normalize_modality(named[0]) != modality)
+    n = max(len(sentences), 1)
+    return {"region_violations": round(violations / n, 4), "history_sentences": history,
+            "modality_violations": round(other_modality / n, 4)}
 
 
 def _key(text: str) -> str:

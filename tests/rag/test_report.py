@@ -241,3 +241,21 @@ def test_fhir_export_and_plain_text():
     assert "[case-a]" in base64.b64decode(fhir["presentedForm"][0]["data"]).decode()
     json.dumps(fhir)  # JSON-ready
     assert report.text(citations=False).startswith("FINDINGS:\nSmall left pleural effusion.")
+
+
+def test_a_ct_draft_describes_no_radiograph_by_default():
+    """A case's findings cover all its studies; the draft keeps to the query's modality unless told otherwise."""
+    g = tiny_graph()
+    hits = [_hit("a", 0.9, "Chest radiograph demonstrates a right pleural effusion. Right pleural effusion on CT.",
+                  {"modality": "CT"}),
+            _hit("b", 0.8, "Right pleural effusion.", {"modality": "CT"})]
+    config = dataclasses.replace(DraftConfig(), prior_mix=0.0, min_support=0.3)
+    assert config.keep_modality
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=config, query_modality="CT",
+                              query_region="chest")
+    drafted = [s.text for s in report.findings]
+    assert drafted and not any("radiograph" in t for t in drafted)
+    assert any("describes XR" in why for _, why in report.removed)
+    loose = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, query_modality="CT", query_region="chest",
+                             config=dataclasses.replace(config, keep_modality=False))
+    assert not any("describes XR" in why for _, why in loose.removed)
