@@ -261,7 +261,8 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
         text, confidence = found[0], min(pred.confidence, found[1])
         flags = {"source": "case-concepts"}
     answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
-                    candidates=pred.candidates, flags=flags, route=route.kind)
+                    candidates=_final_candidates(pred, text, float(confidence), bool(flags)), flags=flags,
+                    route=route.kind)
     reason = check.reason or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(
         _with_confidence(pred, answer.confidence), image_threshold=image_threshold, min_confidence=min_confidence,
         nearest_case=max((float(h.score) for h in hits), default=None),
@@ -269,6 +270,18 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     if reason:
         answer.abstained, answer.abstain_reason = True, reason
     return answer
+
+
+def _final_candidates(pred: Prediction, text: str, confidence: float, grounded: bool) -> list[tuple[str, float]]:
+    """The candidates shown beside the answer: the answerer's own when it answered; for an answer from the header,
+    the classifiers or the cases, that answer's probability (and, for yes / no, the other side's), not the
+    answerer's distribution it overrode ("yes (0.58)" beside "No 0.85, Yes 0.15" read as a contradiction)."""
+    if not grounded:
+        return pred.candidates
+    if text.strip().lower() in ("yes", "no"):
+        other = "No" if text.strip().lower() == "yes" else "Yes"
+        return [(text, confidence), (other, 1.0 - confidence)]
+    return [(text, confidence)]
 
 
 def _with_confidence(pred: Prediction, confidence: float) -> Prediction:

@@ -98,3 +98,20 @@ def test_open_answer_from_the_cases_vocabulary(tagger):
     kept = ground_answer(pred, "What is the abnormality?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
                          image_threshold=0.5, min_confidence=0.0, open_from_cases=0.0)
     assert kept.text == "atelectasis"
+
+
+def test_candidates_follow_the_grounded_answer(tagger):
+    from kgclip.rag.concepts import LinkedConcept
+
+    effusion = LinkedConcept("RADLEX:RID4872", "pleural effusion", 12, 28, "pleural effusion")
+    pred = Prediction("no", "no", 0.85, "closed", [("No", 0.85), ("Yes", 0.15)], [], [effusion],
+                      raw_confidence=0.85, form="yes/no", route="presence", image_similarity=0.95)
+    ok = InputCheck(True, "", {"source_format": "png"})
+    hits = [_hit(f"u{i}", 0.9, "Large right pleural effusion.") for i in range(4)]
+    voted = ground_answer(pred, "Is there a pleural effusion?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
+                          image_threshold=0.5, min_confidence=0.0)
+    assert voted.text == "yes" and voted.candidates[0] == ("yes", voted.confidence)
+    assert voted.candidates[1][0] == "No" and voted.candidates[1][1] == pytest.approx(1 - voted.confidence)
+    alone = ground_answer(pred, "Is there a pleural effusion?", ok, [], None, tagger=tagger, graph=tiny_graph(),
+                          image_threshold=0.5, min_confidence=0.0)
+    assert alone.candidates == pred.candidates  # the answerer answered: its own distribution
