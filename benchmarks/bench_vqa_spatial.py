@@ -156,9 +156,22 @@ def answerer_outputs(model, examples, image_vectors):  # noqa: ANN001, ANN201 - 
 
 
 def run_answerers(root: Path, cache: Path) -> dict:
-    """Fit the answerer per fold on the training part (and on its inner training carve); cache the outputs."""
+    """Fit the answerer per fold on the training part (and on its inner training carve); cache the outputs, keyed
+    by the data folder and the answerer's source (``kgclip/rag``, ``kgclip/eval/vqa.py``), so a changed answerer
+    is fitted again instead of read stale."""
+    import hashlib
+
+    import kgclip
+
+    package = Path(kgclip.__file__).parent
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    for source in sorted(package.glob("rag/*.py")) + [package / "eval" / "vqa.py"]:
+        digest.update(source.read_bytes())
+    key = digest.hexdigest()[:16]
     if cache.is_file():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached
     from kgclip.cli.eval_cmd import _graph
     from kgclip.data.vqa_rad import read_vqa_rad
     from kgclip.eval.vqa import validation_folds
@@ -174,7 +187,7 @@ def run_answerers(root: Path, cache: Path) -> dict:
     keys = sorted(paths)
     image_vectors = dict(zip(keys, feat.embed([paths[k] for k in keys])))
     graph, encoder = _graph(), load_text_encoder("minilm", "cpu")
-    out: dict = {"folds": []}
+    out: dict = {"key": key, "folds": []}
     for f, (part_train, part) in enumerate(validation_folds(train, 5, 0)):
         t0 = time.perf_counter()
         inner_tr, inner_va = inner_split(part_train)
@@ -193,7 +206,9 @@ def run_answerers(root: Path, cache: Path) -> dict:
         fold["seconds"] = round(time.perf_counter() - t0, 1)
         print(f"fold {f}: answerers in {fold['seconds']} s", file=sys.stderr, flush=True)
         out["folds"].append(fold)
-    cache.write_text(json.dumps(out))
+    from kgclip.atomic import atomic_write_text
+
+    atomic_write_text(cache, json.dumps(out))
     return out
 
 
@@ -322,8 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="*", default=["spatial", "pooled"])
     ap.add_argument("--epochs", type=int, default=30, help="most epochs (early stopping on the inner carve)")
     ap.add_argument("--cache", default="/tmp/bench_vqa_spatial_answerer.json",
-                    help="where the answerers' per-fold outputs are cached (they do not depend on the seed); "
-                         "delete it after changing the answerer")
+                    help="where the answerers' per-fold outputs are cached (they do not depend on the seed; a "
+                         "changed answerer source or data folder refits them)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(args.data) if args.data else shared_data_dir() / "vqa-rad"
