@@ -64,6 +64,22 @@ A larger pretrained tower (ImageNet EfficientNet-Lite2 from the PyPI wheel ``eff
 frozen pooled features through the reference architecture; scratch run, seeds 0,1,2): ridge 0.285 vs 0.269, plain
 head 0.379 [0.337, 0.421] vs 0.387: no gain for 2.2x the encoding time, so no Lite1 / Lite2 tower was added.
 
+Round 4 (session 8), ``--split val`` only: the text side, frozen until now. ``benchmarks/exp_text_finetune.py``
+(same cached features, carve-outs, recipe and hits as this bench; its loop reproduces ``train()`` bit for bit with
+the text frozen) fine-tunes a copy of MiniLM's last layer per head at lr 5e-5 (weight decay 0.01; heads at the
+recipe's 1e-3, same warm-up + cosine schedule) on hidden states of the frozen lower layers cached once per caption
+(1,095 captions, 39 tokens on average; untrained, the copy reproduces the frozen vectors, cosine 1.000000), epochs
+selected on the carve-out as before, stopping 6 epochs after the best. 5 heads, plain, seeds 0,1,2 (499 pooled
+queries; ``results/exp_text_finetune_val_s8.jsonl``): frozen 0.405 [0.363, 0.449] (per seed 0.414 / 0.386 / 0.413),
+last layer tuned 0.391 [0.349, 0.435] (0.408 / 0.353 / 0.407), paired -0.014 [-0.036, 0.004]; 36-39 s per model
+frozen vs 542-782 s tuned (one thread, shared 2-core box). A single head (``--ensemble 1``, same seeds;
+``results/exp_text_finetune_val_single_s8.jsonl``) gains but misses the rule: frozen 0.387 [0.343, 0.431], tuned
+0.405 [0.363, 0.449] (0.440 / 0.346 / 0.423), paired +0.018 [-0.004, 0.042], 7-9 s vs 96-169 s. That is the size of
+the ensemble's own gain over one head (0.387 -> 0.405), and an ensemble of tuned heads does not add to it.
+Not adopted, so kg was not run, nor the last 2 layers (twice the cost of one, ~20 min per 5-head model) or
+BitFit / LoRA over all 6 layers (a backward pass through the whole tower every step: ~6x the last-layer cost, over an
+hour per 5-head model on this CPU).
+
 Reported figure with the 5-head ensemble (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries;
 ``benchmarks/results/bench_retrieval_medpix_dev_s7.jsonl``): plain 0.382 [0.325, 0.442], kg 0.374 [0.316, 0.433]
 (per seed 0.396 / 0.371 / 0.355), kg_textonly 0.389 [0.330, 0.450], ridge 0.269 [0.215, 0.325]; kg - plain -0.009
