@@ -75,10 +75,12 @@ last layer tuned 0.391 [0.349, 0.435] (0.408 / 0.353 / 0.407), paired -0.014 [-0
 frozen vs 542-782 s tuned (one thread, shared 2-core box). A single head (``--ensemble 1``, same seeds;
 ``results/exp_text_finetune_val_single_s8.jsonl``) gains but misses the rule: frozen 0.387 [0.343, 0.431], tuned
 0.405 [0.363, 0.449] (0.440 / 0.346 / 0.423), paired +0.018 [-0.004, 0.042], 7-9 s vs 96-169 s. That is the size of
-the ensemble's own gain over one head (0.387 -> 0.405), and an ensemble of tuned heads does not add to it.
-Not adopted, so kg was not run, nor the last 2 layers (twice the cost of one, ~20 min per 5-head model) or
-BitFit / LoRA over all 6 layers (a backward pass through the whole tower every step: ~6x the last-layer cost, over an
-hour per 5-head model on this CPU).
+the ensemble's own gain over one head (0.387 -> 0.405), and an ensemble of tuned heads does not add to it. The last
+2 layers, single head (``..._single_k2_s8.jsonl``): 0.409 [0.365, 0.455] (0.446 / 0.340 / 0.434), paired +0.022
+[-0.002, 0.046], 199-342 s per head: as one layer, within the noise, and no better than the frozen 5-head default.
+Not adopted, so kg was not run, nor 5 heads with 2 tuned layers (~25 min per model) or BitFit / LoRA over all 6
+layers (a backward pass through the whole tower every step: ~6x the last-layer cost, over an hour per 5-head model
+on this CPU).
 
 Reported figure with the 5-head ensemble (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries;
 ``benchmarks/results/bench_retrieval_medpix_dev_s7.jsonl``): plain 0.382 [0.325, 0.442], kg 0.374 [0.316, 0.433]
