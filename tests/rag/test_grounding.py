@@ -61,14 +61,19 @@ def test_case_metadata_votes_on_modality_and_region():
     assert case_metadata_vote("What modality is this?", hits) is None
 
 
-def test_ground_answer_uses_user_cases_and_abstains(tagger):
+def _effusion_no(confidence):
+    """The answerer says "no" to "Is there a pleural effusion?"; four similar cases report an effusion."""
     from kgclip.rag.concepts import LinkedConcept
 
     effusion = LinkedConcept("RADLEX:RID4872", "pleural effusion", 12, 28, "pleural effusion")
-    pred = Prediction("no", "no", 0.7, "closed", [("no", 0.7), ("yes", 0.3)], [], [effusion],
-                      raw_confidence=0.7, form="yes/no", route="presence", image_similarity=0.95)
-    ok = InputCheck(True, "", {"source_format": "png"})
+    pred = Prediction("no", "no", confidence, "closed", [("No", confidence), ("Yes", 1 - confidence)], [],
+                      [effusion], raw_confidence=confidence, form="yes/no", route="presence", image_similarity=0.95)
     hits = [_hit(f"u{i}", 0.9, "Large right pleural effusion.") for i in range(4)]
+    return pred, InputCheck(True, "", {"source_format": "png"}), hits
+
+
+def test_ground_answer_uses_user_cases_and_abstains(tagger):
+    pred, ok, hits = _effusion_no(0.7)
     answer = ground_answer(pred, "Is there a pleural effusion?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
                            image_threshold=0.5, min_confidence=0.0)
     assert answer.text == "yes" and answer.flags["voting_cases"] == "4" and not answer.abstained
@@ -101,13 +106,7 @@ def test_open_answer_from_the_cases_vocabulary(tagger):
 
 
 def test_candidates_follow_the_grounded_answer(tagger):
-    from kgclip.rag.concepts import LinkedConcept
-
-    effusion = LinkedConcept("RADLEX:RID4872", "pleural effusion", 12, 28, "pleural effusion")
-    pred = Prediction("no", "no", 0.85, "closed", [("No", 0.85), ("Yes", 0.15)], [], [effusion],
-                      raw_confidence=0.85, form="yes/no", route="presence", image_similarity=0.95)
-    ok = InputCheck(True, "", {"source_format": "png"})
-    hits = [_hit(f"u{i}", 0.9, "Large right pleural effusion.") for i in range(4)]
+    pred, ok, hits = _effusion_no(0.85)
     voted = ground_answer(pred, "Is there a pleural effusion?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
                           image_threshold=0.5, min_confidence=0.0)
     assert voted.text == "yes" and voted.candidates[0] == ("yes", voted.confidence)
