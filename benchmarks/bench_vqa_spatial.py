@@ -213,11 +213,10 @@ def run_answerers(root: Path, cache: Path) -> dict:
 
 
 def inner_split(examples):  # noqa: ANN001, ANN201
-    """20 % of the paraphrase groups (seed 0) as the inner validation carve."""
-    from kgclip.rag.vqa import group_folds
+    """20 % of the paraphrase groups (seed 0) as the inner validation carve: fold 0 of the eval's own split."""
+    from kgclip.eval.vqa import validation_folds
 
-    fold = group_folds([e.group or e.question for e in examples], 5, 0)
-    return [e for e, k in zip(examples, fold) if k != 0], [e for e, k in zip(examples, fold) if k == 0]
+    return validation_folds(examples, 5, 0)[0]
 
 
 # ---------------------------------------------------------------------------------------------- model side
@@ -323,10 +322,10 @@ def run_variant(fold: dict, variant: str, seed: int, qvec: dict, img_row: dict, 
 
 def paired_ci(a: np.ndarray, b: np.ndarray, seed: int = 0, n_boot: int = 1000) -> list[float]:
     """95 % percentile bootstrap CI of mean(a - b) over the same questions."""
-    d = a.astype(float) - b.astype(float)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
-    return [round(float(np.quantile(means, 0.025)), 4), round(float(np.quantile(means, 0.975)), 4)]
+    from kgclip.rag.calibration import bootstrap_ci
+
+    low, high = bootstrap_ci(a.astype(float) - b.astype(float), n_boot=n_boot, seed=seed)
+    return [round(low, 4), round(high, 4)]
 
 
 def main(argv: list[str] | None = None) -> int:
