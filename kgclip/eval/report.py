@@ -52,9 +52,9 @@ from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concept_prior import ConceptPriorConfig
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
-from kgclip.rag.image_metadata import normalize_modality
 from kgclip.rag.regions import BodyRegions, regions_of_label
 from kgclip.rag.report import DraftConfig, split_sentences
+from kgclip.rag.report_scope import other_modality
 
 __all__ = ["bleu4", "rouge_l", "concept_f1", "evaluate_report", "NOKG_RETRIEVAL", "NOKG_DRAFT", "ENGINE_RETRIEVAL",
            "ENGINE_DRAFT", "PRIOR_CONFIG"]
@@ -94,19 +94,19 @@ def _safety(data: MedPixReportData, split: ReportSplit, sentences: list[list[str
     (by their form, or found verbatim in a pool case's History / Exam); ``modality_violations``: drafted sentences
     per report whose opening words name a modality other than the query's (a sentence under a case's "US:"
     sub-heading is not seen here, only by the drafter)."""
-    violations = history = other_modality = 0
+    violations = history = off_modality = 0
     for qi, sents in enumerate(sentences):
         meta = data.query_metadata(split, qi)
-        query, modality = regions_of_label(meta["region"]), normalize_modality(meta["modality"])
+        query = regions_of_label(meta["region"])
         for text in sents:
             concepts = tagger.concept_ids(text, include_negated=True)
             violations += bool(regions.outside(concepts, query))
             history += sentence_kind(text) != "finding" or _key(text) in history_keys
-            named = [s.modality for s in report_sentences(text)]
-            other_modality += bool(modality and named and named[0] and normalize_modality(named[0]) != modality)
+            opening = report_sentences(text)[:1]
+            off_modality += bool(opening) and other_modality(opening[0].modality, meta["modality"])
     n = max(len(sentences), 1)
     return {"region_violations": round(violations / n, 4), "history_sentences": history,
-            "modality_violations": round(other_modality / n, 4)}
+            "modality_violations": round(off_modality / n, 4)}
 
 
 def _key(text: str) -> str:

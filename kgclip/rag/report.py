@@ -53,7 +53,7 @@ from kgclip.rag.image_metadata import ImageLabels
 from kgclip.rag.impression import reason_impression
 from kgclip.rag.regions import BodyRegions
 from kgclip.rag.report_scope import (DraftQuery, case_text_sentences, link_sentence, normalize_modality,
-                                     scope_hits)
+                                     other_modality, scope_hits)
 
 __all__ = ["ReportSentence", "DraftReport", "DraftConfig", "draft_from_cases", "split_sentences", "case_text_sentences",
            "normalize_modality"]
@@ -251,7 +251,7 @@ class _Cases:
 
 def _off_query(sent: SectionSentence, concepts: Sequence[str], query: DraftQuery, cfg: DraftConfig) -> str | None:
     """Why a candidate does not belong in this query's report (other modality, anatomy outside the region)."""
-    if cfg.keep_modality and query.modality and sent.modality and sent.modality != query.modality:
+    if cfg.keep_modality and other_modality(sent.modality, query.modality):
         return f"describes {sent.modality}, the query is {query.modality}"
     if cfg.keep_region and query.body is not None and query.regions:
         outside = query.body.outside(concepts, query.regions)

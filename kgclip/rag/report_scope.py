@@ -16,8 +16,8 @@ from kgclip.rag.evidence import CaseHit
 from kgclip.rag.image_metadata import ImageLabels, confident_label, normalize_modality
 from kgclip.rag.regions import BodyRegions, regions_of_label
 
-__all__ = ["DraftQuery", "normalize_modality", "case_text_sentences", "link_sentence", "case_regions", "vote_region",
-           "scope_hits", "REGION_THRESHOLD"]
+__all__ = ["DraftQuery", "normalize_modality", "other_modality", "case_text_sentences", "link_sentence",
+           "case_regions", "vote_region", "scope_hits", "REGION_THRESHOLD"]
 
 # Below this calibrated probability the region classifier does not decide a query's region; the similar cases' vote
 # does (chosen on the classifier's validation carve: benchmarks/bench_metadata_heads.py, "region_threshold").
@@ -56,6 +56,14 @@ def _sentences_of(findings: str, impression: str, sectioned: bool) -> tuple[Sect
         sections = split_sections(findings)
         findings, impression = sections.findings, sections.impression
     return tuple(report_sentences(findings, section="findings") + report_sentences(impression, section="impression"))
+
+
+def other_modality(sentence_modality: str | None, query_modality: str | None) -> bool:
+    """Whether a sentence describes a study of another modality than the query's: both known and different once
+    normalised (``"MR"`` and ``"MRI"`` agree). What the drafter drops (``DraftConfig.keep_modality``) and what
+    ``kgclip eval report`` counts as ``modality_violations``."""
+    said, asked = normalize_modality(sentence_modality), normalize_modality(query_modality)
+    return bool(said and asked and said != asked)
 
 
 def link_sentence(tagger: ConceptTagger | None, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

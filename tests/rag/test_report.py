@@ -259,3 +259,11 @@ def test_a_ct_draft_describes_no_radiograph_by_default():
     loose = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, query_modality="CT", query_region="chest",
                              config=dataclasses.replace(config, keep_modality=False))
     assert not any("describes XR" in why for _, why in loose.removed)
+
+
+def test_other_modality_compares_normalised_known_modalities():
+    from kgclip.rag.report_scope import other_modality
+
+    assert other_modality("XR", "CT") and other_modality("MR", "CT")
+    assert not other_modality("MR", "MRI") and not other_modality("CT", "CT")
+    assert not other_modality("", "CT") and not other_modality("XR", None)  # unknown on either side: no verdict
