@@ -41,6 +41,7 @@ from kgclip.data.medpix import read_medpix
 from kgclip.ontology.expand import expand_concept
 from kgclip.ontology.model import IS_A, ConceptGraph
 from kgclip.ontology.store import load_ontologies
+from kgclip.stats import bootstrap_ci
 from kgclip.text.encoders import load_text_encoder
 from kgclip.text.linker import ConceptLinker
 
@@ -52,12 +53,6 @@ def average_precision(ranking: list[int], relevant: set[int]) -> float:
             hits += 1
             total += hits / rank
     return total / max(1, len(relevant))
-
-
-def bootstrap(values: np.ndarray, seed: int = 0, n: int = 1000) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = [float(values[rng.integers(0, len(values), len(values))].mean()) for _ in range(n)]
-    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
 
 
 def ancestors(graph: ConceptGraph, cid: str, cache: dict[str, set[str]]) -> set[str]:
@@ -142,15 +137,15 @@ def main() -> None:
     out: dict[str, object] = {
         "split": args.split, "cases": len(cases), "cases_with_diagnosis_concept": sum(1 for d in diag if d),
         "queries": len(queries), "text_encoder": text.name,
-        "map_plain": round(float(ap["plain"].mean()), 4), "map_plain_ci": bootstrap(ap["plain"]),
-        "map_kg": round(float(ap["kg"].mean()), 4), "map_kg_ci": bootstrap(ap["kg"]),
+        "map_plain": round(float(ap["plain"].mean()), 4), "map_plain_ci": bootstrap_ci(ap["plain"]),
+        "map_kg": round(float(ap["kg"].mean()), 4), "map_kg_ci": bootstrap_ci(ap["kg"]),
         "map_kg_minus_plain": round(float((ap["kg"] - ap["plain"]).mean()), 4),
-        "map_kg_minus_plain_ci": bootstrap(ap["kg"] - ap["plain"]),
+        "map_kg_minus_plain_ci": bootstrap_ci(ap["kg"] - ap["plain"]),
         "map_plain_findings_only": round(float(ap["plain_findings_only"].mean()), 4),
         "map_kg_findings_only": round(float(ap["kg_findings_only"].mean()), 4),
         "map_kg_findings_only_minus_plain": round(float((ap["kg_findings_only"] - ap["plain_findings_only"]).mean()),
                                                   4),
-        "map_kg_findings_only_minus_plain_ci": bootstrap(ap["kg_findings_only"] - ap["plain_findings_only"]),
+        "map_kg_findings_only_minus_plain_ci": bootstrap_ci(ap["kg_findings_only"] - ap["plain_findings_only"]),
         "examples": examples,
         "protocol": "queries: DO/RadLex classes with >=3 and <=20% cases by linked diagnosis (is_a closure); "
                     "relevant = those cases; plain = MiniLM cosine of class name vs diagnosis+findings text; "

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     from kgclip.eval.report_confidence import risk_coverage
     from kgclip.eval.report_data import MedPixReportData
     from kgclip.eval.report_select import MemoTagger
-    from kgclip.eval.text_metrics import bootstrap_ci
+    from kgclip.stats import bootstrap_ci
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag.concepts import ConceptTagger
 

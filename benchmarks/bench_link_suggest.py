@@ -37,6 +37,7 @@ import torch
 from kgclip.kg.build import embeddings_from_result
 from kgclip.kg.convert import concept_features, to_pyg
 from kgclip.kg.suggest import rank_links
+from kgclip.stats import bootstrap_ci
 from kgclip.kg.train import KGTrainConfig, fit
 from kgclip.ontology.model import IS_A, SAME_AS, ConceptGraph, Relation
 from kgclip.ontology.store import load_graph_dir
@@ -58,12 +59,6 @@ def hits(graph: ConceptGraph, minus: ConceptGraph, links: list[Relation], emb: o
         top = [s.target for s in ranked.get(r.source, []) if s.target not in others][:k]
         out.append(1.0 if r.target in top else 0.0)
     return np.array(out)
-
-
-def bootstrap(values: np.ndarray, seed: int = 0, n: int = 1000) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = [float(values[rng.integers(0, len(values), len(values))].mean()) for _ in range(n)]
-    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
 
 
 def main() -> None:
@@ -118,7 +113,7 @@ def main() -> None:
         "hits_at_5_baseline": round(float(test_hits["names"].mean()), 4),
         "hits_at_5_predictor": round(float(test_hits["predictor"].mean()), 4),
         "hits_at_5_fused": round(float(test_hits["fused"].mean()), 4),
-        "hits_at_5_minus_baseline": round(float(diff.mean()), 4), "hits_at_5_minus_baseline_ci": bootstrap(diff),
+        "hits_at_5_minus_baseline": round(float(diff.mean()), 4), "hits_at_5_minus_baseline_ci": bootstrap_ci(diff),
         "train_epochs": result.epochs_run, "train_seconds": round(train_seconds, 1),
         "best_val_mrr": round(result.best_val_mrr, 4), "seed": args.seed, "text_encoder": args.text_encoder,
         "protocol": "hide 5% is_a (test) + 5% (val) + 5% same_as; R-GCN quick on the rest; top-5 suggested "

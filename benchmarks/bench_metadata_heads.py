@@ -47,9 +47,9 @@ from kgclip.config import shared_data_dir  # noqa: E402 - after the sys.path ins
 
 
 def ci(hits: np.ndarray, seed: int = 0) -> list[float]:
-    from kgclip.rag.calibration import bootstrap_ci
+    from kgclip.stats import bootstrap_ci
 
-    return [round(v, 4) for v in bootstrap_ci(hits.astype(float), seed=seed)]
+    return bootstrap_ci(hits.astype(float), seed=seed)
 
 
 def medpix_records(root: Path, split: str) -> list[dict]:

@@ -322,10 +322,9 @@ def run_variant(fold: dict, variant: str, seed: int, qvec: dict, img_row: dict, 
 
 def paired_ci(a: np.ndarray, b: np.ndarray, seed: int = 0, n_boot: int = 1000) -> list[float]:
     """95 % percentile bootstrap CI of mean(a - b) over the same questions."""
-    from kgclip.rag.calibration import bootstrap_ci
+    from kgclip.stats import bootstrap_ci
 
-    low, high = bootstrap_ci(a.astype(float) - b.astype(float), n_boot=n_boot, seed=seed)
-    return [round(low, 4), round(high, 4)]
+    return bootstrap_ci(a.astype(float) - b.astype(float), n_boot=n_boot, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:

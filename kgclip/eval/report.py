@@ -47,7 +47,7 @@ from kgclip.eval.report_confidence import confidence_figures
 from kgclip.eval.report_prior import PRIOR_FEATURES, split_priors, train_split_prior
 from kgclip.eval.report_select import (DrafterChoice, MemoTagger, ReportScorer, RetrievalConfig, baseline_drafts,
                                        draft_reports, select_draft_config)
-from kgclip.eval.text_metrics import bleu4, bootstrap_bleu4_ci, bootstrap_ci, concept_f1, rouge_l
+from kgclip.eval.text_metrics import bleu4, bootstrap_bleu4_ci, concept_f1, rouge_l
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concept_prior import ConceptPriorConfig
 from kgclip.rag.concepts import ConceptTagger
@@ -55,6 +55,7 @@ from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.regions import BodyRegions, regions_of_label
 from kgclip.rag.report import DraftConfig, split_sentences
 from kgclip.rag.report_scope import other_modality
+from kgclip.stats import bootstrap_ci
 
 __all__ = ["bleu4", "rouge_l", "concept_f1", "evaluate_report", "NOKG_RETRIEVAL", "NOKG_DRAFT", "ENGINE_RETRIEVAL",
            "ENGINE_DRAFT", "PRIOR_CONFIG"]

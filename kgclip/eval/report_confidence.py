@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kgclip.eval.text_metrics import bootstrap_ci
+from kgclip.stats import bootstrap_ci
 from kgclip.rag.calibration import accuracy_at_coverage
 
 __all__ = ["average_ranks", "auroc", "spearman", "risk_coverage", "within_groups", "confidence_figures",

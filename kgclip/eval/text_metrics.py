@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-__all__ = ["bleu4", "rouge_l", "concept_f1", "bootstrap_ci", "bootstrap_bleu4_ci"]
+__all__ = ["bleu4", "rouge_l", "concept_f1", "bootstrap_bleu4_ci"]
 
 
 def _tokens(text: str) -> list[str]:
@@ -62,18 +62,6 @@ def concept_f1(pred: set[str], gold: set[str]) -> float:
         return 0.0
     tp = len(pred & gold)
     return 0.0 if tp == 0 else 2 * tp / (len(pred) + len(gold))
-
-
-def bootstrap_ci(values: Sequence[float], *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> list[float]:
-    """Percentile bootstrap ``[low, high]`` of the mean of per-case ``values`` (cases resampled with replacement)."""
-    import numpy as np
-
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return [0.0, 0.0]
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n, v.size))].mean(axis=1)
-    return [round(float(np.quantile(means, alpha / 2)), 4), round(float(np.quantile(means, 1 - alpha / 2)), 4)]
 
 
 def bootstrap_bleu4_ci(hypotheses: Sequence[str], references: Sequence[str], *, n: int = 300, seed: int = 0,

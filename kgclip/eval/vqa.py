@@ -43,11 +43,12 @@ from kgclip.eval.vqa_grounded import grounded_answers
 from kgclip.rag.abstain import answer_abstain_reason, check_input
 from kgclip.rag.answerer import AnswererConfig, QAExample, normalize_answer
 from kgclip.models.features import load_image_features
-from kgclip.rag.calibration import (accuracy_at_coverage, bootstrap_ci, calibrated_ece_range,
+from kgclip.rag.calibration import (accuracy_at_coverage, calibrated_ece_range,
                                     expected_calibration_error, risk_coverage)
 from kgclip.rag.grounding import CASE_WEIGHT, OPEN_FROM_CASES
 from kgclip.rag.router import KINDS
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
+from kgclip.stats import bootstrap_ci
 
 VARIANTS = ("kg", "nokg")  # with the concept graph (keys without suffix) and without it (``*_nokg``)
 
@@ -196,7 +197,7 @@ def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored
         "abstain_in_range_rate": round(float(np.mean([a.abstained for a in answers])), 4),
     }
     for name, sel in (("acc_closed", closed), ("acc_open", ~closed), ("acc_overall", np.ones_like(closed))):
-        out[name + "_ci"] = [round(v, 4) for v in bootstrap_ci(hits[sel], seed=seed)]
+        out[name + "_ci"] = bootstrap_ci(hits[sel], seed=seed)
     kinds = np.array([a.route for a in answers])
     out["acc_by_kind"] = {k: {"n": int((kinds == k).sum()), "acc": round(float(hits[kinds == k].mean()), 4)}
                           for k in KINDS if (kinds == k).any()}

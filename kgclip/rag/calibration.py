@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Calibrator", "isotonic_fit", "expected_calibration_error", "calibrated_ece_range", "risk_coverage",
-           "accuracy_at_coverage", "bootstrap_ci"]
+           "accuracy_at_coverage"]
 
 
 def isotonic_fit(x: np.ndarray, y: np.ndarray, max_knots: int = 64) -> tuple[list[float], list[float]]:
@@ -151,14 +151,3 @@ def accuracy_at_coverage(confidence: Sequence[float], correct: Sequence[bool], c
     keep = max(1, int(round(coverage * len(conf))))
     order = np.argsort(-conf, kind="stable")[:keep]
     return float(hit[order].mean())
-
-
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-                 ) -> tuple[float, float]:
-    """Percentile bootstrap ``(low, high)`` of the mean of ``values`` (e.g. 0/1 hits)."""
-    arr = np.asarray(values, float)
-    if not len(arr):
-        return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, len(arr), (n_boot, len(arr)))].mean(axis=1)
-    return (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from kgclip.rag.answerer import AnswererConfig, AnswererCore
-from kgclip.rag.calibration import (Calibrator, accuracy_at_coverage, bootstrap_ci, calibrated_ece_range,
-                                    expected_calibration_error, isotonic_fit, risk_coverage)
+from kgclip.rag.calibration import (Calibrator, accuracy_at_coverage, calibrated_ece_range, expected_calibration_error,
+                                    isotonic_fit, risk_coverage)
 from kgclip.rag.router import answer_fits_kind, route_question
+from kgclip.stats import bootstrap_ci
 
 
 @pytest.mark.parametrize("question,kind,form", [
