@@ -48,11 +48,6 @@ def _filters(items: list[str]) -> dict[str, str]:
     return filters
 
 
-def _rows(items) -> list[dict]:  # noqa: ANN001
-    return [{"text": s.text, "case": s.case_id, "cases": list(s.citations), "concepts": list(s.concepts),
-             "facts": list(s.facts)} for s in items]
-
-
 def _draft(args: argparse.Namespace) -> int:
     fmt = args.format or ("json" if args.json else "text")
     if args.json and args.format not in (None, "json"):
@@ -65,11 +60,7 @@ def _draft(args: argparse.Namespace) -> int:
     report = engine.draft_report(image, k=args.k, filters=filters or None, region=args.region,
                                  modality=args.modality, min_confidence=args.min_confidence)
     if fmt == "json":
-        text = json.dumps({"findings": _rows(report.findings), "impression": _rows(report.impression),
-                           "notice": report.notice, "confidence": report.confidence, "abstained": report.abstained,
-                           "similar_cases": [h.case_id for h in report.similar_cases], "region": list(report.region),
-                           "region_source": report.region_source, "modality": report.modality,
-                           "flags": report.flags, "workspace": workspace_json(engine)})
+        text = json.dumps({**report.to_dict(), "workspace": workspace_json(engine)})
     elif fmt == "fhir":
         names = {c: engine.graph.name_of(c) for s in report.findings + report.impression for c in s.concepts
                  if c in engine.graph}

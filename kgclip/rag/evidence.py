@@ -49,6 +49,13 @@ class CaseHit:
     via: str = "image"
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self, preview: int = 400) -> dict[str, Any]:
+        """Plain values for JSON (the CLI's ``--json`` and the web app): the text cut to ``preview`` characters and
+        only the metadata fields a reader needs (modality, body part, how a search matched)."""
+        meta = {k: v for k, v in (self.metadata or {}).items() if k in ("modality", "body_part", "matched_through")}
+        return {"case_id": self.case_id, "score": round(float(self.score), 4), "via": self.via,
+                "text": (self.text or "")[:preview], "metadata": meta}
+
 
 @dataclass(frozen=True)
 class QANeighbor:

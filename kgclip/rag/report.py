@@ -203,6 +203,13 @@ class DraftReport:
 
         return report_text(self, citations=citations, facts=facts, confidence=confidence)
 
+    def to_dict(self) -> dict:
+        """Plain values for JSON, one shape for the CLI and the web app (see :func:`kgclip.rag.report_export.
+        report_dict`)."""
+        from kgclip.rag.report_export import report_dict
+
+        return report_dict(self)
+
     def to_fhir(self, **kwargs: object) -> dict:
         """The draft as a FHIR R4 ``DiagnosticReport`` resource (see :func:`kgclip.rag.report_export.to_fhir`)."""
         from kgclip.rag.report_export import to_fhir

@@ -14,7 +14,7 @@ import base64
 import time
 from typing import Any
 
-__all__ = ["report_text", "to_fhir", "CASE_SYSTEM", "CONFIDENCE_EXTENSION"]
+__all__ = ["report_text", "report_dict", "to_fhir", "CASE_SYSTEM", "CONFIDENCE_EXTENSION"]
 
 CASE_SYSTEM = "urn:kgclip:case"
 # The extension carrying a draft's confidence (DraftReport.confidence, a decimal in [0, 1]) on the DiagnosticReport.
@@ -55,6 +55,32 @@ def report_text(report: Any, citations: bool = True, facts: bool = True, confide
     if confidence and value is not None and drafted_or_declined:
         out += f"\n\nCONFIDENCE: {value:.2f}"
     return out
+
+
+def _sentence_dict(s: Any) -> dict[str, Any]:
+    return {"text": s.text, "case_id": s.case_id, "cases": list(s.citations), "facts": list(s.facts),
+            "concepts": list(s.concepts)}
+
+
+def report_dict(report: Any, removed: int = 20) -> dict[str, Any]:
+    """A :class:`~kgclip.rag.report.DraftReport` as plain values: findings and impression sentences (each with the
+    case it was taken from, every case it cites, its concepts and graph facts), the similar cases
+    (:meth:`~kgclip.rag.evidence.CaseHit.to_dict`), the first ``removed`` sentences left out with the reason, the
+    confidence, whether the draft was declined, and the query's region (and where it came from) and modality.
+    ``kgclip report draft --json`` and the web app both return this shape."""
+    return {
+        "findings": [_sentence_dict(s) for s in report.findings],
+        "impression": [_sentence_dict(s) for s in report.impression],
+        "similar_cases": [h.to_dict() for h in report.similar_cases],
+        "removed": [{"text": s.text, "case_id": s.case_id, "reason": why} for s, why in report.removed[:removed]],
+        "flags": dict(report.flags),
+        "notice": report.notice,
+        "confidence": report.confidence,
+        "abstained": report.abstained,
+        "region": list(report.region),
+        "region_source": report.region_source,
+        "modality": report.modality,
+    }
 
 
 def _coding(concept_id: str, display: str = "") -> dict[str, Any]:

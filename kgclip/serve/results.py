@@ -11,9 +11,7 @@ _TEXT_PREVIEW = 400
 
 def hit_json(hit: Any) -> dict[str, Any]:
     """A :class:`~kgclip.rag.evidence.CaseHit` (similar case or search result)."""
-    meta = {k: v for k, v in (hit.metadata or {}).items() if k in ("modality", "body_part", "matched_through")}
-    return {"case_id": hit.case_id, "score": round(float(hit.score), 4), "via": hit.via,
-            "text": (hit.text or "")[:_TEXT_PREVIEW], "metadata": meta}
+    return hit.to_dict(preview=_TEXT_PREVIEW)
 
 
 def _concepts_json(concepts: Any) -> list[dict[str, Any]]:
@@ -42,22 +40,7 @@ def answer_json(answer: Any) -> dict[str, Any]:
     }
 
 
-def _sentence_json(s: Any) -> dict[str, Any]:
-    return {"text": s.text, "case_id": s.case_id, "cases": list(s.citations), "facts": list(s.facts),
-            "concepts": list(s.concepts)}
-
-
 def draft_json(report: Any) -> dict[str, Any]:
-    """A :class:`~kgclip.rag.report.DraftReport`: findings and impression sentences, each citing its case."""
-    return {
-        "findings": [_sentence_json(s) for s in report.findings],
-        "impression": [_sentence_json(s) for s in report.impression],
-        "cases": [hit_json(h) for h in report.similar_cases],
-        "removed": [{"text": s.text, "case_id": s.case_id, "reason": why} for s, why in report.removed[:20]],
-        "flags": dict(report.flags),
-        "notice": report.notice,
-        "confidence": report.confidence,
-        "abstained": report.abstained,
-        "region": list(report.region),
-        "modality": report.modality,
-    }
+    """A :class:`~kgclip.rag.report.DraftReport`, in the shape ``kgclip report draft --json`` prints
+    (:meth:`~kgclip.rag.report.DraftReport.to_dict`)."""
+    return report.to_dict()

@@ -52,6 +52,12 @@ def test_cli_formats(engine_with_findings, capsys, tmp_path):
     assert main(["report", "draft", image, *where, "--region", "chest", "--format", "json"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["region"] == ["chest"] and row["findings"] and row["findings"][0]["cases"]
+    # One shape for the CLI and the web app: the web app's JSON of the same draft, plus the workspace.
+    from kgclip.serve.results import draft_json
+
+    same = draft_json(engine.draft_report(data / "images" / "synth006.png", region="chest"))
+    assert {k: v for k, v in row.items() if k != "workspace"} == json.loads(json.dumps(same))
+    assert row["similar_cases"][0]["case_id"] and "score" in row["similar_cases"][0]
     out = tmp_path / "draft.fhir.json"
     assert main(["report", "draft", image, *where, "--region", "chest", "--format", "fhir", "--out", str(out)]) == 0
     fhir = json.loads(out.read_text())
