@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from kgclip.cli.main import main
@@ -25,7 +26,8 @@ def test_cli_ask_and_report_on_the_demo_workspace(demo_dir, capsys):
     image = sorted((shipped_demo_dir() / "images").glob("*.jpg"))[0]
     assert main(["ask", str(image), "Is there a fracture?", "--workspace", str(demo_dir), "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
-    assert '"answer": ' in out and '"kind": "closed"' in out
+    row = json.loads(out)
+    assert row["text"] and row["kind"] == "closed" and row["similar_cases"][0]["case_id"]
     assert main(["report", "draft", str(image), "--workspace", str(demo_dir)]) == 0
     text = capsys.readouterr().out
     assert "FINDINGS:" in text and (re.search(r"\[synpic\d+\]", text) or re.search(r"FINDINGS:\nNo ", text))

@@ -209,7 +209,7 @@ def test_cli_flags_load_or_rebuild(base, ws, builds, capsys) -> None:  # noqa: A
     img, where = str(image(base)), ["--workspace", str(ws)]
     assert main(["ask", img, QUESTION, *where, "--json"]) == 0  # no flags: unchanged, plus where it came from
     out = _json(capsys)
-    assert out["answer"] and out["workspace"]["action"] == "loaded" and not builds
+    assert out["text"] and out["workspace"]["action"] == "loaded" and not builds
     before = snapshot(ws)
     assert main(["ask", img, QUESTION, *where, "--model-dir", str(base / "model-a"), "--json"]) == 0
     out = _json(capsys)

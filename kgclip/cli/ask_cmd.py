@@ -69,16 +69,8 @@ def _run(args: argparse.Namespace) -> int:
     answer = engine.ask(image, args.question)
     ev = answer.evidence
     if args.json:
-        print(json.dumps({
-            "question": answer.question, "answer": answer.text, "kind": answer.kind,
-            "confidence": round(answer.confidence, 4), "candidates": answer.candidates, "flags": answer.flags,
-            "abstained": answer.abstained, "abstain_reason": answer.abstain_reason, "route": answer.route,
-            "concepts": [{"id": c.concept_id, "name": c.name, "negated": c.negated} for c in ev.concepts],
-            "similar_questions": [{"question": q.question, "answer": q.answer, "case": q.case_id,
-                                   "score": round(q.score, 4)} for q in ev.similar_questions],
-            "similar_cases": [{"case": c.case_id, "score": round(c.score, 4), "via": c.via}
-                              for c in ev.similar_cases],
-            "kg_facts": [str(f) for f in ev.kg_facts], "workspace": workspace_json(engine)}))
+        print(json.dumps({**answer.to_dict(similar_questions=len(ev.similar_questions)),
+                          "workspace": workspace_json(engine)}))
         return 0
     if answer.abstained:
         print(f"Q: {answer.question}\ncannot answer: {answer.abstain_reason}")

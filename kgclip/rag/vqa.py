@@ -70,6 +70,25 @@ class Answer:
             return f"cannot answer: {self.abstain_reason}"
         return f"{self.text} ({self.kind}, confidence {self.confidence:.2f})"
 
+    def to_dict(self, similar_questions: int = 5) -> dict[str, Any]:
+        """Plain values for JSON, one shape for ``kgclip ask --json`` and the web app: the answer, its calibrated
+        confidence, kind, route and candidates, whether (and why) it declined, and its evidence (similar cases,
+        linked concepts, graph facts, the first ``similar_questions`` similar training questions)."""
+        ev = self.evidence
+        return {
+            "question": self.question, "text": self.text, "confidence": round(float(self.confidence), 4),
+            "kind": self.kind, "abstained": bool(self.abstained), "abstain_reason": self.abstain_reason or "",
+            "route": self.route, "flags": dict(self.flags),
+            "candidates": [[str(t), round(float(p), 4)] for t, p in self.candidates[:5]],
+            "similar_cases": [h.to_dict() for h in (ev.similar_cases if ev else [])],
+            "concepts": [{"id": c.concept_id, "name": c.name, "negated": bool(c.negated),
+                          "uncertain": bool(c.uncertain)} for c in (ev.concepts if ev else [])],
+            "kg_facts": [str(f) for f in (ev.kg_facts if ev else [])],
+            "similar_questions": [{"question": q.question, "answer": q.answer, "case_id": q.case_id,
+                                   "score": round(float(q.score), 4)}
+                                  for q in (ev.similar_questions if ev else [])[:similar_questions]],
+        }
+
 
 @dataclass
 class Prediction:

@@ -33,8 +33,8 @@ def test_upload_ask_draft_export_accept_search(client, workspace: Path) -> None:
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
 
     answer = client.post("/api/ask", json={"upload": upload, "question": "Is there a pleural effusion?"}).json()
-    assert answer["text"] and 0.0 <= answer["confidence"] <= 1.0 and answer["cases"]
-    assert all(c["case_id"] for c in answer["cases"])
+    assert answer["text"] and 0.0 <= answer["confidence"] <= 1.0 and answer["similar_cases"]
+    assert all(c["case_id"] for c in answer["similar_cases"])
     assert client.post("/api/ask", json={"upload": upload, "question": "  "}).status_code == 400
     assert client.post("/api/ask", json={"upload": upload, "question": "x" * 5000}).status_code == 400
 

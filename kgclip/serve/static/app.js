@@ -88,9 +88,9 @@ function renderAnswer(a) {
     if (a.candidates.length > 1) box.append(el("p", "Other candidates: " + a.candidates.slice(1).map((c) => c[0] + " " + Math.round(c[1] * 100) + "%").join(", "), {class: "muted"}));
   }
   if (a.concepts.length) box.append(el("h4", "Linked concepts"), el("p", a.concepts.map((c) => (c.negated ? "no " : "") + c.name).join(", ")));
-  if (a.facts.length) { const ul = el("ul"); a.facts.slice(0, 8).forEach((f) => ul.append(el("li", f))); box.append(el("h4", "Facts"), ul); }
+  if (a.kg_facts.length) { const ul = el("ul"); a.kg_facts.slice(0, 8).forEach((f) => ul.append(el("li", f))); box.append(el("h4", "Facts"), ul); }
   const gallery = el("div", null, {class: "gallery", id: "evidence"});
-  a.cases.forEach((h) => gallery.append(caseCard(h, guard(() => openCitation(h.case_id)))));
+  a.similar_cases.forEach((h) => gallery.append(caseCard(h, guard(() => openCitation(h.case_id)))));
   box.append(el("h4", "Similar cases"), gallery);
   box.hidden = false;
 }
