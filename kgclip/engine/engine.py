@@ -234,7 +234,7 @@ class Engine:
         concept_ids = [m.concept_id for m in pred.concepts]
         evidence = Evidence(
             question=question, concepts=list(pred.concepts), similar_cases=cases,
-            similar_questions=[QANeighbor(e.question, e.answer, e.image_key, s) for e, s in pred.neighbors],
+            similar_questions=self._similar_questions(pred),
             kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
         # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
         # calibrated abstention (kgclip.rag.grounding).
@@ -247,6 +247,17 @@ class Engine:
         if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
+
+    def _similar_questions(self, pred: Any) -> list[QANeighbor]:
+        """The answerer's neighbour questions that were asked about a *similar image*: at least as similar to this
+        one as the in-range threshold (``image_sim_threshold``, what abstention uses). Shown as "similar questions
+        on similar images", so for an image unlike every memory image (one resembling only the user's cases) none
+        is listed, rather than questions about unrelated images that merely read alike."""
+        image_sims = pred.neighbor_image_similarity or [None] * len(pred.neighbors)
+        threshold = self.answerer.meta.get("image_sim_threshold")
+        return [QANeighbor(e.question, e.answer, e.image_key, s, image_score=i)
+                for (e, s), i in zip(pred.neighbors, image_sims)
+                if threshold is None or i is None or i >= float(threshold)]
 
     def image_labels(self, vector: np.ndarray) -> dict[str, dict[str, float]] | None:
         """The metadata classifiers' calibrated probabilities for one image vector ``[dim]``

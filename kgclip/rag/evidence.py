@@ -59,12 +59,17 @@ class CaseHit:
 
 @dataclass(frozen=True)
 class QANeighbor:
-    """A training question similar to the asked one (on a similar image), with its answer."""
+    """A training question similar to the asked one (on a similar image), with its answer.
+
+    ``score`` is the answerer's neighbour similarity (question, image and concepts together); ``image_score`` the
+    cosine of the asked image to this question's image alone (``None`` when not known).
+    """
 
     question: str
     answer: str
     case_id: str
     score: float
+    image_score: float | None = None
 
 
 @dataclass(frozen=True)

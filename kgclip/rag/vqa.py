@@ -105,6 +105,8 @@ class Prediction:
     form: str = ""  # yes/no, choice or open
     route: str = ""  # what the question asks about (router kind)
     image_similarity: float = 1.0  # cosine of the image to the nearest memory image
+    # Per neighbour (same order as ``neighbors``): the cosine of the asked image to that question's image.
+    neighbor_image_similarity: list[float] = field(default_factory=list)
 
 
 # An option answer's confidence is its evidence share times this: chosen on VQA-RAD --split val (validation carved
@@ -331,7 +333,9 @@ class VQAAnswerer:
                 kind="open" if form == "open" else "closed", candidates=candidates,
                 neighbors=[(self.examples[j], float(sim[i, j])) for j in nn], concepts=linked[i],
                 raw_confidence=raw, form=form, route=route,
-                image_similarity=float(image_sim[i])))
+                image_similarity=float(image_sim[i]),
+                neighbor_image_similarity=[float(img[i] @ core.train_img[j]) for j in nn]
+                if len(core.train_img) == len(self.examples) else []))
         return preds
 
     def _option_candidates(self, options: Sequence[tuple[str, ...]], sim: np.ndarray, k: int = 10,

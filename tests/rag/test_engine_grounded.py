@@ -47,6 +47,10 @@ def test_out_of_range_inputs_abstain_with_a_reason(built):
     assert sum(abstained.values()) >= 0.9 * len(abstained), abstained
     in_range = engine.ask(data / "images" / "synth010.png", "Is there a pleural effusion?")
     assert not in_range.abstained and in_range.route == "presence"
+    # Its similar questions were asked about similar images (a memory image of the same kind).
+    threshold = engine.answerer.meta["image_sim_threshold"]
+    assert in_range.evidence.similar_questions
+    assert all(q.image_score >= threshold for q in in_range.evidence.similar_questions)
 
 
 def test_bad_input_is_an_error(built, tmp_path):
@@ -68,6 +72,8 @@ def test_added_cases_vote_at_once(built, tmp_path):
     answer = engine.ask(query, "Is there a pneumothorax?")
     assert answer.flags.get("source") == "case-votes+answerer" and answer.text == "yes" and not answer.abstained
     assert {c.case_id for c in answer.evidence.similar_cases} & {f"band{i}" for i in range(4)}
+    # No memory image is like it, so no "similar question on a similar image" is listed: only the cases are.
+    assert before.evidence.similar_questions == [] and answer.evidence.similar_questions == []
     modality = engine.ask(query, "Is this a chest x-ray?")  # classifiers retrained on the added cases' metadata
     assert modality.text == "yes" and not modality.abstained
     assert modality.flags.get("source") in ("image-classifier", "case-metadata")
