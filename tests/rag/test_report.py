@@ -267,3 +267,27 @@ def test_other_modality_compares_normalised_known_modalities():
     assert other_modality("XR", "CT") and other_modality("MR", "CT")
     assert not other_modality("MR", "MRI") and not other_modality("CT", "CT")
     assert not other_modality("", "CT") and not other_modality("XR", None)  # unknown on either side: no verdict
+
+
+def test_anchored_draft_describes_what_its_impression_names():
+    from kgclip.eval.report import impression_supported
+
+    g = tiny_graph()
+    hits = [_hit("e1", 0.9, "Small left pleural effusion."), _hit("e2", 0.88, "Left pleural effusion."),
+            _hit("e3", 0.86, "Pleural effusion on the left."),
+            _hit("p1", 0.8, "Consolidation of the right lower lobe.", {"diagnosis": "Pneumonia"})]
+    cfg = dataclasses.replace(KG_ONLY, max_impression=1, min_support=0.2, max_findings=1, anchor_impression=False)
+    collage = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=cfg)
+    # The consensus drafts the effusion; the impression names the one diagnosed case's pneumonia.
+    assert [s.case_id for s in collage.findings] == ["e1"]
+    assert collage.impression[0].concepts == (PNEUMONIA,) and impression_supported(collage) is False
+    anchored = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g,
+                                config=dataclasses.replace(cfg, anchor_impression=True))
+    assert [s.text for s in anchored.findings] == ["Consolidation of the right lower lobe."]
+    assert anchored.impression[0].concepts == (PNEUMONIA,) and "p1" in anchored.impression[0].citations
+    assert impression_supported(anchored) is True
+    # Nothing to anchor without a diagnosed case: the same draft as without the option.
+    plain = [h for h in hits if h.case_id != "p1"]
+    assert ([s.text for s in draft_from_cases(plain, tagger=ConceptTagger(g), graph=g,
+                                              config=dataclasses.replace(cfg, anchor_impression=True)).findings]
+            == [s.text for s in draft_from_cases(plain, tagger=ConceptTagger(g), graph=g, config=cfg).findings])
