@@ -10,8 +10,8 @@ supported two ways:
   drafted anatomy. Each such link is a fact the impression line cites.
 
 Symptoms and signs are never an impression ("Consider fever" is not a diagnosis), nor a disease the draft negates,
-nor a class too general to say anything (fewer than three is-a levels below its root, unless a leaf). Each line cites
-the cases and the facts it rests on.
+nor a class too general to say anything (fewer than three is-a levels below its root, unless a leaf); a differential
+is never an is-a parent or child of a line above it. Each line cites the cases and the facts it rests on.
 """
 
 from __future__ import annotations
@@ -139,14 +139,20 @@ def reason_impression(findings: Sequence[Any], case_ids: Sequence[str],
         if score > 0:
             scored.append((score, d, fact_list))
     scored.sort(key=lambda t: (-t[0], t[1]))
-    out = []
-    for i, (score, d, fact_list) in enumerate(scored[:n]):
+    out: list[ImpressionLine] = []
+    for score, d, fact_list in scored:
+        if len(out) >= n:
+            break
+        # A differential is another disease, not the lead's is-a parent or child ("pulmonary artery disease" under
+        # "pulmonary embolism" says nothing new).
+        if any(d in expander.ancestors(x.concept) or x.concept in expander.ancestors(d) for x in out):
+            continue
         cases = [c for _, c in sorted(dx_cases.get(d, []), key=lambda t: -t[0])]
         cases += [c for f, c in facts.get(d, [])]
         cases = list(dict.fromkeys(cases))[:3]
         if not cases:
             continue
         name = graph.name_of(d)
-        text = f"Findings most consistent with {name}." if i == 0 else f"Differential diagnosis includes {name}."
+        text = f"Findings most consistent with {name}." if not out else f"Differential diagnosis includes {name}."
         out.append(ImpressionLine(text, d, round(score, 4), tuple(cases), tuple(fact_list[:3])))
     return out

@@ -291,3 +291,25 @@ def test_anchored_draft_describes_what_its_impression_names():
     assert ([s.text for s in draft_from_cases(plain, tagger=ConceptTagger(g), graph=g,
                                               config=dataclasses.replace(cfg, anchor_impression=True)).findings]
             == [s.text for s in draft_from_cases(plain, tagger=ConceptTagger(g), graph=g, config=cfg).findings])
+
+
+def test_a_differential_is_never_the_leads_is_a_parent():
+    from kgclip.ontology.model import Concept, ConceptGraph, Relation
+
+    chain = [("DOID:4", "disease"), ("DOID:1", "respiratory system disease"), ("DOID:2", "lung disease"),
+             ("DOID:3", "lung cancer"), ("DOID:5", "lung adenocarcinoma")]
+    records = [Concept(id=c, name=n, source="doid") for c, n in chain]
+    records += [Relation(chain[i + 1][0], "is_a", chain[i][0]) for i in range(len(chain) - 1)]
+    records += [Concept(id="DOID:6", name="pneumonia", source="doid"), Relation("DOID:6", "is_a", "DOID:2"),
+                Concept(id="RADLEX:RID5", name="clinical finding", source="radlex"),
+                Concept(id="RADLEX:RID39", name="mass", source="radlex"),
+                Relation("RADLEX:RID39", "is_a", "RADLEX:RID5")]
+    g = ConceptGraph.from_records(records, name="chain")
+    hits = [_hit("a", 0.9, "Spiculated mass.", {"diagnosis": "Lung adenocarcinoma"}),
+            _hit("b", 0.85, "Mass in the right upper lobe.", {"diagnosis": "Lung adenocarcinoma"}),
+            _hit("c", 0.8, "Mass.", {"diagnosis": "Pneumonia"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g,
+                              config=dataclasses.replace(KG_ONLY, max_impression=2))
+    # "lung cancer" (the lead's parent, with half of both votes) outscores pneumonia, but says nothing new.
+    assert [s.text for s in report.impression] == ["Findings most consistent with lung adenocarcinoma.",
+                                                   "Differential diagnosis includes pneumonia."]
