@@ -123,8 +123,9 @@ class Sections:
 class SectionSentence:
     """One sentence with the section it came from and the modality its sub-heading or opening names (``""``).
 
-    ``kind`` is :func:`sentence_kind` of the text (``"finding"`` unless it reads as history, lab values or a
-    question/answer pair); ``draftable`` is true only for finding-like sentences of findings / impression.
+    ``kind`` is :func:`sentence_kind` of the text (``"finding"`` unless it reads as history, lab values, a
+    question/answer pair or a fragment); ``draftable`` is true only for finding-like sentences of findings /
+    impression.
     """
 
     text: str
@@ -205,10 +206,28 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
+# A heading left alone as a "sentence" ("Head.", "Axial T2.", "CT of the chest:"): at most three words besides
+# connectives, all of them body areas, modalities, sequences, planes or report section words. A real finding that
+# short always names one ("Cardiomegaly.", "Anterior mediastinal mass.").
+_HEADING_WORDS = frozenset(
+    "head neck chest thorax abdomen abdominal pelvis pelvic spine brain skull extremity extremities limb limbs breast "
+    "cervical thoracic lumbar upper lower left right ct mr mri cxr xr x-ray xray radiograph radiographs film films "
+    "plain us ultrasound sonography pet nm angiography angiogram fluoroscopy t1 t2 flair dwi adc gre swi axial "
+    "coronal sagittal pa ap lateral view views image images imaging findings finding impression exam study "
+    "contrast post pre".split())
+_CONNECTIVES = frozenset("and of the a an with without".split())
+# A sentence cut short: it ends on a word that cannot end one ("Plain film and.").
+_CUT_SHORT = re.compile(r"(?i)(?:and|or|of|with|without|the|a|an|to|in|on|at|for|from|by|but|as|than)\s*[.:;,]?$")
+
+
 def sentence_kind(sentence: str) -> str:
     """``"question"`` (a question, or a ``question: answer`` pair), ``"lab"`` (lab values, test results),
-    ``"history"`` (age and sex, presentation, past history), else ``"finding"``."""
+    ``"history"`` (age and sex, presentation, past history), ``"fragment"`` (a heading left alone, "Head.", or a
+    sentence cut short, "Plain film and."), else ``"finding"``."""
     s = sentence.strip()
+    words = [w for w in re.findall(r"[a-z0-9][a-z0-9-]*", s.lower()) if w not in _CONNECTIVES]
+    if not words or (len(words) <= 3 and all(w in _HEADING_WORDS for w in words)) or _CUT_SHORT.search(s):
+        return "fragment"
     if s.endswith("?") or _QA.match(s):
         return "question"
     if _LAB.search(s):

@@ -109,7 +109,7 @@ def _safety(data: MedPixReportData, split: ReportSplit, sentences: list[list[str
         for text in sents:
             concepts = tagger.concept_ids(text, include_negated=True)
             violations += bool(regions.outside(concepts, query))
-            history += sentence_kind(text) != "finding" or _key(text) in history_keys
+            history += sentence_kind(text) in ("history", "lab", "question") or _key(text) in history_keys
             opening = report_sentences(text)[:1]
             off_modality += bool(opening) and other_modality(opening[0].modality, meta["modality"])
     n = max(len(sentences), 1)

@@ -80,6 +80,12 @@ def test_modality_subheadings_and_openings():
     ("History of lung cancer.", "history"),
     ("Small left pleural effusion.", "finding"),
     ("No acute cardiopulmonary abnormality.", "finding"),
+    ("Cardiomegaly.", "finding"),  # one word, but it names a finding
+    ("Anterior mediastinal mass.", "finding"),
+    ("Head.", "fragment"),  # a heading left alone: drafted, it read "Head. [MPX1318]"
+    ("Axial T2 FLAIR:", "fragment"),
+    ("CT of the chest.", "fragment"),
+    ("Plain film and.", "fragment"),  # cut short
 ])
 def test_sentence_kinds(sentence, kind):
     assert sentence_kind(sentence) == kind
