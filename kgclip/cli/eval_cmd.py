@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="image feature extractor: efficientnet-lite0 (pretrained, cached; default) or thumbnail")
     v.add_argument("--no-metadata-heads", dest="metadata_heads", action="store_false",
                    help="answer modality / plane / organ questions without the image metadata classifiers")
+    v.add_argument("--dump", metavar="JSONL",
+                   help="also write one row per scored question (question, gold, answer, its source, kind, form)")
     v.add_argument("--json", action="store_true", help="print only the JSON line")
     v.set_defaults(handler=_vqa)
     r = sub.add_parser("report", help="draft findings for MedPix dev cases; BLEU-4, ROUGE-L, concept F1")
@@ -60,7 +62,12 @@ def _vqa(args: argparse.Namespace) -> int:
 
     result = evaluate_vqa_rad(args.path, graph=_graph(), text_encoder=load_text_encoder(args.text_encoder, "cpu"),
                               split=args.split, show_progress=not args.json, image_features=args.image_features,
-                              metadata_heads=args.metadata_heads)
+                              metadata_heads=args.metadata_heads, per_question=bool(args.dump))
+    rows = result.pop("per_question", [])
+    if args.dump:
+        from kgclip.atomic import atomic_write_text
+
+        atomic_write_text(args.dump, "".join(json.dumps(r) + "\n" for r in rows))
     result["text_encoder"] = args.text_encoder
     if not args.json:
         print(f"[{args.split}] closed {result['acc_closed']:.3f} (no KG {result['acc_closed_nokg']:.3f}), open "

@@ -52,7 +52,8 @@ from kgclip.stats import bootstrap_ci
 
 VARIANTS = ("kg", "nokg")  # with the concept graph (keys without suffix) and without it (``*_nokg``)
 
-__all__ = ["VARIANTS", "evaluate_vqa_rad", "score_predictions", "validation_folds", "trust_figures", "ood_figures"]
+__all__ = ["VARIANTS", "evaluate_vqa_rad", "score_predictions", "validation_folds", "trust_figures", "ood_figures",
+           "question_rows"]
 
 
 def validation_folds(examples: Sequence[QAExample], n_folds: int = 5, seed: int = 0
@@ -82,7 +83,8 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
                      config: AnswererConfig = AnswererConfig(), split: Literal["test", "val"] = "test",
                      val_folds: int = 5, seed: int = 0, show_progress: bool = True,
                      variants: Sequence[str] = ("kg", "nokg"),
-                     image_features: str = "efficientnet-lite0", metadata_heads: bool = True) -> dict[str, Any]:
+                     image_features: str = "efficientnet-lite0", metadata_heads: bool = True,
+                     per_question: bool = False) -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
@@ -92,7 +94,8 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
     ``efficientnet-lite0``, the default since it won on ``--split val``: overall 0.409 vs the thumbnail's 0.401,
     open 0.103 vs 0.082, closed 0.639 vs 0.640; ``thumbnail``...). ``metadata_heads``: train the image metadata
     classifiers on each run's cases and let them answer modality / plane / organ questions
-    (:mod:`kgclip.eval.vqa_grounded`).
+    (:mod:`kgclip.eval.vqa_grounded`). ``per_question``: also return ``per_question``, one row per scored question
+    of the KG variant (:func:`question_rows`), for error analysis.
     """
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -158,6 +161,8 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
                                                   if w == CASE_WEIGHT}
             out.update(trust_figures(grounded[chosen], preds, scored, runs, seed=seed))
             out.update(ood_figures(model, featurizer))
+            if per_question:
+                out["per_question"] = question_rows(grounded[chosen], preds, scored)
     out["kg_concepts"] = len(graph) if graph is not None else 0
     out["text_encoder"] = str(getattr(text_encoder, "name", "?"))
     out["image_features"] = featurizer.name
@@ -202,6 +207,17 @@ def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored
     out["acc_by_kind"] = {k: {"n": int((kinds == k).sum()), "acc": round(float(hits[kinds == k].mean()), 4)}
                           for k in KINDS if (kinds == k).any()}
     return out
+
+
+def question_rows(answers: Sequence[Answer], preds: Sequence[Prediction], scored: Sequence[QAExample]
+                  ) -> list[dict[str, Any]]:
+    """One row per scored question: what was asked, the gold answer, what the engine answered and where that answer
+    came from (``source``: the grounding's, else ``answerer``), the router kind and form, and whether it is right."""
+    return [{"image": e.image_key, "question": e.question, "gold": e.answer, "closed": e.closed,
+             "predicted": a.text, "answerer": p.text, "source": a.flags.get("source", "answerer"),
+             "kind": a.route, "form": p.form, "confidence": round(a.confidence, 4), "abstained": a.abstained,
+             "hit": normalize_answer(a.text) == normalize_answer(e.answer)}
+            for a, p, e in zip(answers, preds, scored)]
 
 
 def ood_figures(model: VQAAnswerer, featurizer: Any) -> dict[str, Any]:

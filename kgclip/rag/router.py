@@ -89,9 +89,36 @@ def _clean(question: str) -> str:
     return _LEAD.sub("", q)
 
 
+# Yes/no questions written without their auxiliary verb: "Any tracheal deviation present?", "Anything abnormal?",
+# "Notice any abnormality in the kidneys?". Like "Is there X or Y?", an "or" in them still asks yes/no.
+_ELLIPTIC_YES_NO = re.compile(r"^(any|anything|(do |did |can |could )?(you )?(notice|see|observe|find) any)\b")
+# A leading clause before the question proper: "Besides the mass in the temporal horn, are there other ...?".
+_LEAD_CLAUSE = re.compile(r"^(?P<lead>[^,]+),\s*(?P<rest>.+)$")
+_WH = re.compile(r"\b(what|which|where|when|who|whom|whose|why|how)\b")
+
+
+def _main_clause(q: str) -> str:
+    """``q`` without a leading clause that holds no question word, when what follows it starts with an auxiliary
+    verb ("besides the mass, are there other lesions" -> "are there other lesions"); else ``q``."""
+    m = _LEAD_CLAUSE.match(q)
+    if m and not _WH.search(m["lead"]) and not m["lead"].startswith(_AUX) and m["rest"].startswith(_AUX):
+        return m["rest"]
+    return q
+
+
 def question_form(question: str) -> AnswerForm:
-    """``yes/no`` for auxiliary-verb questions, ``choice`` when they offer options ("... X or Y?"), else ``open``."""
-    q = _clean(question)
+    """``yes/no`` for auxiliary-verb questions (also elliptic ones: "Any effusion?", and ones after a leading
+    clause: "Besides the mass, are there other lesions?"), ``choice`` when they offer options ("... X or Y?"), else
+    ``open``.
+
+    Before the elliptic and leading-clause forms were read as yes/no they were open, and an open answer can never be
+    "yes" / "no" (VQA-RAD train: 6 such questions, every one answered yes / no). ``--split val``, KG variant: closed
+    0.661 -> 0.667, paired +0.006 [-0.002, 0.014] (5 of the 6 now right; the rest is refitting noise, 11 gained /
+    5 lost in all), ECE 0.038 -> 0.033, abstention 0.076 -> 0.076.
+    """
+    q = _main_clause(_clean(question))
+    if _ELLIPTIC_YES_NO.match(q):
+        return "yes/no"
     if q.startswith(_AUX) or re.match(r"^(is|are|does|do|was|were|can|has|have|did)\b", q):
         # "Is there X or Y?" / "Can you see X or Y?" still ask yes/no (see _YES_NO_OR); only others offer options.
         return "choice" if re.search(r"\w,? or \w", q) and not _YES_NO_OR.match(q) else "yes/no"
@@ -152,7 +179,7 @@ def question_options(question: str) -> list[tuple[str, ...]]:
     >>> question_options("Are there epidural or subdural bleeds?")
     []
     """
-    q = _clean(question).strip(" ?.!")
+    q = _main_clause(_clean(question)).strip(" ?.!")
     if question_form(question) != "choice" or _YES_NO_OR.match(q):
         return []
     head, sep, tail = q.rpartition(" or ")

@@ -46,6 +46,22 @@ def test_val_split_never_reads_the_test_split(tmp_path):
                          show_progress=False, image_features="thumbnail")
 
 
+def test_per_question_rows_are_the_scored_answers(tmp_path):
+    """The error-analysis rows: one per scored question, and their hits are the reported accuracies."""
+    root = make_vqa_folder(tmp_path / "vqa", n_images=16)
+    out = evaluate_vqa_rad(root, graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"), split="val",
+                           show_progress=False, image_features="thumbnail", variants=("kg",), per_question=True)
+    rows = out["per_question"]
+    assert len(rows) == out["n_test"] and sum(r["closed"] for r in rows) == out["n_test_closed"]
+    closed_hits = [r["hit"] for r in rows if r["closed"]]
+    assert round(sum(closed_hits) / len(closed_hits), 4) == out["acc_closed"]
+    assert {"question", "gold", "predicted", "answerer", "source", "kind", "form", "confidence"} <= set(rows[0])
+    assert {r["source"] for r in rows} <= {"answerer", "image-classifier", "case-metadata", "case-votes+answerer",
+                                          "case-concepts", "dicom-header"}
+    assert "per_question" not in evaluate_vqa_rad(root, graph=tiny_graph(), text_encoder=load_text_encoder(
+        "hashing-64"), split="val", show_progress=False, image_features="thumbnail", variants=("kg",))
+
+
 def test_validation_folds_keep_paraphrase_groups_whole():
     from kgclip.eval.vqa import validation_folds
     from kgclip.rag.answerer import QAExample

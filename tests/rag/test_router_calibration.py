@@ -8,7 +8,7 @@ import pytest
 from kgclip.rag.answerer import AnswererConfig, AnswererCore
 from kgclip.rag.calibration import (Calibrator, accuracy_at_coverage, calibrated_ece_range, expected_calibration_error,
                                     isotonic_fit, risk_coverage)
-from kgclip.rag.router import answer_fits_kind, route_question
+from kgclip.rag.router import answer_fits_kind, question_options, route_question
 from kgclip.stats import bootstrap_ci
 
 
@@ -28,6 +28,16 @@ from kgclip.stats import bootstrap_ci
     ("What is the abnormality?", "open", "open"),
     ("Is there ectatic or aneurysmal enlargement of the aorta?", "presence", "yes/no"),  # existence: yes / no
     ("Can you evaluate the kidneys, bladder or ureters in this image?", "presence", "yes/no"),
+    # Yes/no without the auxiliary verb, or after a leading clause (were open, so never answered yes / no).
+    ("Any tracheal deviation present?", "presence", "yes/no"),
+    ("Anything abnormal in this image?", "presence", "yes/no"),
+    ("Notice any abnormality in the kidneys?", "presence", "yes/no"),
+    ("Any evidence of epidural or subdural hematoma?", "presence", "yes/no"),  # an "or" in it still asks yes/no
+    ("Besides the mass in the temporal horn, are there other enhancements?", "presence", "yes/no"),
+    ("Besides the mass, is the lesion on the left or right?", "laterality", "choice"),
+    # A leading clause that holds the question word stays what it was.
+    ("What is denser, the mass or the surrounding tissue?", "open", "open"),
+    ("Anterior to the aorta, what structure is seen?", "organ", "open"),
 ])
 def test_route_question(question, kind, form):
     route = route_question(question)
@@ -138,6 +148,11 @@ def test_question_options(question, options):
     from kgclip.rag.router import question_options
 
     assert question_options(question) == options
+
+
+def test_options_come_from_the_question_after_a_leading_clause():
+    assert question_options("Besides the mass, is the lesion on the left or right?") == [("left",), ("right",)]
+    assert question_options("Any evidence of epidural or subdural hematoma?") == []
 
 
 def test_a_list_with_a_comma_before_or_is_a_choice():
