@@ -29,6 +29,11 @@ _CUES = (("location", re.compile(r"\b(where|location|located|which (organ|lobe|s
 _NOT_SHOWN = {SAME_AS, "replaced_by", "nearest_in_embedding"}
 
 
+def indefinite_article(noun: str) -> str:
+    """``"an"`` before a vowel letter, else ``"a"`` (``"is an artery disease"``; good enough for ontology names)."""
+    return "an" if noun[:1].lower() in ("a", "e", "i", "o", "u") else "a"
+
+
 @dataclass(frozen=True)
 class CaseHit:
     """A similar case from the workspace.
@@ -84,7 +89,10 @@ class KGFact:
     curated: bool = True  # False: a pending suggestion (kgclip ontology suggest), not reviewed by a curator
 
     def __str__(self) -> str:
-        text = f"{self.source_name} {self.relation.replace('_', ' ')} {self.target_name}"
+        relation = self.relation.replace("_", " ")
+        if self.relation == "is_a":
+            relation = f"is {indefinite_article(self.target_name)}"
+        text = f"{self.source_name} {relation} {self.target_name}"
         return text if self.curated else f"{text} (suggested, not curated)"
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from kgclip.ontology.model import IS_A, ConceptGraph
 from kgclip.rag.consensus import ConceptSupport, GraphExpander
+from kgclip.rag.evidence import indefinite_article
 
 __all__ = ["reason_impression", "is_disease", "ImpressionLine"]
 
@@ -90,7 +91,8 @@ def _finding_facts(findings: Sequence[Any], expander: GraphExpander) -> dict[str
             name = graph.name_of(f)
             add(f, f"{name} is reported in the findings", s.case_id)
             for a in expander.ancestors(f):
-                add(a, f"{name} is a {graph.name_of(a)}", s.case_id)
+                parent = graph.name_of(a)
+                add(a, f"{name} is {indefinite_article(parent)} {parent}", s.case_id)
             for rel in ("has_symptom", *_LOCATION_RELATIONS):
                 sources = expander.cached(rel, f, lambda f=f, rel=rel: graph.children(f, rel))
                 for d in sources:  # type: ignore[union-attr]

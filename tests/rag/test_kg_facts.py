@@ -31,6 +31,10 @@ def test_kind_of_fact_is_at_a_useful_level_not_the_first_hop() -> None:
     assert useful_ancestor(g, "X:lobar", min_depth=3, min_descendants=5, max_share=0.5) == "X:lung"
     facts = kg_facts(g, ["X:lobar"])
     assert [str(f) for f in facts] == ["lobar pneumonia is a lung disease"]  # not "is a pneumonia" (one child)
+    from kgclip.rag.evidence import KGFact
+
+    assert str(KGFact("DOID:1", "pulmonary embolism", "is_a", "DOID:2", "artery disease")) == \
+        "pulmonary embolism is an artery disease"
     assert not any(f.target_id in ("X:comp", "X:d", "X:root") for f in kg_facts(g, ["X:pna", "X:lung"]))
 
 
