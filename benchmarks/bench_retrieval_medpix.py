@@ -82,6 +82,27 @@ Not adopted, so kg was not run, nor 5 heads with 2 tuned layers (~25 min per mod
 layers (a backward pass through the whole tower every step: ~6x the last-layer cost, over an hour per 5-head model
 on this CPU).
 
+Round 5 (session 9), ``--split val`` only: hubness reduction at retrieval time, no retraining
+(``benchmarks/exp_hubness.py``; same features, carve-outs, 5-head recipe and hits; 499 pooled queries over seeds
+0,1,2; ``results/exp_hubness_val_s9.jsonl``). Each method rescores the query-caption cosines with a query bank of the
+seed's training images (1.3-1.5k, never the evaluated queries): inverted softmax / QB-Norm (``is``), its dynamic
+gate (``dis``), dual softmax against the bank (``dsl``), CSLS (``csls``) and per-caption centring on the bank mean
+(``center``, the inverted softmax's beta -> 0 limit). beta in {5, 10, 20, 40, 80} and k in {5, 10, 25, 50, 100}
+were fixed before running and chosen per seed on a nested carve-out (a second model trained on the seed's training
+part alone, its own validation cases and bank), then applied to the outer model. Paired against the raw cosine
+(plain 0.405 [0.363, 0.449], kg 0.405 [0.363, 0.449]; kg - plain +0.000 [-0.024, 0.024]), nested-selected:
+plain center -0.006 [-0.020, 0.006], is -0.006 [-0.028, 0.016] (beta 5/10/5), dis the same, dsl -0.016
+[-0.036, 0.004] (beta 10), csls -0.022 [-0.044, -0.002] (k 50/100/100); kg center +0.008 [-0.004, 0.020], is
+-0.016 [-0.046, 0.012] (beta 10/10/20), dis -0.014 [-0.044, 0.014], dsl -0.002 [-0.020, 0.014] (beta 10/10/5),
+csls -0.004 [-0.024, 0.016] (k 100/5/50). kg - plain under each: center +0.014 [-0.008, 0.038], csls +0.018
+[-0.008, 0.046], dsl +0.014 [-0.012, 0.040], is -0.010 [-0.038, 0.020]. Best single grid points (chosen on the
+evaluated cases, so optimistic): plain dsl beta 5 +0.002 [-0.012, 0.016], is beta 5 -0.004; kg dsl beta 5 and dis
+beta 5 +0.010 ([0.000, 0.022] / [-0.004, 0.024]), is beta 5 +0.008; beta >= 20 costs 0.03-0.07 on plain (is 20
+-0.040 [-0.072, -0.008], 80 -0.066). Nothing meets the rule, so no rescoring went into the library and dev was not
+run. Why: with ~160 captions per gallery the space is barely hubby (10-occurrence skewness 0.5-0.8 plain, 0.6-1.0
+kg; strongly hubby spaces are well above 1), and the bank does find the hubs (Spearman 0.57-0.85 between bank and
+query 10-occurrence per caption) but they are mostly right answers: generic captions that many images share.
+
 Reported figure with the 5-head ensemble (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries;
 ``benchmarks/results/bench_retrieval_medpix_dev_s7.jsonl``): plain 0.382 [0.325, 0.442], kg 0.374 [0.316, 0.433]
 (per seed 0.396 / 0.371 / 0.355), kg_textonly 0.389 [0.330, 0.450], ridge 0.269 [0.215, 0.325]; kg - plain -0.009
