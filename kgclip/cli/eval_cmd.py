@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--prior-features", default="efficientnet-lite0",
                    help="image features the concept prior learns from: efficientnet-lite0 (pretrained, cached; "
                         "default) or thumbnail (training-free)")
+    r.add_argument("--retrieval-features", default=None,
+                   help="image features similar cases are retrieved by: efficientnet-lite0 (pretrained, cached; the "
+                        "engine's and the default) or thumbnail")
     r.add_argument("--json", action="store_true", help="print only the JSON line")
     r.set_defaults(handler=_report)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
@@ -77,10 +80,11 @@ def _vqa(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from kgclip.eval.report import evaluate_report
+    from kgclip.eval.report import RETRIEVAL_FEATURES, evaluate_report
 
     result = evaluate_report(args.path, split=args.split, graph=_graph(), select=args.select, rounds=args.rounds,
                              show_progress=not args.json, prior=args.prior, select_on=args.select_on,
-                             prior_features=args.prior_features)
+                             prior_features=args.prior_features,
+                             retrieval_features=args.retrieval_features or RETRIEVAL_FEATURES)
     print(json.dumps(result))
     return 0

@@ -91,6 +91,13 @@ ENGINE_DRAFT = DraftConfig(prior_mix=0.5, word_weight=0.0, graph_hops=2)
 # The concept prior's training knobs (compared on val at the draft above: image weights +0.003 concept F1 over
 # metadata rates alone, min_cases 5 over 3 / 10, no ancestor credit: all within noise).
 PRIOR_CONFIG = ConceptPriorConfig()
+# The image features similar cases are retrieved by (the prior's are PRIOR_FEATURES): the engine's default tower, so
+# the figures are those of what Engine.draft_report does. Until session 9 the evaluation retrieved by the 32x32
+# thumbnail while the engine used the tower. MedPix val, carve seeds 0/1/2 (312 drafts, paired per case, this
+# draft config): thumbnail 0.1345 [0.121, 0.147]; efficientnet-lite0 at vote temperature 0.05 / 0.1 / 0.2 / 0.4 / 1.0:
+# 0.111 / 0.128 / 0.132 / 0.131 / 0.130; at 0.2 (the default) -0.0025 [-0.008, 0.003] against the thumbnail.
+# The draft confidence (kgclip.rag.draft_confidence) was calibrated on thumbnail-retrieved drafts.
+RETRIEVAL_FEATURES = "efficientnet-lite0"
 
 _SYSTEMS = (("engine", ""), ("engine_nokg", "_engine_nokg"), ("random", "_random"), ("image_only", "_image_only"))
 
@@ -184,7 +191,8 @@ def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph
                     val_fraction: float = 0.2, select: bool = True, rounds: int = 3,
                     show_progress: bool = True, prior: bool = True, select_on: str = "concept_f1",
                     prior_config: ConceptPriorConfig = PRIOR_CONFIG,
-                    prior_features: str = PRIOR_FEATURES) -> dict[str, Any]:
+                    prior_features: str = PRIOR_FEATURES,
+                    retrieval_features: str = RETRIEVAL_FEATURES) -> dict[str, Any]:
     """Select both drafters on ``val``, then score the four systems on ``split`` (see module docstring).
 
     Args:
@@ -199,6 +207,8 @@ def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph
         prior_features: the image features the prior learns from (a name for
             :func:`kgclip.models.features.load_image_features`, e.g. ``"thumbnail"`` for a training-free one).
         select_on: the selection metric (:data:`~kgclip.eval.report_select.SELECTION_METRICS`).
+        retrieval_features: the image features similar cases are retrieved by (a name for
+            :func:`~kgclip.models.features.load_image_features`; see :data:`RETRIEVAL_FEATURES`).
 
     Returns:
         One flat dict of figures (``concept_f1``, ``bleu4``, ``rouge_l`` and their ``_engine_nokg`` / ``_random``
@@ -206,8 +216,10 @@ def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph
     """
     start = time.perf_counter()
     tagger = MemoTagger(ConceptTagger(graph))
+    from kgclip.models.features import load_image_features
+
     data = MedPixReportData(path, splits=() if split == "val" else (split,), val_fraction=val_fraction, seed=seed,
-                            show_progress=show_progress)
+                            show_progress=show_progress, featurizer=load_image_features(retrieval_features))
     val = data.split("val")
     start_cfg = (ENGINE_RETRIEVAL, ENGINE_DRAFT) if prior else (RetrievalConfig(), DraftConfig())
     # Each split's prior learns from that split's pool only: val queries never see their own findings.
