@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--modality", default=None, help="the image's modality (CT, MR, CR...); default: the header's")
     d.add_argument("--min-confidence", type=float, default=None, metavar="X",
                    help="decline to draft below this confidence (the similar cases' calibrated agreement, 0-1); "
-                        "default: the workspace's DraftConfig.min_confidence, 0 (always draft); 0.49 was chosen "
+                        "default: the workspace's DraftConfig.min_confidence, 0 (always draft); 0.44 was chosen "
                         "on MedPix validation")
     d.add_argument("--format", choices=FORMATS, default=None,
                    help="text (default), json (one line), or fhir (a FHIR R4 DiagnosticReport, cited cases as "

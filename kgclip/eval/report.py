@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.data.sections import report_sentences, sentence_kind
-from kgclip.eval.report_data import MedPixReportData, ReportSplit
+from kgclip.eval.report_data import RETRIEVAL_FEATURES, MedPixReportData, ReportSplit
 from kgclip.eval.report_confidence import confidence_figures
 from kgclip.eval.report_prior import PRIOR_FEATURES, split_priors, train_split_prior
 from kgclip.eval.report_select import (DrafterChoice, MemoTagger, ReportScorer, RetrievalConfig, baseline_drafts,
@@ -91,13 +91,6 @@ ENGINE_DRAFT = DraftConfig(prior_mix=0.5, word_weight=0.0, graph_hops=2)
 # The concept prior's training knobs (compared on val at the draft above: image weights +0.003 concept F1 over
 # metadata rates alone, min_cases 5 over 3 / 10, no ancestor credit: all within noise).
 PRIOR_CONFIG = ConceptPriorConfig()
-# The image features similar cases are retrieved by (the prior's are PRIOR_FEATURES): the engine's default tower, so
-# the figures are those of what Engine.draft_report does. Until session 9 the evaluation retrieved by the 32x32
-# thumbnail while the engine used the tower. MedPix val, carve seeds 0/1/2 (312 drafts, paired per case, this
-# draft config): thumbnail 0.1345 [0.121, 0.147]; efficientnet-lite0 at vote temperature 0.05 / 0.1 / 0.2 / 0.4 / 1.0:
-# 0.111 / 0.128 / 0.132 / 0.131 / 0.130; at 0.2 (the default) -0.0025 [-0.008, 0.003] against the thumbnail.
-# The draft confidence (kgclip.rag.draft_confidence) was calibrated on thumbnail-retrieved drafts.
-RETRIEVAL_FEATURES = "efficientnet-lite0"
 
 _SYSTEMS = (("engine", ""), ("engine_nokg", "_engine_nokg"), ("random", "_random"), ("image_only", "_image_only"))
 
@@ -216,10 +209,8 @@ def evaluate_report(path: str | Path, *, split: str = "dev", graph: ConceptGraph
     """
     start = time.perf_counter()
     tagger = MemoTagger(ConceptTagger(graph))
-    from kgclip.models.features import load_image_features
-
     data = MedPixReportData(path, splits=() if split == "val" else (split,), val_fraction=val_fraction, seed=seed,
-                            show_progress=show_progress, featurizer=load_image_features(retrieval_features))
+                            show_progress=show_progress, features=retrieval_features)
     val = data.split("val")
     start_cfg = (ENGINE_RETRIEVAL, ENGINE_DRAFT) if prior else (RetrievalConfig(), DraftConfig())
     # Each split's prior learns from that split's pool only: val queries never see their own findings.

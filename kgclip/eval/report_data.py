@@ -65,6 +65,16 @@ class ReportSplit:
         return len(self.queries)
 
 
+# The image features similar cases are retrieved by (the concept prior's are
+# kgclip.eval.report_prior.PRIOR_FEATURES): the engine's default tower, so
+# the figures are those of what Engine.draft_report does. Until session 9 the evaluation retrieved by the 32x32
+# thumbnail while the engine used the tower. MedPix val, carve seeds 0/1/2 (312 drafts, paired per case, this
+# draft config): thumbnail 0.1345 [0.121, 0.147]; efficientnet-lite0 at vote temperature 0.05 / 0.1 / 0.2 / 0.4 / 1.0:
+# 0.111 / 0.128 / 0.132 / 0.131 / 0.130; at 0.2 (the default) -0.0025 [-0.008, 0.003] against the thumbnail.
+# The draft confidence (kgclip.rag.draft_confidence) was refitted on tower-retrieved drafts.
+RETRIEVAL_FEATURES = "efficientnet-lite0"
+
+
 class MedPixReportData:
     """MedPix train (+ the evaluated split) with image features computed once for all splits.
 
@@ -72,15 +82,17 @@ class MedPixReportData:
         path: the MedPix 2.0 folder.
         splits: the MedPix splits to read besides ``train`` (``("dev",)`` for the final figures; ``()`` when only
             ``val`` is needed).
-        featurizer: image descriptor with ``embed(paths) -> [N, D]`` unit rows and a ``name``.
+        featurizer: image descriptor with ``embed(paths) -> [N, D]`` unit rows and a ``name``; default: the
+            extractor named ``features`` (:func:`kgclip.models.features.load_image_features`).
     """
 
     def __init__(self, path: str | Path, *, splits: Sequence[str] = ("dev",), featurizer: Any = None,
-                 val_fraction: float = 0.2, seed: int = 0, show_progress: bool = False) -> None:
+                 features: str = RETRIEVAL_FEATURES, val_fraction: float = 0.2, seed: int = 0,
+                 show_progress: bool = False) -> None:
         from kgclip.data.medpix import read_medpix
-        from kgclip.models.thumbnail import ThumbnailFeaturizer
+        from kgclip.models.features import load_image_features
 
-        self.featurizer = featurizer or ThumbnailFeaturizer()
+        self.featurizer = featurizer or load_image_features(features)
         parts = [read_medpix(path, split="train")] + [read_medpix(path, split=s) for s in splits if s != "train"]
         self.cases = {cid: c for mp in parts for cid, c in mp.cases.items()}
         # Only cases with Findings take part: they are what a draft is compared with and what it is made of.

@@ -16,8 +16,11 @@ ranked drafts best of the candidates tried (AUROC 0.62 for a concept F1 at or ab
 sentence gain and the nearest case's similarity (AUROC 0.52-0.59); a logistic combination of several did no
 better. It is a weak signal, and it ranks mostly *between* kinds of study: MR spine cases agree more, and draft
 better, than CT head or abdomen cases; within one modality and body region it barely ranks (Spearman 0.04
-pooled). Calibrated on MedPix with the evaluation's drafter: on other collections the number orders drafts the
-same way but is not a probability.
+pooled). Those figures were for cases retrieved by the 32x32 thumbnail; since session 9 the evaluation retrieves by
+the engine's EfficientNet-Lite0 tower, as the engine does, and the mapping below was refitted on such drafts (the
+same 520 queries): agreement AUROC 0.655, Spearman 0.32, within a kind of study 0.10; still the best signal.
+Calibrated on MedPix with the evaluation's drafter: on other collections the number orders drafts the same way but
+is not a probability.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ __all__ = ["case_agreement", "draft_confidence", "abstain_notice", "judge_draft"
 AGREEMENT_HOPS = 2
 # confidence = sigmoid(offset + slope x agreement), fitted (logistic regression, target: concept F1 >= the median
 # draft's) on the MedPix val carve-outs of benchmarks/bench_draft_confidence.py with the evaluation's drafter.
-AGREEMENT_LOGIT = (-1.98, 24.16)
-# The highest threshold keeping >= 50 % of the MedPix val drafts (52 %; their concept F1 0.171 vs 0.142 for all).
-# Not the default (DraftConfig.min_confidence is 0): on MedPix dev, run once, it kept 45 % of the drafts for a
-# concept F1 gain whose 95 % interval includes 0, so declining is offered, not imposed.
-VAL_MIN_CONFIDENCE = 0.49
+# (Thumbnail-retrieved drafts, before session 9: (-1.98, 24.16).)
+AGREEMENT_LOGIT = (-2.88, 38.59)
+# The highest threshold keeping >= 50 % of the MedPix val drafts (53 %; their concept F1 0.163 [0.150, 0.177] vs
+# 0.135 for all). Not the default (DraftConfig.min_confidence is 0): the thumbnail-era threshold (0.49) kept 45 % of
+# the MedPix dev drafts, run once, for a concept F1 gain whose 95 % interval included 0, so declining is offered, not
+# imposed. On dev with tower retrieval the most confident 40 % of drafts score 0.193 against 0.147 for all (AUROC
+# 0.59; benchmarks/results/eval_report_medpix_dev.json).
+VAL_MIN_CONFIDENCE = 0.44
 
 
 def case_agreement(concept_sets: Sequence[Iterable[str]], weights: np.ndarray,

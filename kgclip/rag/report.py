@@ -99,9 +99,9 @@ class DraftConfig(Config):
     min_new_score: float = 0.0
     # Decline to draft (no sentences; a notice, the similar cases still listed) when the draft's confidence, the
     # calibrated agreement of its similar cases (:mod:`kgclip.rag.draft_confidence`), is below this. 0 (default):
-    # never decline; the confidence is still reported. 0.49 (``draft_confidence.VAL_MIN_CONFIDENCE``) was chosen on
-    # MedPix validation (keeps 52 % of drafts, concept F1 0.171 vs 0.142), but on dev it kept 45 % for a gain whose
-    # interval includes 0, and it declines by kind of study (most CT head and abdomen drafts) more than by draft.
+    # never decline; the confidence is still reported. 0.44 (``draft_confidence.VAL_MIN_CONFIDENCE``) was chosen on
+    # MedPix validation (keeps 53 % of drafts, concept F1 0.163 vs 0.135), but the signal is weak (AUROC 0.59 on dev)
+    # and it declines by kind of study (most CT head and abdomen drafts) more than by draft.
     min_confidence: float = 0.0
     # Grow the draft from one findings sentence of a similar case whose diagnosis is the impression's lead (the
     # best-scoring such sentence), so the findings describe what the impression names instead of a collage of
