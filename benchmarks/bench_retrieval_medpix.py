@@ -103,6 +103,30 @@ run. Why: with ~160 captions per gallery the space is barely hubby (10-occurrenc
 kg; strongly hubby spaces are well above 1), and the bank does find the hubs (Spearman 0.57-0.85 between bank and
 query 10-occurrence per caption) but they are mostly right answers: generic captions that many images share.
 
+Round 6 (session 9), ``--split val`` only: neighbour-caption query expansion (kNN captioning, Devlin et al. 2015;
+``benchmarks/exp_knn_captions.py``, ``results/exp_knn_captions_val_s9.jsonl``; the same 5-head models as round 5,
+bit-identical embeddings, 499 pooled queries over seeds 0,1,2). A query image's k nearest training images (cosine of
+the frozen pooled features; the seed's training part, never an evaluated case) weight their captions by
+softmax(cos / tau) into a text query q; a caption t scores alpha cos(head(image), head(t)) + (1 - alpha) cos(q, t),
+q and t either frozen MiniLM vectors (``frozen``) or through the trained text head (``head``). Grid fixed before
+running: k {5, 10, 25, 50}, tau {0.01, 0.03, 0.1}, alpha {0.5, 0.7, 0.8, 0.9}, both spaces (96 points), chosen per
+seed on the nested carve-out as in round 5. Raw head: plain 0.405 [0.363, 0.449] (0.414 / 0.386 / 0.413), kg 0.405
+[0.363, 0.449] (0.433 / 0.360 / 0.418). Nested-selected, paired vs the raw head: over the whole grid plain +0.006
+[-0.018, 0.028], kg -0.008 [-0.032, 0.016]; frozen space only plain +0.002 [-0.024, 0.028], kg -0.016 [-0.044, 0.014];
+head space only plain 0.433, +0.028 [0.006, 0.050] (0.490 / 0.392 / 0.418: seed 0 alone +0.076, picks k5 tau0.01
+a0.5 / k5 tau0.03 a0.9 / k5 tau0.01 a0.9), kg 0.403, -0.002 [-0.028, 0.022] (k5 tau0.01 a0.5 / k25 tau0.1 a0.5 /
+k50 tau0.1 a0.8). kg - plain: +0.000 [-0.024, 0.024] raw, -0.014 [-0.040, 0.012] whole grid, -0.030 [-0.056, -0.004]
+head space. Every grid point on the evaluated cases (optimistic): plain frozen -0.022..+0.008 (alpha 0.5 all < 0),
+plain head -0.006..+0.034 (best k10 tau0.03 a0.7 +0.034 [0.008, 0.062] and k25 tau0.03 a0.7 +0.028 [0.002, 0.052],
+the only points with the CI above 0); kg frozen -0.026..+0.012, kg head -0.016..+0.018 (best k25 tau0.1 a0.8 +0.018
+[0.000, 0.038]; no point with the CI above 0). Not adopted: kg, the variant of the goal, misses the rule under every
+selection, the plain gain holds only with the space picked after looking and rests on one seed, and the honest
+whole-grid selection is within the noise for both. Dev was not run. Why: the neighbours' captions are never the
+query's own (cases are disjoint; 26 of 499 queries have their exact caption elsewhere in the training part), so the
+expansion only restates the image's neighbourhood: alone, frozen space ranks at 0.253 (the ridge peer's level, 0.269)
+and head space at 0.383 plain / 0.375 kg (k10 tau0.01, alpha 0), a signal the head already carries from the same
+frozen features; post hoc alpha 0.3 adds nothing either (plain head +0.014 / +0.010, kg -0.002 / +0.014).
+
 Reported figure with the 5-head ensemble (``--split dev --seeds 0,1,2``, run once with this default, 197 dev queries;
 ``benchmarks/results/bench_retrieval_medpix_dev_s7.jsonl``): plain 0.382 [0.325, 0.442], kg 0.374 [0.316, 0.433]
 (per seed 0.396 / 0.371 / 0.355), kg_textonly 0.389 [0.330, 0.450], ridge 0.269 [0.215, 0.325]; kg - plain -0.009
