@@ -91,6 +91,21 @@ def _yes_no(p_yes: float) -> tuple[str, float]:
     return ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
 
 
+_LEADS = ("with", "without", "non", "no", "noncontrast")
+
+
+def _as_written(spans: tuple[str, ...], first: bool) -> str:
+    """An option as the question writes it. The option after "or" runs to the end of the question: its longest span
+    ("non contrast ct", "no contrast", "not"). The one before "or": its shortest span naming contrast, preferring
+    one that starts with with / without / non / no ("with contrast" in "MRI with contrast or without contrast?",
+    "contrast ct" in "a contrast CT or a non-contrast CT?", "contrast" in "use contrast or not?")."""
+    if not first:
+        return spans[-1]
+    named = [s for s in spans if {"contrast", "noncontrast"} & set(s.split())]
+    led = [s for s in named if s.split()[0] in _LEADS]
+    return min(led or named or list(spans), key=lambda s: len(s.split()))
+
+
 def _route_display(route: str) -> str:
     return {"iv": "IV", "oral": "Oral", "oral+iv": "Oral and IV"}.get(route, route)
 
@@ -117,18 +132,17 @@ def _contrast(question: str, form: str, probs: Mapping[str, float], routes: Mapp
     if form == "choice":
         options = question_options(question)
         scored = []
-        for spans in options:
+        for i, spans in enumerate(options):
             words = set(" ".join(spans).split())
             if words & {"without", "non", "noncontrast", "not", "no", "unenhanced"}:
-                scored.append((1.0 - p_with, spans))
+                scored.append((1.0 - p_with, _as_written(spans, i == 0)))
             elif words & {"with", "contrast", "enhanced"}:
-                scored.append((p_with, spans))
+                scored.append((p_with, _as_written(spans, i == 0)))
             else:
                 return None  # "oral or IV?", "bowels or vasculature?": an option the value does not name
         if len(scored) != 2 or scored[0][0] == scored[1][0]:
             return None
-        p, spans = max(scored, key=lambda s: s[0])
-        shown = next((s for s in spans if len(s.split()) == 2 and s.endswith("contrast")), spans[0])
+        p, shown = max(scored, key=lambda s: s[0])
         return shown, p
     if from_header and route and re.search(r"\b(what|which) (types? |kinds? |routes? )?(of )?contrast\b", q):
         return _route_display(route), HEADER_CONFIDENCE

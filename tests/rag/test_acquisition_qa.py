@@ -94,6 +94,12 @@ def test_classifier_answers():
     assert acquisition_answer("Is this a DWI image?", labels) is None  # a sequence the head never learned
     assert acquisition_answer("Is this a T1 weighted, T2 weighted, or FLAIR image?", labels)[0] == "T2 weighted"
     assert acquisition_answer("Is this an MRI?", labels) is None
+    # Choice answers are the option as the question writes it.
+    without = {"contrast": {"with": 0.2, "without": 0.8}}
+    assert acquisition_answer("Is this MRI with contrast or without contrast?", labels) == ("with contrast", 0.9)
+    assert acquisition_answer("Is this a contrast CT or a non-contrast CT?", without) == ("non contrast ct", 0.8)
+    assert acquisition_answer("Does this image use contrast or not?", labels)[0] == "contrast"
+    assert acquisition_answer("Is the contrast in the bowels or the vasculature?", labels) is None
     # The modality classifier still refuses contrast questions.
     assert classifier_answer("Is this a contrast CT?", {"modality": {"CT": 0.99, "MR": 0.01}}) is None
 
