@@ -16,6 +16,13 @@ Both sources give a distribution per field: the header a certain one (``{"with":
   option; open ("What MR sequence is this?") -> the likeliest sequence. For the header, T2 against FLAIR / STIR gets
   ``None``: FLAIR and STIR are T2-weighted too, and a weighting from TR / TE alone cannot tell them from T2.
 
+VQA-RAD ``--split val`` (``kgclip eval vqa-rad --split val --acquisition-medpix``: contrast / sequence heads trained
+on MedPix less VQA-RAD's images, :mod:`kgclip.eval.acquisition_heads`; VQA-RAD images carry no DICOM header):
+closed 0.667 -> 0.671, paired difference +0.004 [-0.002, 0.011] (7 gained, 3 lost), open 0.108 -> 0.109, ECE
+0.033 -> 0.031, abstention 0.076 -> 0.076; closed contrast questions 39 / 54 -> 43 / 54 right, closed modality-kind
+accuracy 0.543 -> 0.567 (all kinds). The classifiers answered 45 closed contrast questions (36 right, mean confidence
+~0.79) and 7 sequence ones (6 right).
+
 Fallbacks are never guesses: a header without the field (no Contrast/Bolus Agent, no TR / TE), a classifier that
 does not know a named value, or a question naming neither gives ``None`` and the next source answers.
 """

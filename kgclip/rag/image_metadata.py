@@ -51,7 +51,9 @@ __all__ = [
 FIELDS = ("modality", "plane", "region")
 # Acquisition fields (router topics contrast / sequence, kgclip.rag.acquisition_qa): trained like FIELDS where the
 # metadata says them, but used in answers only where the head beats the majority class on its validation carve
-# (answering_labels).
+# (answering_labels). benchmarks/bench_metadata_heads.py (MedPix train + VQA-RAD train, 20 % of cases carved, seed 0;
+# results/bench_metadata_heads_val_s9_contrast.json): contrast 0.775 [0.728, 0.822] vs majority 0.594 (n 298; CT
+# 0.811 vs 0.649, MR 0.648 vs 0.394), sequence 0.699 [0.628, 0.769] vs 0.455 (n 156), ECE 0.078 / 0.077.
 ACQUISITION_FIELDS = ("contrast", "sequence")
 # No classifier answer is surer than a DICOM header's (kgclip.rag.grounding gives the header 0.97): a head that never
 # saw an image's true class still puts all its probability on the classes it knows.
