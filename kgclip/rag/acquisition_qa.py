@@ -21,7 +21,9 @@ on MedPix less VQA-RAD's images, :mod:`kgclip.eval.acquisition_heads`; VQA-RAD i
 closed 0.667 -> 0.671, paired difference +0.004 [-0.002, 0.011] (7 gained, 3 lost), open 0.108 -> 0.109, ECE
 0.033 -> 0.031, abstention 0.076 -> 0.076; closed contrast questions 39 / 54 -> 43 / 54 right, closed modality-kind
 accuracy 0.543 -> 0.567 (all kinds). The classifiers answered 45 closed contrast questions (36 right, mean confidence
-~0.79) and 7 sequence ones (6 right).
+~0.79) and 7 sequence ones (6 right). Without ``--acquisition-medpix`` the figures are those before (closed 0.667,
+no change on any question): the heads each fold trains on its VQA-RAD cases, whose contrast / sequence labels come
+from their own questions, never passed the gate, so no classifier answered these questions.
 
 Fallbacks are never guesses: a header without the field (no Contrast/Bolus Agent, no TR / TE), a classifier that
 does not know a named value, or a question naming neither gives ``None`` and the next source answers.
