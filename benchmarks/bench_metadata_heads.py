@@ -3,8 +3,10 @@ measure, and optionally save them.
 
     python benchmarks/bench_metadata_heads.py [--eval val|final] [--save DIR] [--no-zero-shot] [--quick]
 
-Training images: MedPix 2.0 *train* (modality, plane, location -> region; groups = cases) and VQA-RAD *train* images
-(region from ``image_organ``; modality from the image's training questions,
+Training images: MedPix 2.0 *train* (modality, plane, location -> region; contrast with / without and MR sequence
+T1 / T2 / FLAIR / DWI from the modality string, :func:`kgclip.rag.image_metadata.acquisition_labels`; groups = cases)
+and VQA-RAD *train* images
+(region from ``image_organ``; contrast / sequence from what its training questions state; modality from them,
 :func:`kgclip.data.demo.derive_image_metadata`; plane from what they state,
 :func:`kgclip.rag.image_metadata.labels_from_qa`). VQA-RAD images that are MedPix dev images are left out, and no
 VQA-RAD test question is read for labels. Features: the engine's unit-normalised pooled tower vectors.
@@ -56,8 +58,8 @@ def medpix_records(root: Path, split: str) -> list[dict]:
     from kgclip.data.medpix import read_medpix
 
     return [{"path": str(img.image_path), "group": img.case_id, "synpic": img.synpic_id, "modality": img.modality,
-             "plane": img.plane, "location": img.location, "location_category": img.location_category,
-             "source": "medpix"} for img in read_medpix(root, split=split)]
+             "modality_detail": img.modality_detail, "plane": img.plane, "location": img.location,
+             "location_category": img.location_category, "source": "medpix"} for img in read_medpix(root, split=split)]
 
 
 def vqa_rad_records(root: Path, exclude_synpics: set[str]) -> list[dict]:
@@ -79,8 +81,10 @@ def vqa_rad_records(root: Path, exclude_synpics: set[str]) -> list[dict]:
     for name, m in sorted(meta.items()):
         if Path(name).stem in exclude_synpics:
             continue
-        out.append({"path": paths[name], "group": name, "modality": m["modality"],
-                    "plane": labels_from_qa(qa[name])["plane"], "body_part": m["region"], "source": "vqa-rad"})
+        said = labels_from_qa(qa[name])
+        out.append({"path": paths[name], "group": name, "modality": m["modality"], "plane": said["plane"],
+                    "contrast": said["contrast"], "sequence": said["sequence"], "body_part": m["region"],
+                    "source": "vqa-rad"})
     return out
 
 
@@ -99,6 +103,7 @@ def head_figures(heads, field: str, x: np.ndarray, truth: list[frozenset[str]], 
     maj = np.array([majority in truth[i] for i in rows])
     return {"n": len(rows), "acc": round(float(hits.mean()), 4), "acc_ci": ci(hits, seed),
             "majority": round(float(maj.mean()), 4), "majority_class": majority,
+            "gain_over_majority_ci": ci(hits.astype(float) - maj.astype(float), seed),
             "ece": round(expected_calibration_error(p.max(axis=1), hits), 4),
             "excluded_unknown_label": len(truth) - len(rows) - sum(not t for t in truth)}
 
@@ -219,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     for f in heads.fields:
         truth = [labels[f][i] for i in held]
         result[f"val_{f}"] = head_figures(heads, f, x[held], truth, majority(f, keep))
+        if f == "contrast":  # contrast within each modality: is the head more than a CT-vs-MR split?
+            for mod in ("CT", "MR"):
+                idx = [j for j, i in enumerate(held) if labels["modality"][i] == frozenset({mod})]
+                if idx:
+                    result[f"val_contrast_{mod}"] = head_figures(heads, f, x[held][idx], [truth[j] for j in idx],
+                                                                 majority(f, keep))
         for src in ("medpix", "vqa-rad"):
             idx = [j for j, i in enumerate(held) if records[i]["source"] == src]
             if idx:

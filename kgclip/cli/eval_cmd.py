@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="image feature extractor: efficientnet-lite0 (pretrained, cached; default) or thumbnail")
     v.add_argument("--no-metadata-heads", dest="metadata_heads", action="store_false",
                    help="answer modality / plane / organ questions without the image metadata classifiers")
+    v.add_argument("--acquisition-medpix", metavar="MEDPIX_DIR", default=None,
+                   help="also train contrast / MR-sequence classifiers on this MedPix 2.0 folder's images, less every "
+                        "VQA-RAD image among them (content hash or near-duplicate features)")
     v.add_argument("--dump", metavar="JSONL",
                    help="also write one row per scored question (question, gold, answer, its source, kind, form)")
     v.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -65,7 +68,8 @@ def _vqa(args: argparse.Namespace) -> int:
 
     result = evaluate_vqa_rad(args.path, graph=_graph(), text_encoder=load_text_encoder(args.text_encoder, "cpu"),
                               split=args.split, show_progress=not args.json, image_features=args.image_features,
-                              metadata_heads=args.metadata_heads, per_question=bool(args.dump))
+                              metadata_heads=args.metadata_heads, per_question=bool(args.dump),
+                              acquisition_medpix=args.acquisition_medpix)
     rows = result.pop("per_question", [])
     if args.dump:
         from kgclip.atomic import atomic_write_text

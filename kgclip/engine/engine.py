@@ -264,7 +264,11 @@ class Engine:
         (``{"modality": {"CT": 0.93, ...}, "plane": ..., "region": ...}``); ``None`` without classifiers."""
         if self.metadata_heads is None:
             return None
-        return self.metadata_heads.predict(np.asarray(vector, np.float32)[None, :])[0]
+        from kgclip.rag.image_metadata import answering_labels
+
+        # Contrast / sequence heads answer only where they beat the majority class on their validation carve.
+        return answering_labels(self.metadata_heads,
+                                self.metadata_heads.predict(np.asarray(vector, np.float32)[None, :])[0])
 
     def fit_answerer(self, pairs: Sequence[Any], *, replace: bool = False, show_progress: bool = True
                      ) -> dict[str, Any]:

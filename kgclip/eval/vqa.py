@@ -46,7 +46,7 @@ from kgclip.models.features import load_image_features
 from kgclip.rag.calibration import (accuracy_at_coverage, calibrated_ece_range,
                                     expected_calibration_error, risk_coverage)
 from kgclip.rag.grounding import CASE_WEIGHT, OPEN_FROM_CASES
-from kgclip.rag.router import KINDS
+from kgclip.rag.router import KINDS, TOPICS, route_question
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer, examples_from_vqa_rad, group_folds
 from kgclip.stats import bootstrap_ci
 
@@ -84,7 +84,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
                      val_folds: int = 5, seed: int = 0, show_progress: bool = True,
                      variants: Sequence[str] = ("kg", "nokg"),
                      image_features: str = "efficientnet-lite0", metadata_heads: bool = True,
-                     per_question: bool = False) -> dict[str, Any]:
+                     per_question: bool = False, acquisition_medpix: str | Path | None = None) -> dict[str, Any]:
     """Train with and without the KG, score ``split`` once per variant. Returns the figures (module docstring).
 
     Keys: ``acc_closed`` / ``acc_open`` / ``acc_overall`` (and ``*_nokg``) on ``split``; ``n_test*`` count the
@@ -95,7 +95,9 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
     open 0.103 vs 0.082, closed 0.639 vs 0.640; ``thumbnail``...). ``metadata_heads``: train the image metadata
     classifiers on each run's cases and let them answer modality / plane / organ questions
     (:mod:`kgclip.eval.vqa_grounded`). ``per_question``: also return ``per_question``, one row per scored question
-    of the KG variant (:func:`question_rows`), for error analysis.
+    of the KG variant (:func:`question_rows`), for error analysis. ``acquisition_medpix``: a MedPix 2.0 folder whose
+    images, less every VQA-RAD image among them (:mod:`kgclip.eval.acquisition_heads`), train contrast / MR-sequence
+    heads used beside the cases' own (with ``metadata_heads``); ``acquisition_heads`` reports the dedupe and figures.
     """
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -126,6 +128,12 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
         ceiling += [normalize_answer(e.answer) in answers for e in part if not e.closed]
     out["open_ceiling"] = round(sum(ceiling) / max(len(ceiling), 1), 4)
     input_ok = _inputs_in_range(image_paths, keys)
+    extra_heads = None
+    if acquisition_medpix is not None and metadata_heads:
+        from kgclip.eval.acquisition_heads import medpix_acquisition_heads
+
+        extra_heads, out["acquisition_heads"] = medpix_acquisition_heads(acquisition_medpix, path, featurizer,
+                                                                         show_progress=show_progress)
     for use_kg, suffix in [(v == "kg", "" if v == "kg" else "_nokg") for v in VARIANTS if v in variants]:
         preds, vals, selected, models = [], [], [], []
         for part_train, part in runs:
@@ -145,7 +153,7 @@ def evaluate_vqa_rad(path: str | Path, *, graph: ConceptGraph | None, text_encod
             settings |= {(CASE_WEIGHT, t) for t in (0.0, 0.1, 0.2, 0.4)}
         grounded = grounded_answers(preds, runs, train_items, image_vectors, models, input_ok,
                                     graph if use_kg else None, sorted(settings), metadata_heads=metadata_heads,
-                                    feature_fingerprint=features_fingerprint(featurizer))
+                                    feature_fingerprint=features_fingerprint(featurizer), extra_heads=extra_heads)
         scores = score_predictions([normalize_answer(a.text) for a in grounded[chosen]], scored)
         out.update({k + suffix: round(v, 4) for k, v in scores.items()})
         answerer_scores = score_predictions([p.normalized for p in preds], scored)
@@ -206,6 +214,12 @@ def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored
     kinds = np.array([a.route for a in answers])
     out["acc_by_kind"] = {k: {"n": int((kinds == k).sum()), "acc": round(float(hits[kinds == k].mean()), 4)}
                           for k in KINDS if (kinds == k).any()}
+    topics = np.array([route_question(e.question).topic for e in scored])
+    out["acc_by_topic"] = {t: {"n": int((topics == t).sum()), "acc": round(float(hits[topics == t].mean()), 4),
+                               "closed_n": int((closed & (topics == t)).sum()),
+                               "closed_acc": round(float(hits[closed & (topics == t)].mean()), 4)
+                               if (closed & (topics == t)).any() else 0.0}
+                           for t in TOPICS if (topics == t).any()}
     return out
 
 
@@ -215,7 +229,8 @@ def question_rows(answers: Sequence[Answer], preds: Sequence[Prediction], scored
     came from (``source``: the grounding's, else ``answerer``), the router kind and form, and whether it is right."""
     return [{"image": e.image_key, "question": e.question, "gold": e.answer, "closed": e.closed,
              "predicted": a.text, "answerer": p.text, "source": a.flags.get("source", "answerer"),
-             "kind": a.route, "form": p.form, "confidence": round(a.confidence, 4), "abstained": a.abstained,
+             "kind": a.route, "topic": route_question(e.question).topic, "form": p.form,
+             "confidence": round(a.confidence, 4), "abstained": a.abstained,
              "hit": normalize_answer(a.text) == normalize_answer(e.answer)}
             for a, p, e in zip(answers, preds, scored)]
 

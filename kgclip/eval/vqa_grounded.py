@@ -25,7 +25,7 @@ from kgclip.rag.abstain import InputCheck
 from kgclip.rag.answerer import QAExample
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.grounding import ground_answer
-from kgclip.rag.image_metadata import ImageLabels, fit_case_heads
+from kgclip.rag.image_metadata import ImageLabels, answering_labels, fit_case_heads
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer
 from kgclip.engine.cases import cases_from_vqa_rad
 
@@ -38,13 +38,20 @@ def _cases(train_items: Sequence[VQARadItem], part_train: Sequence[QAExample]) -
 
 
 def case_image_labels(cases: Sequence[Any], image_vectors: dict[str, np.ndarray], query: np.ndarray,
-                      feature_fingerprint: str) -> list[ImageLabels | None]:
+                      feature_fingerprint: str, extra_heads: Any = None) -> list[ImageLabels | None]:
     """Train the metadata heads on ``cases`` (:func:`kgclip.rag.image_metadata.fit_case_heads`, as a workspace
-    build does) and predict each query image's labels (``None`` for all when no head can be trained).
-    Shapes: ``query [M, Di]``."""
+    build does) and predict each query image's labels (``None`` for all when no head can be trained), without the
+    acquisition fields whose head does not beat the majority class (:func:`~kgclip.rag.image_metadata.
+    answering_labels`). ``extra_heads`` (e.g. :func:`kgclip.eval.acquisition_heads.medpix_acquisition_heads`) adds
+    its fields, gated the same way, over the cases' own. Shapes: ``query [M, Di]``."""
     heads = fit_case_heads(cases, np.stack([image_vectors[c.case_id] for c in cases]),
                            feature_fingerprint=feature_fingerprint)
-    return list(heads.predict(query)) if heads is not None else [None] * len(query)
+    out: list[dict[str, dict[str, float]]] = ([answering_labels(heads, p) for p in heads.predict(query)]
+                                             if heads is not None else [{} for _ in range(len(query))])
+    if extra_heads is not None:
+        for row, extra in zip(out, extra_heads.predict(query)):
+            row.update(answering_labels(extra_heads, extra))
+    return [row or None for row in out]
 
 
 def _case_hits(cases: Sequence[Any], image_vectors: dict[str, np.ndarray], query: np.ndarray, k: int
@@ -65,8 +72,10 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
                      train_items: Sequence[VQARadItem], image_vectors: dict[str, np.ndarray],
                      models: Sequence[VQAAnswerer], input_reason: dict[str, str], graph: ConceptGraph | None,
                      settings: Sequence[tuple[float, float]], k: int = 5, metadata_heads: bool = True,
-                     feature_fingerprint: str = "") -> dict[tuple[float, float], list[Answer]]:
-    """``{(case_weight, open_from_cases): answers}`` for every scored question (same order as ``preds``)."""
+                     feature_fingerprint: str = "", extra_heads: Any = None
+                     ) -> dict[tuple[float, float], list[Answer]]:
+    """``{(case_weight, open_from_cases): answers}`` for every scored question (same order as ``preds``);
+    ``extra_heads``: further metadata heads (:func:`case_image_labels`)."""
     out: dict[tuple[float, float], list[Answer]] = {s: [] for s in settings}
     start = 0
     cache: dict[Any, Any] = {}
@@ -74,7 +83,7 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
         query = np.stack([image_vectors[e.image_key] for e in part])
         cases = _cases(train_items, part_train)
         hits = _case_hits(cases, image_vectors, query, k)
-        labels = (case_image_labels(cases, image_vectors, query, feature_fingerprint) if metadata_heads
+        labels = (case_image_labels(cases, image_vectors, query, feature_fingerprint, extra_heads) if metadata_heads
                   else [None] * len(part))
         known = frozenset(e.image_key for e in part_train)  # every case here is in the answerer's memory
         for i, (e, case_hits) in enumerate(zip(part, hits)):

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from kgclip.errors import ImageReadError
+from kgclip.imaging.acquisition import acquisition_from_dataset
 from kgclip.imaging.window import apply_window, resolve_window, scale_range
 
 __all__ = ["read_dicom_header", "SUPPORTED_PHOTOMETRIC", "read_dicom", "pseudonymise_uid", "DEID_PROFILE"]
@@ -164,6 +165,7 @@ def _safe_meta(ds: Any, uid_salt: str) -> dict[str, Any]:
         "burned_in_annotation": _text(ds, "BurnedInAnnotation"),
         "deidentification": DEID_PROFILE,
     }
+    meta.update(acquisition_from_dataset(ds))  # contrast, MR sequence: derived values only, no free text
     meta["transfer_syntax"] = None
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None and "TransferSyntaxUID" in file_meta:

@@ -47,6 +47,7 @@ from kgclip.errors import (
     StaleArtifactError,
 )
 from kgclip.fingerprint import Hasher
+from kgclip.stats import bootstrap_ci
 
 __all__ = ["HEADS_FORMAT", "FieldHead", "HeadConfig", "MetadataHeads", "fit_metadata_heads"]
 
@@ -354,9 +355,13 @@ def fit_metadata_heads(vectors: np.ndarray, labels: Mapping[str, Sequence[Collec
         truth = t[va].argmax(axis=1)
         pred = val_logits.argmax(axis=1)
         majority = int(np.bincount(t[tr].argmax(axis=1), minlength=len(classes)).argmax())
+        # Paired bootstrap of head-minus-majority hits on the carve: a head is worth answering with only when the
+        # interval's lower bound is above 0 (kgclip.rag.image_metadata.answering_labels).
+        gain_ci = bootstrap_ci((pred == truth).astype(float) - (truth == majority).astype(float), seed=config.seed)
         figures = {"val_n": int(va.sum()), "calibrated": calibrated,
                    "val_acc": round(float((pred == truth).mean()), 4),
                    "val_majority": round(float((truth == majority).mean()), 4),
+                   "val_gain_ci": gain_ci, "beats_majority": bool(gain_ci[0] > 0),
                    "val_nll": round(_nll(val_logits / temperature, t[va]), 4),
                    "n_per_class": {c: int(counts[c]) for c in classes},
                    "l2_val_loss": {str(k): round(v[0], 4) for k, v in fits.items()}}

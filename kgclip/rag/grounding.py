@@ -3,6 +3,8 @@
 :func:`ground_answer` turns the trained answerer's :class:`~kgclip.rag.vqa.Prediction` into an
 :class:`~kgclip.rag.vqa.Answer`, by question kind (:mod:`kgclip.rag.router`):
 
+- **contrast / MR sequence** (router topics): the header's Contrast/Bolus and sequence fields, else the contrast /
+  sequence classifiers (:mod:`kgclip.rag.acquisition_qa`), else the answerer;
 - **modality / plane / body region**: the DICOM header when it has the field (``Modality``, ``ImageOrientationPatient``
   or ``ViewPosition``, ``BodyPartExamined``), which always wins; otherwise the image metadata classifiers' calibrated
   probabilities (:func:`kgclip.rag.image_metadata.classifier_answer`: only labels of the question's kind) when the
@@ -30,6 +32,7 @@ import numpy as np
 
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.abstain import InputCheck, answer_abstain_reason
+from kgclip.rag.acquisition_qa import acquisition_answer, header_acquisition_labels
 from kgclip.rag.concepts import ConceptTagger, expand_concepts
 from kgclip.rag.image_metadata import (
     ImageLabels,
@@ -111,6 +114,8 @@ def header_answer(question: str, header: dict[str, Any]) -> tuple[str, float] | 
     route = route_question(question)
     if route.kind not in ("modality", "plane", "organ"):
         return None
+    if route.topic:  # contrast / MR sequence: the header's Contrast/Bolus and sequence fields, never its Modality
+        return acquisition_answer(question, header_acquisition_labels(header), from_header=True)
     values = _header_values(header)
     if route.form == "yes/no":
         return _yes_no_about(question, values)
@@ -241,6 +246,10 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     from_header = header_answer(question, check.header)
     if from_header is not None:
         (text, confidence), flags = from_header, {"source": "dicom-header"}
+    elif route.topic and (said := acquisition_answer(question, image_labels)):
+        (text, confidence), flags = said, {"source": "image-classifier", "field": route.topic}
+    elif route.topic:
+        pass  # contrast / sequence: neither the modality classifier nor the cases' modality know it; the answerer
     elif route.kind in ("modality", "organ", "plane") and (
             said := classifier_answer(question, image_labels, pred.candidates)):
         (text, confidence), flags = said, {"source": "image-classifier"}

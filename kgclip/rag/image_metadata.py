@@ -31,7 +31,10 @@ from kgclip.rag.regions import regions_of_label
 from kgclip.rag.router import route_question
 
 __all__ = [
+    "ACQUISITION_FIELDS",
     "FIELDS",
+    "acquisition_labels",
+    "answering_labels",
     "KIND_FIELD",
     "MAX_CONFIDENCE",
     "ImageLabels",
@@ -46,6 +49,12 @@ __all__ = [
 ]
 
 FIELDS = ("modality", "plane", "region")
+# Acquisition fields (router topics contrast / sequence, kgclip.rag.acquisition_qa): trained like FIELDS where the
+# metadata says them, but used in answers only where the head beats the majority class on its validation carve
+# (answering_labels). benchmarks/bench_metadata_heads.py (MedPix train + VQA-RAD train, 20 % of cases carved, seed 0;
+# results/bench_metadata_heads_val_s9_contrast.json): contrast 0.775 [0.728, 0.822] vs majority 0.594 (n 298; CT
+# 0.811 vs 0.649, MR 0.648 vs 0.394), sequence 0.699 [0.628, 0.769] vs 0.455 (n 156), ECE 0.078 / 0.077.
+ACQUISITION_FIELDS = ("contrast", "sequence")
 # No classifier answer is surer than a DICOM header's (kgclip.rag.grounding gives the header 0.97): a head that never
 # saw an image's true class still puts all its probability on the classes it knows.
 MAX_CONFIDENCE = 0.97
@@ -151,11 +160,20 @@ def _values_in(field: str, text: str) -> list[str]:
 
 
 def labels_from_qa(qa: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Modality and plane an image's own question/answer pairs state ("What plane is this?" -> "Axial"; "Is this
-    an MRI?" -> "yes"); ``""`` where they say nothing or disagree. Only questions routed to that kind count."""
-    votes: dict[str, dict[str, int]] = {"modality": {}, "plane": {}}
+    """Modality, plane, contrast and MR sequence an image's own question/answer pairs state ("What plane is this?"
+    -> "Axial"; "Is this an MRI?" -> "yes"; "Was contrast used?" -> "no": contrast ``without``); ``""`` where they
+    say nothing or disagree. Only questions routed to that kind (contrast / sequence: that topic) count; a contrast
+    question naming a route ("Is there oral contrast?") says nothing when answered "no" (IV contrast may be there)."""
+    from kgclip.rag.acquisition_qa import stated_acquisition
+
+    votes: dict[str, dict[str, int]] = {"modality": {}, "plane": {}, "contrast": {}, "sequence": {}}
     for question, answer in qa:
         route = route_question(question)
+        if route.topic:
+            value = stated_acquisition(question, answer)
+            if value:
+                votes[route.topic][value] = votes[route.topic].get(value, 0) + 1
+            continue
         field = KIND_FIELD.get(route.kind)
         if field not in votes:
             continue
@@ -175,10 +193,15 @@ def metadata_training_labels(records: Sequence[Mapping[str, Any]]) -> dict[str, 
 
     A record is any image's metadata: ``modality`` (``CT``, ``MR - FLAIR``, DICOM ``CR``...), ``plane`` (``Axial``,
     DICOM ``ViewPosition`` ``PA``...), and a region from ``region``, ``body_part``, ``location`` or
-    ``location_category`` (the first that names one; see :func:`kgclip.rag.regions.regions_of_label`).
+    ``location_category`` (the first that names one; see :func:`kgclip.rag.regions.regions_of_label`);
+    ``contrast`` / ``sequence`` from those keys, else parsed from ``modality_detail`` or ``modality``
+    (:func:`acquisition_labels`).
     """
-    out: dict[str, list[frozenset[str]]] = {f: [] for f in FIELDS}
+    out: dict[str, list[frozenset[str]]] = {f: [] for f in FIELDS + ACQUISITION_FIELDS}
     for r in records:
+        acq = acquisition_labels(str(r.get("modality_detail") or r.get("modality") or ""))
+        for f in ACQUISITION_FIELDS:
+            out[f].append(frozenset({str(r.get(f) or "") or acq[f]} - {""}))
         m = normalize_modality(str(r.get("modality") or ""))
         p = plane_label(str(r.get("plane") or r.get("view_position") or ""))
         region: frozenset[str] = frozenset()
@@ -190,6 +213,43 @@ def metadata_training_labels(records: Sequence[Mapping[str, Any]]) -> dict[str, 
         out["plane"].append(frozenset({p} - {""}))
         out["region"].append(region)
     return out
+
+
+_CT_WITH = re.compile(r"(w/ ?contrast|with contrast|w/ ?gad|gadolinium|\bgd\b|gi contrast|iv contrast|gi & iv|"
+                      r"contrast enhanced|\bcta\b)")  # not MRA: time-of-flight MRA needs none
+_WITHOUT = re.compile(r"(non ?contrast|without contrast|w/o contrast|unenhanced|non ?enhanced|no contrast)")
+_SEQUENCE_LABELS = (("FLAIR", re.compile(r"\bflair\b")), ("DWI", re.compile(r"\b(dwi|diffusion weighted)\b")),
+                    ("T1", re.compile(r"\bt1w?\b|t1 weighted")), ("T2", re.compile(r"\bt2 weighted\b|\bt2w?\b(?!\*)")))
+
+
+def acquisition_labels(modality: str) -> dict[str, str]:
+    """Contrast (``with`` / ``without``) and MR sequence (``T1`` / ``T2`` / ``FLAIR`` / ``DWI``) a modality string
+    states (``"CT w/contrast (IV)"`` -> with; ``"MR - T1W - noncontrast"`` -> without, T1; ``"MR - FLAIR"`` -> FLAIR);
+    ``""`` where it does not. Other sequences (T2* GRE, ADC maps, PD, STIR, MRA) and montages give no sequence: too
+    few images to learn, or not one acquisition.
+
+    >>> acquisition_labels("MR - T1W w/Gadolinium")
+    {'contrast': 'with', 'sequence': 'T1'}
+    >>> acquisition_labels("CT - noncontrast")
+    {'contrast': 'without', 'sequence': ''}
+    """
+    text = " ".join((modality or "").lower().replace("-", " ").split())
+    if not text or "montage" in text:
+        return {"contrast": "", "sequence": ""}
+    contrast = "without" if _WITHOUT.search(text) else "with" if _CT_WITH.search(text) else ""
+    sequence = ""
+    if normalize_modality(text) == "MR" and not re.search(r"\b(adc|mra|t2\*|gre|swi|spectroscopy)\b", text):
+        sequence = next((name for name, pattern in _SEQUENCE_LABELS if pattern.search(text)), "")
+    return {"contrast": contrast, "sequence": sequence}
+
+
+def answering_labels(heads: Any, labels: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """``labels`` (one image's :meth:`~kgclip.models.metadata_heads.MetadataHeads.predict`) without the acquisition
+    fields whose head does not beat the majority class on its validation carve (``figures["beats_majority"]``, the
+    lower bound of the paired bootstrap CI of head-minus-majority accuracy above 0; heads saved before it existed
+    count as not beating it)."""
+    return {f: dict(p) for f, p in labels.items()
+            if f not in ACQUISITION_FIELDS or heads.heads[f].figures.get("beats_majority", False)}
 
 
 def fit_case_heads(cases: Sequence[Any], vectors: Any, *, feature_fingerprint: str) -> Any:
@@ -208,7 +268,9 @@ def fit_case_heads(cases: Sequence[Any], vectors: Any, *, feature_fingerprint: s
     for c in cases:
         said = labels_from_qa(list(getattr(c, "qa", []) or []))
         records.append({"modality": getattr(c, "modality", "") or said["modality"], "plane": said["plane"],
-                        "body_part": getattr(c, "body_part", "")})
+                        "body_part": getattr(c, "body_part", ""),
+                        "modality_detail": getattr(c, "modality_detail", "") or "",
+                        "contrast": said.get("contrast", ""), "sequence": said.get("sequence", "")})
     if not records:
         return None
     try:

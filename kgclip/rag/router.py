@@ -15,16 +15,27 @@ Route(kind='location', form='open')
 Route(kind='modality', form='yes/no')
 >>> route_question("Is there a pleural effusion?")
 Route(kind='presence', form='yes/no')
+
+Modality questions about *how* the image was acquired carry a ``topic`` (:func:`question_topic`): ``contrast``
+("Was contrast used?", "With or without contrast?", "Is this a noncontrast CT?", "Was oral contrast given?") or
+``sequence`` ("T1 or T2?", "What MR sequence is this?", "Is this a FLAIR image?"). They are answered from the DICOM
+header's contrast / sequence fields, else the contrast / sequence image classifiers, else the answerer
+(:mod:`kgclip.rag.acquisition_qa`), never by the modality classifier.
+
+>>> route_question("Was IV contrast given?").topic
+'contrast'
+>>> route_question("Is this a T1 or T2 weighted image?").topic
+'sequence'
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Route", "QuestionKind", "AnswerForm", "KINDS", "route_question", "question_form", "answer_fits_kind",
-           "HEADER_MODALITY", "question_options"]
+__all__ = ["Route", "QuestionKind", "AnswerForm", "KINDS", "TOPICS", "route_question", "question_form",
+           "question_topic", "answer_fits_kind", "HEADER_MODALITY", "question_options"]
 
 QuestionKind = Literal["modality", "plane", "organ", "presence", "laterality", "location", "size_count", "open"]
 AnswerForm = Literal["yes/no", "choice", "open"]
@@ -78,10 +89,13 @@ class Route:
     Attributes:
         kind: what it asks about (one of :data:`KINDS`).
         form: ``yes/no``, ``choice`` (it names the options: "CT or MRI?") or ``open``.
+        topic: for ``modality`` questions about the acquisition, ``contrast`` or ``sequence``
+            (:func:`question_topic`); else ``""``.
     """
 
     kind: QuestionKind
     form: AnswerForm
+    topic: str = field(default="", repr=False)
 
 
 def _clean(question: str) -> str:
@@ -138,8 +152,31 @@ def route_question(question: str) -> Route:
         if pattern.search(q):
             if kind == "location" and form == "yes/no":
                 break  # "Is the mass located in the liver?" asks about presence at a place, answered yes/no
-            return Route(kind, form)
+            return Route(kind, form, question_topic(question) if kind == "modality" else "")
     return Route("presence" if form == "yes/no" else "open", form)
+
+
+TOPICS = ("contrast", "sequence")
+_CONTRAST = re.compile(r"\b(non ?contrast|contrast|gadolinium|unenhanced|non ?enhanced|contrast enhanced)\b")
+_SEQUENCE = re.compile(r"\b(t1|t2|flair|dwi|diffusion weighted|stir|proton density|pd weighted|(mri?|pulse|imaging) "
+                       r"sequence|sequence|weighting|weighted)\b")
+# Not about this image's acquisition: a finding ("leakage of contrast", "contrast between grey and white matter",
+# "ring enhancing"), an explanation ("how can you tell ...") or general knowledge ("the best MRI weighting for ...").
+_NOT_ACQUISITION = re.compile(r"\b(between|leak\w*|extravasat\w*|filling defect|how (can|do|would) (you|we|one)|"
+                              r"how is|why|best|first imaging|recommend\w*|always|hyper ?intens\w*|hypo ?intens\w*)\b")
+
+
+def question_topic(question: str) -> str:
+    """``contrast`` or ``sequence`` when the question asks how the image was acquired, else ``""`` (VQA-RAD
+    train: 71 closed contrast questions, 52 answered yes; 17 sequence questions)."""
+    q = _clean(question)
+    if _NOT_ACQUISITION.search(q):
+        return ""
+    if _CONTRAST.search(q):
+        return "contrast"
+    if _SEQUENCE.search(q):
+        return "sequence"
+    return ""
 
 
 def answer_fits_kind(answer: str, kind: QuestionKind) -> bool:

@@ -44,9 +44,9 @@ def test_one_vocabulary_for_every_source_of_labels():
 
 def test_labels_from_questions_only_when_they_say_so_unambiguously():
     assert labels_from_qa([("What plane is this?", "Axial"), ("Is this an MRI?", "yes")]) == {
-        "modality": "MR", "plane": "axial"}
+        "modality": "MR", "plane": "axial", "contrast": "", "sequence": ""}
     assert labels_from_qa([("Is this an MRI?", "no"), ("Is there an effusion?", "yes")]) == {
-        "modality": "", "plane": ""}
+        "modality": "", "plane": "", "contrast": "", "sequence": ""}
     assert labels_from_qa([("What modality?", "CT"), ("What modality is this?", "MRI")])["modality"] == ""
 
 
