@@ -205,6 +205,100 @@ def gnn_embeddings(args: argparse.Namespace, graph, linked: list[str], progress:
                  f"neighbourhood of MedPix-linked concepts (no embeddings in {kg_dir}: {reason})")
 
 
+def concept_tables(args: argparse.Namespace, graph, linked: list[str], encoder, variants: list[str],
+                   progress: bool = False, kg_linked: list[str] | None = None) -> tuple[dict[str, dict], str | None]:
+    """``({variant: train() keyword arguments of its concept table (empty for plain)}, gnn source or None)``.
+
+    ``linked``: the concepts the table covers; ``kg_linked``: the concepts whose neighbourhood the GNN is trained on
+    when ``--kg`` has no embeddings (default ``linked``; the bench passes the training captions' only)."""
+    from kgclip.models.train_data import concept_table
+
+    tables, gnn_source = {}, None
+    for variant in variants:
+        enrichment = VARIANTS[variant]
+        if enrichment == "none":
+            tables[variant] = {}
+            continue
+        kw = {}
+        if enrichment == "gnn":
+            kw["kg_dir"], gnn_source = gnn_embeddings(args, graph, linked if kg_linked is None else kg_linked,
+                                                      progress)
+        ids, vectors, fp = concept_table(enrichment, linked, graph=graph, text_encoder=encoder, progress=progress,
+                                         **kw)
+        tables[variant] = {"concept_ids": ids, "concept_vectors": vectors, "concept_fingerprint": fp}
+    return tables, gnn_source
+
+
+class NestedRuns:
+    """The bench's models on its cached MedPix train features, for experiments that select a parameter on a nested
+    carve-out: ``train(seed, variant, "outer")`` trains on the seed's training part (its validation cases held out, as
+    the bench does); ``"inner"`` trains on that training part alone, which ``train()`` carves again (same seed), so
+    a parameter chosen on the inner held-out cases never saw the outer ones. Features and concept tables are built
+    once, on first use."""
+
+    def __init__(self, args: argparse.Namespace, config, variants: list[str]) -> None:
+        self.args, self.config, self.variants = args, config, variants
+        self._state: dict[str, object] = {}
+
+    @classmethod
+    def from_cli(cls, description: str, cache_name: str, argv: list[str] | None = None):
+        """``(runs, seeds, cache folder)`` from an experiment's command line (``--seeds``, ``--variants``, ``--cache``,
+        ``--threads``): the bench's default recipe; the cache folder is named by the recipe's fingerprint, under
+        ``--cache`` or ``KGCLIP_HOME/cache/<cache_name>``."""
+        from kgclip.fingerprint import fingerprint_strings
+
+        parser = argparse.ArgumentParser(description=description)
+        parser.add_argument("--seeds", default="0,1,2")
+        parser.add_argument("--variants", default="plain,kg")
+        parser.add_argument("--cache", default=None, help="model embeddings per seed / variant / level (default: "
+                                                          f"KGCLIP_HOME/cache/{cache_name})")
+        parser.add_argument("--threads", type=int, default=1)
+        args = parser.parse_args(argv)
+        torch.set_num_threads(args.threads)
+        bargs = parse_args(["--threads", str(args.threads)])
+        config = recipe(bargs)
+        fp = fingerprint_strings([json.dumps(config.to_dict(), sort_keys=True)])[:16]
+        cache = (Path(args.cache) if args.cache else kgclip_home() / "cache" / cache_name) / fp
+        cache.mkdir(parents=True, exist_ok=True)
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        return cls(bargs, config, variants), [int(s) for s in args.seeds.split(",")], cache
+
+    def _setup(self) -> dict[str, object]:
+        if not self._state:
+            from kgclip.models.train import frozen_feature_source
+            from kgclip.models.train_data import load_concept_graph, medpix_pairs, prepare_features
+            from kgclip.text.encoders import load_text_encoder
+            from kgclip.text.linker import ConceptLinker
+
+            encoder = load_text_encoder(self.config.model.text_tower)
+            graph = load_concept_graph()
+            linker = ConceptLinker.from_graph(graph)
+            feats = prepare_features(medpix_pairs(shared_data_dir() / "medpix-2.0", "train"),
+                                     image_size=self.config.model.image_size, text_encoder=encoder, linker=linker,
+                                     **frozen_feature_source(self.config.model))
+            tables, _ = concept_tables(self.args, graph, feats.linked_concepts(), encoder, self.variants)
+            self._state.update(encoder=encoder, linker=linker, feats=feats, tables=tables)
+        return self._state
+
+    def train(self, seed: int, variant: str, level: str):
+        """``(run, features, bank rows, held-out rows)``: the trained run, the features its rows index, the rows it
+        trained on and the rows held out for evaluation."""
+        from kgclip.models.train import split_by_group, train
+
+        st = self._setup()
+        feats = st["feats"]
+        keep, held = split_by_group(feats.groups, self.config.val_fraction, seed)
+        if level == "inner":  # train() on the training part alone carves the nested validation cases
+            feats = subset(feats, keep)
+            keep, held = split_by_group(feats.groups, self.config.val_fraction, seed)
+        table = st["tables"][variant]
+        mc = dataclasses.replace(self.config.model, enrichment=VARIANTS[variant],
+                                 concept_dim=int(table["concept_vectors"].shape[1]) if table else 0)
+        run = train(dataclasses.replace(self.config, model=mc, seed=seed), feats, None, progress=False,
+                    text_encoder=st["encoder"], linker=st["linker"], **table)
+        return run, feats, keep, held
+
+
 def subset(features, idx: list[int]):
     """The pairs ``idx`` of ``features`` (every per-pair field)."""
     t = torch.tensor(idx, dtype=torch.long)
@@ -316,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         args.split = "val"  # a smoke run never touches dev
     torch.set_num_threads(args.threads)
     from kgclip.models.train import evaluate_retrieval, encode_pair_images, frozen_feature_source, split_by_group, train
-    from kgclip.models.train_data import concept_table, load_concept_graph, medpix_pairs, prepare_features
+    from kgclip.models.train_data import load_concept_graph, medpix_pairs, prepare_features
     from kgclip.text.encoders import load_text_encoder
     from kgclip.text.linker import ConceptLinker
 
@@ -348,20 +442,12 @@ def main(argv: list[str] | None = None) -> int:
                                  "ensemble": config.model.ensemble,
                                  "train_blocks": config.model.train_blocks, "epochs": config.epochs,
                                  "n_train_pairs": len(train_all), "features_s": round(features_s, 1)}
-    tables = {}
-    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        enrichment = VARIANTS[variant]
-        if enrichment == "none":
-            tables[variant] = {}
-            continue
-        kw = {}
-        if enrichment == "gnn":
-            # The GNN's neighbourhood comes from the training captions only (no evaluation text shapes it).
-            kw["kg_dir"], result["gnn_source"] = gnn_embeddings(args, graph, train_all.linked_concepts(),
-                                                                args.progress)
-        ids, vectors, fp = concept_table(enrichment, linked, graph=graph, text_encoder=encoder, progress=args.progress,
-                                         **kw)
-        tables[variant] = {"concept_ids": ids, "concept_vectors": vectors, "concept_fingerprint": fp}
+    # The GNN's neighbourhood comes from the training captions only (no evaluation text shapes it).
+    tables, gnn_source = concept_tables(args, graph, linked, encoder,
+                                        [v.strip() for v in args.variants.split(",") if v.strip()],
+                                        progress=args.progress, kg_linked=train_all.linked_concepts())
+    if gnn_source is not None:
+        result["gnn_source"] = gnn_source
     hits: dict[str, list[np.ndarray]] = {v: [] for v in [*tables, "ridge_frozen"]}
     for seed in seeds:
         keep, held = split_by_group(train_all.groups, config.val_fraction, seed)

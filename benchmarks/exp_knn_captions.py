@@ -25,8 +25,6 @@ Prints one JSON line per seed and one summary JSON line last (paired bootstrap C
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import itertools
 import json
 import sys
@@ -43,8 +41,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_retrieval_medpix as bench  # noqa: E402
 from exp_hubness import hits  # noqa: E402
 
-from kgclip.config import kgclip_home, shared_data_dir  # noqa: E402
-from kgclip.fingerprint import fingerprint_strings  # noqa: E402
 
 KS = (5, 10, 25, 50)  # neighbours; fixed before looking at any result
 TAUS = (0.01, 0.03, 0.1)  # softmax temperature on frozen image cosines (top-1 cosine ~0.77, median pair ~0.46)
@@ -117,68 +113,12 @@ def key(g: tuple) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--variants", default="plain,kg")
-    parser.add_argument("--cache", default=None,
-                        help="model embeddings per seed / variant / level (default: KGCLIP_HOME/cache/exp-knncap)")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from kgclip.models.train import frozen_feature_source, split_by_group, train
-    from kgclip.models.train_data import concept_table, load_concept_graph, medpix_pairs, prepare_features
-    from kgclip.text.encoders import load_text_encoder
-    from kgclip.text.linker import ConceptLinker
-
     t_start = time.perf_counter()
-    bargs = bench.parse_args(["--threads", str(args.threads)])
-    config = bench.recipe(bargs)
-    recipe_fp = fingerprint_strings([json.dumps(config.to_dict(), sort_keys=True)])[:16]
-    cache = (Path(args.cache) if args.cache else kgclip_home() / "cache" / "exp-knncap") / recipe_fp
-    cache.mkdir(parents=True, exist_ok=True)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    state: dict[str, object] = {}
-
-    def setup():  # the bench's features and concept tables, built only when some embedding is missing
-        if state:
-            return state
-        encoder = load_text_encoder(config.model.text_tower)
-        graph = load_concept_graph()
-        linker = ConceptLinker.from_graph(graph)
-        feats = prepare_features(medpix_pairs(shared_data_dir() / "medpix-2.0", "train"),
-                                 image_size=config.model.image_size, text_encoder=encoder, linker=linker,
-                                 **frozen_feature_source(config.model))
-        linked = feats.linked_concepts()
-        tables = {}
-        for variant in variants:
-            enrichment = bench.VARIANTS[variant]
-            if enrichment == "none":
-                tables[variant] = {}
-                continue
-            kw = {}
-            if enrichment == "gnn":
-                kw["kg_dir"], _ = bench.gnn_embeddings(bargs, graph, linked, False)
-            ids, vectors, fp = concept_table(enrichment, linked, graph=graph, text_encoder=encoder, **kw)
-            tables[variant] = {"concept_ids": ids, "concept_vectors": vectors, "concept_fingerprint": fp}
-        state.update(encoder=encoder, linker=linker, feats=feats, tables=tables)
-        return state
+    runs, seeds, cache = bench.NestedRuns.from_cli(__doc__.split("\n")[0], "exp-knncap", argv)
+    config, variants, recipe_fp = runs.config, runs.variants, cache.name
 
     def model_embeddings(seed: int, variant: str, level: str) -> dict[str, object]:
-        def make():
-            st = setup()
-            feats = st["feats"]
-            keep, held = split_by_group(feats.groups, config.val_fraction, seed)
-            if level == "inner":  # train() on the training part alone carves the nested validation cases
-                feats = bench.subset(feats, keep)
-                keep, held = split_by_group(feats.groups, config.val_fraction, seed)
-            table = st["tables"][variant]
-            mc = dataclasses.replace(config.model, enrichment=bench.VARIANTS[variant],
-                                     concept_dim=int(table["concept_vectors"].shape[1]) if table else 0)
-            run = train(dataclasses.replace(config, model=mc, seed=seed), feats, None, progress=False,
-                        text_encoder=st["encoder"], linker=st["linker"], **table)
-            return embed(run, feats, keep, held)
-        return load_or_make(cache / f"{variant}_seed{seed}_{level}", make)
+        return load_or_make(cache / f"{variant}_seed{seed}_{level}", lambda: embed(*runs.train(seed, variant, level)))
 
     outer: dict[str, dict[tuple, list[np.ndarray]]] = {v: {g: [] for g in GRID} for v in variants}
     selections = {"any": GRID[1:], **{s: [g for g in GRID[1:] if g[0] == s] for s in SPACES}}

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from kgclip.models.train import encode_pair_images, frozen_feature_source, pretrained_recipe, split_by_group, train
-    from kgclip.models.train_data import concept_table, load_concept_graph, medpix_pairs, prepare_features
+    from kgclip.models.train_data import load_concept_graph, medpix_pairs, prepare_features
     from kgclip.text.encoders import load_text_encoder
     from kgclip.text.linker import ConceptLinker
 
@@ -265,17 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"k={k} untrained layers vs frozen vectors: min cosine {cos.min():.6f}")
             result_checks[f"k{k}_untrained_min_cosine"] = round(float(cos.min()), 6)
     linked = train_all.linked_concepts()
-    tables = {}
-    for variant in [v for v in args.variants.split(",") if v]:
-        enrichment = bench.VARIANTS[variant]
-        if enrichment == "none":
-            tables[variant] = {}
-            continue
-        kw = {}
-        if enrichment == "gnn":
-            kw["kg_dir"], _ = bench.gnn_embeddings(argparse.Namespace(kg=None, kg_epochs=30), graph, linked, False)
-        ids, vectors, fp = concept_table(enrichment, linked, graph=graph, text_encoder=encoder, progress=False, **kw)
-        tables[variant] = {"concept_ids": ids, "concept_vectors": vectors, "concept_fingerprint": fp}
+    tables, _ = bench.concept_tables(argparse.Namespace(kg=None, kg_epochs=30), graph, linked, encoder,
+                                     [v for v in args.variants.split(",") if v])
     result: dict = {"seeds": seeds, "arms": arms, "text_lr": args.text_lr, "ensemble": config.model.ensemble,
                     "epochs": config.epochs, "cache_s": round(cache_s, 1), "n_captions": len(cache.lengths),
                     "mean_tokens": round(float(np.mean(cache.lengths)), 1),
