@@ -217,7 +217,7 @@ _HEADING_WORDS = frozenset(
     "contrast post pre".split())
 _CONNECTIVES = frozenset("and of the a an with without".split())
 # A sentence cut short: it ends on a word that cannot end one ("Plain film and.").
-_CUT_SHORT = re.compile(r"(?i)(?:and|or|of|with|without|the|a|an|to|in|on|at|for|from|by|but|as|than)\s*[.:;,]?$")
+_CUT_SHORT = re.compile(r"(?i)\b(?:and|or|of|with|without|the|a|an|to|in|on|at|for|from|by|but|as|than)\s*[.:;,]?$")
 
 
 def sentence_kind(sentence: str) -> str:

@@ -141,12 +141,20 @@ def question_form(question: str) -> AnswerForm:
     return "open"
 
 
+# "... on this CT?", "... in this chest x-ray?": where to look, not what is asked. Left out when the kind is read, so
+# "Is there acute blood present on this head CT?" asks about presence (the similar cases' findings vote), while "Is
+# this a CT?" still asks about modality. VQA-RAD --split val: 12 questions move from modality to presence; closed
+# 0.667 -> 0.667, ECE 0.033 -> 0.036, abstention 0.076 -> 0.075 (the per-kind figures now count them where they belong).
+_WHERE_TO_LOOK = re.compile(r"\b(in|on) (this|the|these) (\w+ )?(mri?|ct|cat scan|x ?-?rays?|xray|film|radiograph|"
+                            r"image|images|scan|study)( scan| image| radiograph)?\b")
+
+
 def route_question(question: str) -> Route:
     """The kind and form of ``question`` (rules over its words; see the module docstring).
 
     A yes/no question that names no modality, plane, organ, side or size asks whether a finding is present.
     """
-    q = _clean(question)
+    q = _WHERE_TO_LOOK.sub(" ", _clean(question))
     form = question_form(question)
     for kind, pattern in _KIND_PATTERNS:
         if pattern.search(q):

@@ -86,6 +86,7 @@ def test_modality_subheadings_and_openings():
     ("Axial T2 FLAIR:", "fragment"),
     ("CT of the chest.", "fragment"),
     ("Plain film and.", "fragment"),  # cut short
+    ("The mass extends to the.", "fragment"),
 ])
 def test_sentence_kinds(sentence, kind):
     assert sentence_kind(sentence) == kind

@@ -157,3 +157,16 @@ def test_options_come_from_the_question_after_a_leading_clause():
 
 def test_a_list_with_a_comma_before_or_is_a_choice():
     assert route_question("Is this a T1 weighted, T2 weighted, or FLAIR image?").form == "choice"
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Is there acute blood present on this head CT?", "presence"),  # the CT is where to look
+    ("Do we see diffuse cerebral edema in this MRI?", "presence"),
+    ("Is this a CT?", "modality"),
+    ("Is this an MRI of the brain?", "modality"),
+    ("What organ is shown in this CT scan?", "organ"),
+])
+def test_where_to_look_is_not_what_is_asked(question, kind):
+    assert route_question(question).kind == kind
+    if kind == "presence":
+        assert route_question("Was contrast used in this image?").topic == "contrast"
