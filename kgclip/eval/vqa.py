@@ -215,11 +215,13 @@ def trust_figures(answers: Sequence[Answer], preds: Sequence[Prediction], scored
     out["acc_by_kind"] = {k: {"n": int((kinds == k).sum()), "acc": round(float(hits[kinds == k].mean()), 4)}
                           for k in KINDS if (kinds == k).any()}
     topics = np.array([route_question(e.question).topic for e in scored])
-    out["acc_by_topic"] = {t: {"n": int((topics == t).sum()), "acc": round(float(hits[topics == t].mean()), 4),
-                               "closed_n": int((closed & (topics == t)).sum()),
-                               "closed_acc": round(float(hits[closed & (topics == t)].mean()), 4)
-                               if (closed & (topics == t)).any() else 0.0}
-                           for t in TOPICS if (topics == t).any()}
+    out["acc_by_topic"] = {}
+    for t in TOPICS:
+        on, on_closed = topics == t, closed & (topics == t)
+        if on.any():
+            out["acc_by_topic"][t] = {"n": int(on.sum()), "acc": round(float(hits[on].mean()), 4),
+                                      "closed_n": int(on_closed.sum()),
+                                      "closed_acc": round(float(hits[on_closed].mean()), 4) if on_closed.any() else 0.0}
     return out
 
 

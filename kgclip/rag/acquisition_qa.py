@@ -35,13 +35,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kgclip.rag.router import question_options, route_question
+from kgclip.rag.router import TOPICS, question_options, route_question
 
-__all__ = ["HEADER_CONFIDENCE", "ACQUISITION_FIELDS", "header_acquisition_labels", "acquisition_answer",
+__all__ = ["HEADER_CONFIDENCE", "header_acquisition_labels", "acquisition_answer",
            "stated_acquisition"]
 
-HEADER_CONFIDENCE = 0.97  # as the header's modality answer (kgclip.rag.grounding)
-ACQUISITION_FIELDS = {"contrast": "contrast", "sequence": "sequence"}  # router topic -> classifier field
+# How sure an answer read from the DICOM header is (every header answer: modality, plane, region, contrast,
+# sequence; kgclip.rag.grounding); no classifier answer is surer (kgclip.rag.image_metadata.MAX_CONFIDENCE).
+HEADER_CONFIDENCE = 0.97
 
 _NEGATED = re.compile(r"\b(non ?contrast|without (iv |oral )?contrast|unenhanced|non ?enhanced|no contrast)\b")
 _ORAL = re.compile(r"\b(oral|bowels?|colon|intestin\w*|gi|stomach|enteric|ingest\w*|small bowel|barium)\b")
@@ -84,9 +85,9 @@ def acquisition_answer(question: str, labels: Mapping[str, Mapping[str, float]] 
     """``(answer, confidence)`` for a contrast / sequence question from ``labels`` (module docstring), else
     ``None``. ``from_header``: the labels are the header's (:func:`header_acquisition_labels`)."""
     route = route_question(question)
-    if route.kind != "modality" or route.topic not in ACQUISITION_FIELDS or not labels:
+    if route.kind != "modality" or route.topic not in TOPICS or not labels:
         return None
-    probs = dict(labels.get(ACQUISITION_FIELDS[route.topic]) or {})
+    probs = dict(labels.get(route.topic) or {})  # a topic names its classifier field
     if not probs:
         return None
     said = (_contrast(question, route.form, probs, labels.get("route"), from_header) if route.topic == "contrast"

@@ -32,7 +32,7 @@ import numpy as np
 
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.abstain import InputCheck, answer_abstain_reason
-from kgclip.rag.acquisition_qa import acquisition_answer, header_acquisition_labels
+from kgclip.rag.acquisition_qa import HEADER_CONFIDENCE, acquisition_answer, header_acquisition_labels
 from kgclip.rag.concepts import ConceptTagger, expand_concepts
 from kgclip.rag.image_metadata import (
     ImageLabels,
@@ -104,7 +104,7 @@ def _yes_no_about(question: str, values: dict[str, str]) -> tuple[str, float] | 
     if not named or any(not values.get(field) for field, _ in named):
         return None
     ok = all(values[field] in names for field, names in named)
-    return ("yes" if ok else "no"), 0.97
+    return ("yes" if ok else "no"), HEADER_CONFIDENCE
 
 
 def header_answer(question: str, header: dict[str, Any]) -> tuple[str, float] | None:
@@ -126,7 +126,7 @@ def header_answer(question: str, header: dict[str, Any]) -> tuple[str, float] | 
         table = {"modality": _MODALITY_WORDS, "organ": _REGION_WORDS, "plane": _PLANE_WORDS}[route.kind]
         if value not in mentioned(question, table):
             return None
-    return _DISPLAY.get(value, value), 0.97
+    return _DISPLAY.get(value, value), HEADER_CONFIDENCE
 
 
 def case_metadata_vote(question: str, hits: Sequence[Any], temperature: float = 0.05) -> tuple[str, float] | None:

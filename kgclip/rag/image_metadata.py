@@ -27,8 +27,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kgclip.rag.acquisition_qa import HEADER_CONFIDENCE, stated_acquisition
 from kgclip.rag.regions import regions_of_label
-from kgclip.rag.router import route_question
+from kgclip.rag.router import TOPICS, route_question
 
 __all__ = [
     "ACQUISITION_FIELDS",
@@ -54,10 +55,10 @@ FIELDS = ("modality", "plane", "region")
 # (answering_labels). benchmarks/bench_metadata_heads.py (MedPix train + VQA-RAD train, 20 % of cases carved, seed 0;
 # results/bench_metadata_heads_val_s9_contrast.json): contrast 0.775 [0.728, 0.822] vs majority 0.594 (n 298; CT
 # 0.811 vs 0.649, MR 0.648 vs 0.394), sequence 0.699 [0.628, 0.769] vs 0.455 (n 156), ECE 0.078 / 0.077.
-ACQUISITION_FIELDS = ("contrast", "sequence")
-# No classifier answer is surer than a DICOM header's (kgclip.rag.grounding gives the header 0.97): a head that never
-# saw an image's true class still puts all its probability on the classes it knows.
-MAX_CONFIDENCE = 0.97
+ACQUISITION_FIELDS = TOPICS  # a router topic names its classifier field
+# No classifier answer is surer than a DICOM header's: a head that never saw an image's true class still puts all
+# its probability on the classes it knows.
+MAX_CONFIDENCE = HEADER_CONFIDENCE
 KIND_FIELD = {"modality": "modality", "plane": "plane", "organ": "region"}
 ImageLabels = Mapping[str, Mapping[str, float]]  # field -> {label: calibrated probability}
 
@@ -164,8 +165,6 @@ def labels_from_qa(qa: Sequence[tuple[str, str]]) -> dict[str, str]:
     -> "Axial"; "Is this an MRI?" -> "yes"; "Was contrast used?" -> "no": contrast ``without``); ``""`` where they
     say nothing or disagree. Only questions routed to that kind (contrast / sequence: that topic) count; a contrast
     question naming a route ("Is there oral contrast?") says nothing when answered "no" (IV contrast may be there)."""
-    from kgclip.rag.acquisition_qa import stated_acquisition
-
     votes: dict[str, dict[str, int]] = {"modality": {}, "plane": {}, "contrast": {}, "sequence": {}}
     for question, answer in qa:
         route = route_question(question)

@@ -6,12 +6,10 @@ from typing import Any
 
 __all__ = ["answer_json", "draft_json", "hit_json"]
 
-_TEXT_PREVIEW = 400
-
 
 def hit_json(hit: Any) -> dict[str, Any]:
     """A :class:`~kgclip.rag.evidence.CaseHit` (similar case or search result)."""
-    return hit.to_dict(preview=_TEXT_PREVIEW)
+    return hit.to_dict()
 
 
 def answer_json(answer: Any) -> dict[str, Any]:
