@@ -229,6 +229,18 @@ def concept_tables(args: argparse.Namespace, graph, linked: list[str], encoder, 
     return tables, gnn_source
 
 
+def pooled_against(per_seed: list[np.ndarray], base: np.ndarray, detail: bool = True) -> dict[str, object]:
+    """R@10 of per-seed hits pooled over the seeds' queries and its paired difference with ``base`` (the same queries,
+    the unchanged model): ``r10``, ``minus_none`` and ``minus_none_ci``; with ``detail`` also ``ci`` and
+    ``per_seed``."""
+    h = np.concatenate(per_seed)
+    out: dict[str, object] = {"r10": round(float(h.mean()), 4), "minus_none": round(float((h - base).mean()), 4),
+                              "minus_none_ci": bootstrap_ci(h - base)}
+    if detail:
+        out.update(ci=bootstrap_ci(h), per_seed=[round(float(x.mean()), 4) for x in per_seed])
+    return out
+
+
 class NestedRuns:
     """The bench's models on its cached MedPix train features, for experiments that select a parameter on a nested
     carve-out: ``train(seed, variant, "outer")`` trains on the seed's training part (its validation cases held out, as

@@ -149,16 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         result[f"r10_{variant}_none"] = round(float(base.mean()), 4)
         result[f"r10_{variant}_none_ci"] = bench.bootstrap_ci(base)
         for method, per_seed in chosen[variant].items():
-            h = np.concatenate(per_seed)
-            result[f"selected_{variant}_{method}"] = {
-                "r10": round(float(h.mean()), 4), "ci": bench.bootstrap_ci(h),
-                "minus_none": round(float((h - base).mean()), 4), "minus_none_ci": bench.bootstrap_ci(h - base),
-                "per_seed": [round(float(x.mean()), 4) for x in per_seed], "params": picks[variant][method]}
+            result[f"selected_{variant}_{method}"] = {**bench.pooled_against(per_seed, base),
+                                                      "params": picks[variant][method]}
         for (method, param), per_seed in outer[variant].items():
-            h = np.concatenate(per_seed)
-            result[f"grid_{variant}_{method}_{param:g}"] = {
-                "r10": round(float(h.mean()), 4), "minus_none": round(float((h - base).mean()), 4),
-                "minus_none_ci": bench.bootstrap_ci(h - base)}
+            result[f"grid_{variant}_{method}_{param:g}"] = bench.pooled_against(per_seed, base, detail=False)
     if "kg" in chosen and "plain" in chosen:
         for method in chosen["kg"]:
             d = np.concatenate(chosen["kg"][method]) - np.concatenate(chosen["plain"][method])

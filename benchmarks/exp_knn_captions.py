@@ -155,16 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         result[f"r10_{variant}_none_ci"] = bench.bootstrap_ci(base)
         result[f"r10_{variant}_none_per_seed"] = [round(float(x.mean()), 4) for x in outer[variant][GRID[0]]]
         for name, per_seed in chosen[variant].items():
-            h = np.concatenate(per_seed)
-            result[f"selected_{variant}_{name}"] = {
-                "r10": round(float(h.mean()), 4), "ci": bench.bootstrap_ci(h),
-                "minus_none": round(float((h - base).mean()), 4), "minus_none_ci": bench.bootstrap_ci(h - base),
-                "per_seed": [round(float(x.mean()), 4) for x in per_seed], "params": picks[variant][name]}
+            result[f"selected_{variant}_{name}"] = {**bench.pooled_against(per_seed, base),
+                                                    "params": picks[variant][name]}
         for g, per_seed in list(outer[variant].items())[1:]:
-            h = np.concatenate(per_seed)
-            result[f"grid_{variant}_{key(g)}"] = {
-                "r10": round(float(h.mean()), 4), "minus_none": round(float((h - base).mean()), 4),
-                "minus_none_ci": bench.bootstrap_ci(h - base)}
+            result[f"grid_{variant}_{key(g)}"] = bench.pooled_against(per_seed, base, detail=False)
     if "kg" in chosen and "plain" in chosen:
         d = np.concatenate(outer["kg"][GRID[0]]) - np.concatenate(outer["plain"][GRID[0]])
         result["kg_minus_plain_none"] = {"diff": round(float(d.mean()), 4), "ci": bench.bootstrap_ci(d)}
