@@ -56,8 +56,11 @@ _KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
                             r"\bwhat (lobe|quadrant|segment|level|part)\b")),
     ("plane", re.compile(r"\b(plane|axial|coronal|sagittal|transverse|projection|pa view|ap view|lateral view|"
                          r"(pa|ap) (film|image|radiograph|view)|taken (pa|ap))\b")),
+    # "sequence" / "weighting" / "stir" alone ask about the MR acquisition too ("What sequence is this?" names no
+    # modality); no VQA-RAD train question changes route with them.
     ("modality", re.compile(r"\b(modality|mri|mr|ct|cat scan|x ?-?rays?|radiograph\w*|ultrasound|sonograph\w*|"
-                            r"contrast|t1|t2|flair|dwi|diffusion|weighted|pet|angiogra\w*|fluoroscop\w*|mammogra\w*|"
+                            r"contrast|t1|t2|flair|dwi|diffusion|weighted|weighting|sequence|stir|proton density|pet|"
+                            r"angiogra\w*|fluoroscop\w*|mammogra\w*|"
                             r"imaging (technique|method|modality)|(kind|type) of (scan|image|imaging|study)|"
                             r"how (was|is) (this|the) (image|scan|picture) (taken|obtained|acquired))\b")),
     ("organ", re.compile(r"\b(organ|organ system|body part|part of the body|body region|anatomic\w* region|"

@@ -33,7 +33,8 @@ def mr():
     ("Was contrast used?", "contrast"), ("Was this image taken with or without contrast?", "contrast"),
     ("Is this a contrast CT?", "contrast"), ("Is this a noncontrast CT?", "contrast"),
     ("Is there contrast in the bowel?", "contrast"), ("Is this a T1 or T2 weighted image?", "sequence"),
-    ("What MRI sequence is shown?", "sequence"), ("Is this an MRI?", ""),
+    ("What MRI sequence is shown?", "sequence"), ("What sequence is this?", "sequence"),
+    ("Which weighting is this image?", "sequence"), ("Is this a STIR image?", "sequence"), ("Is this an MRI?", ""),
     ("Is there leakage of contrast?", ""), ("How can you tell this is a T2 weighted image?", ""),
 ])
 def test_topics(question, topic):
@@ -55,6 +56,7 @@ def test_header_sequence_answers_and_fallbacks(mr, ct):
     assert header_answer("Is this a T1 weighted image?", mr)[0] == "no"
     assert header_answer("Is this a T1 or T2 weighted image?", mr)[0] == "T2 weighted"
     assert header_answer("What MRI sequence is this?", mr)[0] == "T2 weighted"
+    assert header_answer("What sequence is this?", mr)[0] == "T2 weighted"  # no modality word needed
     assert header_answer("Is this a FLAIR image?", mr) is None  # TR/TE T2 cannot rule FLAIR out
     assert header_answer("Was contrast used?", mr) is None  # empty ContrastBolusAgent: no made-up answer
     no_tr_te = {**mr, "mr_sequence": None, "mr_weighting": None}
