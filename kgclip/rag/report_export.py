@@ -80,6 +80,7 @@ def report_dict(report: Any, removed: int = 20) -> dict[str, Any]:
         "region": list(report.region),
         "region_source": report.region_source,
         "modality": report.modality,
+        "modality_source": report.modality_source,
     }
 
 

@@ -313,3 +313,33 @@ def test_a_differential_is_never_the_leads_is_a_parent():
     # "lung cancer" (the lead's parent, with half of both votes) outscores pneumonia, but says nothing new.
     assert [s.text for s in report.impression] == ["Findings most consistent with lung adenocarcinoma.",
                                                    "Differential diagnosis includes pneumonia."]
+
+
+def test_vote_region_keeps_every_region_the_share_supports_and_modality_is_voted():
+    from kgclip.rag.report_scope import vote_modality, vote_region
+
+    weights = np.array([0.5, 0.3, 0.2])
+    both = frozenset({"spine", "limb"})
+    # Cases labelled "Spine and Muscles" vote for both regions: a tie is both, not the first by name.
+    assert vote_region([both, both, frozenset({"chest"})], weights, 0.5) == both
+    assert vote_region([frozenset({"chest"}), frozenset({"head"}), frozenset({"limb"})], weights, 0.6) == frozenset()
+    assert vote_region([], np.zeros(0), 0.5) == frozenset()
+    hits = [CaseHit(c, s, "x", metadata={"modality": m}) for c, s, m in (("a", 0.9, "MRI"), ("b", 0.8, "MR"),
+                                                                          ("c", 0.7, "CT"))]
+    assert vote_modality(hits, weights, 0.5) == "MR"  # names are normalised before they are counted
+    assert vote_modality(hits, weights, 0.9) == ""
+    assert vote_modality([CaseHit("d", 0.9, "x")], np.ones(1), 0.5) == ""  # no stored modality, no vote
+
+
+def test_without_header_modality_the_similar_cases_vote_it_and_the_draft_keeps_to_it():
+    g = tiny_graph()
+    hits = [_hit("a", 0.9, "Left pleural effusion.", {"modality": "CT"}),
+            _hit("b", 0.85, "Left pleural effusion with consolidation.", {"modality": "CT"}),
+            _hit("m", 0.8, "Lung consolidation.", {"modality": "MR"})]
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
+    assert report.modality == "CT" and report.modality_source == "similar cases' modalities (weighted vote)"
+    assert "m" not in {h.case_id for h in report.similar_cases}
+    assert report.to_dict()["modality_source"] == report.modality_source
+    given = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest",
+                             query_modality="MR")
+    assert given.modality == "MR" and given.modality_source == "query"
