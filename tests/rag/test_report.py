@@ -343,3 +343,23 @@ def test_without_header_modality_the_similar_cases_vote_it_and_the_draft_keeps_t
     given = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest",
                              query_modality="MR")
     assert given.modality == "MR" and given.modality_source == "query"
+
+
+def test_impression_lines_resting_on_drafted_findings_lead():
+    from types import SimpleNamespace
+
+    from kgclip.rag.impression import ImpressionLine, supported_first
+
+    g = tiny_graph()
+    dx = [c for c in g.ids() if g.name_of(c)][:3]
+    lines = [ImpressionLine("Findings most consistent with a.", dx[0], 0.6, ("x",), ()),
+             ImpressionLine("Differential diagnosis includes b.", dx[1], 0.4, ("y",), ()),
+             ImpressionLine("Differential diagnosis includes c.", dx[2], 0.3, ("z",), ("c is reported",))]
+    findings = [SimpleNamespace(case_id="y")]
+    out = supported_first(lines, findings, None, g)
+    # b cites the case a drafted finding comes from, c has a fact from one; a rests on neither and goes last.
+    assert [x.concept for x in out] == [dx[1], dx[2], dx[0]]
+    assert out[0].text == f"Findings most consistent with {g.name_of(dx[1])}."
+    assert out[2].text == f"Differential diagnosis includes {g.name_of(dx[0])}."
+    anchored = supported_first(lines, [], dx[0], g)  # the anchored diagnosis rests on its anchor sentence
+    assert [x.concept for x in anchored] == [dx[0], dx[2], dx[1]]
