@@ -351,7 +351,7 @@ def test_impression_lines_resting_on_drafted_findings_lead():
     from kgclip.rag.impression import ImpressionLine, supported_first
 
     g = tiny_graph()
-    dx = [c for c in g.ids() if g.name_of(c)][:3]
+    dx = [c for c in g.ids if g.name_of(c)][:3]
     lines = [ImpressionLine("Findings most consistent with a.", dx[0], 0.6, ("x",), ()),
              ImpressionLine("Differential diagnosis includes b.", dx[1], 0.4, ("y",), ()),
              ImpressionLine("Differential diagnosis includes c.", dx[2], 0.3, ("z",), ("c is reported",))]
