@@ -7,17 +7,17 @@ image's metadata classifiers when they are sure, else from a weighted vote of th
 (:func:`kgclip.rag.report_scope.scope_hits`). ``kgclip eval report`` tells every query its region and modality (what a
 header would), so it never measures that fallback; this bench does, by the vote alone (no classifier):
 
-Queries: the val carve-outs of MedPix *train* (``carve_val_cases`` with each seed), each retrieving its
-``ENGINE_RETRIEVAL.k`` most similar cases among the rest of train by the tower's image features, with no metadata
-filter. For each query ``scope_hits`` is called without region or modality, and its answer is compared with the
+Queries: the val carve-outs of MedPix *train* (``carve_val_cases`` with each seed), each retrieving its ``--k``
+(160, ``EngineConfig.draft_k``) most similar cases among the rest of train by the tower's image features, with no
+metadata filter. For each query ``scope_hits`` is called without region or modality, and its answer is compared with the
 query's MedPix location category (as regions, :func:`kgclip.rag.regions.regions_of_label`) and modality:
 
 * ``region_exact``: the voted regions equal the query's; ``region_overlap``: they share one; ``region_wrong``:
   regions were voted and none is the query's (a draft from another region); ``region_none``: no region reaches the
   vote share (the draft is a notice asking for the region);
 * ``modality_right`` / ``modality_wrong`` / ``modality_none`` likewise;
-* the peer, ``*_top1``: the vote as it was before session 10 (only the best region, ties broken by name), over
-  the same hits in the same run.
+* the peer, ``*_top1``: the vote as it was before session 10 (all retrieved cases, share 0.5, only the best region,
+  ties broken by name), over the same hits in the same run.
 
 MedPix dev is never read. Prints one JSON line last.
 """
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2", help="val carve-out seeds (comma-separated)")
     parser.add_argument("--medpix", default=None, help="MedPix 2.0 folder (default: the shared data)")
+    parser.add_argument("--k", type=int, default=160, help="similar cases retrieved per query (the engine's draft_k)")
     parser.add_argument("--out", default=None, help="also append the JSON line to this file")
     args = parser.parse_args(argv)
 
@@ -84,13 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
         data = MedPixReportData(medpix, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
         val = data.split("val")
         for qi in range(len(val)):
-            hits = data.retrieve(val, qi, R.ENGINE_RETRIEVAL.k, filter_="none")
+            hits = data.retrieve(val, qi, args.k, filter_="none")
             meta = data.query_metadata(val, qi)
             true_regions, true_modality = regions_of_label(meta["region"]), normalize_modality(meta["modality"])
             _, query, _ = scope_hits(hits, None, body, temperature=cfg.temperature, region_vote=cfg.region_vote,
-                                     query_region=None, query_modality=None)
+                                     region_voters=cfg.region_voters, query_region=None, query_modality=None)
             old = top1_vote([case_regions(h, body, ()) for h in hits],
-                            case_weights([h.score for h in hits], cfg.temperature), cfg.region_vote)
+                            case_weights([h.score for h in hits], cfg.temperature), 0.5)
             n += 1
             for suffix, regions in (("", query.regions), ("_top1", old)):
                 count("region_exact" + suffix, regions == true_regions)
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
             count("modality_right", query.modality == true_modality)
             count("modality_wrong", bool(query.modality) and query.modality != true_modality)
             count("modality_none", not query.modality)
-    out = {"split": "val", "seeds": seeds, "n_queries": n, "k": R.ENGINE_RETRIEVAL.k,
+    out = {"split": "val", "seeds": seeds, "n_queries": n, "k": args.k, "region_vote": cfg.region_vote,
+           "region_voters": cfg.region_voters,
            **{key: round(v / max(n, 1), 4) for key, v in sorted(counts.items())},
            "seconds": round(time.perf_counter() - start, 1)}
     line = json.dumps(out)

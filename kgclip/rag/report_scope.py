@@ -123,6 +123,7 @@ def vote_modality(hits: Sequence[CaseHit], weights: np.ndarray, share: float) ->
 
 def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: BodyRegions | None, *,
                temperature: float, region_vote: float, query_region: str | Sequence[str] | None,
+               region_voters: int | None = None,
                query_modality: str | None, image_labels: ImageLabels | None = None,
                region_threshold: float = REGION_THRESHOLD) -> tuple[list[CaseHit], DraftQuery, str]:
     """The hits of the query's region and modality, the query, and a notice when nothing can be drafted.
@@ -131,7 +132,8 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
     caller's or the DICOM header's), else from the image's region classifier (``image_labels["region"]``, the
     calibrated probabilities of :mod:`kgclip.rag.image_metadata`) when its best region reaches
     ``region_threshold``, else from a weighted vote of the similar cases' regions (their metadata label, else the
-    anatomy their text names); ``DraftQuery.region_source`` says which, and why the classifier did not decide. The
+    anatomy their text names) among the ``region_voters`` nearest (all when ``None``; hits come best first);
+    ``DraftQuery.region_source`` says which, and why the classifier did not decide. The
     modality likewise: ``query_modality``, else the modality classifier above the same threshold, else a weighted vote
     of the similar cases' stored modalities (``DraftQuery.modality_source`` says which). A case counts only
     if it shares one of the regions. Never a draft from another region: when no case is left, or none has findings
@@ -154,14 +156,17 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
     if not modality and (found := confident_label(image_labels, "modality", region_threshold)):
         modality, modality_source = found[0], f"modality classifier ({found[0]} {found[1]:.2f})"
     if not modality and hits:
-        modality = vote_modality(hits, case_weights([h.score for h in hits], temperature), region_vote)
+        voters = hits[:region_voters]
+        modality = vote_modality(voters, case_weights([h.score for h in voters], temperature), region_vote)
         modality_source = "similar cases' modalities (weighted vote)" if modality else ""
     concepts = [link_sentence(tagger, h.text)[0] + tuple(h.metadata.get("concepts", []) or ()) for h in hits]
     regions = [case_regions(h, body, c) for h, c in zip(hits, concepts)]
     if not q_regions and hits:
         # All similar cases vote, whatever their modality: voting among those of the query's modality only decided
         # 8 % more MedPix val queries, more than half of them wrongly (wrong region 8.7 % -> 12.8 %).
-        q_regions = vote_region(regions, case_weights([h.score for h in hits], temperature), region_vote)
+        voters = hits[:region_voters]
+        q_regions = vote_region(regions[:len(voters)], case_weights([h.score for h in voters], temperature),
+                                region_vote)
         source = f"similar cases' regions (weighted vote{unsure})" if q_regions else ""
     if modality:
         keep = [normalize_modality(h.metadata.get("modality")) in ("", modality) for h in hits]

@@ -335,6 +335,7 @@ def test_without_header_modality_the_similar_cases_vote_it_and_the_draft_keeps_t
     g = tiny_graph()
     hits = [_hit("a", 0.9, "Left pleural effusion.", {"modality": "CT"}),
             _hit("b", 0.85, "Left pleural effusion with consolidation.", {"modality": "CT"}),
+            _hit("c", 0.82, "Pleural effusion.", {"modality": "CT"}),
             _hit("m", 0.8, "Lung consolidation.", {"modality": "MR"})]
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
     assert report.modality == "CT" and report.modality_source == "similar cases' modalities (weighted vote)"
