@@ -85,6 +85,13 @@ def test_isotonic_calibration_is_monotone_and_fits():
     assert Calibrator.from_json(cal.to_json()).knots == cal.knots
     xk, yk = isotonic_fit(np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.0, 1.0]))
     assert yk == sorted(yk)
+    # No finite sample supports certainty: 30 answers all right map to 31/32, 30 all wrong to 1/32.
+    _, right = isotonic_fit(np.linspace(0.5, 1.0, 30), np.ones(30))
+    _, wrong = isotonic_fit(np.linspace(0.0, 0.5, 30), np.zeros(30))
+    assert right == [31 / 32] and wrong == [1 / 32]
+    # A small perfect block above a large imperfect one stays above it (the running maximum keeps the order).
+    _, mixed = isotonic_fit(np.arange(12.0), np.array([1.0] * 9 + [0.0] + [1.0] * 2))
+    assert mixed == sorted(mixed) and max(mixed) < 1.0
 
 
 def test_calibration_per_question_kind_where_a_kind_has_enough_answers():
