@@ -44,7 +44,7 @@ from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.grounding import ground_answer, out_of_range_answer
-from kgclip.rag.regions import BodyRegions
+from kgclip.rag.regions import REGIONS, BodyRegions, regions_of_label
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -387,10 +387,19 @@ class Engine:
                 calibrated agreement: :mod:`kgclip.rag.draft_confidence`); the declined report has no sentences, a
                 ``notice`` saying why, ``abstained=True`` and its similar cases. Default:
                 ``config.draft.min_confidence``; 0: always draft.
+
+        Raises:
+            ConfigError: ``region`` names no body region (:func:`kgclip.rag.regions.regions_of_label`), before the
+                image is read. A header's ``BodyPartExamined`` that names none is ignored instead.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
+        if region and not regions_of_label(region):
+            raise ConfigError(f"region {region!r} names no body region kgclip can place; pass one of "
+                              f"{', '.join(REGIONS)} or a DICOM BodyPartExamined term such as CHEST or ABDOMENPELVIS")
         loaded = load_image(image)
         region = region or loaded.meta.get("body_part") or None
+        if region and not regions_of_label(region):
+            region = None  # a header term kgclip cannot place ("WHOLEBODY"): the classifiers and the vote decide
         modality = modality or loaded.meta.get("modality") or None
         vec = self._image_vector(loaded)
         labels = self.image_labels(vec) if not (region and modality) else None

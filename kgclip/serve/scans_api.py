@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from kgclip.errors import InputFormatError
+from kgclip.rag.regions import regions_of_label
 from kgclip.serve.results import answer_json, draft_json, hit_json
 from kgclip.serve.security import safe_id
 from kgclip.serve.state import json_body, require_text, run_blocking, state_of
@@ -193,7 +194,8 @@ async def accept(request: Request) -> Response:
 async def workspace_info(request: Request) -> Response:
     """What the workspace holds, for the pages' choices: case count, body parts and modalities present."""
     engine = state_of(request).engine
-    parts = sorted({c.body_part for c in engine.cases if c.body_part})
+    # Only labels a draft can place in a body region are offered (another would be refused by draft_report).
+    parts = sorted({c.body_part for c in engine.cases if c.body_part and regions_of_label(c.body_part)})
     modalities = sorted({c.modality for c in engine.cases if c.modality})
     return JSONResponse({"cases": len(engine.cases), "body_parts": parts, "modalities": modalities})
 

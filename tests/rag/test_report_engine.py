@@ -101,3 +101,12 @@ def test_a_concept_prior_trained_on_the_workspace_steers_the_draft(engine_with_f
             engine.draft_report(image, region="CHEST", concept_prior=stale)
     finally:
         engine.config = old
+
+
+def test_draft_refuses_a_region_it_cannot_place_before_reading_the_image(engine_with_findings):
+    from kgclip.errors import ConfigError
+
+    engine, data = engine_with_findings
+    with pytest.raises(ConfigError, match="names no body region"):
+        engine.draft_report(data / "images" / "no-such-image.png", region="nowhere")
+    assert engine.draft_report(data / "images" / "synth006.png", region="chest").region == ("chest",)

@@ -88,6 +88,7 @@ def _cases(d: dict[str, Path]) -> dict[str, list[str]]:
         "draft_missing_image": ["report", "draft", str(r / "missing.png"), "--workspace", demo],
         "draft_k_zero": ["report", "draft", img, "--workspace", demo, "--k", "0"],
         "draft_bad_filter": ["report", "draft", img, "--workspace", demo, "--filter", "modality"],
+        "draft_unknown_region": ["report", "draft", img, "--workspace", demo, "--region", "nowhere"],
         "index_build_missing_input": ["index", "build", str(r / "i1"), "--input", str(r / "missing.jsonl")],
         "index_build_no_text_field": ["index", "build", str(r / "i2"), "--input", str(r / "no_text.jsonl"),
                                       "--encoder", "hashing-64"],
