@@ -66,8 +66,10 @@ _MODALITY_RE = re.compile(r"(?i)(?:^|(?<=[\s.;]))(" + "|".join(
 # A sentence that names its own modality as it opens ("CT of the chest reveals ...", "PA chest radiograph shows").
 _MODALITY_OPEN = re.compile(r"(?i)^(?:the\s+|an?\s+|on\s+|axial\s+|coronal\s+|sagittal\s+|contrast[- ]enhanced\s+|"
                             r"non[- ]?contrast\s+|pa\s+|ap\s+|and\s+|lateral\s+|frontal\s+|portable\s+|chest\s+|"
-                            r"abdominal\s+|pelvic\s+|head\s+|brain\s+|t[12][- ]weighted\s+)*(ct|mri?|ultrasound|"
-                            r"sonograph\w*|radiographs?|x-rays?|cxr|pet)\b")
+                            r"abdominal\s+|pelvic\s+|head\s+|brain\s+|t[12][- ]weighted\s+)*(cts?|mris?|mr|"
+                            r"ultrasound|sonograph\w*|radiographs?|x-rays?|cxrs?|plain films?|kub|pet)\b")
+# Opening words -> modality (a plural as its singular: "CXRs show ...", "CTs demonstrate ...").
+_OPEN_MODALITY = {"ct": "CT", "mr": "MR", "mri": "MR", "pet": "NM", "cxr": "XR", "kub": "XR"}
 
 # Citations and pointers that are not part of a finding: "(Fig. 2)", "(figures 1a-c)", "[3]", "(arrow)".
 _CITATION = re.compile(r"\s*(?:\((?:see\s+)?(?:figs?|figures?|images?|imgs?|panels?|tables?)\.?\s*[^()]{0,20}\)"
@@ -251,8 +253,8 @@ def report_sentences(text: str, *, section: str = "findings") -> list[SectionSen
             named = modality
             if opening:
                 word = opening.group(1).lower()
-                named = {"mr": "MR", "mri": "MR", "ct": "CT", "pet": "NM", "cxr": "XR"}.get(
-                    word, "US" if word.startswith(("ultra", "sono")) else "XR")
+                named = _OPEN_MODALITY.get(word, _OPEN_MODALITY.get(word.removesuffix("s"))) or (
+                    "US" if word.startswith(("ultra", "sono")) else "XR")
             out.append(SectionSentence(sent, section, sentence_kind(sent), named))
     return out
 

@@ -68,6 +68,10 @@ def test_modality_subheadings_and_openings():
     opened = report_sentences("PA chest radiograph demonstrates left lung volume loss. CT of the chest reveals an "
                               "obstructing mass.")
     assert [x.modality for x in opened] == ["XR", "CT"]
+    # Plurals name their modality too ("CXRs show ..." was drafted into a CT report).
+    plural = report_sentences("CXRs show an opacity in the right lower lobe. CTs demonstrate a mass. MRIs show "
+                              "edema. Plain films show a fracture. KUB shows dilated loops. Crohn disease is seen.")
+    assert [x.modality for x in plural] == ["XR", "CT", "MR", "XR", "XR", ""]
 
 
 @pytest.mark.parametrize("sentence, kind", [
