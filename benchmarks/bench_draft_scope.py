@@ -16,6 +16,9 @@ query's MedPix location category (as regions, :func:`kgclip.rag.regions.regions_
   regions were voted and none is the query's (a draft from another region); ``region_none``: no region reaches the
   vote share (the draft is a notice asking for the region);
 * ``modality_right`` / ``modality_wrong`` / ``modality_none`` likewise;
+* ``*_engine``: the whole path a header-less query takes in the engine: metadata heads trained on the pool images
+  (:func:`kgclip.models.metadata_heads.fit_metadata_heads` on their modality and location category) decide when
+  their best label reaches ``REGION_THRESHOLD``, else the vote;
 * the peer, ``*_top1``: the vote as it was before session 10 (all retrieved cases, share 0.5, only the best region,
   ties broken by name), over the same hits in the same run.
 
@@ -58,7 +61,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="also append the JSON line to this file")
     args = parser.parse_args(argv)
 
+    from kgclip.errors import InputFormatError
     from kgclip.eval import report as R
+    from kgclip.models.metadata_heads import fit_metadata_heads
+    from kgclip.rag.image_metadata import metadata_training_labels
     from kgclip.eval.report_data import MedPixReportData
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag.consensus import case_weights
@@ -84,6 +90,17 @@ def main(argv: list[str] | None = None) -> dict:
     for seed in seeds:
         data = MedPixReportData(medpix, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
         val = data.split("val")
+        # The engine's path: metadata heads trained on the pool images (their modality and location category, as a
+        # workspace trains them on its cases), deciding when sure (REGION_THRESHOLD), else the vote.
+        pool_images = [data.images[int(i)] for i in val.pool]
+        try:
+            heads = fit_metadata_heads(
+                data.vectors[val.pool], metadata_training_labels(
+                    [{"modality": im.modality, "location_category": im.location_category} for im in pool_images]),
+                feature_fingerprint="bench", groups=[im.case_id for im in pool_images])
+            labels = heads.predict(data.vectors[val.queries])
+        except InputFormatError:
+            labels = [None] * len(val)
         for qi in range(len(val)):
             hits = data.retrieve(val, qi, args.k, filter_="none")
             meta = data.query_metadata(val, qi)
@@ -92,8 +109,11 @@ def main(argv: list[str] | None = None) -> dict:
                                      region_voters=cfg.region_voters, query_region=None, query_modality=None)
             old = top1_vote([case_regions(h, body, ()) for h in hits],
                             case_weights([h.score for h in hits], cfg.temperature), 0.5)
+            _, engine_query, _ = scope_hits(hits, None, body, temperature=cfg.temperature,
+                                            region_vote=cfg.region_vote, region_voters=cfg.region_voters,
+                                            query_region=None, query_modality=None, image_labels=labels[qi])
             n += 1
-            for suffix, regions in (("", query.regions), ("_top1", old)):
+            for suffix, regions in (("", query.regions), ("_top1", old), ("_engine", engine_query.regions)):
                 count("region_exact" + suffix, regions == true_regions)
                 count("region_overlap" + suffix, bool(regions & true_regions))
                 count("region_wrong" + suffix, bool(regions) and not regions & true_regions)
@@ -101,6 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
             count("modality_right", query.modality == true_modality)
             count("modality_wrong", bool(query.modality) and query.modality != true_modality)
             count("modality_none", not query.modality)
+            count("modality_right_engine", engine_query.modality == true_modality)
+            count("modality_wrong_engine", bool(engine_query.modality) and engine_query.modality != true_modality)
+            count("modality_none_engine", not engine_query.modality)
     out = {"split": "val", "seeds": seeds, "n_queries": n, "k": args.k, "region_vote": cfg.region_vote,
            "region_voters": cfg.region_voters,
            **{key: round(v / max(n, 1), 4) for key, v in sorted(counts.items())},
