@@ -433,12 +433,12 @@ class Engine:
         if prior.meta.get("metadata_keys") == "normalized":  # a workspace prior: keyed in the shared vocabulary
             from kgclip.rag.concept_prior import metadata_keys
             from kgclip.rag.image_metadata import confident_label
-            from kgclip.rag.report_scope import REGION_THRESHOLD
+            from kgclip.rag.report_scope import MODALITY_THRESHOLD, REGION_THRESHOLD
 
             modality, region = metadata_keys(modality, region)
             # Unknown from the caller and the header: the classifiers' label when they are as sure as the
             # report's scope requires; else the prior's region- / collection-wide rates.
-            if not modality and (found := confident_label(labels, "modality", REGION_THRESHOLD)):
+            if not modality and (found := confident_label(labels, "modality", MODALITY_THRESHOLD)):
                 modality = found[0]
             if not region and (found := confident_label(labels, "region", REGION_THRESHOLD)):
                 region = found[0]

@@ -17,11 +17,16 @@ from kgclip.rag.image_metadata import ImageLabels, confident_label, normalize_mo
 from kgclip.rag.regions import BodyRegions, regions_of_label
 
 __all__ = ["DraftQuery", "normalize_modality", "other_modality", "case_text_sentences", "link_sentence",
-           "case_regions", "vote_region", "vote_modality", "scope_hits", "REGION_THRESHOLD"]
+           "case_regions", "vote_region", "vote_modality", "scope_hits", "REGION_THRESHOLD",
+           "MODALITY_THRESHOLD"]
 
 # Below this calibrated probability the region classifier does not decide a query's region; the similar cases' vote
 # does (chosen on the classifier's validation carve: benchmarks/bench_metadata_heads.py, "region_threshold").
 REGION_THRESHOLD = 0.9
+# The modality classifier decides from this calibrated probability on. MedPix val, 312 header-less queries
+# (benchmarks/bench_draft_scope.py, the engine's path): at 0.9 the modality was right for 89 %, wrong for 3.2 %, and
+# left to the similar cases' vote or unknown for the rest; at 0.6 right for 95 %, still wrong for 3.2 %.
+MODALITY_THRESHOLD = 0.6
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
                temperature: float, region_vote: float, query_region: str | Sequence[str] | None,
                region_voters: int | None = None,
                query_modality: str | None, image_labels: ImageLabels | None = None,
-               region_threshold: float = REGION_THRESHOLD) -> tuple[list[CaseHit], DraftQuery, str]:
+               region_threshold: float = REGION_THRESHOLD,
+               modality_threshold: float = MODALITY_THRESHOLD) -> tuple[list[CaseHit], DraftQuery, str]:
     """The hits of the query's region and modality, the query, and a notice when nothing can be drafted.
 
     The query's regions come from ``query_region`` (labels, see :func:`~kgclip.rag.regions.regions_of_label`: the
@@ -133,10 +139,10 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
     calibrated probabilities of :mod:`kgclip.rag.image_metadata`) when its best region reaches
     ``region_threshold``, else from a weighted vote of the similar cases' regions (their metadata label, else the
     anatomy their text names) among the ``region_voters`` nearest (all when ``None``; hits come best first);
-    ``DraftQuery.region_source`` says which, and why the classifier did not decide. The
-    modality likewise: ``query_modality``, else the modality classifier above the same threshold, else a weighted vote
-    of the similar cases' stored modalities (``DraftQuery.modality_source`` says which). A case counts only
-    if it shares one of the regions. Never a draft from another region: when no case is left, or none has findings
+    ``DraftQuery.region_source`` says which, and why the classifier did not decide. The modality likewise:
+    ``query_modality``, else the modality classifier from ``modality_threshold``, else a weighted vote of the similar
+    cases' stored modalities (``DraftQuery.modality_source`` says which). A case counts only if it shares one of the
+    regions. Never a draft from another region: when no case is left, or none has findings
     text, the notice says so.
     """
     modality = normalize_modality(query_modality)
@@ -153,7 +159,7 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
         elif found:
             unsure = f"; the region classifier was unsure ({found[0]} {found[1]:.2f} < {region_threshold:.2f})"
     modality_source = "query" if modality else ""
-    if not modality and (found := confident_label(image_labels, "modality", region_threshold)):
+    if not modality and (found := confident_label(image_labels, "modality", modality_threshold)):
         modality, modality_source = found[0], f"modality classifier ({found[0]} {found[1]:.2f})"
     if not modality and hits:
         voters = hits[:region_voters]

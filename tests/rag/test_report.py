@@ -344,6 +344,13 @@ def test_without_header_modality_the_similar_cases_vote_it_and_the_draft_keeps_t
     given = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest",
                              query_modality="MR")
     assert given.modality == "MR" and given.modality_source == "query"
+    # A modality classifier decides from MODALITY_THRESHOLD (0.6) on, below the region's 0.9.
+    sure = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest",
+                            image_labels={"modality": {"MR": 0.65, "CT": 0.35}})
+    assert sure.modality == "MR" and sure.modality_source.startswith("modality classifier (MR 0.65")
+    unsure = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest",
+                              image_labels={"modality": {"MR": 0.55, "CT": 0.45}})
+    assert unsure.modality == "CT" and "vote" in unsure.modality_source
 
 
 def test_impression_lines_resting_on_drafted_findings_lead():
