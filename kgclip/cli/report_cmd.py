@@ -8,7 +8,7 @@ import json
 
 from kgclip.cli.ask_cmd import add_workspace_arguments, check_inputs, open_engine, workspace_json
 from kgclip.errors import ConfigError
-from kgclip.rag.regions import REGIONS, regions_of_label
+from kgclip.rag.regions import check_region_label
 
 FORMATS = ("text", "json", "fhir")
 
@@ -56,9 +56,8 @@ def _draft(args: argparse.Namespace) -> int:
     filters = _filters(args.filter)
     if args.k is not None and args.k < 1:
         raise ConfigError(f"--k (similar cases to draft from) must be >= 1, got {args.k}")
-    if args.region and not regions_of_label(args.region):
-        raise ConfigError(f"--region {args.region!r} names no body region kgclip can place; pass one of "
-                          f"{', '.join(REGIONS)} or a DICOM BodyPartExamined term such as CHEST or ABDOMENPELVIS")
+    if args.region:
+        check_region_label(args.region, "--region")
     image = check_inputs(args)  # before the engine loads: bad input fails at once
     engine = open_engine(args)
     report = engine.draft_report(image, k=args.k, filters=filters or None, region=args.region,

@@ -44,7 +44,7 @@ from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.abstain import check_input, check_question
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.grounding import ground_answer, out_of_range_answer
-from kgclip.rag.regions import REGIONS, BodyRegions, regions_of_label
+from kgclip.rag.regions import BodyRegions, check_region_label, regions_of_label
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -393,9 +393,8 @@ class Engine:
                 image is read. A header's ``BodyPartExamined`` that names none is ignored instead.
         """
         k = check_k(self.config.draft_k if k is None else k, len(self.cases), "k (similar cases to draft from)")
-        if region and not regions_of_label(region):
-            raise ConfigError(f"region {region!r} names no body region kgclip can place; pass one of "
-                              f"{', '.join(REGIONS)} or a DICOM BodyPartExamined term such as CHEST or ABDOMENPELVIS")
+        if region:
+            check_region_label(region)
         loaded = load_image(image)
         region = region or loaded.meta.get("body_part") or None
         if region and not regions_of_label(region):

@@ -144,7 +144,7 @@ def impression_dx_figures(data: MedPixReportData, split: ReportSplit, reports: S
 
         def names_it(line: Any) -> bool:
             c = line.concepts[0] if line.concepts else ""
-            return bool(c) and any(c == g or c in expander.ancestors(g) or g in expander.ancestors(c) for g in gold)
+            return bool(c) and any(expander.related(c, g) for g in gold)
 
         lead.append(names_it(report.impression[0]))
         any_line.append(any(names_it(x) for x in report.impression))

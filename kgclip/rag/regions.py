@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from kgclip.errors import ConfigError
 from kgclip.ontology.model import IS_A, PART_OF, ConceptGraph
 
-__all__ = ["REGIONS", "regions_of_label", "compatible", "BodyRegions"]
+__all__ = ["REGIONS", "regions_of_label", "check_region_label", "compatible", "BodyRegions"]
 
 REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "spine", "limb", "breast")
 
@@ -69,6 +70,19 @@ def regions_of_label(label: str | None) -> frozenset[str]:
         if pattern.search(text):
             out.update(regions)
     return frozenset(out)
+
+
+def check_region_label(label: str, name: str = "region") -> frozenset[str]:
+    """The regions a caller's label names (:func:`regions_of_label`).
+
+    Raises:
+        ConfigError: the label names none (``name`` is how the caller calls it: ``region``, ``--region``).
+    """
+    found = regions_of_label(label)
+    if not found:
+        raise ConfigError(f"{name} {label!r} names no body region kgclip can place; pass one of "
+                          f"{', '.join(REGIONS)} or a DICOM BodyPartExamined term such as CHEST or ABDOMENPELVIS")
+    return found
 
 
 def compatible(region: str, query: Iterable[str]) -> bool:

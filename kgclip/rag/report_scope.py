@@ -158,21 +158,21 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
             q_regions, source = frozenset({found[0]}), f"region classifier ({found[0]} {found[1]:.2f})"
         elif found:
             unsure = f"; the region classifier was unsure ({found[0]} {found[1]:.2f} < {region_threshold:.2f})"
+    # The nearest region_voters cases vote on what neither the caller, the header nor a sure classifier gives. All
+    # of them vote, whatever their modality: voting among those of the query's modality only decided 8 % more
+    # MedPix val queries, more than half of them wrongly (wrong region 8.7 % -> 12.8 %).
+    voters = hits[:region_voters]
+    voter_weights = case_weights([h.score for h in voters], temperature)
     modality_source = "query" if modality else ""
     if not modality and (found := confident_label(image_labels, "modality", modality_threshold)):
         modality, modality_source = found[0], f"modality classifier ({found[0]} {found[1]:.2f})"
-    if not modality and hits:
-        voters = hits[:region_voters]
-        modality = vote_modality(voters, case_weights([h.score for h in voters], temperature), region_vote)
+    if not modality and voters:
+        modality = vote_modality(voters, voter_weights, region_vote)
         modality_source = "similar cases' modalities (weighted vote)" if modality else ""
     concepts = [link_sentence(tagger, h.text)[0] + tuple(h.metadata.get("concepts", []) or ()) for h in hits]
     regions = [case_regions(h, body, c) for h, c in zip(hits, concepts)]
-    if not q_regions and hits:
-        # All similar cases vote, whatever their modality: voting among those of the query's modality only decided
-        # 8 % more MedPix val queries, more than half of them wrongly (wrong region 8.7 % -> 12.8 %).
-        voters = hits[:region_voters]
-        q_regions = vote_region(regions[:len(voters)], case_weights([h.score for h in voters], temperature),
-                                region_vote)
+    if not q_regions and voters:
+        q_regions = vote_region(regions[:len(voters)], voter_weights, region_vote)
         source = f"similar cases' regions (weighted vote{unsure})" if q_regions else ""
     if modality:
         keep = [normalize_modality(h.metadata.get("modality")) in ("", modality) for h in hits]
