@@ -70,6 +70,20 @@ _MODALITY_OPEN = re.compile(r"(?i)^(?:the\s+|an?\s+|on\s+|axial\s+|coronal\s+|sa
                             r"ultrasound|sonograph\w*|radiographs?|x-rays?|cxrs?|plain films?|kub|pet)\b")
 # Opening words -> modality (a plural as its singular: "CXRs show ...", "CTs demonstrate ...").
 _OPEN_MODALITY = {"ct": "CT", "mr": "MR", "mri": "MR", "pet": "NM", "cxr": "XR", "kub": "XR"}
+# A sentence naming, anywhere, the study its finding was seen on ("Increased volumes are seen on CXR.", "a fluid
+# density on CT within the right upper quadrant"): 43 of MedPix train's 2,454 draftable findings sentences that do
+# not open with their modality. One that names two ("enhancement at CT and MR") keeps no modality.
+_MODALITY_SEEN = re.compile(r"(?i)\b(?:on|at|by)\s+(?:the\s+|an?\s+|prior\s+|previous\s+|follow[- ]?up\s+|"
+                            r"subsequent\s+|initial\s+|repeat\s+|chest\s+|abdominal\s+|pelvic\s+|head\s+|"
+                            r"contrast[- ]enhanced\s+|non[- ]?contrast\s+|pa\s+|ap\s+|lateral\s+|plain\s+|axial\s+|"
+                            r"coronal\s+|sagittal\s+|t[12][- ]weighted\s+)*(cts?|mris?|mr|ultrasound|sonograph\w*|"
+                            r"radiographs?|x-rays?|cxrs?|plain films?|kub|pet)\b")
+_MODALITY_WORD = re.compile(r"(?i)\b(cts?|mris?|mr|ultrasound|sonograph\w*|radiographs?|x-rays?|cxrs?|plain films?|"
+                            r"kub|pet)\b")
+# A sentence that opens by pointing back at one before it ("It measures 8 mm.", "These findings are consistent
+# with ...", "This lesion measures 2.8 cm."): drafted without its own case's sentence before it, it would point at
+# another patient's finding. It still votes for its concepts; it is never drafted (:attr:`SectionSentence.dangling`).
+_DANGLING = re.compile(r"(?i)^(?:it|its|they|their|them|these|those|this)\b")
 
 # Citations and pointers that are not part of a finding: "(Fig. 2)", "(figures 1a-c)", "[3]", "(arrow)".
 _CITATION = re.compile(r"\s*(?:\((?:see\s+)?(?:figs?|figures?|images?|imgs?|panels?|tables?)\.?\s*[^()]{0,20}\)"
@@ -138,6 +152,12 @@ class SectionSentence:
     @property
     def draftable(self) -> bool:
         return self.section in DRAFTABLE and self.kind == "finding"
+
+    @property
+    def dangling(self) -> bool:
+        """Whether it opens by pointing back at an earlier sentence ("It measures 8 mm."): a drafter counts its
+        concepts but does not draft it alone."""
+        return bool(_DANGLING.match(self.text))
 
 
 def _header_kind(raw: str) -> str:
@@ -239,6 +259,13 @@ def sentence_kind(sentence: str) -> str:
     return "finding"
 
 
+def _modality_word(word: str) -> str:
+    """The modality a word names ("CXRs" -> XR, "MRI" -> MR, "sonographic" -> US)."""
+    word = word.lower()
+    return _OPEN_MODALITY.get(word, _OPEN_MODALITY.get(word.removesuffix("s"))) or (
+        "US" if word.startswith(("ultra", "sono")) else "XR")
+
+
 def report_sentences(text: str, *, section: str = "findings") -> list[SectionSentence]:
     """The sentences of one section's text, each with its :func:`sentence_kind` and the modality named by the
     sub-heading it falls under or by its own opening words."""
@@ -252,9 +279,10 @@ def report_sentences(text: str, *, section: str = "findings") -> list[SectionSen
             opening = _MODALITY_OPEN.match(sent)
             named = modality
             if opening:
-                word = opening.group(1).lower()
-                named = _OPEN_MODALITY.get(word, _OPEN_MODALITY.get(word.removesuffix("s"))) or (
-                    "US" if word.startswith(("ultra", "sono")) else "XR")
+                named = _modality_word(opening.group(1))
+            elif not named:
+                seen = {_modality_word(m.group(1)) for m in _MODALITY_WORD.finditer(sent)}
+                named = seen.pop() if len(seen) == 1 and _MODALITY_SEEN.search(sent) else ""
             out.append(SectionSentence(sent, section, sentence_kind(sent), named))
     return out
 

@@ -9,10 +9,11 @@ supported two ways:
   ``has_symptom`` a drafted finding, a disease located (``located_in`` / ``has_location`` / ``has_finding_site``) in
   drafted anatomy. Each such link is a fact the impression line cites.
 
-Symptoms and signs are never an impression ("Consider fever" is not a diagnosis), nor a disease the draft negates,
-nor a class too general to say anything (fewer than three is-a levels below its root, unless a leaf); a differential
-is never an is-a parent or child of a line above it. Each line cites the cases and the facts it rests on. Lines that
-rest on the drafted findings lead (:func:`supported_first`).
+Symptoms and signs are never an impression ("Consider fever" is not a diagnosis), nor a disease the draft negates
+(itself, or a class above it within :data:`NEGATION_HOPS` is-a levels: "no inflammatory bowel disease" rules out
+Crohn's disease), nor a class too general to say anything (fewer than three is-a levels below its root, unless a
+leaf); a differential is never an is-a parent or child of a line above it. Each line cites the cases and the facts
+it rests on. Lines that rest on the drafted findings lead (:func:`supported_first`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class ImpressionLine:
     score: float
     cases: tuple[str, ...]
     facts: tuple[str, ...]
+
+# How many is-a levels a negated finding reaches down: "no evidence of inflammatory bowel disease" in the findings and
+# "Differential diagnosis includes Crohn's disease" (Crohn's disease is-a inflammatory bowel disease) in one draft.
+NEGATION_HOPS = 3
 
 _LOCATION_RELATIONS = ("located_in", "has_location", "has_finding_site")
 _DISEASE_ROOTS = {"disease", "disorder"}
@@ -76,6 +81,13 @@ def is_disease(graph: ConceptGraph | None, cid: str) -> bool:
 
 def _disease(expander: GraphExpander, cid: str) -> bool:
     return bool(expander.cached("disease", cid, lambda: is_disease(expander.graph, cid)))
+
+
+def _ruled_out(expander: GraphExpander, cid: str, negated: set[str]) -> bool:
+    """Whether the draft negates ``cid`` or a class above it (within :data:`NEGATION_HOPS` is-a levels)."""
+    if not negated:
+        return False
+    return cid in negated or any(a in negated for a in expander.with_hops(NEGATION_HOPS).ancestors(cid))
 
 
 def _finding_facts(findings: Sequence[Any], expander: GraphExpander) -> dict[str, list[tuple[str, str]]]:
@@ -135,7 +147,7 @@ def reason_impression(findings: Sequence[Any], case_ids: Sequence[str],
     facts = _finding_facts(findings, expander)
     scored = []
     for d in set(dx_support) | set(facts):
-        if d in negated or not _disease(expander, d):
+        if _ruled_out(expander, d, negated) or not _disease(expander, d):
             continue
         fact_list = list(dict.fromkeys(f for f, _ in facts.get(d, [])))
         score = dx_support.get(d, 0.0) + fact_weight * min(1.0, 0.5 * len(fact_list))

@@ -72,6 +72,20 @@ def test_modality_subheadings_and_openings():
     plural = report_sentences("CXRs show an opacity in the right lower lobe. CTs demonstrate a mass. MRIs show "
                               "edema. Plain films show a fracture. KUB shows dilated loops. Crohn disease is seen.")
     assert [x.modality for x in plural] == ["XR", "CT", "MR", "XR", "XR", ""]
+    # The study a finding was seen on, named anywhere ("... seen on CXR." was drafted into a chest CT report);
+    # a sentence naming two studies, or none, keeps no modality.
+    seen = report_sentences("Increased volumes are seen on CXR. A fluid density on CT within the right upper "
+                            "quadrant. Marked enhancement at CT and MRI. Pleural effusion on the left. No mass on "
+                            "the prior sagittal T2-weighted MRI.")
+    assert [x.modality for x in seen] == ["XR", "CT", "", "", "MR"]
+
+
+def test_sentences_pointing_back_are_marked_dangling():
+    sents = report_sentences("A 2 cm mass in the left kidney. It has internal fluid attenuation. These findings are "
+                             "consistent with a cyst. This lesion measures 2.8 cm. Both kidneys enhance. Italic "
+                             "itemised thistle.")
+    assert [x.dangling for x in sents] == [False, True, True, True, False, False]
+    assert all(x.draftable for x in sents)  # still findings: they vote, a drafter just does not draft them alone
 
 
 @pytest.mark.parametrize("sentence, kind", [

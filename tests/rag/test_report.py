@@ -315,6 +315,32 @@ def test_a_differential_is_never_the_leads_is_a_parent():
                                                    "Differential diagnosis includes pneumonia."]
 
 
+def test_an_impression_never_names_a_disease_under_a_finding_the_draft_negates():
+    from kgclip.ontology.model import Concept, ConceptGraph, Relation
+    from kgclip.rag.consensus import ConceptSupport
+    from kgclip.rag.impression import reason_impression
+
+    chain = [("DOID:4", "disease"), ("DOID:1", "respiratory system disease"), ("DOID:2", "lung disease"),
+             ("DOID:3", "lung cancer"), ("DOID:5", "lung adenocarcinoma")]
+    records = [Concept(id=c, name=n, source="doid") for c, n in chain]
+    records += [Relation(chain[i + 1][0], "is_a", chain[i][0]) for i in range(len(chain) - 1)]
+    records += [Concept(id="DOID:6", name="pneumonia", source="doid"), Relation("DOID:6", "is_a", "DOID:2")]
+    g = ConceptGraph.from_records(records, name="chain")
+    expander = GraphExpander(g, hops=1)  # the drafter's own depth: the negation still reaches 3 levels down
+    args = (["a", "b"], [["DOID:5"], ["DOID:6"]], np.array([0.6, 0.4]), ConceptSupport(), expander)
+
+    def named(negated):
+        return [x.concept for x in reason_impression([], *args, negated, 2)]
+
+    assert named(set()) == ["DOID:5", "DOID:6"]
+    # "No lung cancer": adenocarcinoma (is-a lung cancer) is ruled out with it; pneumonia is not.
+    assert named({"DOID:3"}) == ["DOID:6"]
+    # "No lung disease" rules out both, two is-a levels down ("no IBD" and Crohn's disease in one draft).
+    assert named({"DOID:2"}) == []
+    # A negated specific disease says nothing of its class: "no adenocarcinoma" leaves lung cancer possible.
+    assert named({"DOID:5"}) == ["DOID:6", "DOID:3"]
+
+
 def test_vote_region_keeps_every_region_the_share_supports_and_modality_is_voted():
     from kgclip.rag.report_scope import vote_modality, vote_region
 
