@@ -18,6 +18,7 @@ and :mod:`kgclip.engine.open`; this module holds the queries.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +42,7 @@ from kgclip.models.thumbnail import ThumbnailFeaturizer
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
-from kgclip.rag.abstain import check_input, check_question
+from kgclip.rag.abstain import InputCheck, check_input, check_question, unreadable_question_reason
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.grounding import ground_answer, out_of_range_answer
 from kgclip.rag.regions import BodyRegions, check_region_label, regions_of_label
@@ -86,6 +87,8 @@ class Engine:
         self.llm = None  # a kgclip.rag.llm.LLMRewriter, set with use_llm()
         self._draft_expander: GraphExpander | None = None
         self._draft_regions: BodyRegions | None = None
+        self._words: frozenset[str] = frozenset()  # the answerer's vocabulary (_known_words), and whose it is
+        self._words_of: Any = None
         self.open_action: str | None = None  # set by open(): "loaded", "built" or "rebuilt"
 
     def __repr__(self) -> str:
@@ -226,6 +229,8 @@ class Engine:
         loaded = load_image(image)
         vec = self.featurizer.embed_one(loaded)
         pred = self.answerer.predict(question, vec)
+        if unreadable := unreadable_question_reason(question, self._known_words(), bool(pred.concepts)):
+            check = InputCheck(False, unreadable, check.header)
         cases = [self._hit(h, "image") for h in self._search(self.image_table, vec, self.config.k_cases)]
         if self.config.model_dir is not None:  # joint space: the image also retrieves case texts (cross-modal)
             seen = {c.case_id for c in cases}
@@ -237,9 +242,11 @@ class Engine:
             similar_questions=self._similar_questions(pred),
             kg_facts=self._facts(concept_ids, question=question) if self.config.use_kg else [])
         # By question kind: the DICOM header, the similar cases (the user's own included) and the answerer; then
-        # calibrated abstention (kgclip.rag.grounding).
-        answer = ground_answer(pred, question, check, [c for c in cases if c.via == "image"], evidence,
-                               tagger=self.tagger, graph=self.graph if self.config.use_kg else None,
+        # calibrated abstention (kgclip.rag.grounding). The image hits carry their report sections: their
+        # impressions are what a diagnosis question votes on.
+        image_hits = [self._with_sections(c) for c in cases if c.via == "image"]
+        answer = ground_answer(pred, question, check, image_hits, evidence, tagger=self.tagger,
+                               graph=self.graph if self.config.use_kg else None,
                                image_threshold=self.answerer.meta.get("image_sim_threshold"),
                                min_confidence=self.answerer.min_confidence,
                                known_cases=frozenset(self.answerer.core.train_keys),
@@ -247,6 +254,20 @@ class Engine:
         if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
+
+    def _known_words(self) -> frozenset[str]:
+        """Every word of the graph's concept names and synonyms, and of the answerer's training questions and
+        answers (memoised per answerer; empty without a graph: then no question is refused as unreadable)."""
+        if self._words_of is not self.answerer:
+            words: set[str] = set()
+            if self.graph is not None:
+                for concept in self.graph.concepts(include_deprecated=False):
+                    for name in concept.all_names:
+                        words.update(re.findall(r"[a-z]+", name.lower()))
+                text = " ".join(f"{e.question} {e.answer}" for e in getattr(self.answerer, "examples", []))
+                words.update(re.findall(r"[a-z]+", text.lower()))
+            self._words, self._words_of = frozenset(words), self.answerer
+        return self._words
 
     def _similar_questions(self, pred: Any) -> list[QANeighbor]:
         """The answerer's neighbour questions that were asked about a *similar image*: at least as similar to this

@@ -18,6 +18,7 @@ the workspace's threshold.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,30 @@ def check_question(question: object) -> str:
         raise InputFormatError("the question is not valid text (bytes that are not UTF-8); retype it, or set the "
                                "terminal's encoding to UTF-8") from None
     return text
+
+
+# Words that carry no subject of their own: a question made only of these and unknown words says nothing to answer.
+_FUNCTION_WORDS = frozenset(
+    "a an the is are was were be been am do does did can could would should will shall may might must has have had "
+    "this that these those there here it its of in on at to for from by with without and or not no yes what which "
+    "where when who whom whose why how any some me you i we they he she please tell show see image picture "
+    "scan".split())
+
+
+def unreadable_question_reason(question: str, known_words: set[str] | frozenset[str], linked: bool) -> str:
+    """Why a question says nothing the engine can read ("" when it can): it links no concept, and none of its
+    content words (beside :data:`_FUNCTION_WORDS`) is a word of ``known_words`` (the graph's concept names, the
+    answerer's training questions and answers; empty: nothing is refused). "asdf" or "Is there qwerty?" got a
+    guessed answer before, declined only for low confidence."""
+    if linked or not known_words:
+        return ""
+    words = re.findall(r"[a-z]+", question.lower())
+    content = [w for w in words if w not in _FUNCTION_WORDS]
+    if any(w in known_words for w in content):
+        return ""
+    unknown = ", ".join(f"'{w}'" for w in dict.fromkeys(content)) or "nothing but function words"
+    return (f"the question names nothing kgclip knows ({unknown}); ask about a finding, organ, modality or "
+            "plane, e.g. 'Is there a pleural effusion?'")
 
 
 _STATS_SIDE = 512

@@ -175,6 +175,11 @@ class AnswererCore:
             route = route_question(q)
             if route.form == "open":
                 self.kind_answers.setdefault(route.kind, np.zeros(len(self.answers), bool))[int(label)] = True
+        # A size or count question gets an answer shaped like one: "How large is the mass?" was answered
+        # "posteriorly", an answer once given to an open training question the router also reads as size_count.
+        if "size_count" in self.kind_answers:
+            self.kind_answers["size_count"] &= np.array([answer_fits_kind(a, "size_count") for a in self.answers],
+                                                        bool)
         for kind in list(self.kind_answers):
             if kind == "open" or self.kind_answers[kind].sum() < 2:
                 del self.kind_answers[kind]

@@ -13,9 +13,21 @@
   images, so cases added with ``Engine.add_cases`` count at once);
 - **presence of a finding**: the similar cases' findings vote: a case whose text affirms the asked concept, or a
   concept below it in the is-a hierarchy (a case with lobar pneumonia supports pneumonia), votes yes; one that
-  negates it votes no; an uncertain mention counts half; cases that do not mention it do not vote. The votes are
-  weighted by image similarity and blended with the answerer's probability, more as more cases vote;
+  negates it votes no; an uncertain mention counts half; cases that do not mention it do not vote. Only the
+  question's findings vote, and only where the anatomy it names is ("Is there bone marrow edema?" is not answered by
+  another patient's talus edema; :func:`presence_targets`). The votes are weighted by image similarity and blended
+  with the answerer's probability, more as more cases vote. MedPix val (``benchmarks/bench_presence_medpix.py``,
+  1,357 questions from the query cases' own findings): counting a silent case as a weak "no" only trades "yes"
+  accuracy for "no" accuracy (balanced accuracy 0.552 without, 0.541 / 0.538 / 0.522 at weights 0.05 / 0.25 / 1),
+  so silent cases still do not vote;
+- **"What is the diagnosis?"**: the similar cases' own diagnoses, reasoned as a draft's impression, given as a
+  declined guess with the cases it rests on (:data:`DIAGNOSIS_CONFIDENCE`: such answers were right for 2 % of
+  MedPix val images);
 - everything else: the answerer (its open answers are already restricted to the question's kind).
+
+A question about anatomy or a finding that lies only in a body region the image does not show ("Is the brain
+normal?" on a pelvis CT) is declined, saying which region the image shows and how that was decided
+(:func:`question_elsewhere`); questions about the image itself (modality, plane, organ) are not.
 
 Then abstention (:mod:`kgclip.rag.abstain`): an image is in range when it is like one of the answerer's memory
 images or one of the workspace's cases; like only the cases (ones a user added), only answers grounded in them
@@ -25,6 +37,7 @@ images or one of the workspace's cases; like only the cases (ones a user added),
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,14 +56,32 @@ from kgclip.rag.router import HEADER_MODALITY, route_question
 from kgclip.rag.vqa import Answer, Prediction
 
 __all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote",
-           "blend_presence", "case_concept_answer", "mentioned", "CASE_WEIGHT", "OPEN_FROM_CASES",
+           "blend_presence", "case_concept_answer", "mentioned", "presence_targets", "CASE_WEIGHT", "OPEN_FROM_CASES",
            "CASE_SOURCES"]
 
 CASE_WEIGHT = 1.0  # weight of the similar cases' finding votes against the answerer (selected on --split val)
 # Answers that rest on the workspace's cases: the similar cases' findings and metadata, and the metadata classifiers
 # (trained on every case's stored metadata, retrained when cases are added). They stand for an image that is like
 # the workspace's cases but unlike every image the answerer was trained on (kgclip.rag.abstain.answer_abstain_reason).
-CASE_SOURCES = frozenset({"case-votes+answerer", "case-metadata", "case-concepts", "image-classifier"})
+CASE_SOURCES = frozenset({"case-votes+answerer", "case-metadata", "case-concepts", "case-diagnoses",
+                          "image-classifier"})
+# Presence votes: the question's findings vote, in the anatomy it names (presence_targets), and a similar case silent
+# on the finding votes no with this weight (see case_presence_vote; chosen on MedPix val,
+# benchmarks/bench_presence_medpix.py).
+PRESENCE_SPLIT = True
+PRESENCE_SILENCE = 0.0
+# "What is the diagnosis?": the similar cases' diagnoses vote (case_diagnosis_answer) with this temperature (the
+# drafter's), and the answer's confidence is at most DIAGNOSIS_CONFIDENCE, the accuracy such answers had on MedPix
+# val (benchmarks/bench_presence_medpix.py, "diagnosis": 7 of 291 queries, 0.024 [0.007, 0.041], the case's own
+# diagnosis or an is-a relative within 3 levels): below any workspace's threshold, so it is given as a declined guess
+# with the cases it rests on, never as a diagnosis.
+DIAGNOSIS_TEMPERATURE = 0.2
+DIAGNOSIS_CONFIDENCE = 0.04
+# Questions about the image itself ("Is this an MRI of the brain?"): naming another region is what they ask.
+_ABOUT_THE_IMAGE = frozenset({"modality", "organ", "plane"})
+# Abstain on a question about anatomy or a finding that lies only in a region the image does not show ("Is there a
+# midline shift?" on an abdominal CT); see question_elsewhere.
+REGION_CHECK = True
 # Open questions: below this calibrated answerer confidence, the similar cases' shared finding answers instead
 # (0 turns it off; selected on --split val).
 OPEN_FROM_CASES = 0.2
@@ -153,41 +184,102 @@ def case_metadata_vote(question: str, hits: Sequence[Any], temperature: float = 
     return ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
 
 
+# Roots of the concepts a presence question names that say *where* or *how*, not *what* is present: "lung" in
+# "Is there a lung nodule?", "enlarged" in "Is the heart enlarged?", "midline" in "Is there a midline shift?".
+_ANATOMY_ROOTS = frozenset({"anatomical entity", "anatomical set"})
+_DESCRIPTOR_ROOTS = frozenset({"radlex descriptor", "property", "modifier", "qualifier value"})
+
+
+def presence_targets(concept_ids: Sequence[str], graph: ConceptGraph,
+                     cache: dict | None = None) -> tuple[list[str], list[str]]:
+    """``(findings, anatomy)``: the question's concepts split into the findings it asks about and the anatomy they
+    must lie in; descriptors are dropped. A question naming no finding ("Is the heart enlarged?": anatomy and a
+    descriptor) gets no case vote."""
+    from kgclip.rag.impression import root_path
+
+    cache = {} if cache is None else cache
+    findings, anatomy = [], []
+    for cid in dict.fromkeys(concept_ids):
+        if ("roots", cid) not in cache:
+            cache[("roots", cid)] = frozenset(root_path(graph, cid)[-2:]) if cid in graph else frozenset()
+        roots = cache[("roots", cid)]
+        if roots & _ANATOMY_ROOTS:
+            anatomy.append(cid)
+        elif not roots & _DESCRIPTOR_ROOTS:
+            findings.append(cid)
+    return findings, anatomy
+
+
+_CLAUSE = re.compile(r"[^.;\n]+")
+
+
 def case_presence_vote(question_concepts: Sequence[str], hits: Sequence[Any], tagger: ConceptTagger,
                        graph: ConceptGraph, temperature: float = 0.05, hops: int = 3,
-                       cache: dict | None = None) -> tuple[float, int]:
+                       cache: dict | None = None, *, anatomy: Sequence[str] = (),
+                       silence: float = 0.0) -> tuple[float, int]:
     """``(P(yes), number of voting cases)`` for "is <concept> present?" from the similar cases' findings.
 
     A case votes yes when its text affirms a question concept or a concept whose is-a ancestors (up to ``hops``)
-    include it; no when it negates one; an uncertain mention counts half. Weights: ``exp((score - best) / T)``.
-    ``cache`` (any dict kept by the caller) memoises the linking of case texts and the is-a expansions.
+    include it; no when it negates one; an uncertain mention counts half. With ``anatomy`` (the question's "lung" in
+    "lung nodule"), only a mention in a sentence that also names that anatomy, or a part or kind of it, counts: a
+    talus edema does not answer "Is there bone marrow edema?". A case that does not mention the finding at all votes
+    no with weight ``silence`` (reports name what they see; 0: it does not vote). Weights: ``exp((score - best) /
+    T)``. ``cache`` (any dict kept by the caller) memoises the linking of case texts and the graph expansions.
     """
     targets = set(question_concepts)
     if not targets or not hits:
         return 0.5, 0
     cache = {} if cache is None else cache
+    where = set(anatomy)
     top = max(h.score for h in hits)
     num = den = 0.0
     voters = 0
     for hit in hits:
         text = hit.text or ""
         if ("link", text) not in cache:
-            cache[("link", text)] = [(m.concept_id, m.negated, m.uncertain) for m in tagger.link(text)]
+            clauses = [(m.start(), m.end()) for m in _CLAUSE.finditer(text)]
+            cache[("link", text)] = [
+                (m.concept_id, m.negated, m.uncertain,
+                 next((i for i, (a, b) in enumerate(clauses) if a <= m.start < b), -1)) for m in tagger.link(text)]
+        mentions = cache[("link", text)]
+        placed: set[int] = set()  # clauses naming the asked anatomy
+        if where:
+            for cid, _, _, clause in mentions:
+                if ("within", cid) not in cache:
+                    cache[("within", cid)] = _within(graph, cid)
+                if where & cache[("within", cid)]:
+                    placed.add(clause)
         vote = None
-        for cid, negated, uncertain in cache[("link", text)]:
+        for cid, negated, uncertain, clause in mentions:
             if ("up", cid) not in cache:
                 cache[("up", cid)] = expand_concepts(graph, [cid], hops=hops)
-            if not targets & cache[("up", cid)]:
+            if not targets & cache[("up", cid)] or (where and clause not in placed):
                 continue
             value, weight = (0.0 if negated else 1.0), (0.5 if uncertain else 1.0)
             vote = (value, weight) if vote is None or weight > vote[1] else vote
         if vote is None:
-            continue
+            if silence <= 0:
+                continue
+            vote = (0.0, silence)
         w = float(np.exp((hit.score - top) / temperature)) * vote[1]
         num += w * vote[0]
         den += w
         voters += 1
     return ((num / den) if den else 0.5), voters
+
+
+def _within(graph: ConceptGraph, cid: str, hops: int = 8) -> set[str]:
+    """``cid`` and what it is a kind or a part of, up to ``hops`` levels (talus -> ... -> bone)."""
+    from kgclip.ontology.model import IS_A, PART_OF
+
+    out, frontier = {cid}, [cid]
+    for _ in range(hops):
+        frontier = [p for c in frontier if c in graph for p in graph.parents(c, IS_A) + graph.parents(c, PART_OF)
+                    if p not in out]
+        out.update(frontier)
+        if not frontier:
+            break
+    return out
 
 
 def blend_presence(p_model_yes: float, p_cases: float, voters: int, case_weight: float) -> float:
@@ -227,11 +319,58 @@ def case_concept_answer(question: str, hits: Sequence[Any], tagger: ConceptTagge
     return written[best], scores[best] / sum(scores.values())
 
 
+# "What is the most likely diagnosis?", "What condition does the patient have?", "What is on the differential?";
+# not "What test might reveal the diagnosis?".
+_ASKS_DIAGNOSIS = re.compile(r"\b(diagnos[ie]s|disease|differential|condition)\b")
+_NOT_DIAGNOSIS = re.compile(r"\b(test|procedure|done|get to|reveal|make|origin)\b")
+
+
+def asks_for_diagnosis(question: str) -> bool:
+    """Whether an open question asks what the patient has (see :data:`_ASKS_DIAGNOSIS`)."""
+    q = question.lower()
+    return bool(_ASKS_DIAGNOSIS.search(q)) and not _NOT_DIAGNOSIS.search(q) and route_question(question).form == "open"
+
+
+def case_diagnosis_answer(hits: Sequence[Any], tagger: ConceptTagger, graph: ConceptGraph, *,
+                          temperature: float = DIAGNOSIS_TEMPERATURE,
+                          cache: dict | None = None) -> tuple[str, float, tuple[str, ...], str] | None:
+    """``(diagnosis, support, citing cases, concept id)``: the disease the similar cases' own diagnoses support best,
+    as a draft's impression reasons it (:func:`kgclip.rag.impression.reason_impression`: a case votes for its
+    diagnoses and, with half a vote, their is-a parents; weights ``exp((score - best) / T)`` over *all* hits, so
+    cases without a diagnosis dilute it). A case's diagnoses: its ``metadata["diagnosis"]``, else its impression
+    section.
+    ``None`` when no similar case names a disease."""
+    from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights
+    from kgclip.rag.impression import reason_impression
+
+    if not hits:
+        return None
+    cache = {} if cache is None else cache
+    diagnoses = []
+    for hit in hits:
+        md = hit.metadata or {}
+        text = str(md.get("diagnosis") or md.get("impression") or "")
+        if ("dx", text) not in cache:
+            cache[("dx", text)] = [m.concept_id for m in tagger.link(text) if not (m.negated or m.uncertain)]
+        diagnoses.append(cache[("dx", text)])
+    if not any(diagnoses):
+        return None
+    expander = cache.get(("expander", id(graph)))
+    if expander is None:
+        expander = cache[("expander", id(graph))] = GraphExpander(graph, 1)
+    weights = case_weights([h.score for h in hits], temperature)
+    lines = reason_impression([], [h.case_id for h in hits], diagnoses, weights, ConceptSupport(), expander, set(), 1)
+    if not lines:
+        return None
+    return graph.name_of(lines[0].concept), float(lines[0].score), lines[0].cases, lines[0].concept
+
+
 def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequence[Any], evidence: Any, *,
                   tagger: ConceptTagger | None, graph: ConceptGraph | None, image_threshold: float | None,
                   min_confidence: float, case_weight: float = CASE_WEIGHT, open_from_cases: float = OPEN_FROM_CASES,
                   known_cases: set[str] | frozenset[str] = frozenset(), cache: dict | None = None,
-                  image_labels: ImageLabels | None = None) -> Answer:
+                  image_labels: ImageLabels | None = None, presence_split: bool = PRESENCE_SPLIT,
+                  silence: float = PRESENCE_SILENCE, region_check: bool = REGION_CHECK) -> Answer:
     """The answer to give: header / classifiers / case-vote / answerer by kind, then abstention (module docstring).
 
     ``image_labels``: the query image's metadata classifier probabilities (``{"modality": {"CT": 0.9, ...},
@@ -257,13 +396,23 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
         (text, confidence), flags = vote, {"source": "case-metadata", "cases": str(len(hits))}
     elif route.kind == "presence" and tagger is not None and graph is not None and case_weight > 0:
         ids = [m.concept_id for m in pred.concepts if not m.negated]
+        anatomy: list[str] = []
+        if presence_split:
+            ids, anatomy = presence_targets(ids, graph, cache)
         new_hits = [h for h in hits if h.case_id not in known_cases]
-        p_cases, voters = case_presence_vote(ids, new_hits, tagger, graph, cache=cache)
+        p_cases, voters = case_presence_vote(ids, new_hits, tagger, graph, cache=cache, anatomy=anatomy,
+                                             silence=silence)
         if voters and pred.normalized in ("yes", "no"):
             p_model = pred.confidence if pred.normalized == "yes" else 1.0 - pred.confidence
             p_yes = blend_presence(p_model, p_cases, voters, case_weight)
             text, confidence = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
             flags = {"source": "case-votes+answerer", "voting_cases": str(voters)}
+    elif (graph is not None and tagger is not None and route.kind == "open" and asks_for_diagnosis(question)
+          and (dx := case_diagnosis_answer(hits, tagger, graph, cache=cache))):
+        # What the similar cases were diagnosed with, as a draft's impression; its confidence is what such an answer
+        # proved to be worth (DIAGNOSIS_CONFIDENCE), not the share of the vote.
+        text, confidence = dx[0], min(dx[1], DIAGNOSIS_CONFIDENCE)
+        flags = {"source": "case-diagnoses", "cases": ",".join(dx[2]), "support": f"{dx[1]:.2f}"}
     elif (route.kind == "open" and route.form == "open" and tagger is not None and pred.confidence < open_from_cases
           and (found := case_concept_answer(question, hits, tagger, cache=cache))):
         # The answerer is unsure and the similar cases name a finding: answer with the cases' own words.
@@ -272,13 +421,49 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
                     candidates=_final_candidates(pred, text, float(confidence), bool(flags)), flags=flags,
                     route=route.kind)
-    reason = check.reason or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(
+    elsewhere = (question_elsewhere([m.concept_id for m in pred.concepts], check.header, image_labels, hits, graph)
+                 if region_check and graph is not None and route.kind not in _ABOUT_THE_IMAGE else "")
+    reason = check.reason or elsewhere or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(
         _with_confidence(pred, answer.confidence), image_threshold=image_threshold, min_confidence=min_confidence,
         nearest_case=max((float(h.score) for h in hits), default=None),
         from_cases=flags.get("source") in CASE_SOURCES))
+    if reason and flags.get("source") == "case-diagnoses" and not (check.reason or elsewhere):
+        reason = (f"kgclip does not diagnose from the image: the similar cases were diagnosed with {text} "
+                  f"({flags['cases'].replace(',', ', ')}; such answers named the case's own diagnosis for at most "
+                  f"{DIAGNOSIS_CONFIDENCE:.0%} of MedPix validation images); read them as evidence")
     if reason:
         answer.abstained, answer.abstain_reason = True, reason
     return answer
+
+
+_BODY: "weakref.WeakKeyDictionary[ConceptGraph, Any]" = weakref.WeakKeyDictionary()
+
+
+def question_elsewhere(concept_ids: Sequence[str], header: dict[str, Any] | None, image_labels: ImageLabels | None,
+                       hits: Sequence[Any], graph: ConceptGraph) -> str:
+    """Why a question cannot be about this image, or ``""``: it names anatomy or findings that lie only in body
+    regions (:class:`~kgclip.rag.regions.BodyRegions`, through the graph) other than the ones the image shows
+    (:func:`~kgclip.rag.report_scope.image_regions`: header, sure region classifier, or the similar cases' vote).
+    Nothing is decided when the image's region is unknown or a named concept lies in it."""
+    from kgclip.rag.regions import BodyRegions
+    from kgclip.rag.report_scope import image_regions
+
+    if not concept_ids:
+        return ""
+    body = _BODY.get(graph)
+    if body is None:
+        body = _BODY[graph] = BodyRegions(graph)
+    shown, source = image_regions(header, image_labels, hits, body)
+    if not shown:
+        return ""
+    outside = body.outside(concept_ids, shown)
+    if not outside or any(body.of_concept(c) and c not in outside for c in concept_ids):
+        return ""  # nothing it names is placed elsewhere, or something it names lies in the image's region
+    where = sorted({r for c in outside for r in body.of_concept(c)})
+    names = ", ".join(dict.fromkeys(graph.name_of(c) for c in outside))
+    return (f"the question is about the {'/'.join(where)} ({names}), and this image shows the "
+            f"{'/'.join(sorted(shown))} ({source}); ask about what the image shows, or pass an image of the "
+            f"{'/'.join(where)}")
 
 
 def _final_candidates(pred: Prediction, text: str, confidence: float, grounded: bool) -> list[tuple[str, float]]:

@@ -28,7 +28,7 @@ from kgclip.ontology.model import IS_A, ConceptGraph
 from kgclip.rag.consensus import ConceptSupport, GraphExpander
 from kgclip.rag.evidence import indefinite_article
 
-__all__ = ["reason_impression", "supported_first", "is_disease", "ImpressionLine"]
+__all__ = ["reason_impression", "supported_first", "is_disease", "root_path", "ImpressionLine"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ _DISEASE_ROOTS = {"disease", "disorder"}
 _SYMPTOM_ROOTS = {"symptom", "sign or symptom", "sign", "symptoms"}
 
 
-def _root_path(graph: ConceptGraph, cid: str, limit: int = 25) -> list[str]:
+def root_path(graph: ConceptGraph, cid: str, limit: int = 25) -> list[str]:
     """Names of the first-parent is-a chain above ``cid`` (nearest first)."""
     out, node = [], cid
     for _ in range(limit):
@@ -69,7 +69,7 @@ def is_disease(graph: ConceptGraph | None, cid: str) -> bool:
     concept = graph.get(cid)
     if cid.startswith("SYMP:") or (concept is not None and concept.source == "symp"):
         return False
-    path = _root_path(graph, cid)
+    path = root_path(graph, cid)
     if _SYMPTOM_ROOTS & set(path):
         return False
     from_do = cid.startswith("DOID:") or (concept is not None and concept.source == "doid")

@@ -126,6 +126,25 @@ def vote_modality(hits: Sequence[CaseHit], weights: np.ndarray, share: float) ->
     return best if best and total[best] >= share * float(np.sum(weights)) and total[best] > 0.0 else ""
 
 
+def image_regions(header: dict | None, image_labels: ImageLabels | None, hits: Sequence[CaseHit],
+                  body: BodyRegions | None, *, temperature: float = 0.2, share: float = 0.7,
+                  region_threshold: float = REGION_THRESHOLD) -> tuple[frozenset[str], str]:
+    """``(regions, source)``: the body regions an image shows, as a draft's scope decides them without a caller's
+    region: the DICOM header's ``BodyPartExamined``, else the region classifier when sure, else the weighted vote of
+    the similar ``hits`` (``share`` of the vote). ``(frozenset(), "")`` when none decides."""
+    found_label = regions_of_label(str((header or {}).get("body_part") or ""))
+    if found_label:
+        return found_label, "the DICOM header"
+    found = confident_label(image_labels, "region", region_threshold)
+    if found:
+        return frozenset({found[0]}), f"the region classifier ({found[0]} {found[1]:.2f})"
+    if not hits:
+        return frozenset(), ""
+    voted = vote_region([case_regions(h, body, ()) for h in hits], case_weights([h.score for h in hits], temperature),
+                        share)
+    return voted, ("the similar cases' regions" if voted else "")
+
+
 def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: BodyRegions | None, *,
                temperature: float, region_vote: float, query_region: str | Sequence[str] | None,
                region_voters: int | None = None,

@@ -75,8 +75,9 @@ _ANSWER_PATTERNS: dict[str, re.Pattern[str]] = {
                         r"anteroposterior|supine|upright|decubitus)\b"),
     "modality": re.compile(r"\b(ct|mri|mr|x ?ray|xray|radiograph\w*|ultrasound|us|t1|t2|flair|dwi|pet|"
                            r"contrast|angiogra\w*|fluoroscop\w*|mammogra\w*|weighted|gadolinium|iv|oral)\b"),
-    "size_count": re.compile(r"\b(\d+(\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|many|several|"
-                             r"single|multiple|none|cm|mm|small|large|enlarged|normal)\b"),
+    "size_count": re.compile(r"\b(\d+(\.\d+)?(cm|mm)?|one|two|three|four|five|six|seven|eight|nine|ten|many|"
+                             r"several|single|multiple|none|cm|mm|small|large|larger|smaller|enlarged|normal|half|"
+                             r"less|more|wide|width|entire|whole)\b"),
 }
 
 # DICOM Modality (0008,0060) -> how answers name it. Only image modalities: RT/SR/ECG are refused before this.

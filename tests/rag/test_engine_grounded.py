@@ -80,6 +80,20 @@ def test_added_cases_vote_at_once(built, tmp_path):
     # The answerer was trained on no such image, and the cases do not answer an open question: decline, saying why.
     open_answer = engine.ask(query, "What is the abnormality?")
     assert open_answer.abstained and "only the workspace's cases" in open_answer.abstain_reason
+    # A question about anatomy the image does not show (its similar cases are chest cases) is declined, saying so.
+    brain = engine.ask(query, "Is the brain normal?")
+    assert brain.abstained and brain.abstain_reason.startswith("the question is about the head (brain)")
+    assert "chest" in brain.abstain_reason
+
+
+def test_a_question_naming_nothing_known_is_declined(built):
+    engine, data, _ = built
+    image = data / "images" / "synth010.png"
+    for question in ("asdf", "Is there qwertyuiop?"):
+        answer = engine.ask(image, question)
+        assert answer.abstained and "names nothing kgclip knows" in answer.abstain_reason, question
+    assert "'qwertyuiop'" in engine.ask(image, "Is there qwertyuiop?").abstain_reason
+    assert not engine.ask(image, "Is there a pleural effusion?").abstained
 
 
 def test_cli_checks_inputs_first_and_says_cannot_answer(built, tmp_path, capsys):

@@ -8,7 +8,7 @@ from kgclip.rag.abstain import InputCheck
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.grounding import (blend_presence, case_concept_answer, case_metadata_vote, case_presence_vote,
-                                  ground_answer, header_answer, out_of_range_answer)
+                                  ground_answer, header_answer, out_of_range_answer, presence_targets)
 from kgclip.rag.vqa import Prediction
 from kgclip.testing import tiny_graph
 
@@ -48,6 +48,23 @@ def test_similar_cases_vote_on_presence_with_negation_and_is_a(tagger):
     p, n = case_presence_vote(["RADLEX:RID5352"], hits, tagger, graph)  # nobody mentions pneumothorax
     assert n == 0 and p == 0.5
     assert blend_presence(0.2, 1.0, 2, 1.0) == pytest.approx(0.6) and blend_presence(0.2, 1.0, 2, 0.0) == 0.2
+
+
+def test_presence_votes_count_the_asked_finding_where_the_question_places_it(tagger):
+    graph = tiny_graph()
+    lung, consolidation, brain = "RADLEX:RID1301", "RADLEX:RID28530", "RADLEX:RID6434"
+    # "Is there lung consolidation?": the finding votes, the anatomy only says where.
+    assert presence_targets([lung, consolidation], graph) == ([consolidation], [lung])
+    assert presence_targets([brain], graph) == ([], [brain])  # "Is the brain normal?": no finding, no case vote
+    hits = [_hit("a", 0.9, "Consolidation of the left lung."), _hit("b", 0.9, "Consolidation. The lungs are clear."),
+            _hit("c", 0.9, "Consolidation in the brain."), _hit("d", 0.9, "Cardiomegaly.")]
+    p, n = case_presence_vote([consolidation], hits, tagger, graph)
+    assert (p, n) == (1.0, 3)  # anywhere: three cases, one of them the brain
+    p, n = case_presence_vote([consolidation], hits, tagger, graph, anatomy=[lung])
+    assert (p, n) == (1.0, 1)  # only a mention in a sentence naming the lung counts
+    # A case silent on the finding votes no at the silence weight: one yes and three half noes.
+    p, n = case_presence_vote([consolidation], hits, tagger, graph, anatomy=[lung], silence=0.5)
+    assert n == 4 and p == pytest.approx(1.0 / 2.5)
 
 
 def test_case_metadata_votes_on_modality_and_region():
@@ -114,3 +131,55 @@ def test_candidates_follow_the_grounded_answer(tagger):
     alone = ground_answer(pred, "Is there a pleural effusion?", ok, [], None, tagger=tagger, graph=tiny_graph(),
                           image_threshold=0.5, min_confidence=0.0)
     assert alone.candidates == pred.candidates  # the answerer answered: its own distribution
+
+
+def test_a_question_about_a_region_the_image_does_not_show_is_declined(tagger):
+    from kgclip.rag.concepts import LinkedConcept
+    from kgclip.rag.grounding import question_elsewhere
+
+    graph = tiny_graph()
+    brain, lung = "RADLEX:RID6434", "RADLEX:RID1301"
+    head_ct = {"source_format": "dicom", "modality": "CT", "body_part": "HEAD"}
+    assert question_elsewhere([lung], head_ct, None, [], graph).startswith(
+        "the question is about the chest (lung), and this image shows the head (the DICOM header)")
+    assert question_elsewhere([lung, brain], head_ct, None, [], graph) == ""  # it names the head too
+    assert question_elsewhere([lung], {}, None, [], graph) == ""  # the image's region is unknown
+    # The similar cases' regions decide when neither the header nor a sure classifier does.
+    chest_cases = [_hit(f"c{i}", 0.9, "", body_part="CHEST") for i in range(3)]
+    assert "(the similar cases' regions)" in question_elsewhere([brain], {}, None, chest_cases, graph)
+    assert question_elsewhere([brain], {}, {"region": {"head": 0.95, "chest": 0.05}}, chest_cases, graph) == ""
+    # Through ground_answer: a presence question is declined; "Is this an MRI of the brain?" is about the image.
+    mention = LinkedConcept(brain, "brain", 7, 12, "brain")
+    pred = Prediction("yes", "yes", 0.9, "closed", [("Yes", 0.9), ("No", 0.1)], [], [mention], raw_confidence=0.9,
+                      form="yes/no", route="presence", image_similarity=0.95)
+    ct = InputCheck(True, "", head_ct | {"body_part": "CHEST"})
+    answer = ground_answer(pred, "Is the brain normal?", ct, [], None, tagger=tagger, graph=graph,
+                           image_threshold=0.5, min_confidence=0.0)
+    assert answer.abstained and answer.abstain_reason.startswith("the question is about the head")
+    organ = ground_answer(pred, "Is this a CT of the brain?", ct, [], None, tagger=tagger, graph=graph,
+                          image_threshold=0.5, min_confidence=0.0)
+    assert organ.route == "modality" and not organ.abstain_reason.startswith("the question is about")
+
+
+def test_a_diagnosis_question_gets_the_similar_cases_diagnoses_as_a_declined_guess(tagger):
+    from kgclip.rag.grounding import DIAGNOSIS_CONFIDENCE, asks_for_diagnosis, case_diagnosis_answer
+
+    graph = tiny_graph()
+    assert asks_for_diagnosis("What is the most likely diagnosis?")
+    assert asks_for_diagnosis("What condition does the patient have?")
+    assert not asks_for_diagnosis("What test might reveal the diagnosis?")
+    assert not asks_for_diagnosis("Is this consistent with pneumonia?")  # yes/no: a presence question
+    hits = [_hit("a", 0.9, "Right lower lobe consolidation.", diagnosis="Lung adenocarcinoma"),
+            _hit("b", 0.88, "Mass.", impression="Findings most consistent with lung cancer."),
+            _hit("c", 0.7, "Consolidation.", diagnosis="Pneumonia"), _hit("d", 0.9, "Normal.")]
+    name, support, cases, concept = case_diagnosis_answer(hits, tagger, graph)
+    # Adenocarcinoma (a) and lung cancer (b, and a through is-a) vote; lung cancer's is-a child is not a differential.
+    assert concept in ("DOID:3910", "DOID:1324") and set(cases) & {"a", "b"} and 0 < support < 1
+    assert case_diagnosis_answer([_hit("d", 0.9, "Normal.")], tagger, graph) is None
+    pred = Prediction("t2", "t2", 0.3, "open", [("t2", 0.3)], [], [], raw_confidence=0.3, form="open", route="open",
+                      image_similarity=0.95)
+    answer = ground_answer(pred, "What is the most likely diagnosis?", InputCheck(True), hits, None, tagger=tagger,
+                           graph=graph, image_threshold=0.5, min_confidence=0.1)
+    assert answer.flags["source"] == "case-diagnoses" and answer.text == name
+    assert answer.confidence <= DIAGNOSIS_CONFIDENCE and answer.abstained
+    assert answer.abstain_reason.startswith("kgclip does not diagnose from the image") and "[" not in answer.text
