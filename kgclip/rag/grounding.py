@@ -439,20 +439,27 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
 _BODY: "weakref.WeakKeyDictionary[ConceptGraph, Any]" = weakref.WeakKeyDictionary()
 
 
+def _body(graph: ConceptGraph) -> Any:
+    """The :class:`~kgclip.rag.regions.BodyRegions` of ``graph``, built once per graph."""
+    from kgclip.rag.regions import BodyRegions
+
+    body = _BODY.get(graph)
+    if body is None:
+        body = _BODY[graph] = BodyRegions(graph)
+    return body
+
+
 def question_elsewhere(concept_ids: Sequence[str], header: dict[str, Any] | None, image_labels: ImageLabels | None,
                        hits: Sequence[Any], graph: ConceptGraph) -> str:
     """Why a question cannot be about this image, or ``""``: it names anatomy or findings that lie only in body
     regions (:class:`~kgclip.rag.regions.BodyRegions`, through the graph) other than the ones the image shows
     (:func:`~kgclip.rag.report_scope.image_regions`: header, sure region classifier, or the similar cases' vote).
     Nothing is decided when the image's region is unknown or a named concept lies in it."""
-    from kgclip.rag.regions import BodyRegions
     from kgclip.rag.report_scope import image_regions
 
     if not concept_ids:
         return ""
-    body = _BODY.get(graph)
-    if body is None:
-        body = _BODY[graph] = BodyRegions(graph)
+    body = _body(graph)
     shown, source = image_regions(header, image_labels, hits, body)
     if not shown:
         return ""
