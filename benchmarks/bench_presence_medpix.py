@@ -17,8 +17,9 @@ cases it was not trained on, as a user who adds a collection does:
   a midline shift?" on an abdominal CT), asked as "Is there <concept name>?";
 * variants, each over the same questions in the same run: ``current`` (every question concept votes, a silent case
   does not vote: the behaviour before this bench), ``split`` (:func:`~kgclip.rag.grounding.presence_targets`: only
-  the question's findings vote, and only where the anatomy it names is), and ``split`` with a silent case voting no
-  at weight ``silence``;
+  the question's findings vote, and only where the anatomy it names is), ``split_region`` (and a question about a
+  region the image does not show is declined: :func:`~kgclip.rag.grounding.question_elsewhere`; the engine's
+  default), and ``split`` with a silent case voting no at weight ``silence``;
 * figures per variant: accuracy over every question (abstained ones by their text), per group, over the answers not
   abstained (``acc_answered``, ``coverage``), the share whose answer came from the cases, and the paired bootstrap 95 %
   CI of each variant minus ``current``; ``balanced`` (the mean of the "yes" accuracy and of the two "no" groups'
