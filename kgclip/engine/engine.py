@@ -44,7 +44,7 @@ from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.abstain import InputCheck, check_input, check_question, unreadable_question_reason
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
-from kgclip.rag.grounding import ground_answer, out_of_range_answer
+from kgclip.rag.grounding import asks_for_diagnosis, ground_answer, out_of_range_answer
 from kgclip.rag.regions import BodyRegions, check_region_label, regions_of_label
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
@@ -245,15 +245,25 @@ class Engine:
         # calibrated abstention (kgclip.rag.grounding). The image hits carry their report sections: their
         # impressions are what a diagnosis question votes on.
         image_hits = [self._with_sections(c) for c in cases if c.via == "image"]
+        diagnosis = self._draft_diagnosis(loaded) if self.config.use_kg and asks_for_diagnosis(question) else None
         answer = ground_answer(pred, question, check, image_hits, evidence, tagger=self.tagger,
                                graph=self.graph if self.config.use_kg else None,
                                image_threshold=self.answerer.meta.get("image_sim_threshold"),
                                min_confidence=self.answerer.min_confidence,
                                known_cases=frozenset(self.answerer.core.train_keys),
-                               image_labels=self.image_labels(vec))
+                               image_labels=self.image_labels(vec), diagnosis=diagnosis)
         if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer
+
+    def _draft_diagnosis(self, image: LoadedImage) -> tuple[str, float, tuple[str, ...], str] | None:
+        """The leading impression of the image's draft as a diagnosis answer (``(name, score, cases, concept)``), so
+        that "What is the diagnosis?" and the draft never name two diagnoses; ``None`` when the draft has none."""
+        report = self.draft_report(image)
+        if not report.impression or not report.impression[0].concepts:
+            return None
+        lead = report.impression[0]
+        return self.graph.name_of(lead.concepts[0]), float(lead.score), tuple(lead.cases), lead.concepts[0]
 
     def _known_words(self) -> frozenset[str]:
         """Every word of the graph's concept names and synonyms, and of the answerer's training questions and

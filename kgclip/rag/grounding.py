@@ -370,11 +370,16 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
                   min_confidence: float, case_weight: float = CASE_WEIGHT, open_from_cases: float = OPEN_FROM_CASES,
                   known_cases: set[str] | frozenset[str] = frozenset(), cache: dict | None = None,
                   image_labels: ImageLabels | None = None, presence_split: bool = PRESENCE_SPLIT,
-                  silence: float = PRESENCE_SILENCE, region_check: bool = REGION_CHECK) -> Answer:
+                  silence: float = PRESENCE_SILENCE, region_check: bool = REGION_CHECK,
+                  diagnosis: tuple[str, float, tuple[str, ...], str] | None = None) -> Answer:
     """The answer to give: header / classifiers / case-vote / answerer by kind, then abstention (module docstring).
 
     ``image_labels``: the query image's metadata classifier probabilities (``{"modality": {"CT": 0.9, ...},
     "plane": ..., "region": ...}``, :meth:`kgclip.models.metadata_heads.MetadataHeads.predict`); ``None``: none.
+
+    ``diagnosis``: for a diagnosis question, the answer already reasoned (as :func:`case_diagnosis_answer` returns
+    it; ``Engine.ask`` gives its draft's leading impression, so the page never shows two diagnoses); ``None``: the
+    ``hits`` vote.
 
     ``known_cases``: case ids the answerer was trained on (its memory images). They do not vote on presence: the
     answerer already weighs what their questions say, and counting them twice made validation answers worse
@@ -408,7 +413,7 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
             text, confidence = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
             flags = {"source": "case-votes+answerer", "voting_cases": str(voters)}
     elif (graph is not None and tagger is not None and route.kind == "open" and asks_for_diagnosis(question)
-          and (dx := case_diagnosis_answer(hits, tagger, graph, cache=cache))):
+          and (dx := diagnosis or case_diagnosis_answer(hits, tagger, graph, cache=cache))):
         # What the similar cases were diagnosed with, as a draft's impression; its confidence is what such an answer
         # proved to be worth (DIAGNOSIS_CONFIDENCE), not the share of the vote.
         text, confidence = dx[0], min(dx[1], DIAGNOSIS_CONFIDENCE)

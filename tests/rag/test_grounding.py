@@ -183,3 +183,8 @@ def test_a_diagnosis_question_gets_the_similar_cases_diagnoses_as_a_declined_gue
     assert answer.flags["source"] == "case-diagnoses" and answer.text == name
     assert answer.confidence <= DIAGNOSIS_CONFIDENCE and answer.abstained
     assert answer.abstain_reason.startswith("kgclip does not diagnose from the image") and "[" not in answer.text
+    # The engine passes its draft's leading impression, so the page never names two diagnoses.
+    given = ground_answer(pred, "What is the most likely diagnosis?", InputCheck(True), hits, None, tagger=tagger,
+                          graph=graph, image_threshold=0.5, min_confidence=0.1,
+                          diagnosis=("pneumonia", 0.4, ("c",), "DOID:552"))
+    assert given.text == "pneumonia" and given.flags["cases"] == "c" and "(c;" in given.abstain_reason
