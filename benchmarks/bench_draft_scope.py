@@ -38,7 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kgclip.config import shared_data_dir  # noqa: E402 - after the sys.path insert above
+from kgclip.config import dataset_dir  # noqa: E402 - after the sys.path insert above
 
 
 def top1_vote(regions: list[frozenset[str]], weights: np.ndarray, share: float) -> frozenset[str]:
@@ -72,10 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     from kgclip.rag.regions import BodyRegions, regions_of_label
     from kgclip.rag.report_scope import case_regions, scope_hits
 
-    shared = shared_data_dir()
-    if not args.medpix and shared is None:
-        raise SystemExit("no MedPix 2.0 folder: pass --medpix DIR (the shared data folder was not found)")
-    medpix = Path(args.medpix) if args.medpix else shared / "medpix-2.0"
+    medpix = dataset_dir(args.medpix, "medpix-2.0")
     start = time.perf_counter()
     graph = load_ontologies()
     body = BodyRegions(graph)

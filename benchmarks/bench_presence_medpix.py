@@ -55,7 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kgclip.config import shared_data_dir  # noqa: E402 - after the sys.path insert above
+from kgclip.config import dataset_dir  # noqa: E402 - after the sys.path insert above
 
 # name -> (presence_split, silence, region_check)
 VARIANTS = {"current": (False, 0.0, False), "split": (True, 0.0, False), "split_region": (True, 0.0, True),
@@ -92,10 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     from kgclip.rag.grounding import case_diagnosis_answer, ground_answer, presence_targets
     from kgclip.stats import bootstrap_ci
 
-    shared = shared_data_dir()
-    if not args.medpix and shared is None:
-        raise SystemExit("no MedPix 2.0 folder: pass --medpix DIR (the shared data folder was not found)")
-    medpix = Path(args.medpix) if args.medpix else shared / "medpix-2.0"
+    medpix = dataset_dir(args.medpix, "medpix-2.0")
     start = time.perf_counter()
     engine = Engine.load(args.workspace)
     graph, tagger = engine.graph, engine.tagger

@@ -32,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kgclip.config import shared_data_dir  # noqa: E402 - after the sys.path insert above
+from kgclip.config import dataset_dir  # noqa: E402 - after the sys.path insert above
 
 VARIANTS = {"old": (), "dangling": ("dangling",), "seen": ("seen",), "new": ("dangling", "seen", "ruled")}
 
@@ -56,10 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     from kgclip.rag.regions import BodyRegions
     from kgclip.stats import bootstrap_ci
 
-    shared = shared_data_dir()
-    if not args.medpix and shared is None:
-        raise SystemExit("no MedPix 2.0 folder: pass --medpix DIR (the shared data folder was not found)")
-    medpix = Path(args.medpix) if args.medpix else shared / "medpix-2.0"
+    medpix = dataset_dir(args.medpix, "medpix-2.0")
     graph = load_ontologies()
     tagger = MemoTagger(ConceptTagger(graph))
     new = {"dangling": S.SectionSentence.dangling, "seen": S._MODALITY_SEEN, "ruled": IMP._ruled_out}

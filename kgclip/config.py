@@ -104,3 +104,13 @@ def shared_data_dir() -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
+
+
+def dataset_dir(given: str | os.PathLike | None, name: str, option: str = "--medpix") -> Path:
+    """``given`` when set, else ``<shared data>/<name>``; :class:`ConfigError` naming ``option`` when neither."""
+    if given:
+        return Path(given)
+    shared = shared_data_dir()
+    if shared is None:
+        raise ConfigError(f"no {name} folder: pass {option} DIR (the shared data folder was not found)")
+    return shared / name
