@@ -9,7 +9,7 @@ import pytest
 
 from kgclip.errors import ImageReadError, InputFormatError
 from kgclip.eval.ood import out_of_range_inputs
-from kgclip.rag.abstain import answer_abstain_reason, check_input, check_question
+from kgclip.rag.abstain import answer_abstain_reason, check_input, check_question, unreadable_question_reason
 from kgclip.rag.vqa import Prediction
 
 
@@ -82,3 +82,13 @@ def test_cases_added_to_the_workspace_bring_an_image_into_range():
     assert "only the workspace's cases" in alone and "kgclip vqa fit" in alone
     assert "not confident" in answer_abstain_reason(pred, image_threshold=0.8, min_confidence=0.95,
                                                     nearest_case=0.95, from_cases=True)
+
+
+def test_a_question_naming_only_unknown_words_is_unreadable():
+    known = frozenset({"effusion", "pleural", "ct", "mass"})
+    assert "'asdf'" in unreadable_question_reason("asdf", known, linked=False)
+    assert "'qwerty'" in unreadable_question_reason("Is there qwerty?", known, linked=False)
+    assert unreadable_question_reason("Is this a CT?", known, linked=False) == ""  # a known word
+    assert unreadable_question_reason("Is there qwerty?", known, linked=True) == ""  # a linked concept
+    assert unreadable_question_reason("What do you see?", known, linked=False) == ""  # nothing unknown either
+    assert unreadable_question_reason("asdf", frozenset(), linked=False) == ""  # no vocabulary: refuse nothing
