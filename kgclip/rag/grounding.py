@@ -436,9 +436,21 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
         reason = (f"kgclip does not diagnose from the image: the similar cases were diagnosed with {text} "
                   f"({flags['cases'].replace(',', ', ')}; such answers named the case's own diagnosis for at most "
                   f"{DIAGNOSIS_CONFIDENCE:.0%} of MedPix validation images); read them as evidence")
+    if (not reason and graph is not None and tagger is not None and flags.get("source", "") in ("", "case-concepts")
+            and route.kind == "open" and asks_for_diagnosis(question) and not _names_disease(text, tagger, graph)):
+        # "What is the most likely diagnosis?" -> "heart": no similar case has a diagnosis, and the guess is none.
+        reason = (f"no similar case names a diagnosis, and the guess ({text!r}) is not a disease; add cases with an "
+                  "impression or diagnosis to answer such questions")
     if reason:
         answer.abstained, answer.abstain_reason = True, reason
     return answer
+
+
+def _names_disease(text: str, tagger: ConceptTagger, graph: ConceptGraph) -> bool:
+    """Whether an answer links to a disease concept (:func:`kgclip.rag.impression.is_disease`)."""
+    from kgclip.rag.impression import is_disease
+
+    return any(is_disease(graph, m.concept_id) for m in tagger.link(text) if not m.negated)
 
 
 _BODY: "weakref.WeakKeyDictionary[ConceptGraph, Any]" = weakref.WeakKeyDictionary()

@@ -188,3 +188,15 @@ def test_a_diagnosis_question_gets_the_similar_cases_diagnoses_as_a_declined_gue
                           graph=graph, image_threshold=0.5, min_confidence=0.1,
                           diagnosis=("pneumonia", 0.4, ("c",), "DOID:552"))
     assert given.text == "pneumonia" and given.flags["cases"] == "c" and "(c;" in given.abstain_reason
+
+
+def test_a_diagnosis_question_without_diagnosed_cases_declines_a_guess_that_is_no_disease(tagger):
+    graph = tiny_graph()
+    hits = [_hit("a", 0.9, "Pleural effusion.")]  # no diagnosis, no impression
+    for guess, declined in (("lung", True), ("pneumonia", False)):
+        pred = Prediction(guess, guess, 0.9, "open", [(guess, 0.9)], [], [], raw_confidence=0.9, form="open",
+                          route="open", image_similarity=0.95)
+        answer = ground_answer(pred, "What is the most likely diagnosis?", InputCheck(True), hits, None,
+                               tagger=tagger, graph=graph, image_threshold=0.5, min_confidence=0.1)
+        assert answer.abstained == declined, guess
+        assert not declined or answer.abstain_reason.startswith("no similar case names a diagnosis")
