@@ -1,6 +1,6 @@
 """Presence questions ("Is there <finding>?") answered with the user's similar cases, on MedPix *validation* only.
 
-    python benchmarks/bench_presence_medpix.py --workspace DIR [--seeds 0,1,2] [--out FILE]
+    python benchmarks/bench_presence_medpix.py --workspace DIR [--seeds 0,1,2]
 
 ``DIR`` is an engine workspace whose answerer answers (``kgclip demo --out DIR`` makes one); its cases are not used.
 For a presence question the engine blends the answerer with the votes of the similar cases' findings
@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workspace", required=True, help="an engine workspace (kgclip demo --out DIR)")
     parser.add_argument("--seeds", default="0,1,2", help="val carve-out seeds (comma-separated)")
     parser.add_argument("--medpix", default=None, help="MedPix 2.0 folder (default: the shared data)")
-    parser.add_argument("--out", default=None, help="also append the JSON line to this file")
     args = parser.parse_args(argv)
 
     from tqdm.auto import tqdm
@@ -198,11 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
                         **{f"n_support_ge_{t}": int((support >= t).sum()) for t in (0.3, 0.5, 0.7)}}
     out["chosen_by_balanced"] = max(VARIANTS, key=lambda v: (out[v]["balanced"], v == "current"))
     out["seconds"] = round(time.perf_counter() - start, 1)
-    line = json.dumps(out)
-    if args.out:
-        with open(args.out, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-    print(line)
+    print(json.dumps(out))
     return out
 
 

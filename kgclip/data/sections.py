@@ -63,11 +63,12 @@ _MODALITY_HEAD = {"ct": "CT", "cta": "CT", "hrct": "CT", "mr": "MR", "mri": "MR"
                   "angiography": "XA", "mammogram": "MG", "mammography": "MG"}
 _MODALITY_RE = re.compile(r"(?i)(?:^|(?<=[\s.;]))(" + "|".join(
     re.escape(k) for k in sorted(_MODALITY_HEAD, key=len, reverse=True)) + r")\s*:\s*")
+# The words that name a study's modality in running text (read by _modality_word).
+_MODALITY_WORDS = r"(cts?|mris?|mr|ultrasound|sonograph\w*|radiographs?|x-rays?|cxrs?|plain films?|kub|pet)\b"
 # A sentence that names its own modality as it opens ("CT of the chest reveals ...", "PA chest radiograph shows").
 _MODALITY_OPEN = re.compile(r"(?i)^(?:the\s+|an?\s+|on\s+|axial\s+|coronal\s+|sagittal\s+|contrast[- ]enhanced\s+|"
                             r"non[- ]?contrast\s+|pa\s+|ap\s+|and\s+|lateral\s+|frontal\s+|portable\s+|chest\s+|"
-                            r"abdominal\s+|pelvic\s+|head\s+|brain\s+|t[12][- ]weighted\s+)*(cts?|mris?|mr|"
-                            r"ultrasound|sonograph\w*|radiographs?|x-rays?|cxrs?|plain films?|kub|pet)\b")
+                            r"abdominal\s+|pelvic\s+|head\s+|brain\s+|t[12][- ]weighted\s+)*" + _MODALITY_WORDS)
 # Opening words -> modality (a plural as its singular: "CXRs show ...", "CTs demonstrate ...").
 _OPEN_MODALITY = {"ct": "CT", "mr": "MR", "mri": "MR", "pet": "NM", "cxr": "XR", "kub": "XR"}
 # A sentence naming, anywhere, the study its finding was seen on ("Increased volumes are seen on CXR.", "a fluid
@@ -76,10 +77,8 @@ _OPEN_MODALITY = {"ct": "CT", "mr": "MR", "mri": "MR", "pet": "NM", "cxr": "XR",
 _MODALITY_SEEN = re.compile(r"(?i)\b(?:on|at|by)\s+(?:the\s+|an?\s+|prior\s+|previous\s+|follow[- ]?up\s+|"
                             r"subsequent\s+|initial\s+|repeat\s+|chest\s+|abdominal\s+|pelvic\s+|head\s+|"
                             r"contrast[- ]enhanced\s+|non[- ]?contrast\s+|pa\s+|ap\s+|lateral\s+|plain\s+|axial\s+|"
-                            r"coronal\s+|sagittal\s+|t[12][- ]weighted\s+)*(cts?|mris?|mr|ultrasound|sonograph\w*|"
-                            r"radiographs?|x-rays?|cxrs?|plain films?|kub|pet)\b")
-_MODALITY_WORD = re.compile(r"(?i)\b(cts?|mris?|mr|ultrasound|sonograph\w*|radiographs?|x-rays?|cxrs?|plain films?|"
-                            r"kub|pet)\b")
+                            r"coronal\s+|sagittal\s+|t[12][- ]weighted\s+)*" + _MODALITY_WORDS)
+_MODALITY_WORD = re.compile(r"(?i)\b" + _MODALITY_WORDS)
 # A sentence that opens by pointing back at one before it ("It measures 8 mm.", "These findings are consistent
 # with ...", "This lesion measures 2.8 cm."): drafted without its own case's sentence before it, it would point at
 # another patient's finding. It still votes for its concepts; it is never drafted (:attr:`SectionSentence.dangling`).

@@ -45,7 +45,7 @@ from kgclip.rag.consensus import GraphExpander
 from kgclip.rag.abstain import InputCheck, check_input, check_question, unreadable_question_reason
 from kgclip.rag.evidence import CaseHit, Evidence, KGFact, QANeighbor, kg_facts
 from kgclip.rag.grounding import asks_for_diagnosis, ground_answer, out_of_range_answer
-from kgclip.rag.regions import BodyRegions, check_region_label, regions_of_label
+from kgclip.rag.regions import BodyRegions, body_regions, check_region_label, regions_of_label
 from kgclip.rag.report import DraftReport, draft_from_cases
 from kgclip.rag.vqa import Answer, VQAAnswerer
 
@@ -245,7 +245,8 @@ class Engine:
         # calibrated abstention (kgclip.rag.grounding). The image hits carry their report sections: their
         # impressions are what a diagnosis question votes on.
         image_hits = [self._with_sections(c) for c in cases if c.via == "image"]
-        diagnosis = self._draft_diagnosis(loaded) if self.config.use_kg and asks_for_diagnosis(question) else None
+        diagnosis = (self._draft_diagnosis(loaded, vec) if self.config.use_kg and asks_for_diagnosis(question)
+                     else None)
         answer = ground_answer(pred, question, check, image_hits, evidence, tagger=self.tagger,
                                graph=self.graph if self.config.use_kg else None,
                                image_threshold=self.answerer.meta.get("image_sim_threshold"),
@@ -256,26 +257,28 @@ class Engine:
             answer = self.llm.rewrite_answer(answer)
         return answer
 
-    def _draft_diagnosis(self, image: LoadedImage) -> tuple[str, float, tuple[str, ...], str] | None:
+    def _draft_diagnosis(self, image: LoadedImage, vec: np.ndarray) -> tuple[str, float, tuple[str, ...], str] | None:
         """The leading impression of the image's draft as a diagnosis answer (``(name, score, cases, concept)``), so
-        that "What is the diagnosis?" and the draft never name two diagnoses; ``None`` when the draft has none."""
-        report = self.draft_report(image)
+        that "What is the diagnosis?" and the draft never name two diagnoses; ``None`` when the draft has none. The
+        image is not embedded again, and no LLM rewrites a report nobody reads."""
+        report = self._draft(image, vec, k=check_k(self.config.draft_k, len(self.cases)))
         if not report.impression or not report.impression[0].concepts:
             return None
         lead = report.impression[0]
         return self.graph.name_of(lead.concepts[0]), float(lead.score), tuple(lead.cases), lead.concepts[0]
 
     def _known_words(self) -> frozenset[str]:
-        """Every word of the graph's concept names and synonyms, and of the answerer's training questions and
-        answers (memoised per answerer; empty without a graph: then no question is refused as unreadable)."""
+        """The words the linker's lexicon is made of (every concept name and synonym, plurals folded) and those of
+        the answerer's training questions and answers (memoised per answerer; empty without a tagger: then no
+        question is refused as unreadable)."""
         if self._words_of is not self.answerer:
             words: set[str] = set()
-            if self.graph is not None:
-                for concept in self.graph.concepts(include_deprecated=False):
-                    for name in concept.all_names:
-                        words.update(re.findall(r"[a-z]+", name.lower()))
+            if self.tagger is not None:
+                from kgclip.text.lexicon import normalize_token
+
+                words.update(self.tagger.linker.lexicon.vocabulary)
                 text = " ".join(f"{e.question} {e.answer}" for e in getattr(self.answerer, "examples", []))
-                words.update(re.findall(r"[a-z]+", text.lower()))
+                words.update(normalize_token(w) for w in re.findall(r"[a-z]+", text.lower()))
             self._words, self._words_of = frozenset(words), self.answerer
         return self._words
 
@@ -427,11 +430,22 @@ class Engine:
         if region:
             check_region_label(region)
         loaded = load_image(image)
+        report = self._draft(loaded, self._image_vector(loaded), k=k, filters=filters,
+                             exclude_identical=exclude_identical, region=region, modality=modality,
+                             concept_prior=concept_prior, min_confidence=min_confidence)
+        if self.llm is not None:
+            report = self.llm.rewrite_report(report)
+        return report
+
+    def _draft(self, loaded: LoadedImage, vec: np.ndarray, *, k: int, filters: Mapping[str, Any] | None = None,
+               exclude_identical: bool = True, region: str | None = None, modality: str | None = None,
+               concept_prior: ConceptPrior | None = None, min_confidence: float | None = None) -> DraftReport:
+        """:meth:`draft_report` for an image already read and embedded (``vec``), its arguments checked; no LLM
+        rewrite."""
         region = region or loaded.meta.get("body_part") or None
         if region and not regions_of_label(region):
             region = None  # a header term kgclip cannot place ("WHOLEBODY"): the classifiers and the vote decide
         modality = modality or loaded.meta.get("modality") or None
-        vec = self._image_vector(loaded)
         labels = self.image_labels(vec) if not (region and modality) else None
         k_hits = check_k(min(k + 1, len(self.cases)), len(self.cases))
         hits = [self._hit(h, "image") for h in self._search(self.image_table, vec, k_hits, check_filters(filters))]
@@ -440,18 +454,15 @@ class Engine:
         hits = [self._with_sections(h) for h in hits[:k]]
         if self._draft_expander is None:  # built once: it memoises each concept's ancestors across drafts
             self._draft_expander = GraphExpander(self.graph, self.config.draft.graph_hops)
-            self._draft_regions = BodyRegions(self.graph)
+            self._draft_regions = body_regions(self.graph)  # shared with the answers' region check
         probs = self._prior_probabilities(concept_prior or self.concept_prior, vec, modality, region, labels)
         config = self.config.draft
         if min_confidence is not None:
             config = replace(config, min_confidence=min_confidence)  # checked by DraftConfig
-        report = draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=config,
-                                  use_kg=self.config.use_kg, expander=self._draft_expander,
-                                  regions=self._draft_regions, query_region=region, query_modality=modality,
-                                  image_labels=labels, concept_prior=probs)
-        if self.llm is not None:
-            report = self.llm.rewrite_report(report)
-        return report
+        return draft_from_cases(hits, tagger=self.tagger, graph=self.graph, config=config,
+                                use_kg=self.config.use_kg, expander=self._draft_expander,
+                                regions=self._draft_regions, query_region=region, query_modality=modality,
+                                image_labels=labels, concept_prior=probs)
 
     def _prior_probabilities(self, prior: ConceptPrior | None, vec: np.ndarray, modality: str | None,
                              region: str | None, labels: Mapping[str, Any] | None) -> dict[str, float] | None:

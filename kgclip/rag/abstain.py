@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from kgclip.errors import ImageReadError, InputFormatError
+from kgclip.text.lexicon import normalize_token
 
 __all__ = ["InputCheck", "check_input", "check_question", "MAX_QUESTION_CHARS", "check_pixels",
            "answer_abstain_reason", "NON_IMAGE_MODALITIES", "MIN_SIDE"]
@@ -82,14 +83,15 @@ _FUNCTION_WORDS = frozenset(
 
 def unreadable_question_reason(question: str, known_words: set[str] | frozenset[str], linked: bool) -> str:
     """Why a question says nothing the engine can read ("" when it can): it links no concept, has content words
-    (beside :data:`_FUNCTION_WORDS`), and none of them is a word of ``known_words`` (the graph's concept names, the
-    answerer's training questions and answers; empty: nothing is refused). "asdf" or "Is there qwerty?" got a
+    (beside :data:`_FUNCTION_WORDS`), and none of them, plurals folded (:func:`~kgclip.text.lexicon.normalize_token`),
+    is a word of ``known_words`` (the linker's lexicon, the answerer's training questions and answers; empty:
+    nothing is refused). "asdf" or "Is there qwerty?" got a
     guessed answer before, declined only for low confidence."""
     if linked or not known_words:
         return ""
     words = re.findall(r"[a-z]+", question.lower())
     content = [w for w in words if w not in _FUNCTION_WORDS]
-    if not content or any(w in known_words for w in content):
+    if not content or any(normalize_token(w) in known_words for w in content):
         return ""  # "What do you see?" names nothing, but nothing unknown either: the answerer may try
     unknown = ", ".join(f"'{w}'" for w in dict.fromkeys(content))
     return (f"the question names nothing kgclip knows ({unknown}); ask about a finding, organ, modality or "

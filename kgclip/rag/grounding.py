@@ -37,7 +37,6 @@ images or one of the workspace's cases; like only the cases (ones a user added),
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -387,6 +386,7 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     """
     route = route_question(question)
     text, confidence, flags = pred.text, pred.confidence, {}
+    asks_diagnosis = graph is not None and tagger is not None and route.kind == "open" and asks_for_diagnosis(question)
     from_header = header_answer(question, check.header)
     if from_header is not None:
         (text, confidence), flags = from_header, {"source": "dicom-header"}
@@ -412,8 +412,7 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
             p_yes = blend_presence(p_model, p_cases, voters, case_weight)
             text, confidence = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
             flags = {"source": "case-votes+answerer", "voting_cases": str(voters)}
-    elif (graph is not None and tagger is not None and route.kind == "open" and asks_for_diagnosis(question)
-          and (dx := diagnosis or case_diagnosis_answer(hits, tagger, graph, cache=cache))):
+    elif asks_diagnosis and (dx := diagnosis or case_diagnosis_answer(hits, tagger, graph, cache=cache)):
         # What the similar cases were diagnosed with, as a draft's impression; its confidence is what such an answer
         # proved to be worth (DIAGNOSIS_CONFIDENCE), not the share of the vote.
         text, confidence = dx[0], min(dx[1], DIAGNOSIS_CONFIDENCE)
@@ -436,8 +435,8 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
         reason = (f"kgclip does not diagnose from the image: the similar cases were diagnosed with {text} "
                   f"({flags['cases'].replace(',', ', ')}; such answers named the case's own diagnosis for at most "
                   f"{DIAGNOSIS_CONFIDENCE:.0%} of MedPix validation images); read them as evidence")
-    if (not reason and graph is not None and tagger is not None and flags.get("source", "") in ("", "case-concepts")
-            and route.kind == "open" and asks_for_diagnosis(question) and not _names_disease(text, tagger, graph)):
+    if (not reason and asks_diagnosis and flags.get("source", "") in ("", "case-concepts")
+            and not _names_disease(text, tagger, graph)):
         # "What is the most likely diagnosis?" -> "heart": no similar case has a diagnosis, and the guess is none.
         reason = (f"no similar case names a diagnosis, and the guess ({text!r}) is not a disease; add cases with an "
                   "impression or diagnosis to answer such questions")
@@ -453,31 +452,22 @@ def _names_disease(text: str, tagger: ConceptTagger, graph: ConceptGraph) -> boo
     return any(is_disease(graph, m.concept_id) for m in tagger.link(text) if not m.negated)
 
 
-_BODY: "weakref.WeakKeyDictionary[ConceptGraph, Any]" = weakref.WeakKeyDictionary()
-
-
-def _body(graph: ConceptGraph) -> Any:
-    """The :class:`~kgclip.rag.regions.BodyRegions` of ``graph``, built once per graph."""
-    from kgclip.rag.regions import BodyRegions
-
-    body = _BODY.get(graph)
-    if body is None:
-        body = _BODY[graph] = BodyRegions(graph)
-    return body
-
-
 def question_elsewhere(concept_ids: Sequence[str], header: dict[str, Any] | None, image_labels: ImageLabels | None,
                        hits: Sequence[Any], graph: ConceptGraph) -> str:
     """Why a question cannot be about this image, or ``""``: it names anatomy or findings that lie only in body
     regions (:class:`~kgclip.rag.regions.BodyRegions`, through the graph) other than the ones the image shows
     (:func:`~kgclip.rag.report_scope.image_regions`: header, sure region classifier, or the similar cases' vote).
     Nothing is decided when the image's region is unknown or a named concept lies in it."""
+    from kgclip.rag.regions import body_regions
+    from kgclip.rag.report import DraftConfig
     from kgclip.rag.report_scope import image_regions
 
     if not concept_ids:
         return ""
-    body = _body(graph)
-    shown, source = image_regions(header, image_labels, hits, body)
+    body = body_regions(graph)
+    # The vote a draft's scope takes (DraftConfig's defaults).
+    shown, source = image_regions(header, image_labels, hits, body, temperature=DraftConfig.temperature,
+                                  share=DraftConfig.region_vote)
     if not shown:
         return ""
     outside = body.outside(concept_ids, shown)

@@ -19,12 +19,13 @@ liver on a head MR.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable
 
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import IS_A, PART_OF, ConceptGraph
 
-__all__ = ["REGIONS", "regions_of_label", "check_region_label", "compatible", "BodyRegions"]
+__all__ = ["REGIONS", "regions_of_label", "check_region_label", "compatible", "BodyRegions", "body_regions"]
 
 REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "spine", "limb", "breast")
 
@@ -203,3 +204,15 @@ class BodyRegions:
             if regions and not any(compatible(r, q) for r in regions):
                 out.append(cid)
         return out
+
+
+_BY_GRAPH: "weakref.WeakKeyDictionary[ConceptGraph, BodyRegions]" = weakref.WeakKeyDictionary()
+
+
+def body_regions(graph: ConceptGraph) -> BodyRegions:
+    """The :class:`BodyRegions` of ``graph``, built once per graph object (building reads every concept name) and
+    shared by whoever asks: the engine's drafts and the answers' region checks."""
+    body = _BY_GRAPH.get(graph)
+    if body is None:
+        body = _BY_GRAPH[graph] = BodyRegions(graph)
+    return body

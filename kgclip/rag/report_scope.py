@@ -127,7 +127,7 @@ def vote_modality(hits: Sequence[CaseHit], weights: np.ndarray, share: float) ->
 
 
 def image_regions(header: dict | None, image_labels: ImageLabels | None, hits: Sequence[CaseHit],
-                  body: BodyRegions | None, *, temperature: float = 0.2, share: float = 0.7,
+                  body: BodyRegions | None, *, temperature: float, share: float,
                   region_threshold: float = REGION_THRESHOLD) -> tuple[frozenset[str], str]:
     """``(regions, source)``: the body regions an image shows, as a draft's scope decides them without a caller's
     region: the DICOM header's ``BodyPartExamined``, else the region classifier when sure, else the weighted vote of

@@ -185,8 +185,9 @@ class VQAAnswerer:
             raise ConfigError(f"{len(missing)} training image(s) have no features (e.g. {missing[:3]})")
         display: dict[str, dict[str, int]] = {}
         for e in examples:
-            display.setdefault(normalize_answer(e.answer), {}).setdefault(" ".join(str(e.answer).split()), 0)
-            display[normalize_answer(e.answer)][" ".join(str(e.answer).split())] += 1
+            written = display.setdefault(normalize_answer(e.answer), {})
+            shown = " ".join(str(e.answer).split())  # as written, whitespace (tabs) collapsed
+            written[shown] = written.get(shown, 0) + 1
         answers = sorted(display)
         shown = {a: max(v.items(), key=lambda kv: (kv[1], kv[0].islower()))[0] for a, v in display.items()}
         if not config.use_kg:
