@@ -116,6 +116,28 @@ _ANCHORS: dict[str, tuple[str, ...]] = {
 # Anchors whose bare mention in a report is usually part of another organ ("femoral head", "neck of the pancreas",
 # "hand-foot"): they place descendants and "X of <anchor>" names, but a mention of the word alone places nothing.
 _AMBIGUOUS = frozenset({"head", "neck", "face", "leg", "arm", "hand", "foot", "spine", "eye"})
+# Organ adjectives of ontology names -> the anchor organ they name; read from concept names only (never from report
+# text), for concepts no anchored ancestor places (BodyRegions._organ_in_name). Not "vertebral": the vertebral
+# arteries are named on head and neck scans (VQA-RAD val: 5 head-CT questions about them read as spine); not
+# "thoracic", which names the thorax, the thoracic spine or the thoracic aorta.
+_ORGAN_ADJECTIVES: dict[str, str] = {
+    "cerebral": "brain", "intracranial": "brain", "encephalic": "brain", "cerebellar": "cerebellum",
+    "pituitary": "pituitary gland", "orbital": "orbit", "sinonasal": "nasal cavity", "nasal": "nasal cavity",
+    "thyroid": "thyroid gland", "laryngeal": "larynx", "pharyngeal": "pharynx", "parotid": "parotid gland",
+    "pulmonary": "lung", "bronchial": "bronchus", "tracheal": "trachea", "pleural": "pleura",
+    "cardiac": "heart", "myocardial": "heart", "pericardial": "pericardium", "mediastinal": "mediastinum",
+    "hepatic": "liver", "biliary": "bile duct", "pancreatic": "pancreas", "splenic": "spleen", "renal": "kidney",
+    "adrenal": "adrenal gland", "gastric": "stomach", "duodenal": "duodenum", "colonic": "colon",
+    "appendiceal": "appendix", "intestinal": "small intestine", "retroperitoneal": "retroperitoneum",
+    "mesenteric": "mesentery", "abdominal": "abdomen", "pelvic": "pelvis", "ovarian": "ovary", "uterine": "uterus",
+    "endometrial": "uterus", "prostatic": "prostate", "testicular": "testis",
+    "scrotal": "scrotum", "rectal": "rectum", "vaginal": "vagina", "bladder": "urinary bladder",
+    "spinal": "spinal cord", "femoral": "femur", "tibial": "tibia", "humeral": "humerus",
+    "mammary": "breast",
+}
+_NAME_WORD = re.compile(r"[a-z]+")
+# Words of a name that never place it ("head", "neck" of an organ; "cervical" is the neck or the uterine cervix).
+_AMBIGUOUS_NAMES = frozenset({"head", "neck", "face", "leg", "arm", "hand", "foot", "spine", "eye", "cervical"})
 _SIDE = re.compile(r"^(?:left|right|bilateral|both)\s+")
 _OF = re.compile(r"^.+?\s+of\s+(?:the\s+)?(?:left\s+|right\s+)?(.+)$")
 
@@ -179,7 +201,26 @@ class BodyRegions:
             frontier = nxt
             if not frontier:
                 break
-        return frozenset()
+        # No ancestor is anchored (most DO diseases: "pulmonary embolism" is a "pulmonary artery disease" is a
+        # "vascular disease"...): the organ its own name names. Not its ancestors' names: RadLex's "T2" (the MR
+        # sequence in a report) is a "thoracic spine descriptor" under a "spinal segment descriptor".
+        return self._organ_in_name(concept_id)
+
+    def _organ_in_name(self, concept_id: str) -> frozenset[str]:
+        """Regions of the anchor organs a name mentions by a word or two ("brain cancer", "lung abscess") or by
+        an organ adjective ("pulmonary embolism", "renal cell carcinoma"); ambiguous anchors ("head", "neck")
+        place nothing."""
+        words = _NAME_WORD.findall(self.graph.name_of(concept_id).lower())
+        out: set[str] = set()
+        for i in range(len(words)):
+            for n in (3, 2, 1):
+                span = " ".join(words[i:i + n])
+                if len(words[i:i + n]) < n or n == len(words) or span in _AMBIGUOUS_NAMES:
+                    continue
+                cid = self._by_name.get(_ORGAN_ADJECTIVES.get(span, span))
+                if cid is not None and cid != concept_id and cid not in self._ambiguous:
+                    out |= self._anchor.get(cid, frozenset())
+        return frozenset(out)
 
     def _named(self, concept_id: str) -> frozenset[str]:
         """The part-of a name states: "lobe of cerebral hemisphere" -> cerebral hemisphere; "right lung" -> lung."""

@@ -14,7 +14,7 @@ from kgclip.text.encoders import load_text_encoder
 def test_evaluate_reports_kg_and_nokg_figures(tmp_path):
     root = make_vqa_folder(tmp_path / "vqa", n_images=16)
     out = evaluate_vqa_rad(root, graph=tiny_graph(), text_encoder=load_text_encoder("hashing-64"),
-                           show_progress=False, image_features="thumbnail")
+                           show_progress=False, image_features="thumbnail", per_question=True)
     for key in ("acc_closed", "acc_open", "acc_overall", "acc_closed_nokg", "acc_open_nokg", "acc_overall_nokg"):
         assert 0.0 <= out[key] <= 1.0
     assert out["n_test"] == 12 and out["n_test_closed"] == 8 and out["n_test_open"] == 4
@@ -22,7 +22,11 @@ def test_evaluate_reports_kg_and_nokg_figures(tmp_path):
     # The trust figures: calibration, coverage, kinds, CIs, abstention on in- and out-of-range inputs.
     assert 0.0 <= out["ece"] <= 1.0 and out["risk_coverage_closed"][-1] == [1.0, out["acc_closed"]]
     assert out["acc_closed_ci"][0] <= out["acc_closed"] <= out["acc_closed_ci"][1]
-    assert {"presence", "modality"} <= set(out["acc_by_kind"]) and out["abstain_in_range_rate"] == 0.0
+    assert {"presence", "modality"} <= set(out["acc_by_kind"])
+    # In range, the only declines are questions about the pleura (chest) asked of head images (odd numbers).
+    declined = [(r["image"], r["question"]) for r in out["per_question"] if r["abstained"]]
+    assert declined and all(int(image[-3:]) % 2 == 1 and "pleural" in q for image, q in declined)
+    assert out["abstain_in_range_rate"] == round(len(declined) / out["n_test"], 4)
     assert out["abstain_ood_rate"] >= 0.95 and out["n_ood"] >= 10 and "acc_closed_answerer" in out
 
 

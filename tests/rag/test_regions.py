@@ -45,3 +45,26 @@ def test_anatomy_reaches_its_region_through_is_a_and_its_name():
     assert regions.outside(["R:7", "R:11", "R:2"], {"head"}) == ["R:7", "R:11"]
     assert regions.outside(["R:10"], {"chest"}) == []  # a bare "head" is usually part of something else
     assert regions.outside(["R:5"], set()) == []
+
+
+def test_a_disease_no_anchor_places_lies_where_its_name_says():
+    """Disease Ontology diseases rarely reach an anchor organ through is-a: the organ their own name
+    names places them (not their ancestors' names), an anchored ancestor still wins, and ambiguous words place
+    nothing."""
+    names = {"D:0": "disease", "D:1": "vascular disease", "D:2": "pulmonary artery disease",
+             "D:3": "pulmonary embolism", "D:4": "brain cancer", "D:5": "brain disease",
+             "D:6": "hepatic encephalopathy", "D:7": "head injury", "D:8": "hemorrhage", "D:9": "brain",
+             "D:10": "lung", "D:11": "liver", "D:12": "vertebral artery", "D:13": "vertebra", "D:14": "T2",
+             "D:15": "spinal segment descriptor", "D:16": "spinal cord"}
+    parents = {"D:1": "D:0", "D:2": "D:1", "D:3": "D:2", "D:4": "D:0", "D:5": "D:0", "D:6": "D:5", "D:7": "D:0",
+               "D:8": "D:0", "D:14": "D:15"}
+    regions = BodyRegions(ConceptGraph.from_records([Concept(i, n) for i, n in names.items()]
+                                                    + [Relation(c, IS_A, p) for c, p in parents.items()]))
+    assert regions.of_concept("D:3") == {"chest"}  # "pulmonary" -> lung
+    assert regions.of_concept("D:4") == {"head"}  # "brain" in the name
+    assert regions.of_concept("D:6") == {"head"}  # the anchored ancestor "brain disease" wins over "hepatic"
+    assert regions.of_concept("D:7") == frozenset()  # "head" alone is ambiguous
+    assert regions.of_concept("D:8") == frozenset() and regions.of_concept("D:0") == frozenset()
+    assert regions.of_concept("D:12") == frozenset()  # vertebral arteries are seen on head and neck scans
+    assert regions.of_concept("D:15") == {"spine"} and regions.of_concept("D:14") == frozenset()  # a sequence
+    assert regions.outside(["D:3"], {"head"}) == ["D:3"] and regions.outside(["D:3"], {"abdomen"}) == []

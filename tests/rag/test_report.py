@@ -190,9 +190,13 @@ def test_without_query_region_the_similar_cases_vote_and_no_region_is_a_notice()
     g = tiny_graph()
     report = draft_from_cases(_hits(), tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
     assert report.region == ("chest",) and "vote" in report.region_source
-    bare = [CaseHit("x", 0.9, "Pleural effusion."), CaseHit("y", 0.8, "Pleural effusion.")]
+    bare = [CaseHit("x", 0.9, "Pneumothorax."), CaseHit("y", 0.8, "Pneumothorax.")]  # nothing places them
     out = draft_from_cases(bare, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
     assert out.findings == [] and "no body region" in out.notice
+    # The organ a finding's name names places it (the pleura): such cases vote for the chest.
+    named = [CaseHit("x", 0.9, "Pleural effusion."), CaseHit("y", 0.8, "Pleural effusion.")]
+    out = draft_from_cases(named, tagger=ConceptTagger(g), graph=g, config=KG_ONLY)
+    assert out.region == ("chest",) and [s.text for s in out.findings] == ["Pleural effusion."]
     qa_only = [_hit("q", 0.9, "Is there an effusion: yes.", {"text_source": "qa"})]
     empty = draft_from_cases(qa_only, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
     assert empty.findings == [] and "no findings" in empty.notice and "chest" in empty.notice
