@@ -40,6 +40,7 @@ __all__ = [
     "MAX_CONFIDENCE",
     "ImageLabels",
     "asks_about_metadata",
+    "asks_for_field",
     "classifier_answer",
     "confident_label",
     "fit_case_heads",
@@ -85,8 +86,11 @@ _ASKS_FOR = {
     "modality": re.compile(r"\b(modality|(type|kind) of (image|imaging|scan|study|radiograph)|"
                            r"imaging (method|technique)|"
                            r"how (was|is) (this|the) (image|scan|picture) (taken|obtained|acquired|made))\b"),
-    "plane": re.compile(r"\b(what|which) (imaging )?(plane|projection|view)\b|\b(plane|projection) (is|was)\b"),
-    "region": re.compile(r"\b(organ system|body part|part of the body|body region|anatomic\w* region)\b"),
+    "plane": re.compile(r"\b(what|which) (imaging )?(plane|projection|view)\b|\b(plane|projection) (is|was)\b|"
+                        r"\bwhat is the (image |imaging )?(plane|projection)\b|\bimage s (plane|projection)\b"),
+    "region": re.compile(r"\b(organ system|body part|part of the body|body region|anatomic\w* region)\b|"
+                         r"\borgans? (is |are )?(\w+ )?(shown|imaged|pictured|visuali[sz]ed|displayed|evaluated|"
+                         r"depicted|captured)\b|\borgans? is this image of\b"),
 }
 _DISPLAY = {"modality": {"CT": "CT", "MR": "MRI", "XR": "X-ray", "US": "Ultrasound", "NM": "PET", "MG": "Mammography",
                          "XA": "Angiography"},
@@ -126,6 +130,14 @@ def asks_about_metadata(question: str) -> bool:
             continue
         return False
     return named
+
+
+def asks_for_field(question: str, field: str) -> bool:
+    """Whether an open question asks for the metadata field itself ("What modality is this?", "Which organ system is
+    shown?") rather than for something the field only narrows ("What organ is enlarged?": the region head knows the
+    abdomen, not which of its organs)."""
+    pattern = _ASKS_FOR.get(field)
+    return bool(pattern and pattern.search(_text(question)))
 
 
 def normalize_modality(value: str | None) -> str:
@@ -341,7 +353,7 @@ def _classifier_answer(question: str, labels: ImageLabels | None,
     # Open: the answerer's candidates of this kind, re-weighed by the probability of the label each one names. When
     # the question does not ask for the field itself and the answerer's best candidate names no value of the kind,
     # it asks something else ("What sign is seen on this radiograph?").
-    asks = bool(_ASKS_FOR[field].search(_text(question)))
+    asks = asks_for_field(question, field)
     if not asks and (not candidates or not [v for v in _values_in(field, candidates[0][0]) if v in probs]):
         return None
     scored = []

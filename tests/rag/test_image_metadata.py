@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,22 @@ def test_the_header_wins_and_the_classifier_answers_without_one():
     plain = ground_answer(pred, "Is this a CT?", png, [], None, tagger=None, graph=None, image_threshold=None,
                           min_confidence=0.0)
     assert plain.text == "no" and "source" not in plain.flags  # no classifier: the answerer
+
+
+def test_a_head_that_only_narrows_the_answer_never_makes_it_surer():
+    """"What organ is enlarged?" does not ask for the region: the region head keeps the answerer's abdominal
+    candidate, at no more than the answerer's own calibrated confidence (it was P(abdomen) x the raw candidate
+    probability, 0.97 for a wrong "Spleen")."""
+    pred = _pred("Spleen", [("Spleen", 0.98), ("Brain", 0.02)], "open", "organ")
+    pred = replace(pred, confidence=0.4)  # calibrated below the raw 0.98
+    png = InputCheck(True, "", {"source_format": "png"})
+    said = ground_answer(pred, "What organ is enlarged?", png, [], None, tagger=None, graph=None,
+                         image_threshold=None, min_confidence=0.0, image_labels=CT_ABDOMEN)
+    assert (said.text, said.flags["source"]) == ("Spleen", "image-classifier") and said.confidence == 0.4
+    asked = ground_answer(replace(pred, text="Abdomen", normalized="abdomen", candidates=[("Abdomen", 0.98)]),
+                          "Which organ system is shown?", png, [], None, tagger=None, graph=None,
+                          image_threshold=None, min_confidence=0.0, image_labels=CT_ABDOMEN)
+    assert asked.flags["source"] == "image-classifier" and asked.confidence > 0.4  # asked for the region itself
 
 
 def test_trained_heads_answer_through_grounding():
