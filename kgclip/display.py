@@ -112,12 +112,15 @@ def report_html(report: Any, resolve_image: Any = None) -> str:
 
     flags = "".join(f' <span class="cite">[{_e(k)}: {_e(v)}]</span>' for k, v in report.flags.items())
     notice = getattr(report, "notice", "")
-    findings = f"<p><i>{_e(notice[:1].upper() + notice[1:])}.</i></p>" if notice and not report.findings else ""
-    out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}{findings}<ol>{sentences(report.findings)}</ol>",
-           f"<b>IMPRESSION</b><ol>{sentences(report.impression)}</ol>"]
+    if notice and not report.findings:  # why nothing was drafted, not a finding under the FINDINGS heading
+        out = [_CSS, '<div class="kgc">', f"<p><b>Not drafted</b>{flags}: <i>{_e(notice[:1].upper() + notice[1:])}."
+               "</i></p>"]
+    else:
+        out = [_CSS, '<div class="kgc">', f"<b>FINDINGS</b>{flags}<ol>{sentences(report.findings)}</ol>",
+               f"<b>IMPRESSION</b><ol>{sentences(report.impression)}</ol>"]
     confidence = getattr(report, "confidence", None)
     declined = getattr(report, "abstained", False)
-    if confidence is not None:
+    if confidence is not None and (report.findings or report.impression or declined):
         out.append(f"<p><b>Confidence</b> {float(confidence):.2f}"
                    + (" <i>(declined: the similar cases disagree)</i>" if declined else "") + "</p>")
     if report.similar_cases:

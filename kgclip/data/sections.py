@@ -82,7 +82,18 @@ _MODALITY_WORD = re.compile(r"(?i)\b" + _MODALITY_WORDS)
 # A sentence that opens by pointing back at one before it ("It measures 8 mm.", "These findings are consistent
 # with ...", "This lesion measures 2.8 cm."): drafted without its own case's sentence before it, it would point at
 # another patient's finding. It still votes for its concepts; it is never drafted (:attr:`SectionSentence.dangling`).
-_DANGLING = re.compile(r"(?i)^(?:it|its|they|their|them|these|those|this)\b")
+# Also one naming a lesion as already known ("The mass has multiple foci of fat density.", "The lesion abuts ...";
+# MedPix findings: 27 such sentences), one of several ("The largest measures 3.1 cm.", "The remainder of the liver
+# ..."), or one pointing at the images beside it ("All confirm ...", "More lateral FSE ... shows ...", "Again, ...").
+_DANGLING = re.compile(
+    r"(?i)^(?:it|its|they|their|them|these|those|this|again"
+    r"|the\s+(?:mass|masses|lesions?|tumou?rs?|nodules?|cysts?|abnormalit(?:y|ies)|process|largest|larger|smaller"
+    r"|remainder|rest)|all\s+(?:confirm|show|demonstrate)|all\s+(?:of\s+)?(?:these|the\s+above)"
+    r"|more\s+(?:lateral|medial|superior|inferior|anterior|posterior|cephalad|caudal|proximal|distal))\b")
+# A figure label opening a caption ("Figure 1: Axial CT ...", "Image 2: ..."): a sentence break, not words of one.
+# "Figure 1." counts only where a sentence starts ("... seen on image 3." keeps its words).
+_FIGURE_LABEL = re.compile(r"(?im)\b(?:fig(?:ure)?s?|images?|imgs?|films?)\.?\s*#?\d{1,2}[a-z]?\s*:\s*"
+                           r"|(?:^|(?<=[.!?]\s))\s*(?:fig(?:ure)?s?|images?|imgs?|films?)\.?\s*#?\d{1,2}[a-z]?\.\s+")
 
 # Citations and pointers that are not part of a finding: "(Fig. 2)", "(figures 1a-c)", "[3]", "(arrow)".
 _CITATION = re.compile(r"\s*(?:\((?:see\s+)?(?:figs?|figures?|images?|imgs?|panels?|tables?)\.?\s*[^()]{0,20}\)"
@@ -193,6 +204,7 @@ def split_sections(text: str, *, default: str = "findings") -> Sections:
 
 def _protect(text: str) -> str:
     text = _CITATION.sub("", text)
+    text = _FIGURE_LABEL.sub("\n", text)
     text = _ABBREV.sub(lambda m: m.group(1) + _DOT, text)
     return re.sub(r"(?<=\d)\.(?=\d)", _DOT, text)  # decimals: "1.5 cm"
 

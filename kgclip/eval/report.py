@@ -90,7 +90,7 @@ NOKG_DRAFT = DraftConfig(max_findings=5, nearest_bonus=2.0)
 # at -0.002 concept F1 (seed 0, this default: 0.1377 -> 0.1363, benchmarks/results/eval_report_medpix_val_anchor.json);
 # anchoring on any supported sentence (no min_support) reaches 1.0 but costs -0.012 [-0.017, -0.006].
 ENGINE_RETRIEVAL = RetrievalConfig()
-ENGINE_DRAFT = DraftConfig(prior_mix=0.5, word_weight=0.0, graph_hops=2)
+ENGINE_DRAFT = DraftConfig()  # the Engine's own defaults (prior_mix 0.5, word_weight 0, graph_hops 2)
 # The concept prior's training knobs (compared on val at the draft above: image weights +0.003 concept F1 over
 # metadata rates alone, min_cases 5 over 3 / 10, no ancestor credit: all within noise).
 PRIOR_CONFIG = ConceptPriorConfig()

@@ -152,10 +152,13 @@ def selection_score(figures: dict[str, float], metric: str = "all") -> float:
 def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: RetrievalConfig, draft: DraftConfig, *,
                   tagger: MemoTagger | ConceptTagger | None, graph: ConceptGraph | None, use_kg: bool = True,
                   expander: GraphExpander | None = None, regions: BodyRegions | None = None,
-                  impression: bool = True, priors: Sequence[Mapping[str, float]] | None = None) -> list[DraftReport]:
+                  impression: bool = True, priors: Sequence[Mapping[str, float]] | None = None,
+                  max_cases: int | None = None) -> list[DraftReport]:
     """The report drafted for every query of ``split``, told the query's modality and body region (what its header
     carries); ``impression=False`` skips the impression (selection only scores findings). ``priors``: each
     query's learned concept probabilities (:mod:`kgclip.eval.report_prior`), used by ``draft.prior_mix``.
+    ``max_cases``: draft from at most that many retrieved cases of the query's region and modality (as
+    ``Engine.draft_report``; :func:`~kgclip.rag.report.draft_from_cases`).
 
     No draft is declined here (``min_confidence`` is set to 0): every query is scored as drafted, each report
     carries its ``confidence``, and the evaluation applies the threshold itself (:mod:`kgclip.eval.report_confidence`).
@@ -171,7 +174,8 @@ def draft_reports(data: MedPixReportData, split: ReportSplit, retrieval: Retriev
         out.append(draft_from_cases(hits, tagger=tagger, graph=graph, config=draft, use_kg=use_kg,
                                     expander=expander, regions=regions, query_region=meta["region"],
                                     query_modality=meta["modality"], max_impression=None if impression else 0,
-                                    concept_prior=priors[qi] if priors is not None else None))
+                                    concept_prior=priors[qi] if priors is not None else None,
+                                    max_cases=max_cases))
     return out
 
 

@@ -26,6 +26,7 @@ from kgclip.rag.answerer import QAExample
 from kgclip.rag.evidence import CaseHit
 from kgclip.rag.grounding import ground_answer
 from kgclip.rag.image_metadata import ImageLabels, answering_labels, fit_case_heads
+from kgclip.rag.report import DraftConfig
 from kgclip.rag.vqa import Answer, Prediction, VQAAnswerer
 from kgclip.engine.cases import cases_from_vqa_rad
 
@@ -72,17 +73,20 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
                      train_items: Sequence[VQARadItem], image_vectors: dict[str, np.ndarray],
                      models: Sequence[VQAAnswerer], input_reason: dict[str, str], graph: ConceptGraph | None,
                      settings: Sequence[tuple[float, float]], k: int = 5, metadata_heads: bool = True,
-                     feature_fingerprint: str = "", extra_heads: Any = None
+                     feature_fingerprint: str = "", extra_heads: Any = None,
+                     region_voters: int = DraftConfig.region_voters
                      ) -> dict[tuple[float, float], list[Answer]]:
     """``{(case_weight, open_from_cases): answers}`` for every scored question (same order as ``preds``);
-    ``extra_heads``: further metadata heads (:func:`case_image_labels`)."""
+    ``extra_heads``: further metadata heads (:func:`case_image_labels`); ``region_voters``: how many nearest cases
+    vote on the image's region (``Engine.ask``'s ``region_hits``; 0: the ``k`` evidence cases)."""
     out: dict[tuple[float, float], list[Answer]] = {s: [] for s in settings}
     start = 0
     cache: dict[Any, Any] = {}
     for part_train, part in runs:
         query = np.stack([image_vectors[e.image_key] for e in part])
         cases = _cases(train_items, part_train)
-        hits = _case_hits(cases, image_vectors, query, k)
+        # The nearest region_voters cases vote on the image's region, as its draft's scope does; k are the evidence.
+        hits = _case_hits(cases, image_vectors, query, max(k, region_voters))
         labels = (case_image_labels(cases, image_vectors, query, feature_fingerprint, extra_heads) if metadata_heads
                   else [None] * len(part))
         known = frozenset(e.image_key for e in part_train)  # every case here is in the answerer's memory
@@ -92,10 +96,11 @@ def grounded_answers(preds: Sequence[Prediction], runs: Sequence[tuple[list[QAEx
                                {"source_format": "jpeg"})
             for w, t in settings:
                 out[(w, t)].append(ground_answer(
-                    pred, e.question, check, case_hits, None, tagger=model.tagger,
+                    pred, e.question, check, case_hits[:k], None, tagger=model.tagger,
                     graph=model.tagger.graph if model.tagger is not None else graph,
                     image_threshold=model.meta.get("image_sim_threshold"),
                     min_confidence=model.min_confidence, case_weight=w, open_from_cases=t,
-                    known_cases=known, cache=cache, image_labels=labels[i]))
+                    known_cases=known, cache=cache, image_labels=labels[i],
+                    region_hits=case_hits if region_voters else None))
         start += len(part)
     return out

@@ -168,6 +168,16 @@ def _non_image_reason(header: dict[str, Any]) -> str:
     return ""
 
 
+def _apart(value: float, threshold: float) -> tuple[str, str]:
+    """Both numbers with the fewest decimals (2 to 4) that tell them apart: "0.67, below the threshold 0.67" read
+    as a contradiction when the values were 0.6651 and 0.6702."""
+    for places in (2, 3, 4):
+        a, b = f"{value:.{places}f}", f"{threshold:.{places}f}"
+        if a != b:
+            return a, b
+    return a, b
+
+
 def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confidence: float,
                           nearest_case: float | None = None, from_cases: bool = False) -> str:
     """Why the answerer should not give ``pred`` ("" when it may): an image unlike the collection, or a
@@ -182,16 +192,18 @@ def answer_abstain_reason(pred: Any, *, image_threshold: float | None, min_confi
     if image_threshold is not None and pred.image_similarity < image_threshold:
         near_cases = nearest_case is not None and nearest_case >= image_threshold
         if not near_cases:
-            best = max(pred.image_similarity, nearest_case if nearest_case is not None else -1.0)
-            return (f"no similar case: the image's best match in the collection has similarity {best:.2f}, below the "
-                    f"threshold {image_threshold:.2f} learned from the collection's own images; add similar cases "
+            best, limit = _apart(max(pred.image_similarity, nearest_case if nearest_case is not None else -1.0),
+                                 image_threshold)
+            return (f"no similar case: the image's best match in the collection has similarity {best}, below the "
+                    f"threshold {limit} learned from the collection's own images; add similar cases "
                     "(Engine.add_cases) to answer about such images")
         if not from_cases:
+            own, limit = _apart(pred.image_similarity, image_threshold)
             return (f"only the workspace's cases resemble this image (similarity {nearest_case:.2f}); the answerer "
-                    f"was trained on no image like it ({pred.image_similarity:.2f} < {image_threshold:.2f}) and the "
+                    f"was trained on no image like it ({own} < {limit}) and the "
                     "similar cases do not answer this question; add question-answer pairs about such images "
                     "(kgclip vqa fit) to answer it")
     if pred.confidence < min_confidence:
-        return (f"not confident enough: calibrated confidence {pred.confidence:.2f} is below the workspace's "
-                f"threshold {min_confidence:.2f}")
+        confidence, limit = _apart(pred.confidence, min_confidence)
+        return (f"not confident enough: calibrated confidence {confidence} is below the workspace's threshold {limit}")
     return ""

@@ -372,7 +372,8 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
                   known_cases: set[str] | frozenset[str] = frozenset(), cache: dict | None = None,
                   image_labels: ImageLabels | None = None, presence_split: bool = PRESENCE_SPLIT,
                   silence: float = PRESENCE_SILENCE, region_check: bool = REGION_CHECK,
-                  diagnosis: tuple[str, float, tuple[str, ...], str] | None = None) -> Answer:
+                  diagnosis: tuple[str, float, tuple[str, ...], str] | None = None,
+                  region_hits: Sequence[Any] | None = None) -> Answer:
     """The answer to give: header / classifiers / case-vote / answerer by kind, then abstention (module docstring).
 
     ``image_labels``: the query image's metadata classifier probabilities (``{"modality": {"CT": 0.9, ...},
@@ -381,6 +382,10 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     ``diagnosis``: for a diagnosis question, the answer already reasoned (as :func:`case_diagnosis_answer` returns
     it; ``Engine.ask`` gives its draft's leading impression, so the page never shows two diagnoses); ``None``: the
     ``hits`` vote.
+
+    ``region_hits``: the similar cases whose regions vote on the body region the image shows (when neither the
+    header nor a sure classifier says), best first: the image's draft votes among its ``DraftConfig.region_voters``
+    nearest, and an answer should decide the region as its draft does. ``None``: ``hits`` vote.
 
     ``known_cases``: case ids the answerer was trained on (its memory images). They do not vote on presence: the
     answerer already weighs what their questions say, and counting them twice made validation answers worse
@@ -433,7 +438,8 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     answer = Answer(text=text, confidence=float(confidence), kind=pred.kind, evidence=evidence, question=question,
                     candidates=_final_candidates(pred, text, float(confidence), bool(flags)), flags=flags,
                     route=route.kind)
-    elsewhere = (question_elsewhere([m.concept_id for m in pred.concepts], check.header, image_labels, hits, graph)
+    elsewhere = (question_elsewhere([m.concept_id for m in pred.concepts], check.header, image_labels,
+                                    hits if region_hits is None else region_hits, graph)
                  if region_check and graph is not None and route.kind not in _ABOUT_THE_IMAGE else "")
     reason = check.reason or elsewhere or ("" if flags.get("source") == "dicom-header" else answer_abstain_reason(
         _with_confidence(pred, answer.confidence), image_threshold=image_threshold, min_confidence=min_confidence,
@@ -473,9 +479,9 @@ def question_elsewhere(concept_ids: Sequence[str], header: dict[str, Any] | None
     if not concept_ids:
         return ""
     body = body_regions(graph)
-    # The vote a draft's scope takes (DraftConfig's defaults).
-    shown, source = image_regions(header, image_labels, hits, body, temperature=DraftConfig.temperature,
-                                  share=DraftConfig.region_vote)
+    # The vote a draft's scope takes (DraftConfig's defaults), among as many nearest cases.
+    shown, source = image_regions(header, image_labels, list(hits)[:DraftConfig.region_voters], body,
+                                  temperature=DraftConfig.temperature, share=DraftConfig.region_vote)
     if not shown:
         return ""
     outside = body.outside(concept_ids, shown)

@@ -18,6 +18,7 @@ it rests on. Lines that rest on the drafted findings lead (:func:`supported_firs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -90,6 +91,40 @@ def _ruled_out(expander: GraphExpander, cid: str, negated: set[str]) -> bool:
     return cid in negated or any(a in negated for a in expander.with_hops(NEGATION_HOPS).ancestors(cid))
 
 
+# A drafted sentence calling an organ normal ("Normal appendix.", "The kidneys are unremarkable."): the tagger reads
+# the organ as negated, which the is-a check above cannot connect to the organ's diseases.
+_CALLED_NORMAL = re.compile(r"(?i)\b(?:normal|unremarkable)\b")
+
+
+def _called_normal(findings: Sequence[Any], expander: GraphExpander) -> dict[str, re.Pattern[str]]:
+    """``{organ: its name as a whole-word pattern}`` for what a drafted sentence calls normal without asserting a
+    disease in it, unless another drafted sentence asserts that organ ("Normal liver." beside "A mass in the
+    liver." calls nothing normal)."""
+    asserted = {c for s in findings for c in s.concepts}
+    out: dict[str, re.Pattern[str]] = {}
+    for s in findings:
+        if not s.negated or not _CALLED_NORMAL.search(s.text) or any(_disease(expander, c) for c in s.concepts):
+            continue
+        for organ in s.negated:
+            name = expander.graph.name_of(organ).lower() if expander.graph is not None else ""
+            if organ not in asserted and len(name) >= 3 and not _disease(expander, organ):
+                out[organ] = re.compile(rf"\b{re.escape(name)}\b")
+    return out
+
+
+def _of_normal_organ(expander: GraphExpander, cid: str, normal: dict[str, re.Pattern[str]]) -> bool:
+    """Whether disease ``cid`` is a disease of an organ the draft calls normal: the organ named in its own name or in
+    an is-a ancestor's within :data:`NEGATION_HOPS` ("appendicitis" is-a "appendix disease"), or its location."""
+    if not normal:
+        return False
+    graph = expander.graph
+    names = [graph.name_of(cid).lower()] + [graph.name_of(a).lower()
+                                            for a in expander.with_hops(NEGATION_HOPS).ancestors(cid)]
+    if any(p.search(n) for p in normal.values() for n in names):
+        return True
+    return any(o in normal for rel in _LOCATION_RELATIONS for o in graph.parents(cid, rel))
+
+
 def _finding_facts(findings: Sequence[Any], expander: GraphExpander) -> dict[str, list[tuple[str, str]]]:
     """``{disease: [(fact, citing case)]}`` from the drafted findings through the graph."""
     graph = expander.graph
@@ -145,9 +180,10 @@ def reason_impression(findings: Sequence[Any], case_ids: Sequence[str],
         dx_support = {d: v for d, v in support.positive.items() if _disease(expander, d)}
         dx_cases = {d: [(1.0, support.best_case[d])] for d in dx_support if d in support.best_case}
     facts = _finding_facts(findings, expander)
+    normal = _called_normal(findings, expander)
     scored = []
     for d in set(dx_support) | set(facts):
-        if _ruled_out(expander, d, negated) or not _disease(expander, d):
+        if _ruled_out(expander, d, negated) or not _disease(expander, d) or _of_normal_organ(expander, d, normal):
             continue
         fact_list = list(dict.fromkeys(f for f, _ in facts.get(d, [])))
         score = dx_support.get(d, 0.0) + fact_weight * min(1.0, 0.5 * len(fact_list))

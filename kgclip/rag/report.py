@@ -71,14 +71,18 @@ class DraftConfig(Config):
     max_findings: int = 5  # most findings sentences in a draft
     min_support: float = 0.1  # a new concept adds (support - min_support) to a sentence's gain; 0 < x < 1
     temperature: float = 0.2  # case votes exp((s - s_max) / T); <= 0: every retrieved case votes 1
-    graph_hops: int = 1  # is-a levels through which a specific mention supports a general concept
+    graph_hops: int = 2  # is-a levels through which a specific mention supports a general concept
     graph_credit: float = 1.0  # vote given through the graph, relative to a mention of the concept itself
     nearest_bonus: float = 0.0  # gain x (1 + bonus x case vote): prefer sentences of the nearest cases
     dedupe_concepts: bool = True  # a concept already in the draft adds nothing (else every mention counts again)
     remove_contradictions: bool = True  # drop sentences contradicting the draft or the similar cases' negations
     # With the graph: weight of content-word agreement beside concept agreement (phrasing the similar cases share,
-    # which BLEU / ROUGE reward); without the graph words are the only units, with weight 1.
-    word_weight: float = 1.0
+    # which BLEU / ROUGE reward); without the graph words are the only units, with weight 1. 0 and graph_hops 2:
+    # what `kgclip eval report` measures (kgclip.eval.report.ENGINE_DRAFT); the Engine drafted with 1 and 1 until
+    # session 13. MedPix val, 3 carve seeds, 312 drafts (benchmarks/exp_engine_draft_defaults.py): concept F1 with
+    # the workspace's concept prior 0.116 -> 0.134, +0.018 [0.009, 0.026]; without a prior 0.118 -> 0.129, +0.011
+    # [0.004, 0.018]; ROUGE-L 0.139 -> 0.124 (shared technique phrasing no longer counts).
+    word_weight: float = 0.0
     order: str = "case"  # "case": chosen sentences in source-case order (reads like a report); "score": by gain
     max_impression: int = 2  # diagnosis concepts in the impression
     keep_region: bool = True  # drop sentences naming anatomy outside the query's body region
@@ -362,7 +366,8 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
                      expander: GraphExpander | None = None, query_region: str | Sequence[str] | None = None,
                      query_modality: str | None = None, regions: BodyRegions | None = None,
                      image_labels: ImageLabels | None = None,
-                     concept_prior: Mapping[str, float] | None = None) -> DraftReport:
+                     concept_prior: Mapping[str, float] | None = None,
+                     max_cases: int | None = None) -> DraftReport:
     """Draft a report from retrieved cases (best first); see the module docstring for how.
 
     Args:
@@ -384,6 +389,9 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
         concept_prior: ``{concept id: probability}`` for this query from a learned model
             (:meth:`kgclip.rag.concept_prior.ConceptPrior.predict_one`), mixed into the consensus with
             ``config.prior_mix``; concepts it does not cover score 0 on its side. Ignored without the KG.
+        max_cases: draft from at most the nearest ``max_cases`` hits of the query's region and modality (``None``:
+            all of them). ``Engine.draft_report`` passes many more hits than it drafts from, so that its ``draft_k``
+            cases are all of the query's kind rather than what is left of its ``draft_k`` nearest.
     """
     cfg = config or DraftConfig()
     n_find = cfg.max_findings if max_findings is None else max_findings
@@ -398,7 +406,8 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
     hits, query, report.notice = scope_hits(hits, link, regions if kg else None, temperature=cfg.temperature,
                                             region_vote=cfg.region_vote, region_voters=cfg.region_voters,
                                             query_region=query_region,
-                                            query_modality=query_modality, image_labels=image_labels)
+                                            query_modality=query_modality, image_labels=image_labels,
+                                            max_cases=max_cases)
     report.similar_cases = list(hits)
     report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
     report.modality, report.modality_source = query.modality, query.modality_source

@@ -27,9 +27,9 @@ _CODE_SYSTEMS = {"RADLEX": "http://radlex.org", "DOID": "http://purl.obolibrary.
 def report_text(report: Any, citations: bool = True, facts: bool = True, confidence: bool = True) -> str:
     """``FINDINGS:`` and ``IMPRESSION:`` with one sentence a line, each ending in its citations ``[case] [case]``
     (and, with ``facts``, an impression line's graph facts on the next line); a draft that could not be made says
-    why (its ``notice``), and a declined one lists the similar cases to review. With ``confidence``, a last
-    ``CONFIDENCE:`` line gives the confidence of a draft or of a declined one (not of a notice that nothing could
-    be drafted)."""
+    why on a ``NOT DRAFTED:`` line instead (its ``notice``), and a declined one lists the similar cases to review.
+    With ``confidence``, a last ``CONFIDENCE:`` line gives the confidence of a draft or of a declined one (not of a
+    notice that nothing could be drafted)."""
     def line(s: Any) -> str:
         if not citations:
             return s.text
@@ -39,7 +39,8 @@ def report_text(report: Any, citations: bool = True, facts: bool = True, confide
         return cited
 
     if report.notice and not report.findings:
-        out = f"FINDINGS:\n{report.notice[:1].upper() + report.notice[1:]}.\n\nIMPRESSION:\n-"
+        # Under a FINDINGS heading, "No similar chest cases to draft from." read as a finding about the patient.
+        out = f"NOT DRAFTED: {report.notice[:1].upper() + report.notice[1:]}."
         if getattr(report, "abstained", False) and report.similar_cases:
             shown = report.similar_cases[:_REVIEW_CASES]
             more = len(report.similar_cases) - len(shown)

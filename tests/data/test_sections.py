@@ -86,6 +86,23 @@ def test_sentences_pointing_back_are_marked_dangling():
                              "itemised thistle.")
     assert [x.dangling for x in sents] == [False, True, True, True, False, False]
     assert all(x.draftable for x in sents)  # still findings: they vote, a drafter just does not draft them alone
+    # A lesion named as already known, one of several, or a pointer at the images beside it (MedPix train sentences):
+    # drafted for another patient each presumes what was never said.
+    known = report_sentences("The mass has multiple foci of fat density. The lesion abuts the molar teeth. The largest "
+                             "measures 3.1 cm. The remainder of the liver is normal. All confirm a polyostotic "
+                             "process. More lateral FSE sagittal image shows a tear. Again, there is air. The massive "
+                             "effusion is new. The masseter is normal. All of the small bowel loops are on the right.")
+    assert [x.dangling for x in known] == [True] * 7 + [False] * 3
+
+
+def test_a_figure_label_is_a_sentence_break_not_words_of_a_sentence():
+    sents = report_sentences("Figure 1: Axial CT without contrast The noncontrast head CT revealed a subdural "
+                             "hematoma. Image 1: Lower abdominal fluid collection s/p appendectomy Image 2: Successful "
+                             "drain placement. Mass seen on image 3. Figure 2. Coronal CT shows a cyst.")
+    assert [(x.text, x.modality) for x in sents] == [
+        ("Axial CT without contrast The noncontrast head CT revealed a subdural hematoma.", "CT"),
+        ("Lower abdominal fluid collection s/p appendectomy.", ""), ("Successful drain placement.", ""),
+        ("Mass seen on image 3.", ""), ("Coronal CT shows a cyst.", "CT")]
 
 
 @pytest.mark.parametrize("sentence, kind", [

@@ -70,6 +70,18 @@ def test_answer_abstains_below_thresholds():
     assert answer_abstain_reason(pred, image_threshold=0.3, min_confidence=0.3) == ""
 
 
+def test_a_value_just_below_its_threshold_never_reads_as_equal_to_it():
+    """0.6651 against 0.6702 printed "similarity 0.67, below the threshold 0.67"."""
+    pred = Prediction("yes", "yes", 0.6651, "closed", [], [], [], image_similarity=0.6651)
+    far = answer_abstain_reason(pred, image_threshold=0.6702, min_confidence=0.0)
+    assert "similarity 0.665, below the threshold 0.670" in far
+    unsure = answer_abstain_reason(pred, image_threshold=0.3, min_confidence=0.6652)
+    assert "confidence 0.6651 is below the workspace's threshold 0.6652" in unsure
+    assert "0.50, below the threshold 0.80" in answer_abstain_reason(
+        Prediction("yes", "yes", 0.9, "closed", [], [], [], image_similarity=0.5), image_threshold=0.8,
+        min_confidence=0.0)
+
+
 def test_cases_added_to_the_workspace_bring_an_image_into_range():
     """The collection is the answerer's memory and the workspace's cases: an image like a case the user added is in
     range, but only answers that rest on those cases stand (the answerer never saw such an image)."""

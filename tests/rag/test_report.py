@@ -13,7 +13,7 @@ from kgclip.eval.report import bleu4, concept_f1, rouge_l
 from kgclip.rag.concepts import ConceptTagger
 from kgclip.rag.consensus import GraphExpander, case_weights, concept_support, content_words
 from kgclip.rag.evidence import CaseHit
-from kgclip.rag.report import DraftConfig, draft_from_cases, split_sentences
+from kgclip.rag.report import DraftConfig, ReportSentence, draft_from_cases, split_sentences
 from kgclip.testing import tiny_graph
 
 EFFUSION, PTX, CARDIO = "RADLEX:RID4872", "RADLEX:RID5352", "RADLEX:RID1392"
@@ -184,6 +184,11 @@ def test_a_draft_keeps_to_the_query_region_and_says_so_when_it_cannot():
     kept = draft_from_cases(mixed, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="chest")
     assert [s.text for s in kept.findings] == ["Pleural effusion."]
     assert any("outside the chest region" in why for _, why in kept.removed)
+    # max_cases: the nearest of the query's region, however far down the hits they are (the Engine passes ten
+    # times the cases it drafts from).
+    many = head * 3 + chest + [_hit("c5", 0.7, "Pleural effusion.")]
+    two = draft_from_cases(many, tagger=ConceptTagger(g), graph=g, config=KG_ONLY, query_region="CHEST", max_cases=2)
+    assert [h.case_id for h in two.similar_cases] == ["c1", "c2"]
 
 
 def test_without_query_region_the_similar_cases_vote_and_no_region_is_a_notice():
@@ -343,6 +348,43 @@ def test_an_impression_never_names_a_disease_under_a_finding_the_draft_negates()
     assert named({"DOID:2"}) == []
     # A negated specific disease says nothing of its class: "no adenocarcinoma" leaves lung cancer possible.
     assert named({"DOID:5"}) == ["DOID:6", "DOID:3"]
+
+
+def test_an_impression_never_names_a_disease_of_an_organ_the_findings_call_normal():
+    """"Normal appendix." drafted from one case, "Findings most consistent with appendicitis" from the others'
+    diagnoses: the tagger reads the organ as negated, which no is-a link joins to appendicitis."""
+    from kgclip.ontology.model import Concept, ConceptGraph, Relation
+    from kgclip.rag.consensus import ConceptSupport
+    from kgclip.rag.impression import reason_impression
+
+    chain = [("DOID:4", "disease"), ("DOID:1", "gastrointestinal system disease"), ("DOID:2", "appendix disease"),
+             ("DOID:3", "appendicitis"), ("DOID:7", "acute appendicitis")]
+    records = [Concept(id=c, name=n, source="doid") for c, n in chain]
+    records += [Relation(chain[i + 1][0], "is_a", chain[i][0]) for i in range(len(chain) - 1)]
+    records += [Concept(id="DOID:6", name="colitis", source="doid"), Relation("DOID:6", "is_a", "DOID:1"),
+                Concept(id="DOID:8", name="mucocele", source="doid"), Relation("DOID:8", "is_a", "DOID:1"),
+                Relation("DOID:8", "located_in", "RID:1"),
+                Concept(id="RID:1", name="appendix", source="radlex"), Concept(id="RID:2", name="colon",
+                                                                                 source="radlex")]
+    g = ConceptGraph.from_records(records, name="appendix")
+    args = (["a", "b", "c"], [["DOID:7"], ["DOID:6"], ["DOID:8"]], np.array([0.5, 0.3, 0.2]), ConceptSupport(),
+            GraphExpander(g, hops=1))
+
+    def named(*findings):
+        return [x.concept for x in reason_impression(list(findings), *args, set(), 3)]
+
+    assert named() == ["DOID:7", "DOID:6", "DOID:8"]
+    normal = ReportSentence("Normal appendix.", "a", 1.0, (), ("RID:1",))
+    assert named(normal) == ["DOID:6"]  # by the name above it, and by its location
+    # Not normal: the organ only negated ("No appendix is seen" after an appendectomy says nothing of the others),
+    # or asserted in another drafted sentence, or in one sentence with a disease.
+    assert named(ReportSentence("No appendix is seen.", "a", 1.0, (), ("RID:1",))) == ["DOID:7", "DOID:6", "DOID:8"]
+    beside = ReportSentence("A dilated appendix.", "b", 1.0, ("RID:1",), ())
+    assert sorted(named(normal, beside)) == ["DOID:6", "DOID:7", "DOID:8"]
+    assert {"DOID:3", "DOID:7"} & set(named(ReportSentence("Normal colon, appendicitis.", "a", 1.0, ("DOID:3",),
+                                                           ("RID:2",))))
+    assert named(ReportSentence("The colon is unremarkable.", "a", 1.0, (), ("RID:2",))) == ["DOID:7", "DOID:6",
+                                                                                              "DOID:8"]
 
 
 def test_vote_region_keeps_every_region_the_share_supports_and_modality_is_voted():

@@ -41,6 +41,9 @@ def test_draft_comes_from_findings_of_the_same_region(engine_with_findings):
     none = engine.draft_report(data / "images" / "synth006.png", region="ABDOMEN")
     # The workspace's modality classifier may add the query's modality ("no similar abdomen CT cases...").
     assert not none.findings and re.fullmatch(r"no similar abdomen (\w+ )?cases to draft from", none.notice)
+    # k cases of the region, not what is left of the k nearest: one head case among twelve.
+    one = engine.draft_report(data / "images" / "synth006.png", region="HEAD", k=1)
+    assert [h.case_id for h in one.similar_cases] == ["head-0"] and [s.case_id for s in one.findings] == ["head-0"]
 
 
 def test_cli_formats(engine_with_findings, capsys, tmp_path):
