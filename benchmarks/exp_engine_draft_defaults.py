@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from kgclip.eval import report as R
-    from kgclip.eval.report_data import MedPixReportData
-    from kgclip.eval.report_prior import split_priors, train_split_prior
-    from kgclip.eval.report_select import MemoTagger, ReportScorer, draft_reports
+    from kgclip.eval.report_select import MemoTagger, draft_reports
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag.concepts import ConceptTagger
     from kgclip.rag.consensus import GraphExpander
@@ -51,23 +49,17 @@ def main(argv: list[str] | None = None) -> dict:
     res = {f"{p}_{c}": {"f1": [], "rouge": [], "dx_lead": 0.0, "dx_any": 0.0} for p, c in runs}
     seeds = [int(s) for s in args.seeds.split(",")]
     for seed in seeds:
-        data = MedPixReportData(medpix, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
-        val = data.split("val")
-        trained = train_split_prior(data, val, tagger, graph, R.PRIOR_CONFIG, R.PRIOR_FEATURES)
-        priors = split_priors(data, val, trained, R.PRIOR_FEATURES)
-        scorer = ReportScorer(tagger, val.references)
+        data, val, priors, scorer = R.carved_val(medpix, seed, tagger, graph)
         for p, c in runs:
             cfg = configs[c]
             reps = draft_reports(data, val, R.ENGINE_RETRIEVAL, cfg, tagger=tagger, graph=graph,
                                  expander=GraphExpander(graph, cfg.graph_hops), regions=BodyRegions(graph),
                                  priors=priors if p == "prior" else None)
-            per = scorer.per_case([r.findings_text for r in reps], exact=True)
-            row = res[f"{p}_{c}"]
-            row["f1"] += list(per["concept_f1"])
-            row["rouge"] += list(per["rouge_l"])
-            dx = R.impression_dx_figures(data, val, reps, tagger, graph)
-            row["dx_lead"] += dx["impression_dx_lead"] * dx["n_impression_dx"]
-            row["dx_any"] += dx["impression_dx_any"] * dx["n_impression_dx"]
+            fig, row = R.draft_figures(data, val, reps, scorer, tagger, graph), res[f"{p}_{c}"]
+            row["f1"] += fig["concept_f1"]
+            row["rouge"] += fig["rouge_l"]
+            row["dx_lead"] += fig["dx_lead"]
+            row["dx_any"] += fig["dx_any"]
     out: dict = {"split": "val", "seeds": seeds, "n": len(res["prior_before"]["f1"])}
     for key, row in res.items():
         f1 = np.array(row["f1"])

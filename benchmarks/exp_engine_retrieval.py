@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from kgclip.eval import report as R
-    from kgclip.eval.report_data import MedPixReportData
-    from kgclip.eval.report_prior import split_priors, train_split_prior
-    from kgclip.eval.report_select import MemoTagger, ReportScorer, RetrievalConfig, draft_reports
+    from kgclip.eval.report_select import MemoTagger, RetrievalConfig, draft_reports
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag.concepts import ConceptTagger
     from kgclip.rag.consensus import GraphExpander
@@ -72,24 +70,18 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = [int(s) for s in args.seeds.split(",")]
     cfg = R.ENGINE_DRAFT
     for seed in seeds:
-        data = MedPixReportData(medpix, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
-        val = data.split("val")
-        trained = train_split_prior(data, val, tagger, graph, R.PRIOR_CONFIG, R.PRIOR_FEATURES)
-        priors = split_priors(data, val, trained, R.PRIOR_FEATURES)
-        scorer = ReportScorer(tagger, val.references)
+        data, val, priors, scorer = R.carved_val(medpix, seed, tagger, graph)
         for name, retrieval in variants.items():
             RS.SCOPE_MIN_CASES = 10 ** 9 if name.endswith("_sharing") else min_cases
             reps = draft_reports(data, val, retrieval, cfg, tagger=tagger, graph=graph,
                                  expander=GraphExpander(graph, cfg.graph_hops), regions=BodyRegions(graph),
                                  priors=priors, max_cases=max_cases.get(name))
-            per = scorer.per_case([r.findings_text for r in reps], exact=True)
-            row = res[name]
-            row["f1"] += list(per["concept_f1"])
-            row["rouge"] += list(per["rouge_l"])
+            fig, row = R.draft_figures(data, val, reps, scorer, tagger, graph), res[name]
+            row["f1"] += fig["concept_f1"]
+            row["rouge"] += fig["rouge_l"]
             row["empty"] += sum(not r.findings for r in reps)
-            dx = R.impression_dx_figures(data, val, reps, tagger, graph)
-            row["dx_lead"] += dx["impression_dx_lead"] * dx["n_impression_dx"]
-            row["dx_any"] += dx["impression_dx_any"] * dx["n_impression_dx"]
+            row["dx_lead"] += fig["dx_lead"]
+            row["dx_any"] += fig["dx_any"]
     base = np.array(res["eval"]["f1"])
     out: dict = {"split": "val", "seeds": seeds, "n": len(base)}
     for name, row in res.items():

@@ -63,7 +63,8 @@ from kgclip.rag.report import DraftConfig, split_sentences
 from kgclip.rag.report_scope import other_modality
 from kgclip.stats import bootstrap_ci
 
-__all__ = ["bleu4", "rouge_l", "concept_f1", "evaluate_report", "NOKG_RETRIEVAL", "NOKG_DRAFT", "ENGINE_RETRIEVAL",
+__all__ = ["bleu4", "rouge_l", "concept_f1", "evaluate_report", "carved_val", "draft_figures",
+           "NOKG_RETRIEVAL", "NOKG_DRAFT", "ENGINE_RETRIEVAL",
            "ENGINE_DRAFT", "PRIOR_CONFIG"]
 
 # The configurations as selected on val (used when ``select=False``): `--split val --rounds 2` with the concept
@@ -127,6 +128,27 @@ def impression_supported(report: Any) -> bool | None:
         return None
     lead = report.impression[0]
     return bool(lead.facts) or any(s.case_id in lead.citations for s in report.findings)
+
+
+def carved_val(path: str | Path, seed: int, tagger: MemoTagger, graph: ConceptGraph
+               ) -> tuple[MedPixReportData, ReportSplit, list[Any], ReportScorer]:
+    """One validation carve of MedPix *train* (``seed``) as the val experiments draft it: the data, the val split,
+    each query's concept prior (learned on the carve's pool only) and a scorer against the queries' Findings."""
+    data = MedPixReportData(path, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
+    val = data.split("val")
+    trained = train_split_prior(data, val, tagger, graph, PRIOR_CONFIG, PRIOR_FEATURES)
+    return data, val, split_priors(data, val, trained, PRIOR_FEATURES), ReportScorer(tagger, val.references)
+
+
+def draft_figures(data: MedPixReportData, split: ReportSplit, reports: Sequence[Any], scorer: ReportScorer,
+                  tagger: MemoTagger, graph: ConceptGraph) -> dict[str, Any]:
+    """Per-draft ``concept_f1`` and ``rouge_l`` (exact linking, lists for paired bootstraps) and the impression's
+    diagnosis hits as counts (``dx_lead``, ``dx_any``; :func:`impression_dx_figures`), to be pooled over seeds."""
+    per = scorer.per_case([r.findings_text for r in reports], exact=True)
+    dx = impression_dx_figures(data, split, reports, tagger, graph)
+    return {"concept_f1": list(per["concept_f1"]), "rouge_l": list(per["rouge_l"]),
+            "dx_lead": dx["impression_dx_lead"] * dx["n_impression_dx"],
+            "dx_any": dx["impression_dx_any"] * dx["n_impression_dx"]}
 
 
 def impression_dx_figures(data: MedPixReportData, split: ReportSplit, reports: Sequence[Any], tagger: MemoTagger,
