@@ -45,9 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from kgclip.data import sections as S
     from kgclip.eval import report as R
-    from kgclip.eval.report_data import MedPixReportData
-    from kgclip.eval.report_prior import split_priors, train_split_prior
-    from kgclip.eval.report_select import MemoTagger, ReportScorer, draft_reports
+    from kgclip.eval.report_select import MemoTagger, draft_reports
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag import impression as IMP
     from kgclip.rag import report_scope as RS
@@ -74,21 +72,17 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = [int(s) for s in args.seeds.split(",")]
     try:
         for seed in seeds:
-            data = MedPixReportData(medpix, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
-            val = data.split("val")
-            trained = train_split_prior(data, val, tagger, graph, R.PRIOR_CONFIG, R.PRIOR_FEATURES)
-            priors = split_priors(data, val, trained, R.PRIOR_FEATURES)
-            scorer = ReportScorer(tagger, val.references)
+            data, val, priors, scorer = R.carved_val(medpix, seed, tagger, graph)
             for name, on in VARIANTS.items():
                 switch(on)
                 cfg = R.ENGINE_DRAFT
                 reps = draft_reports(data, val, R.ENGINE_RETRIEVAL, cfg, tagger=tagger, graph=graph,
                                      expander=GraphExpander(graph, cfg.graph_hops), regions=BodyRegions(graph),
                                      priors=priors)
-                res[name]["f1"] += list(scorer.per_case([r.findings_text for r in reps], exact=True)["concept_f1"])
-                dx = R.impression_dx_figures(data, val, reps, tagger, graph)
-                res[name]["dx_lead"] += dx["impression_dx_lead"] * dx["n_impression_dx"]
-                res[name]["dx_any"] += dx["impression_dx_any"] * dx["n_impression_dx"]
+                fig = R.draft_figures(data, val, reps, scorer, tagger, graph)
+                res[name]["f1"] += fig["concept_f1"]
+                res[name]["dx_lead"] += fig["dx_lead"]
+                res[name]["dx_any"] += fig["dx_any"]
                 switch(tuple(new))  # every variant's drafts judged by the new detectors
                 for r in reps:
                     res[name]["mod_viol"].append(sum(RS.other_modality(x.modality, r.modality or "")

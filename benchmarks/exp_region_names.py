@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from kgclip.eval import report as R
-    from kgclip.eval.report_data import MedPixReportData
-    from kgclip.eval.report_prior import split_priors, train_split_prior
-    from kgclip.eval.report_select import MemoTagger, ReportScorer, draft_reports
+    from kgclip.eval.report_select import MemoTagger, draft_reports
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag.concepts import ConceptTagger
     from kgclip.rag.consensus import GraphExpander
@@ -65,20 +63,16 @@ def main(argv: list[str] | None = None) -> dict:
     res = {v: {"f1": [], "dx_lead": 0.0, "dx_any": 0.0, "viol": [], "concepts": set()} for v in VARIANTS}
     seeds = [int(s) for s in args.seeds.split(",")]
     for seed in seeds:
-        data = MedPixReportData(medpix, splits=(), val_fraction=0.2, seed=seed, show_progress=False)
-        val = data.split("val")
-        trained = train_split_prior(data, val, tagger, graph, R.PRIOR_CONFIG, R.PRIOR_FEATURES)
-        priors = split_priors(data, val, trained, R.PRIOR_FEATURES)
-        scorer = ReportScorer(tagger, val.references)
+        data, val, priors, scorer = R.carved_val(medpix, seed, tagger, graph)
         for name in VARIANTS:
             regions = OldRegions(graph) if name == "old" else BodyRegions(graph)
             cfg = R.ENGINE_DRAFT
             reps = draft_reports(data, val, R.ENGINE_RETRIEVAL, cfg, tagger=tagger, graph=graph,
                                  expander=GraphExpander(graph, cfg.graph_hops), regions=regions, priors=priors)
-            res[name]["f1"] += list(scorer.per_case([r.findings_text for r in reps], exact=True)["concept_f1"])
-            dx = R.impression_dx_figures(data, val, reps, tagger, graph)
-            res[name]["dx_lead"] += dx["impression_dx_lead"] * dx["n_impression_dx"]
-            res[name]["dx_any"] += dx["impression_dx_any"] * dx["n_impression_dx"]
+            fig = R.draft_figures(data, val, reps, scorer, tagger, graph)
+            res[name]["f1"] += fig["concept_f1"]
+            res[name]["dx_lead"] += fig["dx_lead"]
+            res[name]["dx_any"] += fig["dx_any"]
             for qi, r in enumerate(reps):
                 query = regions_of_label(data.query_metadata(val, qi)["region"])
                 viol = 0

@@ -260,7 +260,7 @@ class Engine:
                                min_confidence=self.answerer.min_confidence,
                                known_cases=frozenset(self.answerer.core.train_keys),
                                image_labels=self.image_labels(vec), diagnosis=diagnosis,
-                               region_hits=[self._with_sections(c) for c in nearest])
+                               region_hits=nearest)
         if self.llm is not None and not answer.abstained:
             answer = self.llm.rewrite_answer(answer)
         return answer

@@ -137,7 +137,7 @@ _ORGAN_ADJECTIVES: dict[str, str] = {
 }
 _NAME_WORD = re.compile(r"[a-z]+")
 # Words of a name that never place it ("head", "neck" of an organ; "cervical" is the neck or the uterine cervix).
-_AMBIGUOUS_NAMES = frozenset({"head", "neck", "face", "leg", "arm", "hand", "foot", "spine", "eye", "cervical"})
+_AMBIGUOUS_NAMES = _AMBIGUOUS | {"cervical"}
 _SIDE = re.compile(r"^(?:left|right|bilateral|both)\s+")
 _OF = re.compile(r"^.+?\s+of\s+(?:the\s+)?(?:left\s+|right\s+)?(.+)$")
 

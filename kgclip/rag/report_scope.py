@@ -190,10 +190,11 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
     anatomy their text names) among the ``region_voters`` nearest (all when ``None``; hits come best first);
     ``DraftQuery.region_source`` says which, and why the classifier did not decide. The modality likewise:
     ``query_modality``, else the modality classifier from ``modality_threshold``, else a weighted vote of the similar
-    cases' stored modalities (``DraftQuery.modality_source`` says which). A case counts only if it shares one of the
-    regions. Never a draft from another region: when no case is left, or none has findings
-    text, the notice says so. ``max_cases``: at most that many of the kept cases, the nearest (``None``: all), so a
-    caller can pass many more hits than it drafts from and still draft from as many cases of the query's kind.
+    cases' stored modalities (``DraftQuery.modality_source`` says which). A case counts only if it lies wholly in the
+    regions, or shares one of them when fewer than :data:`SCOPE_MIN_CASES` do. Never a draft from another region:
+    when no case is left, or none has findings text, the notice says so. ``max_cases``: at most that many of the
+    kept cases, the nearest (``None``: all), so a caller can pass many more hits than it drafts from and still draft
+    from as many cases of the query's kind.
     """
     modality = normalize_modality(query_modality)
     if isinstance(query_region, str):
