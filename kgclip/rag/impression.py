@@ -210,21 +210,23 @@ def reason_impression(findings: Sequence[Any], case_ids: Sequence[str],
 
 
 def _line_text(name: str, lead: bool) -> str:
-    return f"Findings most consistent with {name}." if lead else f"Differential diagnosis includes {name}."
+    # Hedged, like a diagnosis answer: the leading line names the case's own diagnosis (or an is-a relative) in about
+    # 3 % of MedPix val drafts (``impression_dx_lead`` in ``kgclip eval report``), so "most consistent with" would
+    # overstate what similar cases can tell.
+    return f"Possible {name}, as in the cited similar cases." if lead else f"Differential diagnosis includes {name}."
 
 
 def supported_first(lines: Sequence[ImpressionLine], findings: Sequence[Any], anchored: str | None,
                     graph: ConceptGraph) -> list[ImpressionLine]:
     """``lines`` with those that rest on the drafted findings first (otherwise in their order), reworded so the first
-    reads "Findings most consistent with ...".
+    reads "Possible ..., as in the cited similar cases.".
 
     A line rests on the findings when it has a graph fact from a drafted finding, cites a case a drafted finding
-    comes from, or names the diagnosis the draft was anchored on (``anchored``). "Findings most consistent with
-    appendicitis" led drafts that said nothing of the appendix when the similar cases' appendix sentences were
-    contradicted away. MedPix val, carve seeds 0/1/2 (312 drafts; with the anchor trying 3 diagnoses): leading
-    impressions resting on a drafted finding 0.76 -> 0.92; concept F1 (findings) +0.0009 [-0.0014, 0.0034]; the
-    lead names the case's own diagnosis (or an is-a relative within 3 levels) in 3.6 % -> 3.3 % of drafts (11 -> 10
-    of 302, as poor either way).
+    comes from, or names the diagnosis the draft was anchored on (``anchored``). Appendicitis led drafts that said
+    nothing of the appendix when the similar cases' appendix sentences were contradicted away. MedPix val, carve
+    seeds 0/1/2 (312 drafts; with the anchor trying 3 diagnoses): leading impressions resting on a drafted finding
+    0.76 -> 0.92; concept F1 (findings) +0.0009 [-0.0014, 0.0034]; the lead names the case's own diagnosis (or an
+    is-a relative within 3 levels) in 3.6 % -> 3.3 % of drafts (11 -> 10 of 302, as poor either way).
     """
     drafted = {f.case_id for f in findings}
     rests = [bool(x.facts) or bool(drafted & set(x.cases)) or x.concept == anchored for x in lines]

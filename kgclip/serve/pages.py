@@ -63,6 +63,7 @@ async def scan_page(request: Request) -> Response:
    <button id="draftbtn" type="button">Draft from similar cases</button></div>
   <div id="draft" class="panel" hidden>
    <p id="draftconf" class="muted" hidden></p>
+   <p id="draftnotice" class="abstain" hidden></p>
    <h4>Findings</h4><ol id="findings" class="sentences"></ol>
    <button id="addfinding" type="button" class="tool">+ finding</button>
    <h4>Impression</h4><ol id="impression" class="sentences"></ol>

@@ -48,7 +48,7 @@ def test_every_sentence_cites_its_case_and_concepts_are_not_repeated():
     assert "contradicts" in reasons["No pleural effusion."]
     assert reasons["Heart size normal."] == "no finding concept"
     # Impression: the diagnosis concept two of the three cases carry, citing the nearest of them.
-    assert report.impression[0].text == "Findings most consistent with pneumonia."
+    assert report.impression[0].text == "Possible pneumonia, as in the cited similar cases."
     assert report.impression[0].case_id == "case-a"
     out = report.text()
     assert "FINDINGS:" in out and "[case-a]" in out
@@ -229,7 +229,7 @@ def test_impression_is_never_a_symptom_and_cites_cases_and_facts():
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=dataclasses.replace(KG_ONLY,
                                                                                                   max_impression=3))
     texts = [s.text for s in report.impression]
-    assert texts[0] == "Findings most consistent with pneumonia."
+    assert texts[0] == "Possible pneumonia, as in the cited similar cases."
     assert not any("Consider" in t or "cough" in t.lower() for t in texts)
     assert set(report.impression[0].citations) == {"a", "b"}
 
@@ -320,7 +320,7 @@ def test_a_differential_is_never_the_leads_is_a_parent():
     report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g,
                               config=dataclasses.replace(KG_ONLY, max_impression=2))
     # "lung cancer" (the lead's parent, with half of both votes) outscores pneumonia, but says nothing new.
-    assert [s.text for s in report.impression] == ["Findings most consistent with lung adenocarcinoma.",
+    assert [s.text for s in report.impression] == ["Possible lung adenocarcinoma, as in the cited similar cases.",
                                                    "Differential diagnosis includes pneumonia."]
 
 
@@ -351,7 +351,7 @@ def test_an_impression_never_names_a_disease_under_a_finding_the_draft_negates()
 
 
 def test_an_impression_never_names_a_disease_of_an_organ_the_findings_call_normal():
-    """"Normal appendix." drafted from one case, "Findings most consistent with appendicitis" from the others'
+    """"Normal appendix." drafted from one case, "Possible appendicitis" from the others'
     diagnoses: the tagger reads the organ as negated, which no is-a link joins to appendicitis."""
     from kgclip.ontology.model import Concept, ConceptGraph, Relation
     from kgclip.rag.consensus import ConceptSupport
@@ -432,14 +432,14 @@ def test_impression_lines_resting_on_drafted_findings_lead():
 
     g = tiny_graph()
     dx = [c for c in g.ids if g.name_of(c)][:3]
-    lines = [ImpressionLine("Findings most consistent with a.", dx[0], 0.6, ("x",), ()),
+    lines = [ImpressionLine("Possible a, as in the cited similar cases.", dx[0], 0.6, ("x",), ()),
              ImpressionLine("Differential diagnosis includes b.", dx[1], 0.4, ("y",), ()),
              ImpressionLine("Differential diagnosis includes c.", dx[2], 0.3, ("z",), ("c is reported",))]
     findings = [SimpleNamespace(case_id="y")]
     out = supported_first(lines, findings, None, g)
     # b cites the case a drafted finding comes from, c has a fact from one; a rests on neither and goes last.
     assert [x.concept for x in out] == [dx[1], dx[2], dx[0]]
-    assert out[0].text == f"Findings most consistent with {g.name_of(dx[1])}."
+    assert out[0].text == f"Possible {g.name_of(dx[1])}, as in the cited similar cases."
     assert out[2].text == f"Differential diagnosis includes {g.name_of(dx[0])}."
     anchored = supported_first(lines, [], dx[0], g)  # the anchored diagnosis rests on its anchor sentence
     assert [x.concept for x in anchored] == [dx[0], dx[2], dx[1]]

@@ -59,8 +59,10 @@ def chest_image(workspace: Path) -> Path:
     from kgclip.engine import Engine
 
     engine = Engine.load(workspace)
-    case = [c for c in engine.cases if c.body_part.upper() == "CHEST" and not c.case_id.startswith("report-")][-1]
-    return next((demo_vqa_rad_dir() / "images").glob(f"{case.case_id}.*"))
+    # The last shipped one: cases added by the tests (reports, accepted drafts) have no shipped file.
+    shipped = [next((demo_vqa_rad_dir() / "images").glob(f"{c.case_id}.*"), None)
+               for c in engine.cases if c.body_part.upper() == "CHEST"]
+    return [path for path in shipped if path is not None][-1]
 
 
 @pytest.fixture()

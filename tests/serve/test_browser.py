@@ -121,6 +121,27 @@ def test_draft_open_citation_edit_accept_then_find_it(page, workspace) -> None: 
     assert case_id in [c.get_attribute("data-case") for c in page.locator("#gallery figure.card").all()]
 
 
+def test_nothing_drafted_says_why_and_cannot_be_accepted_empty(page, workspace) -> None:  # noqa: ANN001
+    from tests.serve.conftest import chest_image
+
+    page.goto("/")
+    page.set_input_files("#file", str(chest_image(workspace)))
+    page.wait_for_selector("#viewer:not([hidden])")
+    page.select_option("#region", "head")  # the demo's head cases have questions only, no findings to draft from
+    page.click("#draftbtn")
+    page.wait_for_selector("#draftnotice:not([hidden])")
+    assert page.inner_text("#draftnotice").startswith("Not drafted: no similar head")
+    assert page.locator("#draft li.sentence").count() == 0
+    for button in ("#acceptbtn", "#exporttext", "#exportfhir"):
+        assert page.is_disabled(button), button
+    page.click("#addfinding")  # still writable by hand; accept and export follow the text
+    assert page.is_disabled("#acceptbtn")
+    page.locator("#findings li.sentence .text").last.fill("Hand-written finding: no acute intracranial abnormality.")
+    assert page.is_enabled("#acceptbtn") and page.is_enabled("#exportfhir")
+    page.locator("#findings li.sentence button[title=remove]").last.click()
+    assert page.is_disabled("#acceptbtn")
+
+
 def test_curate_add_concept_then_undo(page) -> None:  # noqa: ANN001
     page.goto("/curate")
     page.click("text=Add a concept")

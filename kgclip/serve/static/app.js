@@ -122,10 +122,28 @@ function collect(listId) {
     cases: JSON.parse(li.dataset.cases || "[]"), facts: JSON.parse(li.dataset.facts || "[]")}));
 }
 
+// Export and accept need a report: while no sentence has text (nothing drafted, all removed, or a hand-written
+// sentence still empty) they are disabled, so an empty draft cannot be exported or accepted into the archive.
+function syncDraftActions() {
+  const written = [...document.querySelectorAll("#findings li.sentence .text, #impression li.sentence .text")]
+    .some((node) => node.textContent.trim());
+  for (const id of ["exporttext", "exportfhir", "acceptbtn"]) {
+    $(id).disabled = !written;
+    $(id).title = written ? "" : "nothing to " + (id === "acceptbtn" ? "accept" : "export") + ": draft or write a sentence first";
+  }
+}
+
 function renderDraft(d) {
   $("findings").replaceChildren(...d.findings.map(sentenceItem));
   $("impression").replaceChildren(...d.impression.map(sentenceItem));
+  $("exported").hidden = true;
   $("draft").hidden = false;
+  // Why nothing was drafted ("no similar chest XR cases ..."), in the panel where the report would be, as the text
+  // export and the notebook say NOT DRAFTED; the radiologist can still write sentences by hand.
+  const notice = $("draftnotice");
+  notice.hidden = !d.notice;
+  notice.textContent = d.notice ? "Not drafted: " + d.notice + ". Write findings by hand, or pick another region." : "";
+  syncDraftActions();
   // The draft's confidence (the calibrated agreement of its similar cases), as the CLI, text and FHIR exports give
   // it; none for a notice that nothing could be drafted, nor without the KG (no concepts to compare cases by).
   const drafted = d.findings.length || d.impression.length || d.abstained;
@@ -159,6 +177,11 @@ function initScan() {
     $(listId).append(li);
     li.querySelector(".text").focus();
   };
+  for (const list of ["findings", "impression"]) {
+    $(list).addEventListener("input", syncDraftActions);
+    new MutationObserver(syncDraftActions).observe($(list), {childList: true});
+  }
+  syncDraftActions();
   $("addfinding").addEventListener("click", addSentence("findings"));
   $("addimpression").addEventListener("click", addSentence("impression"));
   call("/api/workspace").then((info) => {
