@@ -3,7 +3,9 @@ a draft keeps to the query's region.
 
 Regions are coarse and few: ``head, neck, chest, abdomen, pelvis, spine, limb, breast``. A metadata label (a DICOM
 ``BodyPartExamined`` such as ``CHEST`` or ``ABDOMENPELVIS``, a dataset's organ or location label such as ``ABD`` or
-``Brain and Neuro``) maps to a set of them (:func:`regions_of_label`).
+``Brain and Neuro``) maps to a set of them (:func:`regions_of_label`). The limb has two parts (:data:`LIMB_PARTS`,
+upper and lower), placed the same way (:meth:`BodyRegions.limb_parts`, :func:`limb_part_of_label`), so a knee scan
+is not drafted from shoulder cases.
 
 Where an anatomy concept lies comes from the graph, never from a word list over report text: a concept lies in the
 regions of the *anchor* organs it reaches through ``part_of`` (when the graph has it), through ``is_a`` (a "right
@@ -25,7 +27,8 @@ from collections.abc import Iterable
 from kgclip.errors import ConfigError
 from kgclip.ontology.model import IS_A, PART_OF, ConceptGraph
 
-__all__ = ["REGIONS", "regions_of_label", "check_region_label", "compatible", "BodyRegions", "body_regions"]
+__all__ = ["REGIONS", "LIMB_PARTS", "regions_of_label", "limb_part_of_label", "check_region_label", "compatible",
+           "BodyRegions", "body_regions"]
 
 REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "spine", "limb", "breast")
 
@@ -73,6 +76,25 @@ def regions_of_label(label: str | None) -> frozenset[str]:
     return frozenset(out)
 
 
+# The limb region's two parts. A limb scan shows one of them: a shoulder MR is never drafted from knee sentences.
+# Labels rarely say which ("Musculoskeletal"), so a draft learns the part from its header when it names a joint,
+# else from the similar cases' anatomy (kgclip.rag.report_scope).
+LIMB_PARTS = ("upper limb", "lower limb")
+_LIMB_PART_LABELS = (
+    ("upper limb", re.compile(r"(?<![a-z])(?:upper (?:extremit|limb)|shoulder|elbow|wrist|hand|finger|thumb|humer"
+                              r"|forearm|arm(?![a-z]))")),
+    ("lower limb", re.compile(r"(?<![a-z])(?:lower (?:extremit|limb)|knee|ankle|foot|feet|toe|femur|femoral|tibia"
+                              r"|fibula|hip|leg(?![a-z])|thigh|patella|calcane)")),
+)
+
+
+def limb_part_of_label(label: str | None) -> str:
+    """The limb part a metadata label names (``"KNEE"`` -> ``"lower limb"``), ``""`` when it names none or both."""
+    text = (label or "").strip().lower()
+    found = [part for part, pattern in _LIMB_PART_LABELS if pattern.search(text)]
+    return found[0] if len(found) == 1 else ""
+
+
 def check_region_label(label: str, name: str = "region") -> frozenset[str]:
     """The regions a caller's label names (:func:`regions_of_label`).
 
@@ -113,6 +135,13 @@ _ANCHORS: dict[str, tuple[str, ...]] = {
              "radius", "ulna", "thigh", "leg", "arm", "forearm", "knee joint", "hip joint"),
     "breast": ("breast", "breast disease"),
 }
+# Anchor organs of the limb's parts (LIMB_PARTS), resolved and walked like the regions' (BodyRegions.limb_parts).
+_LIMB_PART_ANCHORS: dict[str, tuple[str, ...]] = {
+    "upper limb": ("shoulder", "elbow", "wrist", "hand", "humerus", "radius", "ulna", "arm", "forearm",
+                   "shoulder joint", "elbow joint", "wrist joint", "finger", "thumb"),
+    "lower limb": ("knee", "foot", "ankle", "femur", "tibia", "fibula", "thigh", "leg", "knee joint", "hip joint",
+                   "ankle joint", "patella", "calcaneus", "toe"),
+}
 # Anchors whose bare mention in a report is usually part of another organ ("femoral head", "neck of the pancreas",
 # "hand-foot"): they place descendants and "X of <anchor>" names, but a mention of the word alone places nothing.
 _AMBIGUOUS = frozenset({"head", "neck", "face", "leg", "arm", "hand", "foot", "spine", "eye"})
@@ -132,7 +161,8 @@ _ORGAN_ADJECTIVES: dict[str, str] = {
     "mesenteric": "mesentery", "abdominal": "abdomen", "pelvic": "pelvis", "ovarian": "ovary", "uterine": "uterus",
     "endometrial": "uterus", "prostatic": "prostate", "testicular": "testis",
     "scrotal": "scrotum", "rectal": "rectum", "vaginal": "vagina", "bladder": "urinary bladder",
-    "spinal": "spinal cord", "femoral": "femur", "tibial": "tibia", "humeral": "humerus",
+    "spinal": "spinal cord", "femoral": "femur", "tibial": "tibia", "humeral": "humerus", "fibular": "fibula",
+    "ulnar": "ulna", "patellar": "patella", "calcaneal": "calcaneus",
     "mammary": "breast",
 }
 _NAME_WORD = re.compile(r"[a-z]+")
@@ -150,27 +180,40 @@ class BodyRegions:
         max_hops: is-a / part-of levels walked up from a concept.
     """
 
-    def __init__(self, graph: ConceptGraph | None, *, max_hops: int = 10) -> None:
+    def __init__(self, graph: ConceptGraph | None, *, max_hops: int = 10,
+                 _anchors: dict[str, tuple[str, ...]] = _ANCHORS, _by_name: dict[str, str] | None = None,
+                 _bare_organ_words: bool = False) -> None:
         self.graph = graph
         self.max_hops = max_hops
-        self._by_name: dict[str, str] = {}
+        self._by_name: dict[str, str] = {} if _by_name is None else _by_name
         self._anchor: dict[str, frozenset[str]] = {}
         self._memo: dict[str, frozenset[str]] = {}
         self._ambiguous: set[str] = set()
+        self._parts: BodyRegions | None = None
+        self._bare_organ_words = _bare_organ_words  # a name that is only an organ word places it (limb parts)
         if graph is None:
             return
-        wanted = {n for names in _ANCHORS.values() for n in names}
-        for concept in graph.concepts(include_deprecated=False):
-            for name in concept.all_names:
-                key = " ".join(name.lower().split())
-                self._by_name.setdefault(key, concept.id)
-        for region, names in _ANCHORS.items():
+        if _by_name is None:
+            for concept in graph.concepts(include_deprecated=False):
+                for name in concept.all_names:
+                    key = " ".join(name.lower().split())
+                    self._by_name.setdefault(key, concept.id)
+        for region, names in _anchors.items():
             for n in names:
                 cid = self._by_name.get(n)
-                if cid is not None and n in wanted:
+                if cid is not None:
                     self._anchor[cid] = self._anchor.get(cid, frozenset()) | {region}
                     if n in _AMBIGUOUS:
                         self._ambiguous.add(cid)
+
+    def limb_parts(self, concept_id: str) -> frozenset[str]:
+        """The limb parts (:data:`LIMB_PARTS`) a concept lies in, through the graph as :meth:`of_concept` places
+        regions ("lateral femoral condyle" -> lower limb); empty when it names neither, or only an ambiguous anchor
+        ("hand" alone)."""
+        if self._parts is None:
+            self._parts = BodyRegions(self.graph, max_hops=self.max_hops, _anchors=_LIMB_PART_ANCHORS,
+                                      _by_name=self._by_name, _bare_organ_words=True)
+        return frozenset() if concept_id in self._parts._ambiguous else self._parts.of_concept(concept_id)
 
     def of_concept(self, concept_id: str) -> frozenset[str]:
         """The regions a concept lies in (empty: not anatomy the graph places, or unknown)."""
@@ -215,7 +258,10 @@ class BodyRegions:
         for i in range(len(words)):
             for n in (3, 2, 1):
                 span = " ".join(words[i:i + n])
-                if len(words[i:i + n]) < n or n == len(words) or span in _AMBIGUOUS_NAMES:
+                # A name that is only the organ word ("pulmonary") places nothing as a region; a limb part takes it
+                # ("femoral", "tibial": how reports name where in the limb a finding lies).
+                whole = n == len(words) and not self._bare_organ_words
+                if len(words[i:i + n]) < n or whole or span in _AMBIGUOUS_NAMES:
                     continue
                 cid = self._by_name.get(_ORGAN_ADJECTIVES.get(span, span))
                 if cid is not None and cid != concept_id and cid not in self._ambiguous:

@@ -197,8 +197,9 @@ class DraftReport:
         abstained: the draft was declined because ``confidence < DraftConfig.min_confidence``: no findings or
             impression; the sentences it would have had are in ``removed`` (reason ``"withheld: ..."``) and the
             similar cases stay listed for the reader.
-        region: the query's body regions; ``region_source``: where they came from (``"query"`` or the similar
-            cases' vote); ``modality``: the query's modality (``""``: unknown), ``modality_source`` where it came from.
+        region: the query's body regions (``"upper limb"`` / ``"lower limb"`` for ``"limb"`` when its part is known);
+            ``region_source``: where they came from (``"query"`` or the similar cases' vote, then the limb
+            part's); ``modality``: the query's modality (``""``: unknown), ``modality_source`` where it came from.
     """
 
     findings: list[ReportSentence] = field(default_factory=list)
@@ -287,6 +288,11 @@ def _off_query(sent: SectionSentence, concepts: Sequence[str], query: DraftQuery
         outside = query.body.outside(concepts, query.regions)
         if outside:
             return f"anatomy outside the {'/'.join(sorted(query.regions))} region: {outside[0]}"
+        if query.limb_part:
+            parts = query.body.limb_parts
+            other = [c for c in concepts if parts(c) and query.limb_part not in parts(c)]
+            if other:
+                return f"anatomy of the other limb part (the query is {query.limb_part}): {other[0]}"
     return None
 
 
@@ -410,6 +416,9 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
                                             max_cases=max_cases)
     report.similar_cases = list(hits)
     report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
+    if query.limb_part:  # "lower limb" in place of "limb", and where the part came from
+        report.region = tuple(sorted(query.limb_part if r == "limb" else r for r in query.regions))
+        report.region_source += f"; {query.limb_part}: {query.limb_part_source}"
     report.modality, report.modality_source = query.modality, query.modality_source
     if report.notice:
         report.confidence, report.agreement = (0.0, 0.0) if kg else (None, None)

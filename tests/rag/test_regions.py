@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation
-from kgclip.rag.regions import BodyRegions, compatible, regions_of_label
+from kgclip.rag.regions import BodyRegions, compatible, limb_part_of_label, regions_of_label
 
 
 @pytest.mark.parametrize("label, regions", [
@@ -68,3 +68,26 @@ def test_a_disease_no_anchor_places_lies_where_its_name_says():
     assert regions.of_concept("D:12") == frozenset()  # vertebral arteries are seen on head and neck scans
     assert regions.of_concept("D:15") == {"spine"} and regions.of_concept("D:14") == frozenset()  # a sequence
     assert regions.outside(["D:3"], {"head"}) == ["D:3"] and regions.outside(["D:3"], {"abdomen"}) == []
+
+
+@pytest.mark.parametrize("label, part", [
+    ("KNEE", "lower limb"), ("ANKLE", "lower limb"), ("HIP", "lower limb"), ("LEG", "lower limb"),
+    ("SHOULDER", "upper limb"), ("HAND", "upper limb"), ("ARM", "upper limb"), ("Upper extremity", "upper limb"),
+    ("EXTREMITY", ""), ("Musculoskeletal", ""), ("CHEST", ""), ("", ""), ("shoulder and knee", ""),
+])
+def test_limb_part_of_label(label, part):
+    assert limb_part_of_label(label) == part
+
+
+def test_limb_anatomy_lies_in_its_part_of_the_limb():
+    names = {"R:1": "anatomical entity", "R:2": "knee joint", "R:3": "left knee joint", "R:4": "shoulder",
+             "R:5": "acromion of shoulder", "R:6": "femur", "R:7": "femoral", "R:8": "lung", "R:9": "hand"}
+    parents = {c: "R:1" for c in names if c != "R:1"} | {"R:3": "R:2"}
+    regions = BodyRegions(ConceptGraph.from_records([Concept(i, n) for i, n in names.items()]
+                                                    + [Relation(c, IS_A, p) for c, p in parents.items()]))
+    assert regions.limb_parts("R:3") == {"lower limb"}  # is-a knee joint
+    assert regions.limb_parts("R:5") == {"upper limb"}  # "X of shoulder"
+    assert regions.limb_parts("R:7") == {"lower limb"}  # an organ word alone ("femoral condyle" links as it)
+    assert regions.of_concept("R:7") == frozenset()  # ... which places no region (a bare "pulmonary" neither)
+    assert regions.limb_parts("R:8") == frozenset() and regions.limb_parts("R:9") == frozenset()  # ambiguous hand
+    assert regions.of_concept("R:3") == {"limb"} and regions.of_concept("R:5") == {"limb"}

@@ -443,3 +443,41 @@ def test_impression_lines_resting_on_drafted_findings_lead():
     assert out[2].text == f"Differential diagnosis includes {g.name_of(dx[0])}."
     anchored = supported_first(lines, [], dx[0], g)  # the anchored diagnosis rests on its anchor sentence
     assert [x.concept for x in anchored] == [dx[0], dx[2], dx[1]]
+
+
+def _limb_graph():
+    from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation
+
+    names = {"A:1": "anatomical entity", "A:2": "knee joint", "A:3": "shoulder", "A:4": "joint effusion",
+             "A:5": "rotator cuff of shoulder", "A:6": "femur", "A:7": "fracture", "A:8": "finding"}
+    parents = {"A:2": "A:1", "A:3": "A:1", "A:5": "A:1", "A:6": "A:1", "A:4": "A:8", "A:7": "A:8"}
+    return ConceptGraph.from_records([Concept(i, n) for i, n in names.items()]
+                                     + [Relation(c, IS_A, p) for c, p in parents.items()])
+
+
+def _limb_hit(case_id, score, text, label):
+    return CaseHit(case_id, score, text, metadata={"body_part": label})
+
+
+def test_a_knee_is_not_drafted_from_shoulder_cases_or_sentences():
+    g = _limb_graph()
+    hits = [_limb_hit("shoulder-1", 0.95, "Rotator cuff of shoulder fracture. Joint effusion.", "SHOULDER"),
+            _limb_hit("knee-1", 0.9, "Knee joint effusion. Shoulder joint effusion is also seen.", "KNEE"),
+            _limb_hit("knee-2", 0.85, "Knee joint effusion. Femur fracture.", "KNEE"),
+            _limb_hit("knee-3", 0.8, "Femur fracture with knee joint effusion.", "KNEE")]
+    config = dataclasses.replace(KG_ONLY, min_support=0.3)
+    report = draft_from_cases(hits, tagger=ConceptTagger(g), graph=g, config=config, query_region="KNEE")
+    assert report.region == ("lower limb",) and "lower limb: query" in report.region_source
+    assert "shoulder-1" not in {h.case_id for h in report.similar_cases}  # the other part of the limb
+    assert report.findings and not any("houlder" in s.text for s in report.findings)
+    assert any("other limb part" in why for _, why in report.removed)  # knee-1's shoulder sentence
+    # Without a part in the label, the nearest cases' anatomy decides it when they agree...
+    unlabelled = [dataclasses.replace(h, metadata={"body_part": "Musculoskeletal"}) for h in hits[1:]]
+    voted = draft_from_cases(unlabelled, tagger=ConceptTagger(g), graph=g, config=config,
+                             query_region="Musculoskeletal")
+    assert voted.region == ("lower limb",) and "similar cases' anatomy" in voted.region_source
+    # ...and nothing is decided when they do not: the shoulder case is then kept.
+    split = [dataclasses.replace(h, metadata={"body_part": "Musculoskeletal"}) for h in (hits[0], hits[2])]
+    undecided = draft_from_cases(split, tagger=ConceptTagger(g), graph=g, config=config,
+                                 query_region="Musculoskeletal")
+    assert undecided.region == ("limb",) and len(undecided.similar_cases) == 2
