@@ -7,6 +7,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,17 +87,12 @@ def link_sentence(tagger: ConceptTagger | None, text: str) -> tuple[tuple[str, .
 
 def case_regions(hit: CaseHit, body: BodyRegions | None, concepts: Sequence[str]) -> frozenset[str]:
     """A case's regions: its metadata label, else where most of the anatomy its text names lies."""
-    md = hit.metadata or {}
-    for key in ("region", "body_part", "location_category"):
-        found = regions_of_label(str(md.get(key) or ""))
-        if found:
-            return found
+    found = _first_label(hit, ("region", "body_part", "location_category"), regions_of_label)
+    if found:
+        return found
     if body is None:
         return frozenset()
-    counts: dict[str, int] = {}
-    for c in concepts:
-        for r in body.of_concept(c):
-            counts[r] = counts.get(r, 0) + 1
+    counts = _tally(concepts, body.of_concept)
     top = max(counts.values(), default=0)
     return frozenset(r for r, n in counts.items() if n * 2 >= top and top)
 
@@ -105,19 +101,32 @@ def case_limb_part(hit: CaseHit, body: BodyRegions | None, concepts: Sequence[st
     """A limb case's part (``"upper limb"`` / ``"lower limb"``): its metadata label when it names one ("KNEE"), else
     the part most of the limb anatomy its text names lies in (``concepts``); ``""`` when neither tells or it is a
     tie."""
-    md = hit.metadata or {}
-    for key in ("body_part", "region", "location"):
-        found = limb_part_of_label(str(md.get(key) or ""))
-        if found:
-            return found
+    found = _first_label(hit, ("body_part", "region", "location"), limb_part_of_label)
+    if found:
+        return found
     if body is None:
         return ""
+    ranked = sorted(_tally(concepts, body.limb_parts).items(), key=lambda t: -t[1])
+    return ranked[0][0] if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]) else ""
+
+
+def _first_label(hit: CaseHit, keys: Sequence[str], read: Callable[[str], Any]) -> Any:
+    """What ``read`` makes of the first of the hit's metadata ``keys`` it reads something from (else ``read("")``)."""
+    md = hit.metadata or {}
+    for key in keys:
+        found = read(str(md.get(key) or ""))
+        if found:
+            return found
+    return read("")
+
+
+def _tally(concepts: Sequence[str], place: Callable[[str], frozenset[str]]) -> dict[str, int]:
+    """How many of ``concepts`` ``place`` puts in each region (or limb part)."""
     counts: dict[str, int] = {}
     for c in concepts:
-        for part in body.limb_parts(c):
-            counts[part] = counts.get(part, 0) + 1
-    ranked = sorted(counts.items(), key=lambda t: -t[1])
-    return ranked[0][0] if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]) else ""
+        for r in place(c):
+            counts[r] = counts.get(r, 0) + 1
+    return counts
 
 
 def vote_region(regions: Sequence[frozenset[str]], weights: np.ndarray,
