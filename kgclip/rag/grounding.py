@@ -487,7 +487,9 @@ def question_elsewhere(concept_ids: Sequence[str], header: dict[str, Any] | None
     outside = body.outside(concept_ids, shown)
     if not outside or any(body.of_concept(c) and c not in outside for c in concept_ids):
         return ""  # nothing it names is placed elsewhere, or something it names lies in the image's region
-    where = sorted({r for c in outside for r in body.of_concept(c)})
+    # "the lower limb (femur)" where the part decided it (a chest film shows the upper limb's shoulder)
+    where = sorted({p for c in outside for r in body.of_concept(c)
+                    for p in ((body.limb_parts(c) or {r}) if r == "limb" else {r})})
     names = ", ".join(dict.fromkeys(graph.name_of(c) for c in outside))
     return (f"the question is about the {'/'.join(where)} ({names}), and this image shows the "
             f"{'/'.join(sorted(shown))} ({source}); ask about what the image shows, or pass an image of the "

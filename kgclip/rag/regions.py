@@ -88,6 +88,10 @@ _LIMB_PART_LABELS = (
 )
 
 
+# The regions whose scans show each limb part (those _ADJACENT makes compatible with "limb").
+_PART_NEIGHBOURS = {"upper limb": frozenset({"chest"}), "lower limb": frozenset({"pelvis"})}
+
+
 def limb_part_of_label(label: str | None) -> str:
     """The limb part a metadata label names (``"KNEE"`` -> ``"lower limb"``), ``""`` when it names none or both."""
     text = (label or "").strip().lower()
@@ -290,6 +294,12 @@ class BodyRegions:
             regions = frozenset() if cid in self._ambiguous else self.of_concept(cid)
             if regions and not any(compatible(r, q) for r in regions):
                 out.append(cid)
+            elif regions == {"limb"} and "limb" not in q:
+                # Limb anatomy seen on a neighbouring region's scan is the part next to it: the shoulder and
+                # humerus on a chest film, the hip and femur on a pelvis; never a femur on a chest film.
+                parts = self.limb_parts(cid)
+                if parts and not any(_PART_NEIGHBOURS[p] & q for p in parts):
+                    out.append(cid)
         return out
 
 

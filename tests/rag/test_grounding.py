@@ -200,3 +200,17 @@ def test_a_diagnosis_question_without_diagnosed_cases_declines_a_guess_that_is_n
                                tagger=tagger, graph=graph, image_threshold=0.5, min_confidence=0.1)
         assert answer.abstained == declined, guess
         assert not declined or answer.abstain_reason.startswith("no similar case names a diagnosis")
+
+
+def test_a_femur_is_not_on_a_chest_film_but_a_humerus_is():
+    from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation
+    from kgclip.rag.grounding import question_elsewhere
+
+    names = {"A:1": "anatomical entity", "A:2": "femur", "A:3": "humerus"}
+    graph = ConceptGraph.from_records([Concept(i, n) for i, n in names.items()]
+                                      + [Relation(c, IS_A, "A:1") for c in ("A:2", "A:3")])
+    chest = {"source_format": "dicom", "modality": "CR", "body_part": "CHEST"}
+    assert question_elsewhere(["A:2"], chest, None, [], graph).startswith(
+        "the question is about the lower limb (femur), and this image shows the chest (the DICOM header)")
+    assert question_elsewhere(["A:3"], chest, None, [], graph) == ""  # the shoulder girdle is on a chest film
+    assert question_elsewhere(["A:2"], chest | {"body_part": "PELVIS"}, None, [], graph) == ""

@@ -91,3 +91,13 @@ def test_limb_anatomy_lies_in_its_part_of_the_limb():
     assert regions.of_concept("R:7") == frozenset()  # ... which places no region (a bare "pulmonary" neither)
     assert regions.limb_parts("R:8") == frozenset() and regions.limb_parts("R:9") == frozenset()  # ambiguous hand
     assert regions.of_concept("R:3") == {"limb"} and regions.of_concept("R:5") == {"limb"}
+
+
+def test_limb_anatomy_on_a_neighbouring_scan_is_the_part_next_to_it():
+    names = {"R:1": "anatomical entity", "R:2": "femur", "R:3": "humerus", "R:4": "knee joint"}
+    regions = BodyRegions(ConceptGraph.from_records([Concept(i, n) for i, n in names.items()]
+                                                    + [Relation(c, IS_A, "R:1") for c in names if c != "R:1"]))
+    assert regions.outside(["R:2", "R:3", "R:4"], {"chest"}) == ["R:2", "R:4"]  # the humerus is on a chest film
+    assert regions.outside(["R:2", "R:3", "R:4"], {"pelvis"}) == ["R:3"]  # the femur on a pelvis
+    assert regions.outside(["R:2", "R:3", "R:4"], {"limb"}) == []
+    assert regions.outside(["R:2"], {"head"}) == ["R:2"]
