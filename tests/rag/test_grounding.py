@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kgclip.rag.abstain import InputCheck
@@ -127,10 +129,21 @@ def test_candidates_follow_the_grounded_answer(tagger):
     voted = ground_answer(pred, "Is there a pleural effusion?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
                           image_threshold=0.5, min_confidence=0.0)
     assert voted.text == "yes" and voted.candidates[0] == ("yes", voted.confidence)
-    assert voted.candidates[1][0] == "No" and voted.candidates[1][1] == pytest.approx(1 - voted.confidence)
+    assert voted.candidates[1][0] == "no" and voted.candidates[1][1] == pytest.approx(1 - voted.confidence)
     alone = ground_answer(pred, "Is there a pleural effusion?", ok, [], None, tagger=tagger, graph=tiny_graph(),
                           image_threshold=0.5, min_confidence=0.0)
-    assert alone.candidates == pred.candidates  # the answerer answered: its own distribution
+    # The answerer answered: the same calibrated scale, not its raw distribution.
+    assert alone.candidates == [("no", alone.confidence), ("yes", pytest.approx(1 - alone.confidence))]
+    opened = ground_answer(dataclasses.replace(pred, text="pneumonia", confidence=0.6, route="open", form="open",
+                                               candidates=[("pneumonia", 0.9), ("atelectasis", 0.06),
+                                                           ("edema", 0.03)]),
+                           "What is the abnormality?", ok, [], None, tagger=tagger, graph=tiny_graph(),
+                           image_threshold=0.5, min_confidence=0.0)
+    assert opened.text == "pneumonia" and not opened.abstained
+    assert opened.candidates[0] == ("pneumonia", opened.confidence)
+    assert [c for c, _ in opened.candidates[1:]] == ["atelectasis", "edema"]
+    assert sum(p for _, p in opened.candidates) == pytest.approx(1.0)
+    assert opened.candidates[1][1] == pytest.approx(2 * opened.candidates[2][1])  # the answerer's proportions
 
 
 def test_a_question_about_a_region_the_image_does_not_show_is_declined(tagger):
