@@ -153,7 +153,7 @@ function renderDraft(d) {
   conf.textContent = conf.hidden ? "" : (d.abstained ? "Declined: " : "") + "draft confidence " + Math.round(d.confidence * 100) +
     "% (how well the similar cases' findings agree, calibrated)" + (d.abstained ? ", below the workspace's threshold; review the similar cases" : "");
   const region = d.region && d.region.length ? " (" + d.region.join(", ") + (d.modality ? ", " + d.modality : "") + ")" : "";
-  status(d.notice ? d.notice : (d.findings.length || d.impression.length) ? "Draft ready" + region + ": edit, re-order or remove sentences, then accept." : "No findings could be drafted from similar cases.");
+  status(d.notice ? "Not drafted: the draft panel says why." : (d.findings.length || d.impression.length) ? "Draft ready" + region + ": edit, re-order or remove sentences, then accept." : "No findings could be drafted from similar cases.");
 }
 
 function needUpload() { if (!upload) throw new Error("upload a scan first"); }
