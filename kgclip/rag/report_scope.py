@@ -310,7 +310,9 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
                            f"agree on one{unsure}; pass the region (e.g. region='chest') or a DICOM with "
                            "BodyPartExamined")
     name, mod = "/".join(sorted(q_regions)), f"{modality} " if modality else ""
-    kept = _cases_in_scope(hits, region_of, q_regions, modality, None if max_cases is None else 3 * max_cases)
+    # A limb query may lose the other part's cases, so it looks further for as many of its own.
+    widen = 3 if "limb" in q_regions else 1
+    kept = _cases_in_scope(hits, region_of, q_regions, modality, None if max_cases is None else widen * max_cases)
     if "limb" in q_regions:
         kept, query = _keep_limb_part(kept, query, query_region, tagger, body, temperature)
     kept = kept[:max_cases]
