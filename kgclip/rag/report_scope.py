@@ -206,8 +206,10 @@ def _cases_in_scope(hits: Sequence[CaseHit], region_of: Callable[[int], frozense
 
 
 # A limb query's part is the one holding at least LIMB_PART_SHARE of the weighted vote of those of the nearest
-# LIMB_PART_VOTERS in-scope cases whose part is known. MedPix val, 3 carve seeds, 53 limb queries (29 whose own
-# findings name one part): the nearest 16 at 0.8 decide 43, right for 26 of the 27 checkable; at 0.6, 52 (4 wrong).
+# LIMB_PART_VOTERS in-scope cases whose part is known. MedPix val, 3 carve seeds, 34 limb queries whose own findings
+# name one part (benchmarks/exp_limb_parts.py): 26 decided, 25 rightly. Chosen on the same carves (weights at
+# temperature 0.05, 53 limb queries): the nearest 16 at 0.8 decided 43, wrong for 1 of 27 checkable; at 0.6, 52
+# with 4 wrong.
 LIMB_PART_VOTERS = 16
 LIMB_PART_SHARE = 0.8
 
@@ -218,9 +220,9 @@ def _keep_limb_part(kept: list[CaseHit], query: DraftQuery, query_region: str | 
     """A limb query's cases of its part of the limb, and the query with that part: the part its label names
     ("KNEE"), else the similar cases' vote (:data:`LIMB_PART_SHARE`; :func:`case_limb_part`). Cases of the other
     part are dropped, those of no known part kept; nothing changes when no part decides. Why: "Musculoskeletal"
-    places a shoulder MR and a knee MR in one region, and shoulder drafts took knee sentences (MedPix val: 13 of 200
-    drafted sentences of limb queries named the other part of the limb). ``benchmarks/exp_limb_parts.py`` (MedPix
-    val, 3 carve seeds): with a label naming the part, sentences of the other part 13 -> 1 of 170 (concept F1
+    places a shoulder MR and a knee MR in one region, and shoulder drafts took knee sentences.
+    ``benchmarks/exp_limb_parts.py`` (MedPix val, 3 carve seeds, the 170 drafted sentences of limb queries whose
+    findings name one part): with a label naming the part, sentences of the other part 13 -> 1 (concept F1
     -0.0003 [-0.0022, 0.0012]); MedPix's own labels name none, and the vote alone changes neither (it decides 26
     of 34 such queries, 1 wrongly, but the shoulder queries whose drafts took knee sentences stay undecided: their
     nearest cases are knees)."""
