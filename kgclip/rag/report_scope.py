@@ -311,13 +311,14 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
         return [], query, ("no body region for this image: its metadata names none, the similar cases do not "
                            f"agree on one{unsure}; pass the region (e.g. region='chest') or a DICOM with "
                            "BodyPartExamined")
-    name, mod = "/".join(sorted(q_regions)), f"{modality} " if modality else ""
     # A limb query may lose the other part's cases, so it looks further for as many of its own.
     widen = 3 if "limb" in q_regions else 1
     kept = _cases_in_scope(hits, region_of, q_regions, modality, None if max_cases is None else widen * max_cases)
     if "limb" in q_regions:
         kept, query = _keep_limb_part(kept, query, query_region, tagger, body, temperature)
     kept = kept[:max_cases]
+    shown = sorted(query.limb_part if r == "limb" and query.limb_part else r for r in q_regions)
+    name, mod = "/".join(shown), f"{modality} " if modality else ""
     if not kept:
         return [], query, f"no similar {name} {mod}cases to draft from"
     if not any(s.draftable for h in kept for s in case_text_sentences(h)):

@@ -481,3 +481,6 @@ def test_a_knee_is_not_drafted_from_shoulder_cases_or_sentences():
     undecided = draft_from_cases(split, tagger=ConceptTagger(g), graph=g, config=config,
                                  query_region="Musculoskeletal")
     assert undecided.region == ("limb",) and len(undecided.similar_cases) == 2
+    # No case of the part: the notice names it.
+    none = draft_from_cases(hits[:1], tagger=ConceptTagger(g), graph=g, config=config, query_region="KNEE")
+    assert none.notice == "no similar lower limb cases to draft from" and not none.findings
