@@ -28,7 +28,7 @@ import numpy as np
 
 from kgclip.engine.build import WorkspaceParts, build_workspace
 from kgclip.engine.cases import Case
-from kgclip.engine.concept_search import concept_search, text_expansion
+from kgclip.engine.concept_search import concept_search, negation_order, text_expansion
 from kgclip.engine.config import EngineConfig
 from kgclip.engine.limits import MAX_TEXT_CHARS, check_filters, check_k, check_text
 from kgclip.engine.load import load_workspace
@@ -369,6 +369,10 @@ class Engine:
                 ``metadata["matched_through"]`` says how (``"lobar pneumonia ⊂ pneumonia"``).
             expand: with ``text=``, link the text and rank cases of the concepts it names (and their descendants
                 and ``same_as`` partners) first. ``results.expansion`` shows the expansion.
+
+        A plain ``text=`` search puts cases that say the opposite of the text after the others ("No pleural
+        effusion" for "pleural effusion"; :func:`~kgclip.engine.concept_search.negation_order`), marked in
+        ``metadata["opposes_query"]``.
         """
         from kgclip.display import SearchResults
 
@@ -397,6 +401,10 @@ class Engine:
         elif expand and text is not None:
             hits, expansion = text_expansion(self.graph, self.tagger.linker if self.tagger else None, text, run, k,
                                              descendants=descendants, filters=filters)
+        elif text is not None and self.tagger is not None:
+            # Twice as many, so cases saying the opposite of the query give way to the next ones that do not.
+            more = [self._hit(r, via) for r in self._search(table, vec, 2 * k, filters)]
+            hits = negation_order(more, text, self.tagger, k)
         else:
             hits = run(filters)
         # Hits are the same CaseHit records evidence uses; SearchResults adds the notebook rendering.

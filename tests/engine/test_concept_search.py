@@ -56,3 +56,30 @@ def test_bad_input(engine) -> None:
         engine.search(concept="DOID:nope")
     with pytest.raises(InputFormatError):
         engine.search()
+
+
+def test_cases_saying_the_opposite_of_a_text_query_come_last(engine) -> None:
+    from kgclip.engine.concept_search import negation_order
+    from kgclip.rag.concepts import ConceptTagger
+    from kgclip.rag.evidence import CaseHit
+
+    tagger = ConceptTagger(tiny_graph())
+    hits = [CaseHit("says-no", 0.9, "No pleural effusion. Heart size normal."),
+            CaseHit("silent", 0.8, "Cardiomegaly."),
+            CaseHit("says-yes", 0.7, "Small left pleural effusion."),
+            CaseHit("ptx", 0.6, "There is a pneumothorax.")]
+    ordered = negation_order(hits, "pleural effusion", tagger, k=4)
+    assert [h.case_id for h in ordered] == ["silent", "says-yes", "ptx", "says-no"]
+    assert ordered[-1].metadata["opposes_query"] == "no pleural effusion"
+    assert [h.case_id for h in negation_order(hits, "pleural effusion", tagger, k=2)] == ["silent", "says-yes"]
+    # A negated query: cases asserting the finding give way.
+    assert negation_order(hits, "no pneumothorax", tagger, k=4)[-1].case_id == "ptx"
+    # A query naming no concept keeps the similarity order.
+    assert [h.case_id for h in negation_order(hits, "follow-up", tagger, k=4)] == [h.case_id for h in hits]
+    # Through Engine.search: the cases of the workspace, k of them, in the same shape.
+    engine.add_cases([{"case_id": "no-effusion", "image": str(engine.image_path(engine.cases[0].image)),
+                       "text": "No pleural effusion."}])
+    found = engine.search(text="pleural effusion", k=len(engine.cases))
+    opposing = [bool(h.metadata.get("opposes_query")) for h in found]
+    assert len(found) == len(engine.cases) and opposing == sorted(opposing)  # all of them after the others
+    assert {h.case_id: h for h in found}["no-effusion"].metadata["opposes_query"] == "no pleural effusion"

@@ -43,6 +43,7 @@ function caseCard(hit, onOpen) {
   const img = el("img", null, {alt: hit.case_id, loading: "lazy", src: "/api/case/" + encodeURIComponent(hit.case_id) + "/image.png"});
   card.append(img, el("figcaption", hit.case_id + " · " + hit.score.toFixed(2)));
   if (hit.metadata && hit.metadata.matched_through) card.append(el("small", "matched: " + hit.metadata.matched_through));
+  if (hit.metadata && hit.metadata.opposes_query) card.append(el("small", "says the opposite: " + hit.metadata.opposes_query, {class: "abstain"}));
   card.append(el("small", hit.text.slice(0, 160)));
   card.addEventListener("click", () => onOpen(hit.case_id));
   return card;
