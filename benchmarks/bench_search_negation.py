@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     from kgclip.ontology.store import load_ontologies
     from kgclip.rag.concepts import ConceptTagger
     from kgclip.rag.evidence import CaseHit
+    from kgclip.rag.report_scope import link_sentence
     from kgclip.stats import bootstrap_ci
     from kgclip.text.encoders import load_text_encoder
 
@@ -61,10 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
     tagger = ConceptTagger(load_ontologies())
     asserted, negated = [], []
     for case in tqdm(cases, desc="linking findings"):
-        said = tagger.link(case.findings)
-        pos = {m.concept_id for m in said if not m.negated}
-        asserted.append(pos)
-        negated.append({m.concept_id for m in said if m.negated} - pos)
+        pos, neg = link_sentence(tagger, case.findings)
+        asserted.append(set(pos))
+        negated.append(set(neg) - set(pos))
     counts_pos: dict[str, int] = {}
     counts_neg: dict[str, int] = {}
     for pos, neg in zip(asserted, negated):

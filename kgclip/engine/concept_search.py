@@ -18,6 +18,7 @@ from kgclip.errors import InputFormatError
 from kgclip.ontology.expand import ConceptExpansion, ConceptMatch, expand_concept
 from kgclip.ontology.model import ConceptGraph
 from kgclip.rag.evidence import CaseHit
+from kgclip.rag.report_scope import link_sentence
 from kgclip.text.concept_query import QueryExpansion, expand_query
 from kgclip.text.linker import ConceptLinker
 
@@ -90,17 +91,13 @@ def negation_order(hits: Sequence[CaseHit], text: str, tagger: Any, k: int) -> l
     pneumothorax"); ``metadata["opposes_query"]`` names those concepts ("no pleural effusion"). Order is kept
     otherwise, so a query naming no concept, or no hit opposing it, changes nothing.
     """
-    mentions = tagger.link(text)
-    asked = {m.concept_id for m in mentions if not m.negated}
-    denied = {m.concept_id for m in mentions if m.negated} - asked
+    asked, denied = _stances(tagger, text)
     if not asked and not denied:
         return list(hits)[:k]
     agree: list[CaseHit] = []
     oppose: list[CaseHit] = []
     for hit in hits:
-        said = tagger.link(hit.text)
-        asserted = {m.concept_id for m in said if not m.negated}
-        negated = {m.concept_id for m in said if m.negated} - asserted
+        asserted, negated = _stances(tagger, hit.text)
         against = [f"no {tagger.graph.name_of(c)}" for c in sorted(asked & negated)]
         against += [tagger.graph.name_of(c) for c in sorted(denied & asserted)]
         if against:
@@ -108,3 +105,10 @@ def negation_order(hits: Sequence[CaseHit], text: str, tagger: Any, k: int) -> l
         else:
             agree.append(hit)
     return [*agree, *oppose][:k]
+
+
+def _stances(tagger: Any, text: str) -> tuple[set[str], set[str]]:
+    """The concepts ``text`` asserts, and those it only negates (a text asserting one somewhere does not negate
+    it)."""
+    asserted, negated = link_sentence(tagger, text)
+    return set(asserted), set(negated) - set(asserted)

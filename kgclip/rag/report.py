@@ -415,9 +415,8 @@ def draft_from_cases(hits: Sequence[CaseHit], *, tagger: ConceptTagger | None, g
                                             query_modality=query_modality, image_labels=image_labels,
                                             max_cases=max_cases)
     report.similar_cases = list(hits)
-    report.region, report.region_source = tuple(sorted(query.regions)), query.region_source
-    if query.limb_part:  # "lower limb" in place of "limb", and where the part came from
-        report.region = tuple(sorted(query.limb_part if r == "limb" else r for r in query.regions))
+    report.region, report.region_source = query.named_regions, query.region_source
+    if query.limb_part:
         report.region_source += f"; {query.limb_part}: {query.limb_part_source}"
     report.modality, report.modality_source = query.modality, query.modality_source
     if report.notice:

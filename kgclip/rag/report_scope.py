@@ -43,6 +43,11 @@ class DraftQuery:
     limb_part: str = ""  # "upper limb" / "lower limb" (kgclip.rag.regions.LIMB_PARTS) of a limb query, when known
     limb_part_source: str = ""
 
+    @property
+    def named_regions(self) -> tuple[str, ...]:
+        """The regions as a report names them: ``"lower limb"`` for ``"limb"`` when its part is known."""
+        return tuple(sorted(self.limb_part if r == "limb" and self.limb_part else r for r in self.regions))
+
 
 def case_text_sentences(hit: CaseHit) -> list[SectionSentence]:
     """The findings and impression sentences of a retrieved case (``.draftable`` tells which may be drafted).
@@ -317,8 +322,7 @@ def scope_hits(hits: Sequence[CaseHit], tagger: ConceptTagger | None, body: Body
     if "limb" in q_regions:
         kept, query = _keep_limb_part(kept, query, query_region, tagger, body, temperature)
     kept = kept[:max_cases]
-    shown = sorted(query.limb_part if r == "limb" and query.limb_part else r for r in q_regions)
-    name, mod = "/".join(shown), f"{modality} " if modality else ""
+    name, mod = "/".join(query.named_regions), f"{modality} " if modality else ""
     if not kept:
         return [], query, f"no similar {name} {mod}cases to draft from"
     if not any(s.draftable for h in kept for s in case_text_sentences(h)):
