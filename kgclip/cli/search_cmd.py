@@ -6,7 +6,9 @@
     kgclip search --image scan.dcm --modality CT
 
 Each hit prints which concept it matched through (``lobar pneumonia ⊂ pneumonia``); the expansion searched is
-printed first. A thin call into :meth:`kgclip.engine.Engine.search`.
+printed first. A text search puts the cases whose text says the opposite of the query last and marks them
+(``[says the opposite: no pleural effusion]``; ``opposes_query`` in ``--json``). A thin call into
+:meth:`kgclip.engine.Engine.search`.
 """
 
 from __future__ import annotations
@@ -51,13 +53,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"expansion": expansion, "hits": [
             {"case_id": h.case_id, "score": round(h.score, 4), "matched_through": h.metadata.get("matched_through"),
-             "text": h.text} for h in results]}, ensure_ascii=False))
+             "opposes_query": h.metadata.get("opposes_query"), "text": h.text} for h in results]},
+            ensure_ascii=False))
         return 0
     if expansion:
         print(f"searched: {expansion}")
     for h in results:
         how = h.metadata.get("matched_through")
-        print(f"{h.case_id}\t{h.score:.3f}\t{('[' + how + '] ') if how else ''}{h.text[:100]}")
+        opposite = f"[says the opposite: {h.metadata['opposes_query']}] " if h.metadata.get("opposes_query") else ""
+        print(f"{h.case_id}\t{h.score:.3f}\t{('[' + how + '] ') if how else ''}{opposite}{h.text[:100]}")
     if not results:
         print("no case matches", file=sys.stderr)
     return 0

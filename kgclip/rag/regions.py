@@ -45,24 +45,34 @@ _ADJACENT: dict[str, frozenset[str]] = {
 }
 
 # Metadata labels -> regions: words looked up in a lower-cased label (DICOM BodyPartExamined defined terms, common
-# dataset organ / location labels). Order matters only for readability; every matching word adds its regions.
+# dataset organ / location labels). Order matters only for readability; every matching word adds its regions. A word
+# matches whole (a plural "s" / "es" allowed): "hip" is not in "Hippocampus", nor "face" in "Facet joints", nor
+# "elbow" in "elbowish". Stems that take endings say so with ``[a-z]*`` ("hepat[a-z]*": hepatic, hepatobiliary).
 _LABEL_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"head and neck|head & neck|headneck", ("head", "neck")),
-    (r"abdomenpelvis|abdpelv|abdomen and pelvis|abd/pel", ("abdomen", "pelvis")),
-    (r"chestabdomen|chestabdpelv|thoracoabdominal", ("chest", "abdomen")),
-    (r"c-?spine|t-?spine|l-?spine|spine|spinal|vertebra|lumbar|sacrum|coccyx|tspine|lspine|cspine", ("spine",)),
-    (r"head|brain|skull|neuro|cranial|cranium|orbit|eye|face|sinus|iac|ophthalm|dental|tooth|teeth|jaw|tmj",
-     ("head",)),
-    (r"neck|thyroid|larynx|pharynx", ("neck",)),
-    (r"chest|thorax|thoracic|lung|pulmonary|cardiac|heart|cardio|mediastin|rib", ("chest",)),
-    (r"abd|abdomen|abdominal|gastro|liver|hepat|pancrea|spleen|kidney|renal|bowel|colon|stomach", ("abdomen",)),
-    (r"pelvi|genitourinary|urinary|reproductive|bladder|prostate|uter|ovar|rectum|hip", ("pelvis",)),
+    (r"abdomenpelvis|abdpelv[a-z]*|abdomen and pelvis|abd/pel[a-z]*", ("abdomen", "pelvis")),
+    (r"chestabdomen|chestabdpelv[a-z]*|thoracoabdominal", ("chest", "abdomen")),
+    (r"neckchest[a-z]*", ("neck", "chest")),  # NECKCHEST, NECKCHESTABDOMEN, NECKCHESTABDPELV
+    (r"neckchestabd[a-z]*|chestabdpelv[a-z]*", ("abdomen",)),
+    (r"neckchestabdpelv[a-z]*|chestabdpelv[a-z]*", ("pelvis",)),
+    (r"[ctls]-?spine|tlspine|spine|spinal|vertebra[a-z]*|lumbar|sacrum|sacral|coccyx|back|facet", ("spine",)),
+    (r"head|brain[a-z]*|skull|neuro[a-z]*|cranial|intracranial|cranium|cerebr[a-z]*|cerebell[a-z]*|hippocamp[a-z]*"
+     r"|circleofwillis|orbit[a-z]*|eye|eyelid|cornea|sclera|ear|nose|mouth|tongue|face|facial|cheek|scalp|maxilla"
+     r"|zygoma|parotid|sinus|iac|ophthalm[a-z]*|dental|tooth|teeth|jaw|tmj", ("head",)),
+    (r"neck|thyroid|laryn[a-z]*|pharyn[a-z]*|carotid|submandibular|trachea", ("neck",)),
+    (r"chest|thorax|thoracic|lung|pulmonary|cardiac|heart|cardio[a-z]*|mediastin[a-z]*|rib|trachea|bronch[a-z]*"
+     r"|thymus|sternum|clavicle|scapula|axilla|esophag[a-z]*|coronaryartery|aort[a-z]*", ("chest",)),
+    (r"abd[a-z]*|gastro[a-z]*|liver|hepat[a-z]*|pancrea[a-z]*|spleen|kidney|renal|adrenal|bowel|colon[a-z]*"
+     r"|stomach|gallbladder|duoden[a-z]*|jejun[a-z]*|ileum|ureter|aort[a-z]*", ("abdomen",)),
+    (r"pelvi[a-z]*|genitourinary|urinary|reproductive|bladder|prostate|uter[a-z]*|ovar[a-z]*|rectum|rectal|hip"
+     r"|ilium|iliac|ureter|urethra|cervix|vagina|vulva|penis|scrotum|testis|testes|buttock", ("pelvis",)),
     (r"genitourinary|urinary|reproductive", ("abdomen",)),
-    (r"extremit|limb|arm|leg|knee|shoulder|elbow|wrist|hand|foot|ankle|femur|tibia|humerus|musculoskeletal|"
-     r"muscle|hip", ("limb",)),
-    (r"breast|mammo", ("breast",)),
+    (r"extremit[a-z]*|limb|arm|forearm|leg|thigh|calf|knee|patella|shoulder|elbow|wrist|hand|finger|thumb|foot"
+     r"|toe|ankle|calcaneus|femur|tibia|fibula|humerus|musculoskeletal|muscle|hip", ("limb",)),
+    (r"breast|mammo[a-z]*", ("breast",)),
 )
-_LABEL_RE = [(re.compile(r"(?<![a-z])(?:" + words + ")"), regions) for words, regions in _LABEL_WORDS]
+_LABEL_RE = [(re.compile(r"(?<![a-z])(?:" + words + r")(?:s|es)?(?![a-z])"), regions)
+             for words, regions in _LABEL_WORDS]
 
 
 def regions_of_label(label: str | None) -> frozenset[str]:
@@ -81,10 +91,10 @@ def regions_of_label(label: str | None) -> frozenset[str]:
 # else from the similar cases' anatomy (kgclip.rag.report_scope).
 LIMB_PARTS = ("upper limb", "lower limb")
 _LIMB_PART_LABELS = (
-    ("upper limb", re.compile(r"(?<![a-z])(?:upper (?:extremit|limb)|shoulder|elbow|wrist|hand|finger|thumb|humer"
-                              r"|forearm|arm(?![a-z]))")),
-    ("lower limb", re.compile(r"(?<![a-z])(?:lower (?:extremit|limb)|knee|ankle|foot|feet|toe|femur|femoral|tibia"
-                              r"|fibula|hip|leg(?![a-z])|thigh|patella|calcane)")),
+    ("upper limb", re.compile(r"(?<![a-z])(?:upper (?:extremit[a-z]*|limb)|shoulder|elbow|wrist|hand|finger|thumb"
+                              r"|humer[a-z]*|forearm|arm)(?:s|es)?(?![a-z])")),
+    ("lower limb", re.compile(r"(?<![a-z])(?:lower (?:extremit[a-z]*|limb)|knee|ankle|foot|feet|toe|femur|femoral"
+                              r"|tibia[a-z]*|fibula[a-z]*|hip|leg|thigh|patella[a-z]*|calcane[a-z]*)(?:s|es)?(?![a-z])")),
 )
 
 

@@ -1,4 +1,5 @@
-"""``kgclip search --concept``: cases of a concept and its descendants, with the path each matched through."""
+"""``kgclip search``: cases of a concept and its descendants, with the path each matched through; text search marks
+the cases saying the opposite of the query."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def workspace(tmp_path_factory):
                           show_progress=False)
     img = str(data / "images" / "synth000.png")
     engine.add_cases([{"case_id": "adeno", "image": img, "text": "Lung adenocarcinoma in the right upper lobe."},
-                      {"case_id": "cancer", "image": img, "text": "Known lung cancer."}])
+                      {"case_id": "cancer", "image": img, "text": "Known lung cancer."},
+                      {"case_id": "no-effusion", "image": img, "text": "No pleural effusion."}])
     return ws
 
 
@@ -44,3 +46,16 @@ def test_search_refuses_unknown_concept_and_no_query(capsys, workspace) -> None:
     assert "DOID:nope" in capsys.readouterr().err
     assert main(["search", "--workspace", str(workspace)]) == 1
     assert "--concept" in capsys.readouterr().err
+
+
+def test_text_search_marks_cases_saying_the_opposite(capsys, workspace) -> None:
+    n = "50"  # every case, so the opposing ones are printed (they come last)
+    assert main(["search", "--workspace", str(workspace), "--text", "pleural effusion", "-k", n]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    marked = ["[says the opposite: no pleural effusion]" in line for line in lines]
+    assert any(marked) and not all(marked) and marked == sorted(marked)  # the marked ones after the others
+    assert any(line.startswith("no-effusion\t") for line, m in zip(lines, marked) if m)
+    assert main(["search", "--workspace", str(workspace), "--text", "pleural effusion", "-k", n, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert [bool(h["opposes_query"]) for h in hits] == marked
+    assert {h["case_id"]: h for h in hits}["no-effusion"]["opposes_query"] == "no pleural effusion"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from kgclip.ontology.model import IS_A, Concept, ConceptGraph, Relation
-from kgclip.rag.regions import BodyRegions, compatible, limb_part_of_label, regions_of_label
+from kgclip.errors import ConfigError
+from kgclip.rag.regions import (BodyRegions, check_region_label, compatible, limb_part_of_label,
+                                  regions_of_label)
 
 
 @pytest.mark.parametrize("label, regions", [
@@ -13,9 +15,18 @@ from kgclip.rag.regions import BodyRegions, compatible, limb_part_of_label, regi
     ("LSPINE", {"spine"}), ("KNEE", {"limb"}), ("Brain and Neuro", {"head"}), ("Thorax", {"chest"}),
     ("Spine and Muscles", {"spine", "limb"}), ("Reproductive and Urinary System", {"abdomen", "pelvis"}),
     ("", set()), ("unknown part", set()),
+    # Compound DICOM terms name every region they cover; short words match whole, not as a prefix of another word.
+    ("NECKCHEST", {"neck", "chest"}), ("CHESTABDPELVIS", {"chest", "abdomen", "pelvis"}), ("TLSPINE", {"spine"}),
+    ("Hippocampus", {"head"}), ("Facet joints", {"spine"}), ("Ribs", {"chest"}), ("elbowish", set()),
+    ("Legacy", set()), ("hepatobiliary", {"abdomen"}),
 ])
 def test_regions_of_label(label, regions):
     assert regions_of_label(label) == regions
+
+
+def test_a_region_label_naming_no_region_is_refused_with_the_terms_to_use():
+    with pytest.raises(ConfigError, match="CHEST or ABDOMENPELVIS"):
+        check_region_label("elbowish", "--region")
 
 
 def test_neighbouring_regions_are_compatible_distant_ones_not():
@@ -74,6 +85,7 @@ def test_a_disease_no_anchor_places_lies_where_its_name_says():
     ("KNEE", "lower limb"), ("ANKLE", "lower limb"), ("HIP", "lower limb"), ("LEG", "lower limb"),
     ("SHOULDER", "upper limb"), ("HAND", "upper limb"), ("ARM", "upper limb"), ("Upper extremity", "upper limb"),
     ("EXTREMITY", ""), ("Musculoskeletal", ""), ("CHEST", ""), ("", ""), ("shoulder and knee", ""),
+    ("FINGER", "upper limb"), ("PATELLA", "lower limb"), ("Hippocampus", ""), ("armchair", ""),
 ])
 def test_limb_part_of_label(label, part):
     assert limb_part_of_label(label) == part
