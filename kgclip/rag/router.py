@@ -250,9 +250,11 @@ def question_options(question: str) -> list[tuple[str, ...]]:
     right = _without_articles(_span_words(tail))
     options.append(tuple(" ".join(right[:k]) for k in range(1, min(3, len(right)) + 1)
                          if right[0] not in _NOT_AN_OPTION and right[k - 1] not in _NOT_AN_OPTION))
-    if len(options) == 2 and options[0] and len(right) >= 2 and right[1] not in _NOT_AN_OPTION:
+    if (len(options) == 2 and options[0] and len(right) >= 2 and right[1] not in _NOT_AN_OPTION
+            and options[0][0] not in right[1:3]):
         # "with or without contrast", "more or less dense": the words after the right option's first word are
-        # shared, so the left option is also written with them ("with contrast", "more dense").
+        # shared, so the left option is also written with them ("with contrast", "more dense"). Not when the left
+        # option already ends with them ("enhanced or non enhanced", "hyper dense or hypo dense").
         key = options[0][0]
         options[0] += tuple(f"{key} {' '.join(right[1:k])}" for k in range(2, min(3, len(right)) + 1))
     options = [o for o in options if o]

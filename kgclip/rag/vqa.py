@@ -121,6 +121,39 @@ def _names_an_option(answer: str, options: Sequence[tuple[str, ...]]) -> bool:
     return any(set(spans[0].split()) <= words for spans in options)
 
 
+def _option_named(answer: str, options: Sequence[tuple[str, ...]]) -> int | None:
+    """Which option a normalised answer names: the one with a span wholly in the answer covering the most of its
+    words ("non enhanced" names "non enhanced", not "enhanced", in "Is the CSF enhanced or non enhanced?");
+    ``None`` when it names none, or two equally ("left and right")."""
+    words = set(answer.split())
+    best, size, tie = None, 0, False
+    for j, spans in enumerate(options):
+        n = max((len(span.split()) for span in spans if set(span.split()) <= words), default=0)
+        if n > size:
+            best, size, tie = j, n, False
+        elif n and n == size:
+            tie = True
+    return None if tie else best
+
+
+def _option_text(j: int, options: Sequence[tuple[str, ...]], counts: Mapping[str, int]) -> str:
+    """How option ``j`` is written as an answer: its span most often given as a whole training answer ("left side"
+    or "left"); when none ever was, its key word ("genetic" for "a genetic process", as answers are written), with
+    the word it qualifies when the key word is a prefix written apart ("non enhanced", "hyper dense", "more dense",
+    "with contrast"; never a bare "non")."""
+    spans = options[j]
+    if any(counts.get(span, 0) for span in spans):
+        return max(spans, key=lambda span: (counts.get(span, 0), -len(span)))
+    return next((span for span in spans if len(span.split()) == 2 and span.split()[0] in _SPLIT_PREFIXES),
+                spans[0])
+
+
+# Words written apart from the word they qualify ("hyper dense", "non enhanced", "with contrast"): an option of one
+# of them alone is not an answer.
+_SPLIT_PREFIXES = frozenset(["hyper", "hypo", "iso", "non", "un", "more", "less", "with", "without", "well",
+                             "poorly", "partially", "completely"])
+
+
 class VQAAnswerer:
     """Closed and open VQA over a training set of (image, question, answer) triples.
 
@@ -344,23 +377,26 @@ class VQAAnswerer:
         """The options of a choice question, best first, each with its share of the evidence.
 
         Evidence for an option: the similarity of each of the ``k`` most similar training questions whose answer
-        names it (its key word), plus ``prior_weight`` x the option's share of the training answers that name
-        an option (how often answers say "left" rather than "right"). An option is written as the span of it
-        most often given as a whole training answer ("left side" or "left").
+        names it (:func:`_option_named`), plus ``prior_weight`` x the option's share of the training answers that
+        name an option (how often answers say "left" rather than "right"). An option is written as
+        :func:`_option_text` says.
         """
         core = self.core
         # How often each (normalised) answer was given in training; the memory rows are the training questions.
         counts = dict(zip(core.answers, np.bincount(core.train_labels, minlength=len(core.answers)).tolist()))
         top = np.argsort(-sim)[:k]
-        near = [(set(core.answers[core.train_labels[j]].split()), max(float(sim[j]), 0.0)) for j in top]
-        votes, priors, shown = [], [], []
-        for spans in options:
-            key = set(spans[0].split())
-            votes.append(sum(w for words, w in near if key <= words))
-            priors.append(sum(c for a, c in counts.items() if key <= set(a.split())))
-            shown.append(max(spans, key=lambda span: (counts.get(span, 0), -len(span))))
-        prior = np.asarray(priors, float) / max(sum(priors), 1)
-        score = np.asarray(votes, float) + prior_weight * prior + 1e-6 * np.arange(len(options))  # ties: the last
+        votes, priors = np.zeros(len(options)), np.zeros(len(options))
+        for j in top:
+            named = _option_named(core.answers[core.train_labels[j]], options)
+            if named is not None:
+                votes[named] += max(float(sim[j]), 0.0)
+        for answer, count in counts.items():
+            named = _option_named(answer, options)
+            if named is not None:
+                priors[named] += count
+        shown = [_option_text(j, options, counts) for j in range(len(options))]
+        prior = priors / max(priors.sum(), 1)
+        score = votes + prior_weight * prior + 1e-6 * np.arange(len(options))  # ties: the last
         share = (score + 0.1) / (score.sum() + 0.1 * len(options))
         order = np.argsort(-score)
         return [(self.display.get(shown[j], shown[j]), float(OPTION_CONFIDENCE * share[j])) for j in order]

@@ -117,6 +117,38 @@ def test_a_choice_question_gets_one_of_its_options_even_when_no_training_answer_
     assert one.confidence <= OPTION_CONFIDENCE
 
 
+@pytest.mark.parametrize("question, written", [
+    # Options no training answer gives are written as the question writes them, never as a bare prefix ("non").
+    ("Is the CSF enhanced or non-enhanced?", ["enhanced", "non enhanced"]),
+    ("Is the abnormality hyper dense or hypo dense?", ["hyper dense", "hypo dense"]),
+    ("Is the lesion more or less dense?", ["more dense", "less dense"]),
+    ("Do you suspect a vascular process or a genetic process?", ["process", "genetic"]),
+    ("Is the mass solid or cystic in nature?", ["solid", "cystic"]),
+])
+def test_an_option_is_written_as_the_question_writes_it(question, written):
+    from kgclip.rag.router import question_options
+    from kgclip.rag.vqa import _option_text
+
+    options = question_options(question)
+    assert [_option_text(j, options, {}) for j in range(len(options))] == written
+    # A span given as a whole training answer wins ("left side" over "left" when it is the more frequent).
+    side = question_options("Is the lesion on the right or left side?")
+    assert _option_text(1, side, {"left side": 3, "left": 1}) == "left side"
+    assert _option_text(1, side, {"left side": 1, "left": 3}) == "left"
+
+
+def test_an_answer_names_the_option_it_covers_most_of():
+    from kgclip.rag.router import question_options
+    from kgclip.rag.vqa import _option_named
+
+    options = question_options("Is the CSF enhanced or non-enhanced?")
+    assert _option_named("non enhanced", options) == 1 and _option_named("enhanced", options) == 0
+    dense = question_options("Is the lesion more or less dense?")
+    assert _option_named("more dense", dense) == 0 and _option_named("less dense", dense) == 1
+    assert _option_named("left and right", question_options("Is it on the left or right?")) is None  # both
+    assert _option_named("yes", dense) is None
+
+
 def test_fit_learns_the_abstention_threshold_of_its_least_confident_answers(fitted, data, tmp_path):
     """The threshold is the abstain_share quantile of the calibrated out-of-fold confidences; it is saved, and an
     answer below it is declined with the reason."""

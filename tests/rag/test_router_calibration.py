@@ -147,6 +147,8 @@ def test_coverage_and_bootstrap():
     ("Is the lesion on the patient's right or left side?", [("right", "right side"), ("left", "left side")]),
     ("Was this image taken with or without contrast?", [("with", "taken with", "with contrast"),
                                                        ("without", "without contrast")]),
+    # The left option already ends with the shared word: no "enhanced enhanced".
+    ("Is the CSF enhanced or non-enhanced?", [("enhanced", "csf enhanced"), ("non", "non enhanced")]),
     ("Are there epidural or subdural bleeds as well?", []),  # existence: yes / no
     ("Can you evaluate the kidneys, bladder or ureters in this image?", []),
     ("Is there a pleural effusion?", []),
