@@ -140,9 +140,15 @@ def question_form(question: str) -> AnswerForm:
     if q.startswith(_AUX) or re.match(r"^(is|are|does|do|was|were|can|has|have|did)\b", q):
         # "Is there X or Y?" / "Can you see X or Y?" still ask yes/no (see _YES_NO_OR); only others offer options.
         return "choice" if re.search(r"\w,? or \w", q) and not _YES_NO_OR.match(q) else "yes/no"
-    if re.search(r"\b(is|are) (this|these|the|it)\b.*\w,? or \w", q):
+    if re.search(r"\b(is|are) (this|these|the|it)\b.*\w,? or \w", q) or _WH_CHOICE.match(q):
         return "choice"
     return "open"
+
+
+# A wh-question that offers its options after a comma or colon: "Which is highlighted, white or gray matter?",
+# "What is denser, the mass or the surrounding tissue?". Read as open, they were answered with a concept of the
+# similar cases ("lateral ventricle"); VQA-RAD marks them closed.
+_WH_CHOICE = re.compile(r"^(?:what|which|where|how|who)\b[^,:]*[,:]\s*(?P<options>.*\w,? or \w.*)$")
 
 
 # "... on this CT?", "... in this chest x-ray?": where to look, not what is asked. Left out when the kind is read, so
@@ -231,6 +237,9 @@ def question_options(question: str) -> list[tuple[str, ...]]:
     q = _main_clause(_clean(question)).strip(" ?.!")
     if question_form(question) != "choice" or _YES_NO_OR.match(q):
         return []
+    wh = _WH_CHOICE.match(q)
+    if wh:  # the options follow the comma or colon; the question before it is not one
+        q = wh["options"]
     head, sep, tail = q.rpartition(" or ")
     if not sep:
         return []

@@ -35,8 +35,10 @@ from kgclip.stats import bootstrap_ci
     ("Any evidence of epidural or subdural hematoma?", "presence", "yes/no"),  # an "or" in it still asks yes/no
     ("Besides the mass in the temporal horn, are there other enhancements?", "presence", "yes/no"),
     ("Besides the mass, is the lesion on the left or right?", "laterality", "choice"),
-    # A leading clause that holds the question word stays what it was.
-    ("What is denser, the mass or the surrounding tissue?", "open", "open"),
+    # A leading clause that holds the question word is not cut off; its options after the comma make a choice
+    # (it was open, and answered with a concept of the similar cases: "lateral ventricle").
+    ("What is denser, the mass or the surrounding tissue?", "open", "choice"),
+    ("Which is highlighted in this image, white or gray matter?", "open", "choice"),
     ("Anterior to the aorta, what structure is seen?", "organ", "open"),
 ])
 def test_route_question(question, kind, form):
@@ -147,6 +149,10 @@ def test_coverage_and_bootstrap():
     ("Is the lesion on the patient's right or left side?", [("right", "right side"), ("left", "left side")]),
     ("Was this image taken with or without contrast?", [("with", "taken with", "with contrast"),
                                                        ("without", "without contrast")]),
+    # A wh-question's options follow its comma or colon.
+    ("Which is highlighted in this image, white or gray matter?", [("white", "white matter"),
+                                                                   ("gray", "gray matter")]),
+    ("Which is it: CT, MRI, or ultrasound?", [("ct",), ("mri",), ("ultrasound",)]),
     # The left option already ends with the shared word: no "enhanced enhanced".
     ("Is the CSF enhanced or non-enhanced?", [("enhanced", "csf enhanced"), ("non", "non enhanced")]),
     ("Are there epidural or subdural bleeds as well?", []),  # existence: yes / no
