@@ -16,7 +16,8 @@ import numpy as np
 
 from kgclip.ontology.model import IS_A, SAME_AS, ConceptGraph
 
-__all__ = ["case_weights", "content_words", "GraphExpander", "ConceptSupport", "concept_support", "is_diagnosis"]
+__all__ = ["case_weights", "content_words", "GraphExpander", "ConceptSupport", "concept_support", "is_diagnosis",
+           "is_finding"]
 
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
 # Function words and report boilerplate verbs: they agree across any two reports and say nothing about the image.
@@ -181,4 +182,29 @@ def is_diagnosis(graph: ConceptGraph | None, cid: str) -> bool:
         node, depth = parents[0], depth + 1
         if graph.name_of(node).lower() in _FINDING_ROOTS:
             return depth >= 2
+    return False
+
+
+def is_finding(graph: ConceptGraph | None, cid: str) -> bool:
+    """A disease or any clinical finding: a Disease Ontology concept other than its root, or a concept with a
+    "clinical finding" / "pathophysiologic finding" / "disease" / "disorder" ancestor by is-a at any depth (broader
+    than :func:`is_diagnosis`: "cardiomegaly" right under "clinical finding" is one)."""
+    if graph is None or cid not in graph:
+        return cid.startswith("DOID:") and cid != "DOID:4"
+    concept = graph.get(cid)
+    if cid.startswith("DOID:") or (concept is not None and concept.source == "doid"):
+        return cid != "DOID:4"
+    seen, frontier = {cid}, [cid]
+    for _ in range(15):
+        nxt = []
+        for node in frontier:
+            for parent in graph.parents(node, IS_A):
+                if graph.name_of(parent).lower() in _FINDING_ROOTS:
+                    return True
+                if parent not in seen:
+                    seen.add(parent)
+                    nxt.append(parent)
+        if not nxt:
+            return False
+        frontier = nxt
     return False

@@ -37,7 +37,7 @@ images or one of the workspace's cases; like only the cases (ones a user added),
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,8 +57,8 @@ from kgclip.rag.router import HEADER_MODALITY, route_question
 from kgclip.rag.vqa import Answer, Prediction
 
 __all__ = ["ground_answer", "out_of_range_answer", "header_answer", "case_presence_vote", "case_metadata_vote",
-           "blend_presence", "case_concept_answer", "mentioned", "presence_targets", "CASE_WEIGHT", "OPEN_FROM_CASES",
-           "CASE_SOURCES"]
+           "blend_presence", "case_concept_answer", "asks_for_finding", "mentioned", "presence_targets",
+           "CASE_WEIGHT", "OPEN_FROM_CASES", "CASE_SOURCES"]
 
 CASE_WEIGHT = 1.0  # weight of the similar cases' finding votes against the answerer (selected on --split val)
 # Answers that rest on the workspace's cases: the similar cases' findings and metadata, and the metadata classifiers
@@ -291,10 +291,12 @@ def blend_presence(p_model_yes: float, p_cases: float, voters: int, case_weight:
 
 
 def case_concept_answer(question: str, hits: Sequence[Any], tagger: ConceptTagger, temperature: float = 0.05,
-                        cache: dict | None = None) -> tuple[str, float] | None:
+                        cache: dict | None = None, keep: Callable[[str], bool] | None = None
+                        ) -> tuple[str, float] | None:
     """An open answer from the similar cases' vocabulary: the affirmed concept mention the cases share most
-    (similarity-weighted), among concepts the question does not already name. ``(mention as written, weight share)``
-    or ``None``. This is how an answer outside the training answers can be given."""
+    (similarity-weighted), among concepts the question does not already name (and, with ``keep``, only concepts
+    it keeps: findings for "What is the pathology?"). ``(mention as written, weight share)`` or ``None``. This is
+    how an answer outside the training answers can be given."""
     if not hits:
         return None
     cache = {} if cache is None else cache
@@ -310,7 +312,7 @@ def case_concept_answer(question: str, hits: Sequence[Any], tagger: ConceptTagge
             cache[("mentions", text)] = [(m.concept_id, m.matched, m.negated or m.uncertain) for m in tagger.link(text)]
         w = float(np.exp((hit.score - top) / temperature))
         for cid, matched, unsure in dict.fromkeys(cache[("mentions", text)]):
-            if unsure or cid in asked:
+            if unsure or cid in asked or (keep is not None and not keep(cid)):
                 continue
             scores[cid] = scores.get(cid, 0.0) + w
             written.setdefault(cid, str(matched).lower())
@@ -324,6 +326,23 @@ def case_concept_answer(question: str, hits: Sequence[Any], tagger: ConceptTagge
 # not "What test might reveal the diagnosis?".
 _ASKS_DIAGNOSIS = re.compile(r"\b(diagnos[ie]s|disease|differential|condition)\b")
 _NOT_DIAGNOSIS = re.compile(r"\b(test|procedure|done|get to|reveal|make|origin)\b")
+
+
+# "What is the pathology?", "What does the blunting indicate?", "... consistent with what?": a finding or disease is
+# asked for, and an answer from the similar cases' words must be one ("abdomen" is not what a hypodensity suggests).
+_ASKS_FINDING = re.compile(r"\b(patholog\w*|abnormalit\w*|findings?|suggest\w*|indicat\w*|consistent with|going on"
+                           r"|wrong|diagnos[ie]s|disease|condition|process)\b")
+
+
+# ... unless it asks how to reach a diagnosis, or about a property of the finding ("What density is the abnormality?").
+_NOT_FINDING = re.compile(r"\b(test|procedure|done|get to|reveal|make|origin|density|intensit\w*|size|shape|signal"
+                          r"|location|where)\b")
+
+
+def asks_for_finding(question: str) -> bool:
+    """Whether an open question asks for a finding or disease (see :data:`_ASKS_FINDING`)."""
+    q = question.lower()
+    return bool(_ASKS_FINDING.search(q)) and not _NOT_FINDING.search(q) and route_question(question).form == "open"
 
 
 def asks_for_diagnosis(question: str) -> bool:
@@ -431,7 +450,8 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
         text, confidence = dx[0], min(dx[1], DIAGNOSIS_CONFIDENCE)
         flags = {"source": "case-diagnoses", "cases": ",".join(dx[2]), "support": f"{dx[1]:.2f}"}
     elif (route.kind == "open" and route.form == "open" and tagger is not None and pred.confidence < open_from_cases
-          and (found := case_concept_answer(question, hits, tagger, cache=cache))):
+          and (found := case_concept_answer(question, hits, tagger, cache=cache,
+                                            keep=_finding_filter(question, graph, cache)))):
         # The answerer is unsure and the similar cases name a finding: answer with the cases' own words.
         text, confidence = found[0], min(pred.confidence, found[1])
         flags = {"source": "case-concepts"}
@@ -457,6 +477,24 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
     if reason:
         answer.abstained, answer.abstain_reason = True, reason
     return answer
+
+
+def _finding_filter(question: str, graph: ConceptGraph | None, cache: dict | None) -> Callable[[str], bool] | None:
+    """For a question asking for a finding or disease (:func:`asks_for_finding`): which concepts may answer it
+    (diseases and findings, :func:`~kgclip.rag.consensus.is_finding`, memoised in ``cache``); else ``None`` (any
+    concept)."""
+    if graph is None or not asks_for_finding(question):
+        return None
+    from kgclip.rag.consensus import is_finding
+
+    memo = {} if cache is None else cache
+
+    def keep(cid: str) -> bool:
+        if ("finding", cid) not in memo:
+            memo[("finding", cid)] = is_finding(graph, cid)
+        return memo[("finding", cid)]
+
+    return keep
 
 
 def _names_disease(text: str, tagger: ConceptTagger, graph: ConceptGraph) -> bool:

@@ -124,6 +124,34 @@ def test_open_answer_from_the_cases_vocabulary(tagger):
     assert kept.text == "atelectasis"
 
 
+def test_a_question_asking_for_a_finding_is_answered_with_one(tagger):
+    """'What does the hypodensity suggest?' was answered 'abdomen' (the concept the similar cases share most); a
+    question asking for a finding or disease takes one from the cases' words, or none."""
+    from kgclip.rag.grounding import asks_for_finding
+
+    assert asks_for_finding("What does the blunting of the costophrenic angles indicate?")
+    assert asks_for_finding("What is the pathology in this image?")
+    assert not asks_for_finding("What test might reveal the diagnosis?")
+    assert not asks_for_finding("What density is the abnormality?")  # a property, not a finding
+    assert not asks_for_finding("Is this consistent with pneumonia?")  # yes / no
+    hits = [_hit("a", 0.9, "The lung is clear. Small pleural effusion."), _hit("b", 0.89, "Lung and pleura."),
+            _hit("c", 0.88, "Lung nodule.")]
+    pred = Prediction("atelectasis", "atelectasis", 0.05, "open", [], [], [], raw_confidence=0.05, form="open",
+                      route="open", image_similarity=0.95)
+    ok = InputCheck(True, "", {"source_format": "png"})
+
+    def ask(question: str) -> str:
+        return ground_answer(pred, question, ok, hits, None, tagger=tagger, graph=tiny_graph(), image_threshold=0.5,
+                             min_confidence=0.0, open_from_cases=0.2).text
+
+    assert ask("What does the opacity suggest?") == "pleural effusion"
+    assert ask("What is visible?") == "lung"  # not a finding question: the most shared concept
+    only_anatomy = [_hit("b", 0.9, "Lung and pleura.")]
+    assert ground_answer(pred, "What does the opacity suggest?", ok, only_anatomy, None, tagger=tagger,
+                         graph=tiny_graph(), image_threshold=0.5, min_confidence=0.0,
+                         open_from_cases=0.2).text == "atelectasis"  # no finding in the cases: the answerer's
+
+
 def test_candidates_follow_the_grounded_answer(tagger):
     pred, ok, hits = _effusion_no(0.85)
     voted = ground_answer(pred, "Is there a pleural effusion?", ok, hits, None, tagger=tagger, graph=tiny_graph(),
