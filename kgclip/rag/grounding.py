@@ -536,17 +536,21 @@ def question_elsewhere(concept_ids: Sequence[str], header: dict[str, Any] | None
 
 def _final_candidates(pred: Prediction, text: str, confidence: float, grounded: bool) -> list[tuple[str, float]]:
     """The candidates shown beside the answer, on its calibrated scale: the answer at its confidence; for yes / no
-    the other side at the rest; for an answer of the answerer, its other candidates sharing the rest in its own
-    proportions; for one from the header, the classifiers or the cases, nothing else (the answerer's distribution
-    it overrode, "yes (0.58)" beside "No 0.85, Yes 0.15", read as a contradiction). The answerer's raw
-    distribution beside a calibrated confidence read as one too: "No (78 %)" beside "Yes 1 %"."""
+    the other side at the rest; for an answer of the answerer, its other candidates in its own proportions, sharing
+    the rest but never above the answer (scaled as the answer was: "Normal (30 %)" for "Is the heart enlarged or
+    normal in size?" stood beside "enlarged 70 %", the rest of a confidence that option answers rarely earn); for one
+    from the header, the classifiers or the cases, nothing else (the answerer's distribution it overrode, "yes
+    (0.58)" beside "No 0.85, Yes 0.15", read as a contradiction). The answerer's raw distribution beside a
+    calibrated confidence read as one too: "No (78 %)" beside "Yes 1 %"."""
     said = text.strip().lower()
     if said in ("yes", "no"):
         other = "no" if said == "yes" else "yes"
         return [(text, confidence), (other.capitalize() if text.strip()[:1].isupper() else other, 1.0 - confidence)]
     others = [] if grounded else [(c, p) for c, p in pred.candidates if c.strip().lower() != said and p > 0]
     total = sum(p for _, p in others)
-    return [(text, confidence)] + [(c, (1.0 - confidence) * p / total) for c, p in others]
+    own = next((p for c, p in pred.candidates if c.strip().lower() == said), 0.0) or max(
+        (p for _, p in others), default=0.0)
+    return [(text, confidence)] + [(c, min((1.0 - confidence) * p / total, confidence * p / own)) for c, p in others]
 
 
 def _with_confidence(pred: Prediction, confidence: float) -> Prediction:
