@@ -51,10 +51,11 @@ _ADJACENT: dict[str, frozenset[str]] = {
 _LABEL_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"head and neck|head & neck|headneck", ("head", "neck")),
     (r"abdomenpelvis|abdpelv[a-z]*|abdomen and pelvis|abd/pel[a-z]*", ("abdomen", "pelvis")),
-    (r"chestabdomen|chestabdpelv[a-z]*|thoracoabdominal", ("chest", "abdomen")),
-    (r"neckchest[a-z]*", ("neck", "chest")),  # NECKCHEST, NECKCHESTABDOMEN, NECKCHESTABDPELV
-    (r"neckchestabd[a-z]*|chestabdpelv[a-z]*", ("abdomen",)),
-    (r"neckchestabdpelv[a-z]*|chestabdpelv[a-z]*", ("pelvis",)),
+    (r"chestabdomen|thoracoabdominal", ("chest", "abdomen")),
+    (r"chestabdpelv[a-z]*", ("chest", "abdomen", "pelvis")),
+    (r"neckchest", ("neck", "chest")),
+    (r"neckchestabdomen", ("neck", "chest", "abdomen")),
+    (r"neckchestabdpelv[a-z]*", ("neck", "chest", "abdomen", "pelvis")),
     (r"[ctls]-?spine|tlspine|spine|spinal|vertebra[a-z]*|lumbar|sacrum|sacral|coccyx|back|facet", ("spine",)),
     (r"head|brain[a-z]*|skull|neuro[a-z]*|cranial|intracranial|cranium|cerebr[a-z]*|cerebell[a-z]*|hippocamp[a-z]*"
      r"|circleofwillis|orbit[a-z]*|eye|eyelid|cornea|sclera|ear|nose|mouth|tongue|face|facial|cheek|scalp|maxilla"
