@@ -95,6 +95,10 @@ class GraphExpander:
             hit = self._diagnosis[concept_id] = is_diagnosis(self.graph, concept_id)
         return hit
 
+    def is_finding(self, concept_id: str) -> bool:
+        """:func:`is_finding`, memoised."""
+        return bool(self.cached("finding", concept_id, lambda: is_finding(self.graph, concept_id, self)))
+
     def related(self, a: str, b: str) -> bool:
         """Same concept, equivalent, or one an ancestor of the other within ``hops`` ("effusion" vs "pleural
         effusion")."""
@@ -185,26 +189,19 @@ def is_diagnosis(graph: ConceptGraph | None, cid: str) -> bool:
     return False
 
 
-def is_finding(graph: ConceptGraph | None, cid: str) -> bool:
+# How many is-a levels up a finding's root ("clinical finding", "disease", ...) is looked for.
+_ROOT_LEVELS = 15
+
+
+def is_finding(graph: ConceptGraph | None, cid: str, expander: GraphExpander | None = None) -> bool:
     """A disease or any clinical finding: a Disease Ontology concept other than its root, or a concept with a
     "clinical finding" / "pathophysiologic finding" / "disease" / "disorder" ancestor by is-a at any depth (broader
-    than :func:`is_diagnosis`: "cardiomegaly" right under "clinical finding" is one)."""
+    than :func:`is_diagnosis`: "cardiomegaly" right under "clinical finding" is one). ``expander``: whose memo of
+    ancestors to use (:meth:`GraphExpander.is_finding`)."""
     if graph is None or cid not in graph:
         return cid.startswith("DOID:") and cid != "DOID:4"
     concept = graph.get(cid)
     if cid.startswith("DOID:") or (concept is not None and concept.source == "doid"):
         return cid != "DOID:4"
-    seen, frontier = {cid}, [cid]
-    for _ in range(15):
-        nxt = []
-        for node in frontier:
-            for parent in graph.parents(node, IS_A):
-                if graph.name_of(parent).lower() in _FINDING_ROOTS:
-                    return True
-                if parent not in seen:
-                    seen.add(parent)
-                    nxt.append(parent)
-        if not nxt:
-            return False
-        frontier = nxt
-    return False
+    ancestors = (expander or GraphExpander(graph, _ROOT_LEVELS)).with_hops(_ROOT_LEVELS).ancestors(cid)
+    return any(level > 0 and graph.name_of(a).lower() in _FINDING_ROOTS for a, level in ancestors.items())

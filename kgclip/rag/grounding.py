@@ -360,7 +360,7 @@ def case_diagnosis_answer(hits: Sequence[Any], tagger: ConceptTagger, graph: Con
     cases without a diagnosis dilute it). A case's diagnoses: its ``metadata["diagnosis"]``, else its impression
     section.
     ``None`` when no similar case names a disease."""
-    from kgclip.rag.consensus import ConceptSupport, GraphExpander, case_weights
+    from kgclip.rag.consensus import ConceptSupport, case_weights
     from kgclip.rag.impression import reason_impression
 
     if not hits:
@@ -375,9 +375,7 @@ def case_diagnosis_answer(hits: Sequence[Any], tagger: ConceptTagger, graph: Con
         diagnoses.append(cache[("dx", text)])
     if not any(diagnoses):
         return None
-    expander = cache.get(("expander", id(graph)))
-    if expander is None:
-        expander = cache[("expander", id(graph))] = GraphExpander(graph, 1)
+    expander = _expander(graph, cache)
     weights = case_weights([h.score for h in hits], temperature)
     lines = reason_impression([], [h.case_id for h in hits], diagnoses, weights, ConceptSupport(), expander, set(), 1)
     if not lines:
@@ -481,20 +479,22 @@ def ground_answer(pred: Prediction, question: str, check: InputCheck, hits: Sequ
 
 def _finding_filter(question: str, graph: ConceptGraph | None, cache: dict | None) -> Callable[[str], bool] | None:
     """For a question asking for a finding or disease (:func:`asks_for_finding`): which concepts may answer it
-    (diseases and findings, :func:`~kgclip.rag.consensus.is_finding`, memoised in ``cache``); else ``None`` (any
-    concept)."""
+    (diseases and findings, :func:`~kgclip.rag.consensus.is_finding`, memoised on the ``cache``'s expander); else
+    ``None`` (any concept)."""
     if graph is None or not asks_for_finding(question):
         return None
-    from kgclip.rag.consensus import is_finding
+    return _expander(graph, {} if cache is None else cache).is_finding
 
-    memo = {} if cache is None else cache
 
-    def keep(cid: str) -> bool:
-        if ("finding", cid) not in memo:
-            memo[("finding", cid)] = is_finding(graph, cid)
-        return memo[("finding", cid)]
+def _expander(graph: ConceptGraph, cache: dict) -> Any:
+    """The :class:`~kgclip.rag.consensus.GraphExpander` (one is-a level) kept in ``cache`` for ``graph``: its memo
+    of ancestors serves every question answered with that cache."""
+    from kgclip.rag.consensus import GraphExpander
 
-    return keep
+    expander = cache.get(("expander", id(graph)))
+    if expander is None:
+        expander = cache[("expander", id(graph))] = GraphExpander(graph, 1)
+    return expander
 
 
 def _names_disease(text: str, tagger: ConceptTagger, graph: ConceptGraph) -> bool:
