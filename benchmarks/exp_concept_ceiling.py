@@ -89,16 +89,12 @@ def mix(a: Mapping[str, float], b: Mapping[str, float], share_a: float) -> dict[
 
 
 def vote(case_ids: list[str], scores: np.ndarray, concepts: Mapping[str, set[str]]) -> dict[str, float]:
-    """Similarity-weighted share of the cases asserting each concept (softmax weights at KNN_TEMPERATURE)."""
-    if not case_ids:
-        return {}
-    w = np.exp((scores - scores.max()) / KNN_TEMPERATURE)
-    w /= w.sum()
-    out: Counter = Counter()
-    for cid, wi in zip(case_ids, w):
-        for c in concepts[cid]:
-            out[c] += float(wi)
-    return dict(out)
+    """Similarity-weighted share of the cases asserting each concept, as the drafter's consensus weighs them
+    (``case_weights`` at KNN_TEMPERATURE, no graph)."""
+    from kgclip.rag.consensus import case_weights, concept_support
+
+    weights = case_weights(scores, KNN_TEMPERATURE)
+    return concept_support(case_ids, [concepts[c] for c in case_ids], [[] for _ in case_ids], weights).positive
 
 
 def sentence_oracle(candidates: list[set[str]], gold: set[str], f1) -> float:  # noqa: ANN001
